@@ -1,0 +1,1 @@
+"""The ``nlpzk`` command line: a thin typer app over the ``nlpzk`` library."""

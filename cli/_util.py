@@ -1,0 +1,131 @@
+"""Shared CLI plumbing: the root group, global options, error translation, output conventions.
+
+Errors are turned into one line and an exit code in exactly one place: :class:`NlpzkGroup`.
+Every command that prints data takes ``--json`` and then prints exactly one JSON document on stdout.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from typing import Any, Callable
+
+import typer
+from rich.console import Console
+from typer.core import TyperGroup
+
+# typer's exceptions for "stop here with this code" and for usage errors pass through untouched.
+_PASS_THROUGH = (typer.Exit, typer.Abort, typer.BadParameter.__mro__[2])  # ..., ClickException
+
+out = Console(soft_wrap=True, highlight=False)
+err = Console(stderr=True, soft_wrap=True, highlight=False)
+
+JsonOption = typer.Option(False, "--json", help="Print one JSON document on stdout (for scripts).")
+YesOption = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")
+
+
+def error_line(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True) if err.is_terminal else print(
+        f"error: {message}", file=sys.stderr
+    )
+
+
+class NlpzkGroup(TyperGroup):
+    """Root group: maps NlpzkError (and kazoo/OS errors the library translates) to one line + exit code."""
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except _PASS_THROUGH:
+            raise
+        except KeyboardInterrupt:
+            error_line("interrupted")
+            raise typer.Exit(130) from None
+        except Exception as exc:  # noqa: BLE001 - this is the one translation point
+            from nlpzk.cluster import as_nlpzk_error
+
+            mapped = as_nlpzk_error(exc)
+            if mapped is None:
+                raise
+            error_line(mapped.line())
+            raise typer.Exit(mapped.exit_code) from None
+
+    def list_commands(self, ctx: typer.Context) -> list[str]:
+        # keep the order commands were added in (the user's journey), not alphabetical
+        return list(self.commands)
+
+
+@dataclasses.dataclass
+class State:
+    flags: dict[str, Any]
+    config_file: str | None = None
+    _config: Any = None
+    _cluster: Any = None
+
+    def config(self):
+        if self._config is None:
+            from nlpzk.config import Config
+
+            self._config = Config.resolve(flags=self.flags, toml_path=self.config_file or True)
+        return self._config
+
+    def cluster(self):
+        if self._cluster is None:
+            from nlpzk.cluster import Cluster
+
+            config = self.config()
+            self._cluster = Cluster.connect(config)
+            if self._cluster.started_server:
+                print(
+                    f"started the embedded ZooKeeper on 127.0.0.1:{config.zk_port} (data in {config.state_path}/zookeeper; "
+                    "stop it with: nlpzk zk stop)",
+                    file=sys.stderr,
+                )
+        return self._cluster
+
+    def close(self) -> None:
+        if self._cluster is not None:
+            self._cluster.close()
+            self._cluster = None
+
+
+def state(ctx: typer.Context) -> State:
+    root = ctx.find_root()
+    if not isinstance(root.obj, State):
+        root.obj = State(flags={})
+    return root.obj
+
+
+def cluster(ctx: typer.Context):
+    return state(ctx).cluster()
+
+
+def config(ctx: typer.Context):
+    return state(ctx).config()
+
+
+def emit(data: Any, as_json: bool, human: Callable[[Any], None] | None = None) -> None:
+    """Print ``data`` as JSON (``--json``) or through ``human`` (rich)."""
+    if as_json or human is None:
+        print(json.dumps(data, indent=2, sort_keys=True, default=str))
+    else:
+        human(data)
+
+
+def confirm(question: str, yes: bool) -> None:
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        error_line(f"{question} — refusing without a terminal; pass --yes")
+        raise typer.Exit(5)
+    if not typer.confirm(question, default=False):
+        raise typer.Exit(1)
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"

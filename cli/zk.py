@@ -1,0 +1,144 @@
+"""``nlpzk zk``: the embedded ZooKeeper server, a local test ensemble, and a look at the registry."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from nlpzk.zk import server as zkserver
+
+from . import _util
+
+app = typer.Typer(help="Run the embedded ZooKeeper (or a local 3-server ensemble) and inspect servers.", no_args_is_help=True)
+ensemble_app = typer.Typer(help="A local ZooKeeper ensemble on one machine (for failure tests and trying replication).", no_args_is_help=True)
+app.add_typer(ensemble_app, name="ensemble")
+
+
+def _status_rows(addresses: list[str]) -> list[dict]:
+    rows = []
+    for addr in addresses:
+        host, _, port = addr.rpartition(":")
+        st = zkserver.parse_srvr(zkserver.four_letter(host, int(port), "srvr"))
+        rows.append({"address": addr, "serving": bool(st), "mode": (st or {}).get("mode"), "version": (st or {}).get("version"), "nodes": (st or {}).get("node_count")})
+    return rows
+
+
+def _print_rows(rows: list[dict]) -> None:
+    table = Table("server", "serving", "mode", "version", "znodes")
+    for r in rows:
+        table.add_row(r["address"], "yes" if r["serving"] else "[red]no[/]", r["mode"] or "-", r["version"] or "-", str(r["nodes"] or "-"))
+    _util.out.print(table)
+
+
+@app.command("start")
+def start(ctx: typer.Context, as_json: bool = _util.JsonOption) -> None:
+    """Start the embedded standalone ZooKeeper on loopback (does nothing if it already runs).
+
+    Example: nlpzk zk start --zk-port 12181
+    """
+    cfg = _util.config(ctx)
+    started = zkserver.ensure_embedded(cfg.state_path, cfg.zk_port)
+    server = zkserver.embedded_server(cfg.state_path, cfg.zk_port)
+    info = {"started": started, "address": server.address, "dir": str(server.dir), "pid": server.pid(), **(server.status() or {})}
+    _util.emit(
+        info,
+        as_json,
+        lambda i: _util.out.print(
+            f"{'started' if i['started'] else 'already running:'} ZooKeeper {i.get('version', '')} at {i['address']} "
+            f"(mode {i.get('mode')}, pid {i['pid']}, data in {i['dir']})"
+        ),
+    )
+
+
+@app.command("stop")
+def stop(ctx: typer.Context, as_json: bool = _util.JsonOption) -> None:
+    """Stop the embedded ZooKeeper (does nothing if it is not running)."""
+    cfg = _util.config(ctx)
+    server = zkserver.embedded_server(cfg.state_path, cfg.zk_port)
+    stopped = server.stop()
+    _util.emit({"stopped": stopped, "address": server.address}, as_json, lambda i: _util.out.print("stopped" if i["stopped"] else "not running"))
+
+
+@app.command("status")
+def status(ctx: typer.Context, as_json: bool = _util.JsonOption) -> None:
+    """Mode and version of each configured server (via the `srvr` four-letter word). Exit 3 if none serves."""
+    cfg = _util.config(ctx)
+    hosts, chroot = cfg.hosts_and_chroot()
+    rows = _status_rows(hosts.split(","))
+    if cfg.embedded:
+        server = zkserver.embedded_server(cfg.state_path, cfg.zk_port)
+        for r in rows:
+            r.update(embedded=True, pid=server.pid(), dir=str(server.dir))
+    _util.emit({"chroot": chroot, "servers": rows}, as_json, lambda d: _print_rows(d["servers"]))
+    if not any(r["serving"] for r in rows):
+        raise typer.Exit(3)
+
+
+@app.command("tree")
+def tree(ctx: typer.Context, path: str = typer.Argument("/", help="Path under the chroot."), depth: int = typer.Option(4, help="How deep to go.")) -> None:
+    """Print the znodes under the chroot (a quick look at the registry)."""
+    zk = _util.cluster(ctx).zk
+    from nlpzk.zk.registry import children
+
+    def walk(p: str, level: int) -> None:
+        name = p.rsplit("/", 1)[-1] or _util.config(ctx).hosts_and_chroot()[1]
+        _util.out.print("  " * level + name)
+        if level < depth:
+            for child in children(zk, p):
+                walk(p.rstrip("/") + "/" + child, level + 1)
+
+    walk(path, 0)
+
+
+def _ensemble(cfg, servers: int, base_port: int) -> zkserver.Ensemble:
+    return zkserver.Ensemble(cfg.state_path / "ensemble", servers, base_port=base_port)
+
+
+@ensemble_app.command("start")
+def ensemble_start(
+    ctx: typer.Context,
+    servers: int = typer.Option(3, "--servers", min=1, max=9, help="How many servers."),
+    base_port: int = typer.Option(12281, "--base-port", help="Client ports base..base+n-1; quorum +100; election +200."),
+    as_json: bool = _util.JsonOption,
+) -> None:
+    """Start a local ensemble and wait for a leader. Use it with --zk set to the printed hosts."""
+    cfg = _util.config(ctx)
+    ens = _ensemble(cfg, servers, base_port)
+    ens.start()
+    ens.wait_for_leader()
+    rows = _status_rows(ens.hosts.split(","))
+    _util.emit({"hosts": ens.hosts, "servers": rows}, as_json, lambda d: (_print_rows(d["servers"]), _util.out.print(f"--zk {d['hosts']}")))
+
+
+@ensemble_app.command("stop")
+def ensemble_stop(
+    ctx: typer.Context,
+    servers: int = typer.Option(3, "--servers", min=1, max=9),
+    base_port: int = typer.Option(12281, "--base-port"),
+    member: Optional[int] = typer.Option(None, "--member", help="Stop only this server id (1-based), e.g. to test fail-over."),
+) -> None:
+    """Stop the local ensemble (or one member of it)."""
+    cfg = _util.config(ctx)
+    ens = _ensemble(cfg, servers, base_port)
+    if member is not None:
+        if not 1 <= member <= servers:
+            raise typer.BadParameter(f"--member must be between 1 and {servers}")
+        ens.members[member - 1].stop()
+    else:
+        ens.stop()
+
+
+@ensemble_app.command("status")
+def ensemble_status(
+    ctx: typer.Context,
+    servers: int = typer.Option(3, "--servers", min=1, max=9),
+    base_port: int = typer.Option(12281, "--base-port"),
+    as_json: bool = _util.JsonOption,
+) -> None:
+    """Mode of each member of the local ensemble."""
+    cfg = _util.config(ctx)
+    ens = _ensemble(cfg, servers, base_port)
+    rows = _status_rows(ens.hosts.split(","))
+    _util.emit({"hosts": ens.hosts, "servers": rows}, as_json, lambda d: _print_rows(d["servers"]))

@@ -1,0 +1,217 @@
+"""Effective configuration: CLI flags > environment > ``nlpzk.toml`` > defaults.
+
+Every value remembers where it came from, so ``nlpzk config show`` can say why it is what it is.
+
+>>> cfg = Config.resolve(flags={"store": "file:///tmp/s"}, environ={}, toml_path=None)
+>>> cfg.store, cfg.source("store")
+('file:///tmp/s', 'flag')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+DEFAULT_CHROOT = "/nlpzk"
+DEFAULT_EMBEDDED_PORT = 12181
+
+
+def _state_home(environ: Mapping[str, str]) -> Path:
+    base = environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(base) / "nlpzk"
+
+
+def _data_home(environ: Mapping[str, str]) -> Path:
+    base = environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "nlpzk"
+
+
+# name -> (environment variable, type, secret)
+_FIELDS: dict[str, tuple[str, type, bool]] = {
+    "zk": ("NLPZK_ZK", str, False),
+    "store": ("NLPZK_STORE", str, False),
+    "auth": ("NLPZK_AUTH", str, True),
+    "acl_others": ("NLPZK_ACL_OTHERS", str, False),
+    "state_dir": ("NLPZK_STATE_DIR", str, False),
+    "zk_port": ("NLPZK_ZK_PORT", int, False),
+    "connect_timeout": ("NLPZK_CONNECT_TIMEOUT", float, False),
+    "session_timeout": ("NLPZK_SESSION_TIMEOUT", float, False),
+    "zk_tls": ("NLPZK_ZK_TLS", bool, False),
+    "zk_ca": ("NLPZK_ZK_CA", str, False),
+    "zk_cert": ("NLPZK_ZK_CERT", str, False),
+    "zk_key": ("NLPZK_ZK_KEY", str, False),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Where ZooKeeper and the store are, and how to talk to them.
+
+    ``zk`` is ``None`` for the embedded default server (started on demand on ``zk_port``).
+    ``auth`` is ``user:password`` for ZooKeeper digest auth; nodes nlpzk creates then carry an ACL
+    giving the creator all rights and others ``acl_others`` (``read`` or ``none``).
+    """
+
+    zk: str | None = None
+    store: str | None = None
+    auth: str | None = None
+    acl_others: str = "read"
+    state_dir: str | None = None
+    zk_port: int = DEFAULT_EMBEDDED_PORT
+    connect_timeout: float = 5.0
+    session_timeout: float = 10.0
+    zk_tls: bool = False
+    zk_ca: str | None = None
+    zk_cert: str | None = None
+    zk_key: str | None = None
+    sources: Mapping[str, str] = dataclasses.field(default_factory=dict, compare=False, repr=False)
+
+    # -- resolution ---------------------------------------------------------------------------
+
+    @classmethod
+    def resolve(
+        cls,
+        flags: Mapping[str, Any] | None = None,
+        environ: Mapping[str, str] | None = None,
+        toml_path: str | os.PathLike[str] | None | bool = True,
+    ) -> "Config":
+        """Merge flags, environment and ``nlpzk.toml``.
+
+        ``toml_path=True`` looks for ``$NLPZK_CONFIG`` or ``./nlpzk.toml``; ``None``/``False`` reads no file.
+        """
+        environ = os.environ if environ is None else environ
+        flags = {k: v for k, v in (flags or {}).items() if v is not None}
+        unknown = set(flags) - set(_FIELDS)
+        if unknown:
+            raise ConfigError(f"unknown configuration key(s): {', '.join(sorted(unknown))}")
+
+        file_values: dict[str, Any] = {}
+        file_name = None
+        if toml_path is True:
+            toml_path = environ.get("NLPZK_CONFIG") or ("nlpzk.toml" if os.path.exists("nlpzk.toml") else None)
+            if toml_path and not os.path.exists(toml_path):
+                raise ConfigError(f"config file {toml_path} (from NLPZK_CONFIG) does not exist")
+        if toml_path:
+            file_name = str(toml_path)
+            try:
+                with open(toml_path, "rb") as fh:
+                    file_values = tomllib.load(fh)
+            except FileNotFoundError:
+                raise ConfigError(f"config file {toml_path} does not exist") from None
+            except tomllib.TOMLDecodeError as exc:
+                raise ConfigError(f"config file {toml_path} is not valid TOML: {exc}") from None
+            file_values = file_values.get("nlpzk", file_values)
+            bad = set(file_values) - set(_FIELDS)
+            if bad:
+                raise ConfigError(
+                    f"config file {toml_path}: unknown key(s) {', '.join(sorted(bad))}",
+                    hint=f"known keys: {', '.join(_FIELDS)}",
+                )
+
+        values: dict[str, Any] = {}
+        sources: dict[str, str] = {}
+        for name, (env_name, typ, _secret) in _FIELDS.items():
+            if name in flags:
+                raw, src = flags[name], "flag"
+            elif environ.get(env_name) not in (None, ""):
+                raw, src = environ[env_name], f"env {env_name}"
+            elif name in file_values:
+                raw, src = file_values[name], f"file {file_name}"
+            else:
+                sources[name] = "default"
+                continue
+            values[name] = _coerce(name, raw, typ, src)
+            sources[name] = src
+
+        cfg = cls(**values, sources=sources)
+        cfg._validate()
+        return cfg
+
+    def _validate(self) -> None:
+        if self.acl_others not in ("read", "none"):
+            raise ConfigError(f"acl_others must be 'read' or 'none', not {self.acl_others!r}")
+        if self.auth is not None and ":" not in self.auth:
+            raise ConfigError("auth must look like user:password")
+        if self.connect_timeout <= 0 or self.session_timeout <= 0:
+            raise ConfigError("timeouts must be positive numbers of seconds")
+        if not (0 < self.zk_port < 65536):
+            raise ConfigError(f"zk_port {self.zk_port} is not a TCP port")
+        if self.zk is not None and not self.zk.strip():
+            raise ConfigError("zk is empty", hint="give host:port[,host:port...][/chroot]")
+
+    # -- derived values -----------------------------------------------------------------------
+
+    def source(self, name: str) -> str:
+        return self.sources.get(name, "default")
+
+    @property
+    def state_path(self) -> Path:
+        return Path(self.state_dir) if self.state_dir else _state_home(os.environ)
+
+    @property
+    def store_uri(self) -> str:
+        if self.store:
+            return self.store
+        return (_data_home(os.environ) / "store").as_uri()
+
+    @property
+    def embedded(self) -> bool:
+        """True when nlpzk runs (or reuses) its own ZooKeeper server."""
+        return self.zk is None
+
+    def hosts_and_chroot(self) -> tuple[str, str]:
+        """Split ``zk`` into the host list and the chroot (default ``/nlpzk``)."""
+        conn = self.zk if self.zk is not None else f"127.0.0.1:{self.zk_port}"
+        hosts, slash, chroot = conn.partition("/")
+        chroot = "/" + chroot.strip("/") if slash and chroot.strip("/") else DEFAULT_CHROOT
+        for host in hosts.split(","):
+            h, _, port = host.strip().rpartition(":")
+            if not h or not port.isdigit():
+                raise ConfigError(f"bad ZooKeeper address {host!r}", hint="use host:port[,host:port...][/chroot]")
+        return hosts, chroot
+
+    def with_overrides(self, **kwargs: Any) -> "Config":
+        sources = dict(self.sources)
+        sources.update({k: "flag" for k in kwargs})
+        return dataclasses.replace(self, sources=sources, **kwargs)
+
+    def show(self) -> list[dict[str, Any]]:
+        """Effective values with their sources; secrets masked."""
+        rows = []
+        for name, (env_name, _typ, secret) in _FIELDS.items():
+            value = getattr(self, name)
+            if secret and value:
+                user = str(value).split(":", 1)[0]
+                value = f"{user}:****"
+            rows.append({"key": name, "value": value, "source": self.source(name), "env": env_name})
+        rows.append({"key": "store (effective)", "value": self.store_uri, "source": "derived", "env": ""})
+        rows.append({"key": "state dir (effective)", "value": str(self.state_path), "source": "derived", "env": ""})
+        hosts, chroot = self.hosts_and_chroot()
+        rows.append({"key": "zk (effective)", "value": f"{hosts}{chroot}" + (" [embedded]" if self.embedded else ""), "source": "derived", "env": ""})
+        return rows
+
+
+def _coerce(name: str, raw: Any, typ: type, src: str) -> Any:
+    try:
+        if typ is bool:
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        return typ(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} from {src} is not a valid {typ.__name__}: {raw!r}") from None

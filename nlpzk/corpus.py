@@ -1,0 +1,232 @@
+"""Corpora as registered shard sets: the shard file format, the shard writer, and reading back.
+
+A shard is a Parquet file with one row per sentence::
+
+    doc_id  string                       document id (stable: derived from the input and position)
+    source  dictionary<int32, string>    input file the sentence came from
+    tokens  list<string>                 the sentence's tokens (dictionary-encoded pages, zstd)
+
+A shard becomes part of a corpus only when its znode ``/corpora/<c>/shards/<id>`` exists; that
+node is created after the file is completely written and checksummed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .cluster import Cluster, default_cluster
+from .errors import ConflictError, IntegrityError, NotFoundError
+from .store import Store, naming
+from .zk import paths, registry
+
+SHARD_SCHEMA = pa.schema(
+    [
+        pa.field("doc_id", pa.string()),
+        pa.field("source", pa.dictionary(pa.int32(), pa.string())),
+        pa.field("tokens", pa.list_(pa.string())),
+    ]
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardInfo:
+    """What the registry records for one shard (a small JSON document)."""
+
+    id: str
+    path: str
+    sha256: str
+    bytes: int
+    sentences: int
+    tokens: int
+    documents: int
+    sources: tuple[str, ...] = ()
+
+    def doc(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["sources"] = list(self.sources)[:8]  # keep the znode small; the file holds every source
+        return d
+
+    @classmethod
+    def from_doc(cls, shard_id: str, doc: dict[str, Any]) -> "ShardInfo":
+        return cls(
+            id=shard_id,
+            path=doc["path"],
+            sha256=doc["sha256"],
+            bytes=int(doc["bytes"]),
+            sentences=int(doc["sentences"]),
+            tokens=int(doc["tokens"]),
+            documents=int(doc.get("documents", 0)),
+            sources=tuple(doc.get("sources", ())),
+        )
+
+
+class ShardWriter:
+    """Buffer sentences and write them as one Parquet shard, atomically, checksumming as it goes.
+
+    >>> with ShardWriter(store, "wiki", "a1b2-00000") as w:      # doctest: +SKIP
+    ...     w.add("doc-1", "wiki.txt", ["Hello", "world", "."])
+    >>> w.info.sha256                                           # doctest: +SKIP
+    """
+
+    def __init__(self, store: Store, corpus: str, shard_id: str, *, batch_rows: int = 8192, metadata: dict[str, str] | None = None) -> None:
+        self.store = store
+        self.corpus = corpus
+        self.shard_id = shard_id
+        self.path = naming.shard_file(corpus, shard_id)
+        self.batch_rows = batch_rows
+        self.metadata = metadata or {}
+        self._doc_ids: list[str] = []
+        self._sources: list[str] = []
+        self._tokens: list[list[str]] = []
+        self._ctx = None
+        self._out = None
+        self._writer: pq.ParquetWriter | None = None
+        self.sentences = 0
+        self.tokens = 0
+        self._docs: set[str] = set()
+        self._all_sources: dict[str, None] = {}
+        self.info: ShardInfo | None = None
+
+    def __enter__(self) -> "ShardWriter":
+        self._ctx = self.store.atomic_output(self.path)
+        self._out = self._ctx.__enter__()
+        schema = SHARD_SCHEMA.with_metadata({b"nlpzk.corpus": self.corpus.encode(), **{k.encode(): v.encode() for k, v in self.metadata.items()}})
+        self._writer = pq.ParquetWriter(self._out, schema, compression="zstd", use_dictionary=True, write_statistics=False)
+        return self
+
+    def add(self, doc_id: str, source: str, tokens: list[str]) -> None:
+        self._doc_ids.append(doc_id)
+        self._sources.append(source)
+        self._tokens.append(tokens)
+        self.sentences += 1
+        self.tokens += len(tokens)
+        self._docs.add(doc_id)
+        self._all_sources.setdefault(source, None)
+        if len(self._tokens) >= self.batch_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._tokens:
+            return
+        batch = pa.record_batch(
+            [
+                pa.array(self._doc_ids, pa.string()),
+                pa.array(self._sources, pa.string()).dictionary_encode(),
+                pa.array(self._tokens, pa.list_(pa.string())),
+            ],
+            schema=SHARD_SCHEMA,
+        )
+        self._writer.write_batch(batch)
+        self._doc_ids, self._sources, self._tokens = [], [], []
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                self._flush()
+            self._writer.close()
+        finally:
+            self._ctx.__exit__(exc_type, exc, tb)
+        if exc_type is None:
+            self.info = ShardInfo(
+                id=self.shard_id,
+                path=self.path,
+                sha256=self._out.sha256,
+                bytes=self._out.bytes,
+                sentences=self.sentences,
+                tokens=self.tokens,
+                documents=len(self._docs),
+                sources=tuple(self._all_sources),
+            )
+
+
+def read_shard(store: Store, info: ShardInfo, columns: list[str] | None = None, verify: bool = False) -> pa.Table:
+    """Read one shard's table (optionally checking its sha256 first)."""
+    if verify:
+        store.verify(info.path, info.sha256)
+    try:
+        with store.open_input(info.path) as fh:
+            return pq.read_table(fh, columns=columns)
+    except (pa.ArrowInvalid, OSError) as exc:
+        if isinstance(exc, IntegrityError):
+            raise
+        raise IntegrityError(f"shard {info.id} ({info.path}) is corrupt: {exc}", hint="run: nlpzk corpus verify") from None
+
+
+class Corpus:
+    """A registered corpus: its options and its shards.
+
+    >>> corpus = Corpus.open("wiki")               # doctest: +SKIP
+    >>> for sentence in corpus.sentences(): ...    # doctest: +SKIP
+    """
+
+    def __init__(self, cluster: Cluster, name: str, info: dict[str, Any]) -> None:
+        self.cluster = cluster
+        self.name = name
+        self.info = info
+
+    @classmethod
+    def open(cls, name: str, *, cluster: Cluster | None = None) -> "Corpus":
+        cluster = cluster or default_cluster()
+        info = registry.maybe_json(cluster.zk, paths.corpus(name))
+        if info is None:
+            raise NotFoundError(f"unknown corpus {name!r}", hint="see: nlpzk corpus list")
+        return cls(cluster, name, info)
+
+    @classmethod
+    def create(cls, cluster: Cluster, name: str, options: dict[str, Any]) -> "Corpus":
+        """Create the corpus node, or open it if it exists with the same options."""
+        path = paths.corpus(name)
+        doc = {"options": options, "created": registry.now()}
+        try:
+            registry.create_json(cluster.zk, path, doc)
+        except Exception as exc:  # NodeExistsError: someone created it first, which is fine if options agree
+            if type(exc).__name__ != "NodeExistsError":
+                raise
+        info = registry.get_json(cluster.zk, path)[0]
+        if info.get("options") != options:
+            raise ConflictError(
+                f"corpus {name!r} exists with other options {info.get('options')}",
+                hint="use the same options, another name, or nlpzk corpus delete first",
+            )
+        for sub in (paths.shards(name), paths.inputs(name), paths.claims(name)):
+            cluster.zk.ensure_path(sub)
+        return cls(cluster, name, info)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return self.info.get("options", {})
+
+    @property
+    def shards(self) -> list[ShardInfo]:
+        zk = self.cluster.zk
+        out = []
+        for shard_id in registry.children(zk, paths.shards(self.name)):
+            doc = registry.maybe_json(zk, paths.shard(self.name, shard_id))
+            if doc is not None:
+                out.append(ShardInfo.from_doc(shard_id, doc))
+        return out
+
+    def shard(self, shard_id: str) -> ShardInfo:
+        doc = registry.maybe_json(self.cluster.zk, paths.shard(self.name, shard_id))
+        if doc is None:
+            raise NotFoundError(f"corpus {self.name!r} has no shard {shard_id!r}")
+        return ShardInfo.from_doc(shard_id, doc)
+
+    def read(self, shard: ShardInfo | str, columns: list[str] | None = None, verify: bool = False) -> pa.Table:
+        info = shard if isinstance(shard, ShardInfo) else self.shard(shard)
+        return read_shard(self.cluster.store, info, columns=columns, verify=verify)
+
+    def sentences(self, shard: ShardInfo | str | None = None) -> Iterator[list[str]]:
+        """Token lists, one per sentence, of one shard or (in shard id order) of all."""
+        shards = [shard] if shard is not None else self.shards
+        for s in shards:
+            table = self.read(s, columns=["tokens"])
+            for batch in table.to_batches():
+                yield from batch.column(0).to_pylist()
+
+    def __repr__(self) -> str:
+        return f"Corpus({self.name!r})"

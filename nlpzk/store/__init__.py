@@ -1,0 +1,228 @@
+"""Every byte of bulk data lives here: a pyarrow filesystem (file://, s3://, hdfs://, gs://).
+
+A file becomes visible to others only by being registered in ZooKeeper *after* it is completely
+written. :meth:`Store.atomic_output` writes to a temporary name beside the target, flushes (and on a
+local disk fsyncs), checksums on the fly, and renames into place only when the block exits cleanly.
+Temporary names start with ``.tmp-`` so ``verify``/``gc`` can tell them from stray published files.
+
+Paths handed to a :class:`Store` are relative to its root, so the same registry works on machines
+that mount a shared store at different places.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import posixpath
+import uuid
+from typing import IO, Iterator
+from urllib.parse import urlparse
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+
+from ..errors import ConfigError, IntegrityError, NotFoundError, StoreError
+
+TMP_PREFIX = ".tmp-"
+
+
+class HashingWriter:
+    """A write-only file object that sha256-hashes and counts what passes through it."""
+
+    def __init__(self, raw: IO[bytes] | pa.NativeFile) -> None:
+        self._raw = raw
+        self._hash = hashlib.sha256()
+        self.bytes = 0
+        self.closed = False
+
+    def write(self, data) -> int:
+        mv = memoryview(data)
+        self._hash.update(mv)
+        self._raw.write(mv)
+        self.bytes += mv.nbytes
+        return mv.nbytes
+
+    def flush(self) -> None:
+        self._raw.flush()
+
+    def tell(self) -> int:
+        return self.bytes
+
+    def writable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return False
+
+    def seekable(self) -> bool:
+        return False
+
+    def close(self) -> None:  # the store closes the underlying file; writers may call close() freely
+        self.closed = True
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
+
+
+def _os_error(exc: OSError, what: str) -> StoreError:
+    if getattr(exc, "errno", None) == errno.ENOSPC or "No space left" in str(exc):
+        return StoreError(f"store is full while {what}", hint="free space or point --store elsewhere; nothing was registered")
+    if getattr(exc, "errno", None) in (errno.EACCES, errno.EPERM, errno.EROFS) or "ermission denied" in str(exc) or "Read-only" in str(exc):
+        return StoreError(f"store is not writable while {what}: {exc.strerror or exc}", hint="check permissions of the store directory; nothing was registered")
+    return StoreError(f"store error while {what}: {exc}")
+
+
+class Store:
+    """A root directory on some pyarrow filesystem."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        try:
+            if "://" not in uri:
+                uri = "file://" + os.path.abspath(uri)
+            self.fs, self.root = pafs.FileSystem.from_uri(uri)
+        except (pa.ArrowInvalid, ValueError, OSError) as exc:
+            raise ConfigError(f"cannot use store {self.uri!r}: {exc}", hint="use a path or file:// s3:// gs:// hdfs:// URI") from None
+        self.local = isinstance(self.fs, pafs.LocalFileSystem)
+        if self.local:
+            try:
+                os.makedirs(self.root, exist_ok=True)
+            except OSError as exc:
+                raise _os_error(exc, f"creating the store at {self.root}") from None
+
+    def __repr__(self) -> str:
+        return f"Store({self.uri!r})"
+
+    # -- names --------------------------------------------------------------------------------
+
+    def full(self, rel: str) -> str:
+        rel = rel.lstrip("/")
+        if ".." in rel.split("/"):
+            raise StoreError(f"refusing a store path that leaves the store: {rel!r}")
+        return posixpath.join(self.root, rel)
+
+    def local_path(self, rel: str) -> str | None:
+        """The OS path of ``rel`` on a local store (for memory-mapping), else ``None``."""
+        return self.full(rel) if self.local else None
+
+    # -- writing ------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def atomic_output(self, rel: str) -> Iterator[HashingWriter]:
+        """Write ``rel`` atomically; the yielded writer reports ``sha256`` and ``bytes`` afterwards."""
+        target = self.full(rel)
+        parent = posixpath.dirname(target)
+        tmp = posixpath.join(parent, f"{TMP_PREFIX}{uuid.uuid4().hex}-{posixpath.basename(target)}")
+        try:
+            self.fs.create_dir(parent, recursive=True)
+        except OSError as exc:
+            raise _os_error(exc, f"creating {parent}") from None
+        ok = False
+        try:
+            if self.local:
+                with open(tmp, "wb") as raw:
+                    writer = HashingWriter(raw)
+                    yield writer
+                    raw.flush()
+                    os.fsync(raw.fileno())
+            else:
+                with self.fs.open_output_stream(tmp) as raw:
+                    writer = HashingWriter(raw)
+                    yield writer
+            self.fs.move(tmp, target)
+            if self.local:
+                _fsync_dir(parent)
+            ok = True
+        except OSError as exc:
+            raise _os_error(exc, f"writing {rel}") from None
+        finally:
+            if not ok:
+                with contextlib.suppress(OSError):
+                    self.fs.delete_file(tmp)
+
+    def write_bytes(self, rel: str, data: bytes) -> tuple[str, int]:
+        with self.atomic_output(rel) as out:
+            out.write(data)
+        return out.sha256, out.bytes
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def open_input(self, rel: str) -> pa.NativeFile:
+        try:
+            return self.fs.open_input_file(self.full(rel))
+        except FileNotFoundError:
+            raise IntegrityError(f"store file {rel} is missing", hint="run the matching verify command") from None
+        except OSError as exc:
+            raise _os_error(exc, f"reading {rel}") from None
+
+    def read_bytes(self, rel: str) -> bytes:
+        with self.open_input(rel) as fh:
+            return fh.read()
+
+    def sha256(self, rel: str) -> str:
+        h = hashlib.sha256()
+        with self.open_input(rel) as fh:
+            while True:
+                chunk = fh.read(1 << 20)
+                if not chunk:
+                    break
+                h.update(chunk)
+        return h.hexdigest()
+
+    def verify(self, rel: str, sha256: str) -> None:
+        actual = self.sha256(rel)
+        if actual != sha256:
+            raise IntegrityError(f"store file {rel} fails its checksum (sha256 {actual[:12]}..., registry says {sha256[:12]}...)")
+
+    def exists(self, rel: str) -> bool:
+        return self.fs.get_file_info(self.full(rel)).type != pafs.FileType.NotFound
+
+    def size(self, rel: str) -> int:
+        info = self.fs.get_file_info(self.full(rel))
+        if info.type == pafs.FileType.NotFound:
+            raise NotFoundError(f"store file {rel} does not exist")
+        return info.size
+
+    def list(self, prefix: str) -> list[str]:
+        """Every file below ``prefix`` (recursively), as store-relative paths; [] if none."""
+        base = self.full(prefix)
+        try:
+            infos = self.fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
+        except OSError as exc:
+            raise _os_error(exc, f"listing {prefix}") from None
+        root = self.root.rstrip("/") + "/"
+        return sorted(i.path[len(root):] if i.path.startswith(root) else i.path for i in infos if i.type == pafs.FileType.File)
+
+    # -- deleting -----------------------------------------------------------------------------
+
+    def delete(self, rel: str) -> bool:
+        try:
+            self.fs.delete_file(self.full(rel))
+            return True
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise _os_error(exc, f"deleting {rel}") from None
+
+    def delete_dir(self, rel: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.delete_dir(self.full(rel))
+
+
+def _fsync_dir(path: str) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def is_tmp(rel: str) -> bool:
+    return posixpath.basename(rel).startswith(TMP_PREFIX)
+
+
+__all__ = ["Store", "HashingWriter", "TMP_PREFIX", "is_tmp"]

@@ -1,0 +1,42 @@
+"""Every file name in the store, in one module (like ``datasets/naming.py``)."""
+
+from __future__ import annotations
+
+from ..zk import paths
+
+
+def corpus_dir(corpus: str) -> str:
+    return f"corpora/{paths.check_name('corpus', corpus)}"
+
+
+def shard_file(corpus: str, shard_id: str) -> str:
+    return f"{corpus_dir(corpus)}/shards/{shard_id}.parquet"
+
+
+def vocab_dir(name: str) -> str:
+    return f"vocab/{paths.check_name('vocabulary', name)}"
+
+
+def vocab_file(name: str, version: int, nonce: str) -> str:
+    """A version's table. ``nonce`` keeps two racing builders from writing the same file name."""
+    return f"{vocab_dir(name)}/{paths.version_name(version)}-{nonce}.parquet"
+
+
+def job_dir(job: str) -> str:
+    return f"jobs/{paths.check_name('job', job)}"
+
+
+def round_params(job: str, r: int, nonce: str) -> str:
+    return f"{job_dir(job)}/rounds/{r:08d}/params-{nonce}.npy"
+
+
+def contribution(job: str, r: int, shard_id: str, worker: str) -> str:
+    return f"{job_dir(job)}/rounds/{r:08d}/contrib/{shard_id}-{worker}.npy"
+
+
+def model_dir(name: str) -> str:
+    return f"models/{paths.check_name('model', name)}"
+
+
+def model_file(name: str, nonce: str) -> str:
+    return f"{model_dir(name)}/{nonce}.kv"

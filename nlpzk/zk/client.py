@@ -1,0 +1,119 @@
+"""The one place a kazoo client is built: hosts, chroot, retries, timeouts, auth/ACL, TLS, listener.
+
+Connection states, as the rest of nlpzk treats them:
+
+* ``SUSPENDED`` — the connection dropped but the session may still live: pause anything that needs
+  agreement (committing, merging), keep local computation going.
+* ``LOST`` — the session expired: every ephemeral node (leases, membership, claims) is gone. Drop
+  in-flight work and rejoin with a new session.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Callable
+
+from kazoo.client import KazooClient, KazooState
+from kazoo.handlers.threading import KazooTimeoutError
+from kazoo.retry import KazooRetry
+from kazoo.security import OPEN_ACL_UNSAFE, READ_ACL_UNSAFE, make_digest_acl
+
+from ..config import Config
+from ..errors import ConfigError, ZkUnavailableError
+from . import server as _server
+
+log = logging.getLogger("nlpzk.zk")
+
+StateListener = Callable[[str], None]
+
+
+def acl_for(config: Config) -> list | None:
+    """Digest ACL for ``config.auth``: the creator may do everything, others may read (or nothing)."""
+    if not config.auth:
+        return None
+    user, _, password = config.auth.partition(":")
+    acl = [make_digest_acl(user, password, all=True)]
+    if config.acl_others == "read":
+        acl.extend(READ_ACL_UNSAFE)
+    return acl
+
+
+class ConnectionWatch:
+    """Tracks connection state without blocking kazoo's event thread.
+
+    ``connected`` is set while the client can talk to ZooKeeper; ``lost`` is set once the session has
+    expired and stays set (ephemeral nodes are gone; whoever owns work built on them must rejoin).
+    """
+
+    def __init__(self) -> None:
+        self.connected = threading.Event()
+        self.lost = threading.Event()
+        self.state = "CONNECTED"
+        self._callbacks: list[StateListener] = []
+
+    def add(self, callback: StateListener) -> None:
+        self._callbacks.append(callback)
+
+    def __call__(self, state: str) -> None:
+        self.state = state
+        if state == KazooState.CONNECTED:
+            self.connected.set()
+        else:
+            self.connected.clear()
+            if state == KazooState.LOST:
+                self.lost.set()
+        for cb in list(self._callbacks):
+            try:
+                cb(state)
+            except Exception:  # a listener must never break kazoo's event thread
+                log.exception("connection-state callback failed")
+
+
+def connect(config: Config, *, ensure_chroot: bool = True) -> tuple[KazooClient, ConnectionWatch, bool]:
+    """Connect to ZooKeeper as configured. Returns ``(client, watch, started_embedded_server)``.
+
+    With no ``zk`` configured, the embedded standalone server is started (or reused) first.
+    Raises :class:`ZkUnavailableError` within ``config.connect_timeout`` when nothing answers.
+    """
+    hosts, chroot = config.hosts_and_chroot()
+    started = False
+    if config.embedded:
+        started = _server.ensure_embedded(config.state_path, config.zk_port)
+
+    tls: dict = {}
+    if config.zk_tls:
+        tls = dict(use_ssl=True, ca=config.zk_ca, certfile=config.zk_cert, keyfile=config.zk_key, verify_certs=bool(config.zk_ca))
+    elif config.zk_ca or config.zk_cert or config.zk_key:
+        raise ConfigError("zk_ca/zk_cert/zk_key are set but zk_tls is off", hint="add --zk-tls")
+    auth_data = [("digest", config.auth)] if config.auth else None
+    client = KazooClient(
+        hosts=hosts,
+        timeout=config.session_timeout,
+        connection_retry=KazooRetry(max_tries=-1, delay=0.1, backoff=2, max_delay=2.0),
+        command_retry=KazooRetry(max_tries=8, delay=0.1, backoff=2, max_delay=2.0, deadline=max(config.session_timeout, 10.0)),
+        default_acl=acl_for(config),
+        auth_data=auth_data,
+        **tls,
+    )
+    watch = ConnectionWatch()
+    client.add_listener(watch)
+    try:
+        client.start(timeout=config.connect_timeout)
+    except KazooTimeoutError:
+        client.stop()
+        client.close()
+        raise ZkUnavailableError(
+            f"cannot reach ZooKeeper at {hosts} within {config.connect_timeout:g}s",
+            hint="check --zk / NLPZK_ZK and that the server runs (nlpzk zk status)",
+        ) from None
+    watch.connected.set()
+    if ensure_chroot and chroot != "/":
+        # kazoo cannot create its own chroot node, so create it first and only then switch into it.
+        client.ensure_path(chroot)
+    client.chroot = chroot if chroot != "/" else ""
+    return client, watch, started
+
+
+def open_acl() -> list:
+    return list(OPEN_ACL_UNSAFE)

@@ -1,0 +1,38 @@
+"""Turn kazoo's exceptions into nlpzk's, so callers above this package never see kazoo types."""
+
+from __future__ import annotations
+
+from kazoo.exceptions import (
+    AuthFailedError,
+    ConnectionClosedError,
+    ConnectionLoss,
+    KazooException,
+    NoAuthError,
+    NoNodeError,
+    OperationTimeoutError,
+    SessionExpiredError,
+)
+from kazoo.handlers.threading import KazooTimeoutError
+from kazoo.retry import RetryFailedError
+
+from ..errors import NlpzkError, NotAuthorizedError, NotFoundError, ZkUnavailableError
+
+
+def translate(exc: BaseException) -> NlpzkError | None:
+    if isinstance(exc, NoAuthError):
+        return NotAuthorizedError(
+            "ZooKeeper refused the change: not authorized for this node",
+            hint="pass the credentials that created it with --auth user:password (or NLPZK_AUTH)",
+        )
+    if isinstance(exc, AuthFailedError):
+        return NotAuthorizedError("ZooKeeper rejected the credentials", hint="check --auth / NLPZK_AUTH")
+    if isinstance(exc, (ConnectionLoss, SessionExpiredError, ConnectionClosedError, OperationTimeoutError, KazooTimeoutError, RetryFailedError)):
+        return ZkUnavailableError(
+            f"lost the connection to ZooKeeper ({type(exc).__name__})",
+            hint="check the servers (nlpzk zk status) and run the command again; nothing half-done was registered",
+        )
+    if isinstance(exc, NoNodeError):
+        return NotFoundError(f"a registry node vanished while in use ({exc})", hint="another process deleted it; run again")
+    if isinstance(exc, KazooException):
+        return NlpzkError(f"ZooKeeper error: {type(exc).__name__} {exc}")
+    return None

@@ -1,0 +1,177 @@
+"""The znode layout, in one place. Every path nlpzk reads or writes is built here.
+
+All paths are relative to the chroot (default ``/nlpzk``)::
+
+    /corpora/<corpus>                           {lang, tokenizer options, created}
+    /corpora/<corpus>/shards/<shard-id>         {uri, sha256, sentences, tokens, bytes, sources}
+    /corpora/<corpus>/inputs/<input-key>        done-marker per input file (idempotent ingest)
+    /corpora/<corpus>/claims/<input-key>        ephemeral: an ingester is working on this file
+    /corpora/<corpus>/docs/<bucket>             content hashes of documents seen (dedup across runs)
+    /vocab/<name>/versions/v0000000001          {uri, sha256, size, parent, corpus, shard set hash, params}
+    /vocab/<name>/tags/<tag>                    "v0000000007"
+    /jobs/<job>                                 {spec, state}
+    /jobs/<job>/workers/<worker-id>             ephemeral membership
+    /jobs/<job>/rounds/<r>                      {state, params uri, words so far, loss}
+    /jobs/<job>/rounds/<r>/leases/<shard>       ephemeral lease
+    /jobs/<job>/rounds/<r>/done/<shard>         {worker, contribution uri, words, loss}
+    /jobs/<job>/leader                          election
+    /models/<name>/versions/v0000000001         {uri, vocab name@version, job, eval scores}
+    /models/<name>/tags/<tag>
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..errors import InvalidInputError
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+CORPORA = "/corpora"
+VOCAB = "/vocab"
+JOBS = "/jobs"
+MODELS = "/models"
+ROOTS = (CORPORA, VOCAB, JOBS, MODELS)
+
+
+def check_name(kind: str, name: str) -> str:
+    """Names become znode and file names: letters, digits, ``._-``, at most 128 characters."""
+    if not isinstance(name, str) or not _NAME.match(name) or name in (".", ".."):
+        raise InvalidInputError(
+            f"invalid {kind} name {name!r}",
+            hint="use letters, digits, '.', '_' or '-' (at most 128, not starting with '.', '_' or '-')",
+        )
+    return name
+
+
+def version_name(n: int) -> str:
+    """``7 -> 'v0000000007'`` (ZooKeeper sequence width, so names sort as numbers)."""
+    return f"v{n:010d}"
+
+
+def parse_version(text: str) -> int:
+    """``'v7'``, ``'7'`` or ``'v0000000007'`` -> 7."""
+    t = text[1:] if text[:1] in ("v", "V") else text
+    if not t.isdigit():
+        raise InvalidInputError(f"{text!r} is not a version", hint="versions look like v7 or 7")
+    return int(t)
+
+
+# -- corpora ---------------------------------------------------------------------------------------
+
+def corpus(name: str) -> str:
+    return f"{CORPORA}/{check_name('corpus', name)}"
+
+
+def shards(name: str) -> str:
+    return f"{corpus(name)}/shards"
+
+
+def shard(name: str, shard_id: str) -> str:
+    return f"{shards(name)}/{shard_id}"
+
+
+def inputs(name: str) -> str:
+    return f"{corpus(name)}/inputs"
+
+
+def input_done(name: str, key: str) -> str:
+    return f"{inputs(name)}/{key}"
+
+
+def claims(name: str) -> str:
+    return f"{corpus(name)}/claims"
+
+
+def claim(name: str, key: str) -> str:
+    return f"{claims(name)}/{key}"
+
+
+def doc_hashes(name: str) -> str:
+    return f"{corpus(name)}/docs"
+
+
+# -- vocabularies ----------------------------------------------------------------------------------
+
+def vocab(name: str) -> str:
+    return f"{VOCAB}/{check_name('vocabulary', name)}"
+
+
+def vocab_versions(name: str) -> str:
+    return f"{vocab(name)}/versions"
+
+
+def vocab_version(name: str, n: int) -> str:
+    return f"{vocab_versions(name)}/{version_name(n)}"
+
+
+def vocab_tags(name: str) -> str:
+    return f"{vocab(name)}/tags"
+
+
+def vocab_tag(name: str, tag: str) -> str:
+    return f"{vocab_tags(name)}/{check_name('tag', tag)}"
+
+
+# -- jobs ------------------------------------------------------------------------------------------
+
+def job(name: str) -> str:
+    return f"{JOBS}/{check_name('job', name)}"
+
+
+def job_workers(name: str) -> str:
+    return f"{job(name)}/workers"
+
+
+def job_worker(name: str, worker_id: str) -> str:
+    return f"{job_workers(name)}/{worker_id}"
+
+
+def job_rounds(name: str) -> str:
+    return f"{job(name)}/rounds"
+
+
+def job_round(name: str, r: int) -> str:
+    return f"{job_rounds(name)}/{r:08d}"
+
+
+def round_leases(name: str, r: int) -> str:
+    return f"{job_round(name, r)}/leases"
+
+
+def round_lease(name: str, r: int, shard_id: str) -> str:
+    return f"{round_leases(name, r)}/{shard_id}"
+
+
+def round_done(name: str, r: int) -> str:
+    return f"{job_round(name, r)}/done"
+
+
+def round_done_shard(name: str, r: int, shard_id: str) -> str:
+    return f"{round_done(name, r)}/{shard_id}"
+
+
+def job_leader(name: str) -> str:
+    return f"{job(name)}/leader"
+
+
+# -- models ----------------------------------------------------------------------------------------
+
+def model(name: str) -> str:
+    return f"{MODELS}/{check_name('model', name)}"
+
+
+def model_versions(name: str) -> str:
+    return f"{model(name)}/versions"
+
+
+def model_version(name: str, n: int) -> str:
+    return f"{model_versions(name)}/{version_name(n)}"
+
+
+def model_tags(name: str) -> str:
+    return f"{model(name)}/tags"
+
+
+def model_tag(name: str, tag: str) -> str:
+    return f"{model_tags(name)}/{check_name('tag', tag)}"

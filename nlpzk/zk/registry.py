@@ -1,0 +1,166 @@
+"""Small JSON documents in znodes, and the numbered-version recipe shared by vocabularies and models.
+
+Documents are JSON with sorted keys, kept well under 1 KB where possible; ``put_json`` refuses
+anything over :data:`MAX_DOC_BYTES` so no bulk data ever lands in ZooKeeper by accident.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Iterable
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
+from kazoo.protocol.states import ZnodeStat
+
+from ..errors import ConflictError, NlpzkError, NotFoundError
+from . import paths
+
+MAX_DOC_BYTES = 64 * 1024
+
+
+def dumps(doc: Any) -> bytes:
+    data = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+    if len(data) > MAX_DOC_BYTES:
+        raise NlpzkError(f"refusing to write a {len(data)}-byte document to ZooKeeper (bulk data belongs in the store)")
+    return data
+
+
+def loads(data: bytes | None) -> Any:
+    if not data:
+        return {}
+    return json.loads(data.decode())
+
+
+def get_json(zk: KazooClient, path: str, *, what: str | None = None) -> tuple[Any, ZnodeStat]:
+    try:
+        data, stat = zk.get(path)
+    except NoNodeError:
+        raise NotFoundError(f"{what or path} does not exist") from None
+    return loads(data), stat
+
+
+def maybe_json(zk: KazooClient, path: str) -> Any | None:
+    try:
+        data, _ = zk.get(path)
+    except NoNodeError:
+        return None
+    return loads(data)
+
+
+def children(zk: KazooClient, path: str) -> list[str]:
+    try:
+        return sorted(zk.get_children(path))
+    except NoNodeError:
+        return []
+
+
+def create_json(zk: KazooClient, path: str, doc: Any, *, ephemeral: bool = False, makepath: bool = True) -> str:
+    return zk.create(path, dumps(doc), ephemeral=ephemeral, makepath=makepath)
+
+
+def put_json(zk: KazooClient, path: str, doc: Any) -> None:
+    """Create or overwrite ``path`` (no version check: for documents with a single writer)."""
+    data = dumps(doc)
+    try:
+        zk.set(path, data)
+    except NoNodeError:
+        try:
+            zk.create(path, data, makepath=True)
+        except NodeExistsError:
+            zk.set(path, data)
+
+
+def now() -> float:
+    return round(time.time(), 3)
+
+
+def commit(tx, what: str) -> list:
+    """Commit a kazoo transaction; raise ConflictError (naming ``what``) if any operation failed."""
+    results = tx.commit()
+    failed = [r for r in results if isinstance(r, Exception)]
+    if failed:
+        first = next((r for r in failed if not type(r).__name__ == "RolledBackError"), failed[0])
+        raise ConflictError(f"{what} failed: {type(first).__name__}") from first
+    return results
+
+
+class TransactionConflict(ConflictError):
+    """A transaction lost an optimistic race; callers usually retry."""
+
+
+def publish_version(
+    zk: KazooClient,
+    base: str,
+    doc: dict[str, Any],
+    *,
+    tags: Iterable[str] = (),
+    attempts: int = 50,
+) -> int:
+    """Register the next numbered version under ``base`` (``base/versions/vN``) and move ``tags`` to it.
+
+    One ZooKeeper transaction: bump the counter on ``base`` (optimistic, checked by znode version),
+    create the version node, and create or set each tag. Two concurrent publishers therefore never get
+    the same number and never lose one: the loser's transaction fails as a whole and it retries.
+    Returns the new version number.
+    """
+    tags = [paths.check_name("tag", t) for t in tags]
+    zk.ensure_path(f"{base}/versions")
+    zk.ensure_path(f"{base}/tags")
+    for _ in range(attempts):
+        meta, stat = get_json(zk, base)
+        if not isinstance(meta, dict):
+            meta = {}
+        number = int(meta.get("next_version", 1))
+        vname = paths.version_name(number)
+        vdoc = dict(doc, version=number, created=doc.get("created", now()))
+        tx = zk.transaction()
+        tx.set_data(base, dumps(dict(meta, next_version=number + 1)), version=stat.version)
+        tx.create(f"{base}/versions/{vname}", dumps(vdoc))
+        for tag in tags:
+            tag_path = f"{base}/tags/{tag}"
+            if zk.exists(tag_path):
+                tx.set_data(tag_path, vname.encode())
+            else:
+                tx.create(tag_path, vname.encode())
+        results = tx.commit()
+        if not any(isinstance(r, Exception) for r in results):
+            return number
+        if any(isinstance(r, (BadVersionError, NodeExistsError, NoNodeError)) for r in results):
+            continue  # lost a race (counter moved, or a tag appeared/vanished): read again and retry
+        raise ConflictError(f"publishing a version under {base} failed: {results}")
+    raise TransactionConflict(f"publishing a version under {base} kept losing races; try again")
+
+
+def resolve_version(zk: KazooClient, base: str, kind: str, name: str, version: int | None, tag: str | None) -> int:
+    """Turn ``version`` or ``tag`` into a version number that exists."""
+    if not zk.exists(base):
+        raise NotFoundError(f"unknown {kind} {name!r}", hint=f"see: nlpzk {kind if kind != 'vocabulary' else 'vocab'} list")
+    if version is None:
+        tag = tag or "latest"
+        try:
+            data, _ = zk.get(f"{base}/tags/{paths.check_name('tag', tag)}")
+        except NoNodeError:
+            known = ", ".join(children(zk, f"{base}/tags")) or "none"
+            raise NotFoundError(f"{kind} {name!r} has no tag {tag!r}", hint=f"known tags: {known}") from None
+        version = paths.parse_version(data.decode())
+    if not zk.exists(f"{base}/versions/{paths.version_name(version)}"):
+        known = ", ".join(children(zk, f"{base}/versions")[-5:]) or "none"
+        raise NotFoundError(f"{kind} {name!r} has no version v{version}", hint=f"latest versions: {known}")
+    return version
+
+
+def move_tag(zk: KazooClient, base: str, tag: str, version: int) -> None:
+    """Point ``tag`` at an existing version, atomically (check the version exists in the same transaction)."""
+    tag_path = f"{base}/tags/{paths.check_name('tag', tag)}"
+    vname = paths.version_name(version)
+    tx = zk.transaction()
+    tx.check(f"{base}/versions/{vname}", -1)
+    if zk.exists(tag_path):
+        tx.set_data(tag_path, vname.encode())
+    else:
+        tx.create(tag_path, vname.encode())
+    results = tx.commit()
+    if any(isinstance(r, Exception) for r in results):
+        raise ConflictError(f"moving tag {tag!r} to {vname} failed (version missing or tag changed concurrently); try again")

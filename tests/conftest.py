@@ -1,0 +1,89 @@
+"""Fixtures: a real standalone ZooKeeper for the session, a 3-server ensemble when asked, a fresh
+chroot and store per test. Server logs are attached to the report of a failing test."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from nlpzk import testing
+
+ROOT = Path(__file__).resolve().parent.parent
+_servers: list = []
+
+
+@pytest.fixture(scope="session")
+def zk_server(tmp_path_factory):
+    server = testing.start_standalone(tmp_path_factory.mktemp("zk"))
+    _servers.append(server)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def ensemble(tmp_path_factory):
+    ens = testing.start_ensemble(tmp_path_factory.mktemp("ensemble"), 3)
+    _servers.extend(ens.members)
+    yield ens
+    ens.stop()
+
+
+@pytest.fixture
+def config(zk_server, tmp_path):
+    return testing.config_for(zk_server.address, tmp_path / "store")
+
+
+@pytest.fixture
+def cluster(config):
+    c = testing.Cluster.connect(config)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def cli_env(config, tmp_path):
+    """Environment for CLI runs against this test's chroot and store."""
+    env = testing.env_for(config)
+    env["NLPZK_STATE_DIR"] = str(tmp_path / "state")
+    env["COLUMNS"] = "200"
+    return env
+
+
+class Cli:
+    """Runs ``nlpzk`` in-process (CliRunner) or as a real subprocess (``run_process``)."""
+
+    def __init__(self, env: dict[str, str]):
+        self.env = env
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, input: str | None = None):
+        from cli.main import app
+
+        return self.runner.invoke(app, list(args), env=self.env, input=input, catch_exceptions=False)
+
+    def run_process(self, *args: str, timeout: float = 300, input: str | None = None, **kw) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "nlpzk", *args], env=self.env, capture_output=True, text=True, timeout=timeout, input=input, cwd=kw.pop("cwd", ROOT), **kw
+        )
+
+
+@pytest.fixture
+def cli(cli_env):
+    return Cli(cli_env)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and report.failed:
+        for server in _servers:
+            tail = server.log_tail(40)
+            if tail:
+                report.sections.append((f"ZooKeeper log {server.dir}", tail))
