@@ -36,7 +36,7 @@ class ZkInstall:
     home: str
 
 
-def find_install(environ: dict[str, str] | None = None) -> ZkInstall:
+def find_install(environ: dict[str, str] | None = None, debian_jars: str = DEBIAN_JARS) -> ZkInstall:
     """Locate a JRE and ZooKeeper's jars, or say exactly what to install."""
     environ = dict(os.environ if environ is None else environ)
     java = None
@@ -53,11 +53,11 @@ def find_install(environ: dict[str, str] | None = None) -> ZkInstall:
                 hint="point it at an unpacked Apache ZooKeeper release (with lib/), or unset it to use Debian's package",
             )
         classpath = os.pathsep.join(jars)
-    elif os.path.exists(os.path.join(DEBIAN_JARS, "zookeeper.jar")):
+    elif os.path.exists(os.path.join(debian_jars, "zookeeper.jar")):
         home = "/usr/share/zookeeper"
         # zookeeper.jar's manifest names its dependencies; slf4j-simple makes the server log readable.
-        parts = [os.path.join(DEBIAN_JARS, "zookeeper.jar")]
-        simple = os.path.join(DEBIAN_JARS, "slf4j-simple.jar")
+        parts = [os.path.join(debian_jars, "zookeeper.jar")]
+        simple = os.path.join(debian_jars, "slf4j-simple.jar")
         if os.path.exists(simple):
             parts.append(simple)
         classpath = os.pathsep.join(parts)
@@ -202,7 +202,8 @@ class LocalServer:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
         except OSError:
             return pid
-        if str(self.cfg_path) not in cmdline:
+        # An empty cmdline means the process is mid-exec (or a kernel thread): do not judge it yet.
+        if cmdline and str(self.cfg_path) not in cmdline:
             return None
         try:  # a zombie child of ours is not running
             if Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z"):
@@ -212,6 +213,9 @@ class LocalServer:
         return pid
 
     def is_running(self) -> bool:
+        proc = getattr(self, "_proc", None)
+        if proc is not None and proc.poll() is None:
+            return True  # our own child: its exit status is the truth, whatever /proc says mid-exec
         return self.pid() is not None
 
     def status(self) -> dict[str, str] | None:

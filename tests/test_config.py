@@ -1,0 +1,75 @@
+"""Configuration precedence: flags > environment > nlpzk.toml > defaults; secrets masked."""
+
+import pytest
+
+from nlpzk.config import DEFAULT_CHROOT, Config
+from nlpzk.errors import ConfigError
+
+
+def test_precedence_flag_env_file_default(tmp_path):
+    toml = tmp_path / "nlpzk.toml"
+    toml.write_text('zk = "file-host:2181/fromfile"\nstore = "/file/store"\nsession_timeout = 7\nzk_port = 23000\n')
+    env = {"NLPZK_STORE": "/env/store", "NLPZK_SESSION_TIMEOUT": "8"}
+    cfg = Config.resolve(flags={"session_timeout": 9.0}, environ=env, toml_path=toml)
+    assert (cfg.zk, cfg.source("zk")) == ("file-host:2181/fromfile", f"file {toml}")
+    assert (cfg.store, cfg.source("store")) == ("/env/store", "env NLPZK_STORE")
+    assert (cfg.session_timeout, cfg.source("session_timeout")) == (9.0, "flag")
+    assert (cfg.zk_port, cfg.source("zk_port")) == (23000, f"file {toml}")
+    assert (cfg.connect_timeout, cfg.source("connect_timeout")) == (5.0, "default")
+
+
+def test_toml_nlpzk_table_and_unknown_key(tmp_path):
+    good = tmp_path / "a.toml"
+    good.write_text('[nlpzk]\nzk = "h:1"\n')
+    assert Config.resolve(environ={}, toml_path=good).zk == "h:1"
+    bad = tmp_path / "b.toml"
+    bad.write_text('zookeeper = "h:1"\n')
+    with pytest.raises(ConfigError, match="unknown key"):
+        Config.resolve(environ={}, toml_path=bad)
+
+
+def test_chroot_parsing_and_default():
+    assert Config.resolve(flags={"zk": "a:1,b:2"}, environ={}, toml_path=None).hosts_and_chroot() == ("a:1,b:2", DEFAULT_CHROOT)
+    assert Config.resolve(flags={"zk": "a:1/team/x/"}, environ={}, toml_path=None).hosts_and_chroot() == ("a:1", "/team/x")
+    embedded = Config.resolve(flags={"zk_port": 1234}, environ={}, toml_path=None)
+    assert embedded.embedded and embedded.hosts_and_chroot() == ("127.0.0.1:1234", DEFAULT_CHROOT)
+    with pytest.raises(ConfigError, match="bad ZooKeeper address"):
+        Config.resolve(flags={"zk": "nohostport"}, environ={}, toml_path=None).hosts_and_chroot()
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        ({"auth": "nocolon"}, "user:password"),
+        ({"acl_others": "write"}, "acl_others"),
+        ({"zk_port": 70000}, "not a TCP port"),
+        ({"connect_timeout": 0}, "positive"),
+    ],
+)
+def test_invalid_values(flags, message):
+    with pytest.raises(ConfigError, match=message):
+        Config.resolve(flags=flags, environ={}, toml_path=None)
+
+
+def test_env_type_error_names_variable():
+    with pytest.raises(ConfigError, match="NLPZK_ZK_PORT"):
+        Config.resolve(environ={"NLPZK_ZK_PORT": "many"}, toml_path=None)
+
+
+def test_show_masks_secret():
+    cfg = Config.resolve(flags={"auth": "alice:s3cret"}, environ={}, toml_path=None)
+    rows = {r["key"]: r for r in cfg.show()}
+    assert rows["auth"]["value"] == "alice:****"
+    assert "s3cret" not in repr(cfg.show())
+
+
+def test_config_show_cli_masks_and_reports_sources(cli, cli_env):
+    cli.env = dict(cli_env, NLPZK_AUTH="bob:hunter2")
+    result = cli("config", "show", "--json")
+    assert result.exit_code == 0, result.output
+    assert "hunter2" not in result.output
+    import json
+
+    rows = {r["key"]: r for r in json.loads(result.stdout)}
+    assert rows["auth"] == {"key": "auth", "value": "bob:****", "source": "env NLPZK_AUTH", "env": "NLPZK_AUTH"}
+    assert rows["zk"]["source"] == "env NLPZK_ZK"

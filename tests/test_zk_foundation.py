@@ -1,0 +1,168 @@
+"""Connection, chroot, auth/ACL, unreachable ZooKeeper, the embedded server, the version recipe."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from kazoo.client import KazooClient
+from kazoo.exceptions import NoAuthError
+
+from _helpers import one_line_error
+from nlpzk import testing
+from nlpzk.cluster import as_nlpzk_error
+from nlpzk.errors import NotAuthorizedError, NotFoundError, ZkUnavailableError
+from nlpzk.zk import paths, registry
+from nlpzk.zk.server import free_port
+
+
+def test_connect_creates_chroot_and_isolates(zk_server, tmp_path):
+    chroot = "/team-a/nlpzk"
+    with testing.cluster_for(zk_server.address, tmp_path / "s", chroot=chroot) as c:
+        c.zk.create("/hello", b"x")
+        assert c.zk.get("/hello")[0] == b"x"
+    raw = KazooClient(hosts=zk_server.address)
+    raw.start(10)
+    try:
+        assert raw.get(f"{chroot}/hello")[0] == b"x"
+        assert not raw.exists("/hello")
+    finally:
+        raw.stop()
+        raw.close()
+
+
+def test_zkcli_sees_the_chroot(zk_server, cluster):
+    """ZooKeeper's own client (zkCli.sh) sees what nlpzk created under its chroot."""
+    registry.put_json(cluster.zk, "/corpora", {})
+    _, chroot = cluster.config.hosts_and_chroot()
+    zkcli = "/usr/share/zookeeper/bin/zkCli.sh"
+    if os.environ.get("ZOOKEEPER_HOME"):
+        zkcli = os.path.join(os.environ["ZOOKEEPER_HOME"], "bin", "zkCli.sh")
+    out = subprocess.run([zkcli, "-server", zk_server.address, "ls", chroot], capture_output=True, text=True, timeout=60)
+    assert "[corpora]" in out.stdout, out.stdout + out.stderr
+
+
+def test_unreachable_zookeeper_one_line_exit_code_and_time_bound(cli, cli_env):
+    port = free_port()  # nothing listens here
+    env = dict(cli_env, NLPZK_ZK=f"127.0.0.1:{port}", NLPZK_CONNECT_TIMEOUT="2")
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "nlpzk", "zk", "tree"], env=env, capture_output=True, text=True, timeout=30)
+    elapsed = time.monotonic() - t0
+    assert proc.returncode == ZkUnavailableError.exit_code == 3
+    line = one_line_error(proc.stderr)
+    assert f"127.0.0.1:{port}" in line and "within 2s" in line
+    assert elapsed < 2 + 4  # connect timeout plus interpreter start-up, never a hang
+
+
+def test_auth_acl_protects_registry(zk_server, tmp_path):
+    chroot = "/acl-test"
+    owner = testing.cluster_for(zk_server.address, tmp_path / "s", chroot=chroot, auth="alice:pw1")
+    stranger = testing.cluster_for(zk_server.address, tmp_path / "s", chroot=chroot)
+    wrong = testing.cluster_for(zk_server.address, tmp_path / "s", chroot=chroot, auth="alice:nope")
+    try:
+        registry.put_json(owner.zk, "/vocab/v/tags/latest", {"v": 1})
+        acl, _ = owner.zk.get_acls("/vocab/v/tags/latest")
+        assert any(a.id.scheme == "digest" and a.id.id.startswith("alice:") for a in acl)
+        # others may read (default acl_others=read) but not write
+        assert registry.maybe_json(stranger.zk, "/vocab/v/tags/latest") == {"v": 1}
+        for other in (stranger, wrong):
+            with pytest.raises(NoAuthError) as info:
+                other.zk.set("/vocab/v/tags/latest", b"{}")
+            mapped = as_nlpzk_error(info.value)
+            assert isinstance(mapped, NotAuthorizedError) and "not authorized" in mapped.line()
+            with pytest.raises(NoAuthError):
+                other.zk.delete("/vocab/v/tags/latest")
+        registry.put_json(owner.zk, "/vocab/v/tags/latest", {"v": 2})
+    finally:
+        for c in (owner, stranger, wrong):
+            c.close()
+
+
+def test_acl_others_none_hides_data(zk_server, tmp_path):
+    owner = testing.cluster_for(zk_server.address, tmp_path / "s", chroot="/acl-none", auth="bob:pw", acl_others="none")
+    stranger = testing.cluster_for(zk_server.address, tmp_path / "s", chroot="/acl-none")
+    try:
+        registry.put_json(owner.zk, "/models/m", {"secret": 1})
+        with pytest.raises(NoAuthError):
+            stranger.zk.get("/models/m")
+    finally:
+        owner.close()
+        stranger.close()
+
+
+def test_unauthorized_cli_write_is_one_line(cli, cli_env, zk_server, tmp_path):
+    chroot = "/" + cli_env["NLPZK_ZK"].split("/", 1)[1]
+    owner = testing.cluster_for(zk_server.address, tmp_path / "s", chroot=chroot, auth="carol:pw")
+    try:
+        registry.put_json(owner.zk, "/demo", {"owner": "carol"})
+    finally:
+        owner.close()
+    proc = cli.run_process("demo", timeout=60)
+    assert proc.returncode == NotAuthorizedError.exit_code, proc.stdout + proc.stderr
+    assert "not authorized" in one_line_error(proc.stderr)
+
+
+def test_publish_version_concurrent_distinct_and_complete(cluster, config):
+    base = paths.vocab("race")
+    cluster.zk.ensure_path(base)
+    results: list[int] = []
+    errors: list[BaseException] = []
+
+    def publisher(n: int) -> None:
+        try:
+            with testing.Cluster.connect(config) as c:
+                for _ in range(n):
+                    results.append(registry.publish_version(c.zk, base, {"by": threading.get_ident()}, tags=["latest"]))
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=publisher, args=(5,)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert sorted(results) == list(range(1, 21))
+    assert registry.children(cluster.zk, f"{base}/versions") == [paths.version_name(i) for i in range(1, 21)]
+    assert cluster.zk.get(f"{base}/tags/latest")[0].decode() in {paths.version_name(i) for i in range(1, 21)}
+    assert registry.resolve_version(cluster.zk, base, "vocabulary", "race", None, "latest") >= 1
+    with pytest.raises(NotFoundError, match="no version v99"):
+        registry.resolve_version(cluster.zk, base, "vocabulary", "race", 99, None)
+    with pytest.raises(NotFoundError, match="no tag 'stable'"):
+        registry.resolve_version(cluster.zk, base, "vocabulary", "race", None, "stable")
+    registry.move_tag(cluster.zk, base, "stable", 3)
+    assert registry.resolve_version(cluster.zk, base, "vocabulary", "race", None, "stable") == 3
+
+
+def test_expire_session_removes_ephemerals(cluster, zk_server):
+    cluster.zk.create("/eph", b"", ephemeral=True)
+    observer = testing.Cluster.connect(cluster.config)
+    try:
+        testing.expire_session(cluster.zk, zk_server.address)
+        deadline = time.monotonic() + 10
+        while observer.zk.exists("/eph") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not observer.zk.exists("/eph")
+        assert cluster.watch.lost.is_set()
+    finally:
+        observer.close()
+
+
+def test_refuses_bulk_documents(cluster):
+    from nlpzk.errors import NlpzkError
+
+    with pytest.raises(NlpzkError, match="bulk data belongs in the store"):
+        registry.put_json(cluster.zk, "/big", {"x": "a" * 100_000})
+
+
+@pytest.mark.parametrize("name", ["", "../x", "a/b", ".hidden", "x" * 200, "sp ace"])
+def test_bad_names_rejected(name):
+    from nlpzk.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError):
+        paths.corpus(name)
