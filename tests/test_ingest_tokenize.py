@@ -1,0 +1,60 @@
+"""The tokenizer ingest uses must equal spaCy's tokenizer + sentencizer, and be rebuildable from options."""
+
+import pytest
+import spacy
+from gensim.test.utils import datapath
+
+from nlpzk.errors import ConfigError, InvalidInputError
+from nlpzk.ingest import make_tokenizer, tokenizer_options
+
+TRICKY = [
+    "",
+    "   ",
+    ". Hello",
+    'Hi!!! "Yes." (no) ... ok.  Next\n\nline',
+    "!?",
+    "a . . b",
+    "x.",
+    '"Wow!" she said. "Really?" he asked.',
+    "Dr. Smith arrived at 5 p.m. yesterday. He left.",
+    "One sentence without an end",
+]
+
+
+def _spacy_sentences(nlp, text):
+    sents = [[t.text for t in s if not t.is_space and t.text.strip()] for s in nlp(text).sents]
+    return [s for s in sents if s]
+
+
+def test_sentences_equal_spacy_sentencizer():
+    lines = [l.strip() for l in open(datapath("lee_background.cor"), encoding="utf-8") if l.strip()][:120]
+    texts = TRICKY + lines
+    nlp = spacy.blank("en")
+    nlp.add_pipe("sentencizer")
+    raw = dict(lang="en", lowercase=False, drop_punct=False, drop_urls=False, max_token_length=10**6)
+    got = list(make_tokenizer(raw).pipe(texts, batch_size=37))  # odd batch size: boundaries cross batches
+    assert got == [_spacy_sentences(nlp, t) for t in texts]
+
+
+def test_default_options_golden():
+    tok = make_tokenizer({"lang": "en"})
+    assert tok("Hello world. It works! Visit http://x.com or mail a@b.com, 12,000 dogs.") == [
+        ["hello", "world"],
+        ["it", "works"],
+        ["visit", "or", "mail", "12,000", "dogs"],
+    ]
+
+
+def test_filters_and_lemmas():
+    tok = make_tokenizer({"lang": "en", "lemmatize": True, "drop_numbers": True, "max_token_length": 7, "min_sentence_tokens": 2})
+    assert tok("Dogs were barking at 3 cats. Silence. Extraordinarily loud dogs!") == [["dogs", "be", "bark", "at", "cat"], ["loud", "dog"]]
+
+
+def test_options_are_validated():
+    assert tokenizer_options({"lang": "de"}) == dict(tokenizer_options(), lang="de")
+    with pytest.raises(ConfigError):
+        tokenizer_options({"lang": "en", "colour": "blue"})
+    with pytest.raises(ConfigError):
+        tokenizer_options({"min_sentence_tokens": 0})
+    with pytest.raises(InvalidInputError, match="unknown language 'qq'"):
+        make_tokenizer({"lang": "qq"})
