@@ -2,6 +2,230 @@
 
 from __future__ import annotations
 
+from typing import List, Optional
+
 import typer
+from rich.table import Table
+
+from . import _util
 
 app = typer.Typer(help="List, evaluate, query and export trained models.", no_args_is_help=True)
+
+RefArg = typer.Argument(..., metavar="NAME[@v|:tag]", help="Model name, optionally @version or :tag (default :latest).")
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+@app.command("list")
+def list_cmd(ctx: typer.Context, as_json: bool = _util.JsonOption) -> None:
+    """Every model name with its version count, tags, vocabulary and headline scores.
+
+    Example: nlpzk model list
+    """
+    from nlpzk.models import list_models
+
+    rows = list_models(_util.cluster(ctx))
+
+    def human(rows) -> None:
+        if not rows:
+            _util.out.print("no models yet (a finished training job registers one)")
+            return
+        table = Table("model", "versions", "latest", "tags", "vocab", "words", "dim", "scores")
+        for r in rows:
+            vocab = f"{r['vocab']['name']}@v{r['vocab']['version']}" if r["vocab"] else "-"
+            tags = ", ".join(f"{t}->v{v}" for t, v in r["tags"].items())
+            scores = ", ".join(f"{k} {v:.3f}" for k, v in r["eval"].items()) or "-"
+            table.add_row(r["name"], str(r["versions"]), f"v{r['latest']}" if r["latest"] else "-", tags, vocab, _fmt(r["words"]), _fmt(r["dim"]), scores)
+        _util.out.print(table)
+
+    _util.emit(rows, as_json, human)
+
+
+@app.command("show")
+def show(ctx: typer.Context, ref: str = RefArg, as_json: bool = _util.JsonOption) -> None:
+    """One model version: file, checksum, vocabulary, job, hyper-parameters, stored eval scores.
+
+    Example: nlpzk model show wiki@v2
+    """
+    from nlpzk.models import model_doc, parse_ref
+
+    name, version, tag = parse_ref(ref)
+    doc = model_doc(_util.cluster(ctx), name, version, tag)
+
+    def human(d) -> None:
+        vocab = d.get("vocab") or {}
+        missing = "" if d["vocab_exists"] else "  [red](deleted!)[/]"
+        _util.out.print(f"[bold]{d['name']}@v{d['version']}[/]  tags: {', '.join(d['tags']) or '-'}")
+        _util.out.print(f"  vectors  {d.get('words')} x {d.get('dim')}  {d.get('path')}  ({_util.human_bytes(d.get('bytes') or 0)}, sha256 {str(d.get('sha256'))[:12]}...)")
+        _util.out.print(f"  vocab    {vocab.get('name')}@v{vocab.get('version')}{missing}")
+        _util.out.print(f"  job      {d.get('job') or '-'}")
+        if d.get("spec"):
+            _util.out.print("  spec     " + ", ".join(f"{k}={v}" for k, v in sorted(d["spec"].items())))
+        for bench, s in (d.get("eval") or {}).items():
+            parts = ", ".join(f"{k} {_fmt(v)}" for k, v in s.items() if k != "sections")
+            _util.out.print(f"  {bench:<9}{parts}")
+
+    _util.emit(doc, as_json, human)
+
+
+@app.command("tag")
+def tag(ctx: typer.Context, ref: str = typer.Argument(..., metavar="NAME@v", help="The version to tag."), tag_name: str = typer.Argument(..., metavar="TAG"), as_json: bool = _util.JsonOption) -> None:
+    """Point TAG at a version (created or moved atomically); readers following the tag see the move.
+
+    Example: nlpzk model tag wiki@v3 stable
+    """
+    from nlpzk.models import parse_ref, tag_model
+
+    name, version, from_tag = parse_ref(ref)
+    cluster = _util.cluster(ctx)
+    if version is None:
+        from nlpzk.models import model_doc
+
+        version = model_doc(cluster, name, None, from_tag)["version"]
+    tag_model(cluster, name, version, tag_name)
+    _util.emit({"name": name, "tag": tag_name, "version": version}, as_json, lambda d: _util.out.print(f"{d['name']}:{d['tag']} -> v{d['version']}"))
+
+
+@app.command("untag")
+def untag(ctx: typer.Context, name: str = typer.Argument(..., metavar="NAME"), tag_name: str = typer.Argument(..., metavar="TAG"), as_json: bool = _util.JsonOption) -> None:
+    """Remove a tag (the version it pointed at stays).
+
+    Example: nlpzk model untag wiki stable
+    """
+    from nlpzk.models import untag_model
+
+    untag_model(_util.cluster(ctx), name, tag_name)
+    _util.emit({"name": name, "tag": tag_name, "removed": True}, as_json, lambda d: _util.out.print(f"removed tag {d['tag']} of {d['name']}"))
+
+
+@app.command("delete")
+def delete(ctx: typer.Context, ref: str = typer.Argument(..., metavar="NAME[@v]", help="A version, or a whole model."), yes: bool = _util.YesOption, as_json: bool = _util.JsonOption) -> None:
+    """Delete one version (NAME@v) or every version of a model (NAME): znodes first, then files.
+
+    Example: nlpzk model delete wiki@v1 --yes
+    """
+    from nlpzk.models import delete_model, parse_ref
+
+    name, version, tag = parse_ref(ref)
+    cluster = _util.cluster(ctx)
+    if tag is not None:
+        from nlpzk.models import model_doc
+
+        version = model_doc(cluster, name, None, tag)["version"]
+    what = f"version v{version} of model {name}" if version is not None else f"model {name} with all its versions"
+    _util.confirm(f"delete {what}?", yes)
+    result = delete_model(cluster, name, version)
+    _util.emit(result, as_json, lambda d: _util.out.print(f"deleted {what}" + (f" (tags {', '.join(d['tags'])} removed or moved)" if d["tags"] else "")))
+
+
+@app.command("eval")
+def eval_cmd(
+    ctx: typer.Context,
+    ref: str = RefArg,
+    against: Optional[str] = typer.Option(None, "--against", metavar="OTHER", help="Evaluate another model too and print both side by side."),
+    only: Optional[List[str]] = typer.Option(None, "--only", help="Run only these benchmarks: wordsim353, simlex999, analogy, sentiment."),
+    save: bool = typer.Option(True, "--save/--no-save", help="Store the scores on the model version's znode."),
+    sections: bool = typer.Option(False, "--sections", help="Also print analogy accuracy per section."),
+    as_json: bool = _util.JsonOption,
+) -> None:
+    """Score a model on WordSim-353, SimLex-999, Google analogies and a sentiment classifier.
+
+    Example: nlpzk model eval wiki --against wiki@v1
+    """
+    from nlpzk.eval import BENCHMARKS, compare, evaluate_model
+    from nlpzk.models import parse_ref
+
+    cluster = _util.cluster(ctx)
+    benchmarks = tuple(only) if only else BENCHMARKS
+    results = []
+    for r in [ref] + ([against] if against else []):
+        name, version, tag = parse_ref(r)
+        results.append(evaluate_model(cluster, name, version, tag, benchmarks=benchmarks, save=save))
+    rows = compare(*results)
+
+    def human(_) -> None:
+        table = Table("metric", *(r["model"] for r in results))
+        for row in rows:
+            if row["metric"].startswith("  ") and not sections:
+                continue
+            table.add_row(row["metric"], *(_fmt(row.get(r["model"])) for r in results))
+        _util.out.print(table)
+        for r in results:
+            s = r["scores"].get("sentiment")
+            if s:
+                verdict = "beats" if s["accuracy"] > s["baseline"] else "does NOT beat"
+                _util.out.print(f"{r['model']}: sentiment classifier {verdict} the majority baseline ({s['accuracy']:.3f} vs {s['baseline']:.3f}, {s['folds']}-fold CV)")
+
+    _util.emit({"models": results, "table": rows}, as_json, human)
+
+
+@app.command("similar")
+def similar(
+    ctx: typer.Context,
+    ref: str = RefArg,
+    word: str = typer.Argument(..., help="The word to find neighbours of."),
+    n: int = typer.Option(10, "-n", "--topn", min=1, help="How many neighbours."),
+    as_json: bool = _util.JsonOption,
+) -> None:
+    """Nearest neighbours of WORD by cosine similarity. An unknown word gets close-token suggestions.
+
+    Example: nlpzk model similar wiki king -n 5
+    """
+    from nlpzk.models import Model
+
+    model = Model.open(ref, cluster=_util.cluster(ctx))
+    hits = model.similar(word, n)
+    _util.emit({"model": model.ref, "word": word, "similar": [{"token": t, "similarity": s} for t, s in hits]}, as_json, lambda d: _print_hits(d["similar"]))
+
+
+@app.command("analogy")
+def analogy(
+    ctx: typer.Context,
+    ref: str = RefArg,
+    a: str = typer.Argument(...),
+    b: str = typer.Argument(...),
+    c: str = typer.Argument(...),
+    n: int = typer.Option(5, "-n", "--topn", min=1),
+    as_json: bool = _util.JsonOption,
+) -> None:
+    """A is to B as C is to ...? (nearest to B - A + C).
+
+    Example: nlpzk model analogy wiki man king woman
+    """
+    from nlpzk.models import Model
+
+    model = Model.open(ref, cluster=_util.cluster(ctx))
+    hits = model.analogy(a, b, c, n)
+    _util.emit({"model": model.ref, "query": [a, b, c], "answers": [{"token": t, "similarity": s} for t, s in hits]}, as_json, lambda d: _print_hits(d["answers"]))
+
+
+def _print_hits(hits) -> None:
+    table = Table("token", "cosine")
+    for h in hits:
+        table.add_row(h["token"], f"{h['similarity']:.4f}")
+    _util.out.print(table)
+
+
+@app.command("export")
+def export(
+    ctx: typer.Context,
+    ref: str = RefArg,
+    fmt: str = typer.Option("word2vec", "--format", "-f", help="word2vec (text), word2vec-bin, or tsv (TensorBoard projector)."),
+    out: str = typer.Option(..., "--out", "-o", help="Output file (word2vec formats) or directory (tsv)."),
+    as_json: bool = _util.JsonOption,
+) -> None:
+    """Write the vectors in a format other tools read (gensim load_word2vec_format, TensorBoard projector).
+
+    Example: nlpzk model export wiki@v2 --format word2vec-bin --out wiki.bin
+    """
+    from nlpzk.models import Model
+
+    model = Model.open(ref, cluster=_util.cluster(ctx))
+    written = model.export(fmt, out)
+    _util.emit({"model": model.ref, "format": fmt, "files": written}, as_json, lambda d: _util.out.print(f"wrote {', '.join(d['files'])}"))

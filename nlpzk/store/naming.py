@@ -40,3 +40,8 @@ def model_dir(name: str) -> str:
 
 def model_file(name: str, nonce: str) -> str:
     return f"{model_dir(name)}/{nonce}.kv"
+
+
+def model_vectors(name: str, nonce: str) -> str:
+    """A model version's vectors as an Arrow IPC file (token, count, vector rows; memory-mappable)."""
+    return f"{model_dir(name)}/{nonce}.arrow"

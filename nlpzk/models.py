@@ -1,0 +1,438 @@
+"""Trained vectors as numbered model versions, each tied to the vocabulary version it was trained with.
+
+A version is an Arrow IPC file in the store (``token``, ``count``, ``vector`` rows in vocabulary-id
+order; memory-mapped when the store is local) plus a small znode::
+
+    /models/<name>/versions/vN   {path, sha256, bytes, words, dim, vocab: {name, version}, job, spec, eval}
+    /models/<name>/tags/<tag>    "vN"
+
+>>> model = Model.open("wiki", tag="stable", cluster=cluster)     # doctest: +SKIP
+>>> model.kv.most_similar("king", topn=3)                          # doctest: +SKIP
+>>> model.vocab.id("king")                                         # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import os
+import re
+import tempfile
+import uuid
+from typing import Any, Iterable
+
+import numpy as np
+import pyarrow as pa
+
+from .cluster import Cluster, default_cluster
+from .errors import IntegrityError, InvalidInputError, NotFoundError, StoreError
+from .store import naming
+from .zk import paths, registry, versioned
+
+__all__ = ["Model", "register_model", "parse_ref", "list_models", "model_doc", "tag_model", "untag_model", "delete_model", "store_scores", "WordNotFoundError"]
+
+_REF = re.compile(r"^(?P<name>[^@:]+)(?:@(?P<version>[^@:]+)|:(?P<tag>[^@:]+))?$")
+
+
+class WordNotFoundError(NotFoundError):
+    """A word the model has no vector for; the hint names close tokens it does have."""
+
+
+def parse_ref(ref: str) -> tuple[str, int | None, str | None]:
+    """``'wiki'``, ``'wiki@3'``, ``'wiki@v3'``, ``'wiki:stable'`` -> ``(name, version, tag)``."""
+    m = _REF.match(ref.strip())
+    if not m:
+        raise InvalidInputError(f"{ref!r} is not a model reference", hint="use NAME, NAME@v3 or NAME:tag")
+    name = paths.check_name("model", m["name"])
+    version = paths.parse_version(m["version"]) if m["version"] else None
+    tag = paths.check_name("tag", m["tag"]) if m["tag"] else None
+    return name, version, tag
+
+
+def _base(name: str) -> str:
+    return paths.model(name)
+
+
+def _resolve(cluster: Cluster, name: str, version: int | None, tag: str | None) -> int:
+    return registry.resolve_version(cluster.zk, _base(name), "model", name, version, tag)
+
+
+# -- the vectors file ------------------------------------------------------------------------------
+
+def _write_vectors(cluster: Cluster, rel: str, kv, meta: dict[str, str]) -> tuple[str, int]:
+    vectors = np.ascontiguousarray(kv.vectors, dtype=np.float32)
+    n, dim = vectors.shape
+    counts = kv.expandos.get("count") if hasattr(kv, "expandos") else None
+    counts = np.zeros(n, dtype=np.int64) if counts is None else np.asarray(counts, dtype=np.int64)
+    table = pa.table(
+        {
+            "token": pa.array([str(k) for k in kv.index_to_key], pa.string()),
+            "count": pa.array(counts, pa.int64()),
+            "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), dim),
+        }
+    ).replace_schema_metadata({f"nlpzk.{k}".encode(): v.encode() for k, v in meta.items()})
+    with cluster.store.atomic_output(rel) as out:
+        with pa.ipc.new_file(out, table.schema) as writer:
+            writer.write_table(table)
+    return out.sha256, out.bytes
+
+
+def _read_vectors(cluster: Cluster, rel: str, sha256: str | None, verify: bool = True):
+    """Load a vectors file as gensim ``KeyedVectors`` (vectors memory-mapped on a local store)."""
+    from gensim.models import KeyedVectors
+
+    store = cluster.store
+    local = store.local_path(rel)
+    try:
+        if local is not None:
+            if not os.path.exists(local):
+                raise IntegrityError(f"model file {rel} is missing from the store", hint="the registry points at a deleted file; delete this version")
+            source = pa.memory_map(local, "r")
+        else:
+            source = pa.BufferReader(store.read_bytes(rel))
+        if verify and sha256:
+            # a memory map hashes straight from the page cache, no second copy
+            digest = hashlib.sha256(memoryview(source.read_buffer())).hexdigest()
+            source.seek(0)
+            if digest != sha256:
+                raise IntegrityError(f"model file {rel} fails its checksum", hint="the file was changed or truncated; delete this version")
+        table = pa.ipc.open_file(source).read_all()
+    except pa.ArrowInvalid as exc:
+        raise IntegrityError(f"model file {rel} is not a readable vectors file: {exc}") from None
+    vec_col = table.column("vector").combine_chunks()
+    dim = vec_col.type.list_size
+    vectors = vec_col.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
+    kv = KeyedVectors(dim, count=0, dtype=np.float32)
+    kv.index_to_key = table.column("token").to_pylist()
+    kv.key_to_index = {k: i for i, k in enumerate(kv.index_to_key)}
+    kv.vectors = vectors
+    kv.expandos["count"] = table.column("count").to_numpy()
+    kv.next_index = len(kv.index_to_key)
+    return kv
+
+
+# -- registry --------------------------------------------------------------------------------------
+
+def register_model(
+    cluster: Cluster,
+    name: str,
+    kv,
+    *,
+    vocab_name: str,
+    vocab_version: int,
+    job: str | None = None,
+    spec: dict[str, Any] | None = None,
+    tags: Iterable[str] = ("latest",),
+) -> int:
+    """Write ``kv`` (gensim ``KeyedVectors``, rows in vocabulary-id order) and register it as the next
+    version of model ``name``. The file is complete and checksummed before its znode exists.
+
+    Returns the new version number.
+    """
+    paths.check_name("model", name)
+    tags = [paths.check_name("tag", t) for t in tags]
+    if registry.maybe_json(cluster.zk, paths.vocab_version(vocab_name, vocab_version)) is None:
+        raise NotFoundError(
+            f"vocabulary {vocab_name}@v{vocab_version} does not exist",
+            hint="a model must be tied to a registered vocabulary version (see: nlpzk vocab list)",
+        )
+    if len(kv.index_to_key) == 0:
+        raise InvalidInputError(f"refusing to register model {name!r} with no vectors")
+    nonce = uuid.uuid4().hex[:16]
+    rel = naming.model_vectors(name, nonce)
+    sha, size = _write_vectors(cluster, rel, kv, {"model": name, "vocab": f"{vocab_name}@{vocab_version}"})
+    doc = {
+        "path": rel,
+        "sha256": sha,
+        "bytes": size,
+        "words": len(kv.index_to_key),
+        "dim": int(kv.vector_size),
+        "vocab": {"name": vocab_name, "version": int(vocab_version)},
+        "job": job,
+        "spec": spec or {},
+        "eval": {},
+    }
+    cluster.zk.ensure_path(_base(name))
+    try:
+        return registry.publish_version(cluster.zk, _base(name), doc, tags=tags)
+    except BaseException:
+        cluster.store.delete(rel)  # never registered, so nobody can be reading it
+        raise
+
+
+def model_doc(cluster: Cluster, name: str, version: int | None = None, tag: str | None = None) -> dict[str, Any]:
+    """The version document (plus ``name``, ``tags`` and ``vocab_exists``) of one model version."""
+    number = _resolve(cluster, name, version, tag)
+    doc, _ = registry.get_json(cluster.zk, paths.model_version(name, number), what=f"model {name}@v{number}")
+    vtags = versioned.tags(cluster.zk, _base(name))
+    vocab = doc.get("vocab") or {}
+    exists = bool(vocab) and cluster.zk.exists(paths.vocab_version(vocab["name"], int(vocab["version"]))) is not None
+    return dict(doc, name=name, version=number, tags=sorted(t for t, v in vtags.items() if v == number), vocab_exists=exists)
+
+
+def list_models(cluster: Cluster) -> list[dict[str, Any]]:
+    """One row per model name: versions, tags, the latest version's vocab and headline scores."""
+    rows = []
+    for name in registry.children(cluster.zk, paths.MODELS):
+        numbers = versioned.versions(cluster.zk, _base(name))
+        vtags = versioned.tags(cluster.zk, _base(name))
+        latest = vtags.get("latest", numbers[-1] if numbers else None)
+        doc = registry.maybe_json(cluster.zk, paths.model_version(name, latest)) if latest else None
+        doc = doc or {}
+        rows.append(
+            {
+                "name": name,
+                "versions": len(numbers),
+                "latest": latest,
+                "tags": {t: v for t, v in sorted(vtags.items())},
+                "vocab": doc.get("vocab"),
+                "words": doc.get("words"),
+                "dim": doc.get("dim"),
+                "job": doc.get("job"),
+                "eval": headline(doc.get("eval") or {}),
+            }
+        )
+    return rows
+
+
+def headline(scores: dict[str, Any]) -> dict[str, float]:
+    """The one number per benchmark a listing shows."""
+    out = {}
+    for key, field in (("wordsim353", "spearman"), ("simlex999", "spearman"), ("analogy", "accuracy"), ("sentiment", "accuracy")):
+        if isinstance(scores.get(key), dict) and scores[key].get(field) is not None:
+            out[key] = scores[key][field]
+    return out
+
+
+def tag_model(cluster: Cluster, name: str, version: int, tag: str) -> None:
+    """Point ``tag`` at version ``version`` (atomically, checking the version exists)."""
+    number = _resolve(cluster, name, version, None)
+    registry.move_tag(cluster.zk, _base(name), tag, number)
+
+
+def untag_model(cluster: Cluster, name: str, tag: str) -> None:
+    if not cluster.zk.exists(_base(name)):
+        raise NotFoundError(f"unknown model {name!r}", hint="see: nlpzk model list")
+    if not versioned.delete_tag(cluster.zk, _base(name), tag):
+        raise NotFoundError(f"model {name!r} has no tag {tag!r}")
+
+
+def delete_model(cluster: Cluster, name: str, version: int | None = None) -> dict[str, Any]:
+    """Delete one version (its znode, then its file) or, with ``version=None``, the whole model.
+
+    The znode goes first: once it is gone nobody can open the file, and a file left behind by a
+    crash in between is garbage, never a dangling registration.
+    """
+    zk = cluster.zk
+    if not zk.exists(_base(name)):
+        raise NotFoundError(f"unknown model {name!r}", hint="see: nlpzk model list")
+    if version is not None:
+        number = _resolve(cluster, name, version, None)
+        doc, _ = registry.get_json(zk, paths.model_version(name, number))
+        touched = versioned.delete_version(zk, _base(name), number)
+        if doc.get("path"):
+            cluster.store.delete(doc["path"])
+        return {"name": name, "deleted": [number], "tags": touched}
+    docs = [(n, registry.maybe_json(zk, paths.model_version(name, n))) for n in versioned.versions(zk, _base(name))]
+    versioned.delete_tree(zk, _base(name))
+    for _, doc in docs:
+        if doc and doc.get("path"):
+            cluster.store.delete(doc["path"])
+    cluster.store.delete_dir(naming.model_dir(name))
+    return {"name": name, "deleted": [n for n, _ in docs], "tags": []}
+
+
+def store_scores(cluster: Cluster, name: str, version: int, scores: dict[str, Any]) -> dict[str, Any]:
+    """Merge compact eval ``scores`` into the version document (conditional write, retried on a race)."""
+
+    def change(doc: dict[str, Any]) -> dict[str, Any]:
+        merged = dict(doc.get("eval") or {})
+        merged.update(scores)
+        doc["eval"] = merged
+        return doc
+
+    return versioned.update_doc(cluster.zk, paths.model_version(name, version), change)
+
+
+# -- the handle ------------------------------------------------------------------------------------
+
+class Model:
+    """One model version: its registry document, its vectors (``kv``) and its vocabulary (``vocab``)."""
+
+    def __init__(self, cluster: Cluster, name: str, version: int, doc: dict[str, Any]) -> None:
+        self.cluster = cluster
+        self.name = name
+        self.version = version
+        self.doc = doc
+        self._kv = None
+        self._vocab = None
+
+    @classmethod
+    def open(cls, name: str, version: int | None = None, tag: str | None = None, cluster: Cluster | None = None) -> "Model":
+        """Open ``name`` at ``version``, or at ``tag`` (default ``latest``). ``name`` may be a ref like ``wiki@3``.
+
+        Raises NotFoundError naming the vocabulary version when the one the model was trained with
+        has been deleted: its row ids would no longer mean anything anyone can look up.
+        """
+        cluster = cluster or default_cluster()
+        if version is None and tag is None and ("@" in name or ":" in name):
+            name, version, tag = parse_ref(name)
+        doc = model_doc(cluster, name, version, tag)
+        model = cls(cluster, name, doc["version"], doc)
+        if not doc["vocab_exists"]:
+            vocab = doc.get("vocab") or {}
+            raise NotFoundError(
+                f"model {model.ref} was trained with vocabulary {vocab.get('name')}@v{vocab.get('version')}, which no longer exists",
+                hint=f"its token ids cannot be looked up any more; delete the model version (nlpzk model delete {model.ref})",
+            )
+        return model
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@v{self.version}"
+
+    @property
+    def vocab_ref(self) -> tuple[str, int]:
+        v = self.doc["vocab"]
+        return v["name"], int(v["version"])
+
+    @property
+    def kv(self):
+        """gensim ``KeyedVectors`` (loaded on first use, checksum verified)."""
+        if self._kv is None:
+            self._kv = _read_vectors(self.cluster, self.doc["path"], self.doc.get("sha256"))
+        return self._kv
+
+    @property
+    def vocab(self):
+        """The exact vocabulary version (a ``VocabView``) the model was trained with."""
+        if self._vocab is None:
+            from .vocab import Vocabulary
+
+            vname, vversion = self.vocab_ref
+            self._vocab = Vocabulary.open(vname, version=vversion, cluster=self.cluster)
+        return self._vocab
+
+    # -- lookups ---------------------------------------------------------------------------------
+
+    def _check_word(self, word: str) -> str:
+        kv = self.kv
+        if word in kv.key_to_index:
+            return word
+        for variant in (word.lower(), word.capitalize(), word.upper()):
+            if variant in kv.key_to_index:
+                return variant
+        close = suggest(kv.index_to_key, word)
+        raise WordNotFoundError(
+            f"{word!r} is not in the vocabulary of model {self.ref}",
+            hint=f"close tokens: {', '.join(close)}" if close else "no close tokens either",
+        )
+
+    def similar(self, word: str, n: int = 10) -> list[tuple[str, float]]:
+        """The ``n`` nearest tokens by cosine similarity."""
+        key = self._check_word(word)
+        return [(k, float(s)) for k, s in self.kv.most_similar(key, topn=n)]
+
+    def analogy(self, a: str, b: str, c: str, n: int = 5) -> list[tuple[str, float]]:
+        """``a`` is to ``b`` as ``c`` is to ...? (3CosAdd: nearest to b - a + c)."""
+        keys = [self._check_word(w) for w in (a, b, c)]
+        return [(k, float(s)) for k, s in self.kv.most_similar(positive=[keys[1], keys[2]], negative=[keys[0]], topn=n)]
+
+    # -- export ----------------------------------------------------------------------------------
+
+    def export(self, fmt: str, out: str) -> list[str]:
+        """Write ``word2vec`` (text), ``word2vec-bin`` or ``tsv`` (TensorBoard projector) files.
+
+        ``out`` is a file for the word2vec formats and a directory for ``tsv`` (``vectors.tsv`` +
+        ``metadata.tsv``). Each file is written beside its target and renamed into place.
+        Returns the paths written.
+        """
+        return export_vectors(self.kv, fmt, out)
+
+    def __repr__(self) -> str:
+        return f"Model({self.ref!r})"
+
+
+def suggest(tokens: list[str], word: str, n: int = 5) -> list[str]:
+    """Close tokens for a word the model lacks (case-insensitive difflib match)."""
+    lowered: dict[str, str] = {}
+    for t in tokens:
+        lowered.setdefault(t.lower(), t)
+    matches = difflib.get_close_matches(word.lower(), list(lowered), n=n, cutoff=0.7)
+    return [lowered[m] for m in matches]
+
+
+EXPORT_FORMATS = ("word2vec", "word2vec-bin", "tsv")
+
+
+def export_vectors(kv, fmt: str, out: str) -> list[str]:
+    if fmt not in EXPORT_FORMATS:
+        raise InvalidInputError(f"unknown export format {fmt!r}", hint=f"use one of: {', '.join(EXPORT_FORMATS)}")
+    bad_sep = " \t\n\r" if fmt.startswith("word2vec") else "\t\n\r"
+    for token in kv.index_to_key:
+        if not token or any(ch in token for ch in bad_sep):
+            raise InvalidInputError(
+                f"token {token!r} cannot be written in {fmt} format (it holds a separator)",
+                hint="export as another format, or re-ingest with whitespace tokens filtered",
+            )
+    if fmt == "tsv":
+        _writable_dir(out, create=True)
+        vec_path, meta_path = os.path.join(out, "vectors.tsv"), os.path.join(out, "metadata.tsv")
+        _atomic_local(vec_path, lambda fh: np.savetxt(fh, kv.vectors, delimiter="\t", fmt="%.7g"))
+        counts = kv.expandos.get("count")
+
+        def write_meta(fh) -> None:
+            fh.write(b"word\tcount\n")
+            for i, token in enumerate(kv.index_to_key):
+                fh.write(f"{token}\t{int(counts[i]) if counts is not None else 0}\n".encode())
+
+        _atomic_local(meta_path, write_meta)
+        return [vec_path, meta_path]
+
+    _writable_dir(os.path.dirname(os.path.abspath(out)), create=False)
+    binary = fmt == "word2vec-bin"
+
+    def write(fh) -> None:
+        fh.write(f"{len(kv.index_to_key)} {kv.vector_size}\n".encode())
+        vectors = np.asarray(kv.vectors, dtype="<f4")
+        for token, row in zip(kv.index_to_key, vectors):
+            if binary:
+                fh.write(token.encode() + b" " + row.tobytes())
+            else:
+                # str() of a float32 is its shortest round-tripping form: reading it back gives the same bits
+                fh.write((token + " " + " ".join(str(v) for v in row) + "\n").encode())
+
+    _atomic_local(out, write)
+    return [os.path.abspath(out)]
+
+
+def _writable_dir(path: str, *, create: bool) -> None:
+    path = os.path.abspath(path)
+    if create:
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create export directory {path}: {exc.strerror}", hint="choose a directory you can write to") from None
+    if not os.path.isdir(path):
+        raise InvalidInputError(f"export directory {path} does not exist", hint="create it first or choose another --out")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise StoreError(f"export directory {path} is not writable", hint="choose a directory you can write to")
+
+
+def _atomic_local(path: str, write) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise InvalidInputError(f"export path {path} is a directory", hint="give a file name for the word2vec formats")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    except OSError as exc:
+        raise StoreError(f"cannot write to {directory}: {exc.strerror}", hint="choose a directory you can write to") from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise StoreError(f"cannot write {path}: {exc.strerror or exc}", hint="check the path and free space") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

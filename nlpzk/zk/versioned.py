@@ -1,0 +1,111 @@
+"""Changing numbered versions after publication: update a version's document, delete a version, read tags.
+
+Works on any ``base`` laid out by :func:`nlpzk.zk.registry.publish_version`
+(``base/versions/vN``, ``base/tags/<tag>``); models use it, vocabularies may.
+
+Every call is a short read-then-transaction retried on kazoo's command retry. On SUSPENDED a call
+blocks inside that retry and either succeeds or raises (translated to ``ZkUnavailableError`` at the
+edge); on LOST nothing is half-changed, because each change is one conditional transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import BadVersionError, NoNodeError, NotEmptyError
+
+from ..errors import ConflictError, NotFoundError
+from . import paths, registry
+
+
+def tags(zk: KazooClient, base: str) -> dict[str, int]:
+    """``{tag: version number}`` for every tag under ``base``."""
+    out: dict[str, int] = {}
+    for tag in registry.children(zk, f"{base}/tags"):
+        try:
+            data, _ = zk.get(f"{base}/tags/{tag}")
+        except NoNodeError:
+            continue  # removed while we listed: not a tag any more
+        out[tag] = paths.parse_version(data.decode())
+    return out
+
+
+def versions(zk: KazooClient, base: str) -> list[int]:
+    """Existing version numbers under ``base``, ascending."""
+    return sorted(paths.parse_version(v) for v in registry.children(zk, f"{base}/versions"))
+
+
+def update_doc(zk: KazooClient, path: str, change: Callable[[dict[str, Any]], dict[str, Any]], attempts: int = 20) -> dict[str, Any]:
+    """Read-modify-write a JSON document, conditional on its znode version (retried on a race).
+
+    ``change`` gets a copy of the current document and returns the new one. Returns what was written.
+    """
+    for _ in range(attempts):
+        doc, stat = registry.get_json(zk, path)
+        new = change(dict(doc))
+        try:
+            zk.retry(zk.set, path, registry.dumps(new), version=stat.version)
+            return new
+        except BadVersionError:
+            continue  # someone else wrote in between: read their document and apply our change again
+        except NoNodeError:
+            raise NotFoundError(f"{path} was deleted while being updated") from None
+    raise ConflictError(f"{path} kept changing while being updated; try again")
+
+
+def delete_version(zk: KazooClient, base: str, version: int, attempts: int = 20) -> list[str]:
+    """Delete ``base/versions/vN`` and every tag pointing at it, in one transaction.
+
+    ``latest`` is not dropped but moved back to the highest remaining version (if any), so readers
+    following it keep working. Returns the tags that were removed or moved.
+    """
+    vname = paths.version_name(version)
+    vpath = f"{base}/versions/{vname}"
+    for _ in range(attempts):
+        stat = zk.exists(vpath)
+        if stat is None:
+            raise NotFoundError(f"{base} has no version {vname}")
+        tx = zk.transaction()
+        touched: list[str] = []
+        remaining = [v for v in versions(zk, base) if v != version]
+        for tag in registry.children(zk, f"{base}/tags"):
+            tpath = f"{base}/tags/{tag}"
+            try:
+                data, tstat = zk.get(tpath)
+            except NoNodeError:
+                continue
+            if data.decode() != vname:
+                tx.check(tpath, tstat.version)  # a tag moving onto this version now would dangle
+                continue
+            touched.append(tag)
+            if tag == "latest" and remaining:
+                tx.set_data(tpath, paths.version_name(remaining[-1]).encode(), version=tstat.version)
+            else:
+                tx.delete(tpath, version=tstat.version)
+        tx.delete(vpath, version=stat.version)
+        results = tx.commit()
+        if not any(isinstance(r, Exception) for r in results):
+            return touched
+        # a tag moved or the document changed between our reads and the commit: look again
+    raise ConflictError(f"deleting {vpath} kept racing with other changes; try again")
+
+
+def delete_tree(zk: KazooClient, base: str) -> None:
+    """Remove ``base`` and everything below it (tags first, so no reader follows a tag to nothing)."""
+    try:
+        zk.delete(f"{base}/tags", recursive=True)
+        zk.delete(base, recursive=True)
+    except NoNodeError:
+        pass
+    except NotEmptyError:
+        raise ConflictError(f"{base} gained children while being deleted; run the delete again") from None
+
+
+def delete_tag(zk: KazooClient, base: str, tag: str) -> bool:
+    """Remove one tag. Returns False when it did not exist."""
+    try:
+        zk.delete(f"{base}/tags/{paths.check_name('tag', tag)}")
+        return True
+    except NoNodeError:
+        return False
