@@ -2,6 +2,279 @@
 
 from __future__ import annotations
 
+import sys
+from typing import List, Optional
+
 import typer
+from rich.table import Table
+
+from . import _util
 
 app = typer.Typer(help="Build, tag, diff, export and look up vocabulary versions.", no_args_is_help=True)
+
+SpecArg = typer.Argument(..., help="NAME, NAME@vN or NAME:TAG (default tag: latest).")
+
+
+def _open(ctx: typer.Context, spec: str):
+    from nlpzk.vocab import Vocabulary, parse_spec
+
+    name, version, tag = parse_spec(spec)
+    return Vocabulary.open(name, version, tag, cluster=_util.cluster(ctx))
+
+
+def _summary(view) -> dict:
+    doc = dict(view.doc)
+    doc.update(name=view.name, version=view.version, tokens=len(view), min_count=view.min_count, unk_id=view.unk_id)
+    return doc
+
+
+@app.command("build")
+def build_cmd(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Vocabulary name."),
+    corpus: str = typer.Option(..., "--corpus", "-c", help="Corpus whose shards are counted."),
+    min_count: int = typer.Option(1, "--min-count", help="Leave out tokens seen fewer times (a parent's tokens stay, marked inactive)."),
+    max_size: Optional[int] = typer.Option(None, "--max-size", help="At most this many ids (parent ids and specials always stay)."),
+    parent: Optional[str] = typer.Option(None, "--parent", help="vN or TAG of the same vocabulary: keep its ids, append new tokens."),
+    specials: str = typer.Option("", "--specials", help='Comma-separated special tokens placed first, e.g. "<unk>,<pad>".'),
+    tag: List[str] = typer.Option(["latest"], "--tag", "-t", help="Tag(s) moved to the new version (repeatable)."),
+    processes: int = typer.Option(1, "--processes", "-p", help="Worker processes counting shards."),
+    as_json: bool = _util.JsonOption,
+) -> None:
+    """Count a corpus and register the next version of a vocabulary.
+
+    Example: nlpzk vocab build wiki --corpus wiki-2024 --min-count 5 --specials "<unk>,<pad>" --tag latest
+    """
+    from nlpzk.vocab import build
+
+    special_list = [s.strip() for s in specials.split(",") if s.strip()]
+    view = build(
+        _util.cluster(ctx), name, corpus, min_count=min_count, max_size=max_size, parent=parent, specials=special_list, tags=tag, processes=processes
+    )
+    info = _summary(view)
+    info["tags"] = tag
+    _util.emit(
+        info,
+        as_json,
+        lambda d: _util.out.print(
+            f"{d['name']} v{d['version']}: {d['tokens']} tokens ({d['active']} active) from {d['corpus']} "
+            f"({d['shards']['count']} shards, {d['shards']['tokens']} tokens); tags: {', '.join(d['tags']) or '-'}"
+        ),
+    )
+
+
+@app.command("list")
+def list_cmd(
+    ctx: typer.Context,
+    name: Optional[str] = typer.Argument(None, help="Vocabulary name; without it, list the vocabularies."),
+    as_json: bool = _util.JsonOption,
+) -> None:
+    """List vocabularies, or the versions of one (with their tags).
+
+    Example: nlpzk vocab list wiki
+    """
+    from nlpzk.vocab import versions, vocabularies
+
+    cluster = _util.cluster(ctx)
+    if name is None:
+        rows = vocabularies(cluster)
+
+        def human(rows):
+            t = Table("name", "versions", "tags")
+            for r in rows:
+                t.add_row(r["name"], str(r["versions"]), ", ".join(f"{k}={v}" for k, v in sorted(r["tags"].items())))
+            _util.out.print(t)
+
+        _util.emit(rows, as_json, human)
+        return
+    rows = versions(cluster, name)
+
+    def human_versions(rows):
+        t = Table("version", "tokens", "active", "parent", "corpus", "min_count", "tags")
+        for r in rows:
+            parent = f"v{r['parent']}" if r.get("parent") else "-"
+            t.add_row(f"v{r['version']}", str(r["rows"]), str(r["active"]), parent, r["corpus"], str(r["params"]["min_count"]), ", ".join(r["tags"]))
+        _util.out.print(t)
+
+    _util.emit(rows, as_json, human_versions)
+
+
+@app.command("show")
+def show_cmd(
+    ctx: typer.Context,
+    spec: str = SpecArg,
+    head: int = typer.Option(10, "--head", help="Also show the first N ids."),
+    as_json: bool = _util.JsonOption,
+) -> None:
+    """Show one version: where its table is, what it was built from, its first ids.
+
+    Example: nlpzk vocab show wiki:stable --head 20
+    """
+    view = _open(ctx, spec)
+    info = _summary(view)
+    n = min(max(head, 0), len(view))
+    info["head"] = [{"id": i, "token": t, "count": int(c), "active": bool(a)} for i, (t, c, a) in enumerate(zip(view.tokens[:n].to_pylist(), view.counts[:n], view.active[:n]))]
+
+    def human(d):
+        _util.out.print(f"{d['name']} v{d['version']}: {d['tokens']} tokens, {d['active']} active (min_count {d['min_count']})")
+        _util.out.print(f"  corpus {d['corpus']}: {d['shards']['count']} shards, {d['shards']['tokens']} tokens, shard set {d['shards']['hash'][:16]}")
+        _util.out.print(f"  parent {'v' + str(d['parent']) if d.get('parent') else '-'}; specials {', '.join(d['params']['specials']) or '-'}")
+        _util.out.print(f"  file {d['path']} ({_util.human_bytes(d['size'])}, sha256 {d['sha256'][:16]})")
+        t = Table("id", "token", "count", "active")
+        for r in d["head"]:
+            t.add_row(str(r["id"]), r["token"], str(r["count"]), "yes" if r["active"] else "no")
+        if d["head"]:
+            _util.out.print(t)
+
+    _util.emit(info, as_json, human)
+
+
+@app.command("tag")
+def tag_cmd(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Vocabulary name."),
+    version: str = typer.Argument(..., help="Version (vN) or an existing tag to copy."),
+    tag: str = typer.Argument(..., help="Tag to create or move."),
+    as_json: bool = _util.JsonOption,
+) -> None:
+    """Point a tag at a version (followers switch to it).
+
+    Example: nlpzk vocab tag wiki v3 stable
+    """
+    from nlpzk.vocab import tag as move
+
+    number = move(_util.cluster(ctx), name, version, tag)
+    _util.emit({"name": name, "tag": tag, "version": number}, as_json, lambda d: _util.out.print(f"{name}:{tag} -> v{number}"))
+
+
+@app.command("diff")
+def diff_cmd(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Vocabulary name."),
+    a: str = typer.Argument(..., help="Older version (vN or tag)."),
+    b: str = typer.Argument(..., help="Newer version (vN or tag)."),
+    limit: int = typer.Option(20, "--limit", "-n", help="Show at most N entries per list."),
+    as_json: bool = _util.JsonOption,
+) -> None:
+    """Show tokens added, removed or marked inactive, and the largest count changes between two versions.
+
+    Example: nlpzk vocab diff wiki v1 v2 --limit 10
+    """
+    from nlpzk.vocab import diff
+
+    d = diff(_util.cluster(ctx), name, a, b, limit=limit)
+
+    def human(d):
+        _util.out.print(f"{name} v{d['a']} ({d['size_a']} tokens) -> v{d['b']} ({d['size_b']} tokens); ids of common tokens {'unchanged' if d['ids_stable'] else 'DIFFER'}")
+        for key, label in (("added", "added"), ("removed", "removed"), ("marked", "marked inactive"), ("unmarked", "active again")):
+            rows = d[key]
+            _util.out.print(f"{label}: {d[key + '_total']}" + (": " + ", ".join(f"{r['token']}({r['id']})" for r in rows) if rows else ""))
+        if d["changes"]:
+            t = Table("id", "token", "before", "after", "change")
+            for r in d["changes"]:
+                t.add_row(str(r["id"]), r["token"], str(r["before"]), str(r["after"]), f"{r['change']:+d}")
+            _util.out.print(f"largest count changes ({d['changed_total']} tokens changed):")
+            _util.out.print(t)
+
+    _util.emit(d, as_json, human)
+
+
+@app.command("export")
+def export_cmd(
+    ctx: typer.Context,
+    spec: str = SpecArg,
+    fmt: str = typer.Option("txt", "--format", "-f", help="txt (vocab.txt, one token per line in id order) | json (token->id) | freq (gensim/word2vec 'token count')."),
+    out: str = typer.Option("-", "--out", "-o", help="Output file; - for stdout."),
+) -> None:
+    """Export a version to a format other tools read.
+
+    Example: nlpzk vocab export wiki:stable --format freq --out wiki.freq
+    """
+    from nlpzk.vocab import export, write_export
+
+    view = _open(ctx, spec)
+    if out == "-":
+        write_export(view, fmt, sys.stdout)
+        sys.stdout.flush()
+    else:
+        n = export(view, fmt, out)
+        print(f"wrote {n} tokens of {view.name} v{view.version} to {out}", file=sys.stderr)
+
+
+@app.command("lookup")
+def lookup_cmd(
+    ctx: typer.Context,
+    spec: str = SpecArg,
+    items: List[str] = typer.Argument(..., help="Tokens (or ids with --ids)."),
+    ids: bool = typer.Option(False, "--ids", help="Look up ids and print their tokens."),
+    as_json: bool = _util.JsonOption,
+) -> None:
+    """Token -> id and count (or id -> token with --ids).
+
+    Example: nlpzk vocab lookup wiki:stable the cat --json
+    """
+    from nlpzk.errors import InvalidInputError
+
+    view = _open(ctx, spec)
+    rows = []
+    if ids:
+        for item in items:
+            if not item.lstrip("-").isdigit():
+                raise InvalidInputError(f"{item!r} is not an id", hint="ids are integers; drop --ids to look up tokens")
+            i = int(item)
+            ok = 0 <= i < len(view)
+            rows.append({"id": i, "token": view.token(i) if ok else None, "count": int(view.counts[i]) if ok else None})
+    else:
+        for item in items:
+            i = view.id(item)
+            rows.append({"token": item, "id": i, "count": view.count(item), "active": bool(view.active[i]) if i is not None else None})
+
+    def human(rows):
+        for r in rows:
+            if ids:
+                print(f"{r['id']}\t{r['token'] if r['token'] is not None else '(no such id)'}\t{r['count'] if r['count'] is not None else ''}")
+            else:
+                print(f"{r['token']}\t{r['id'] if r['id'] is not None else '(unknown)'}\t{r['count']}")
+
+    _util.emit({"name": view.name, "version": view.version, "results": rows}, as_json, lambda d: human(d["results"]))
+
+
+@app.command("encode")
+def encode_cmd(
+    ctx: typer.Context,
+    spec: str = SpecArg,
+    files: List[str] = typer.Argument(None, help="Text files (UTF-8); none or - reads stdin."),
+    oov: str = typer.Option("unk", "--oov", help="Id for unknown tokens: 'unk' (the <unk> special's id, else -1) or an integer."),
+    as_json: bool = _util.JsonOption,
+) -> None:
+    """Tokenize text the way the vocabulary's corpus was tokenized and print ids, one sentence per line.
+
+    Example: echo "The cat sat." | nlpzk vocab encode wiki:stable
+    """
+    from nlpzk.corpus import Corpus
+    from nlpzk.errors import InvalidInputError, NotFoundError
+    from nlpzk.ingest import make_tokenizer
+
+    if oov != "unk" and not oov.lstrip("-").isdigit():
+        raise InvalidInputError(f"--oov must be 'unk' or an integer, not {oov!r}")
+    view = _open(ctx, spec)
+    oov_id = None if oov == "unk" else int(oov)
+    tokenize = make_tokenizer(Corpus.open(view.doc["corpus"], cluster=view.cluster).options)
+    texts = []
+    for f in files or ["-"]:
+        if f == "-":
+            texts.append(sys.stdin.read())
+            continue
+        try:
+            with open(f, encoding="utf-8") as fh:
+                texts.append(fh.read())
+        except FileNotFoundError:
+            raise NotFoundError(f"input file {f} does not exist") from None
+        except UnicodeDecodeError:
+            raise InvalidInputError(f"input file {f} is not UTF-8 text") from None
+    sentences = [s for text in texts for s in tokenize(text)]
+    encoded = [view.encode(s, oov=oov_id).tolist() for s in sentences]
+    if as_json:
+        _util.emit({"name": view.name, "version": view.version, "sentences": [{"tokens": s, "ids": e} for s, e in zip(sentences, encoded)]}, True)
+    else:
+        sys.stdout.writelines(" ".join(map(str, e)) + "\n" for e in encoded)

@@ -148,6 +148,17 @@ class Store:
             out.write(data)
         return out.sha256, out.bytes
 
+    def move(self, src: str, dst: str) -> None:
+        """Rename a completely written file (same store); the target is replaced if it exists."""
+        try:
+            self.fs.move(self.full(src), self.full(dst))
+        except FileNotFoundError:
+            raise IntegrityError(f"store file {src} is missing") from None
+        except OSError as exc:
+            raise _os_error(exc, f"moving {src} to {dst}") from None
+        if self.local:
+            _fsync_dir(posixpath.dirname(self.full(dst)))
+
     # -- reading ------------------------------------------------------------------------------
 
     def open_input(self, rel: str) -> pa.NativeFile:

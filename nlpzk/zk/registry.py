@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Iterable
+import uuid
+from typing import Any, Callable, Iterable
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
+from kazoo.exceptions import BadVersionError, ConnectionLoss, NodeExistsError, NoNodeError, OperationTimeoutError
 from kazoo.protocol.states import ZnodeStat
 
 from ..errors import ConflictError, NlpzkError, NotFoundError
@@ -90,6 +91,12 @@ class TransactionConflict(ConflictError):
     """A transaction lost an optimistic race; callers usually retry."""
 
 
+def peek_next_version(zk: KazooClient, base: str) -> int:
+    """The number the next :func:`publish_version` under ``base`` will probably get (a hint, not a claim)."""
+    meta = maybe_json(zk, base)
+    return int(meta.get("next_version", 1)) if isinstance(meta, dict) else 1
+
+
 def publish_version(
     zk: KazooClient,
     base: str,
@@ -97,15 +104,23 @@ def publish_version(
     *,
     tags: Iterable[str] = (),
     attempts: int = 50,
+    prepare: Callable[[int], dict[str, Any]] | None = None,
 ) -> int:
     """Register the next numbered version under ``base`` (``base/versions/vN``) and move ``tags`` to it.
 
     One ZooKeeper transaction: bump the counter on ``base`` (optimistic, checked by znode version),
     create the version node, and create or set each tag. Two concurrent publishers therefore never get
     the same number and never lose one: the loser's transaction fails as a whole and it retries.
+    ``prepare(number)``, if given, is called before each attempt with the number about to be claimed
+    and returns fields merged into the document (e.g. a file renamed to carry that number).
+
+    The document carries a ``nonce``; if the connection drops while the commit is in flight (the
+    outcome is then unknown), the version node is read back after reconnecting and the nonce decides
+    whether the commit happened, so a retry never registers the same build twice.
     Returns the new version number.
     """
     tags = [paths.check_name("tag", t) for t in tags]
+    doc = dict(doc, nonce=doc.get("nonce") or uuid.uuid4().hex)
     zk.ensure_path(f"{base}/versions")
     zk.ensure_path(f"{base}/tags")
     for _ in range(attempts):
@@ -114,7 +129,8 @@ def publish_version(
             meta = {}
         number = int(meta.get("next_version", 1))
         vname = paths.version_name(number)
-        vdoc = dict(doc, version=number, created=doc.get("created", now()))
+        extra = prepare(number) if prepare is not None else {}
+        vdoc = dict(doc, **extra, version=number, created=doc.get("created", now()))
         tx = zk.transaction()
         tx.set_data(base, dumps(dict(meta, next_version=number + 1)), version=stat.version)
         tx.create(f"{base}/versions/{vname}", dumps(vdoc))
@@ -124,7 +140,14 @@ def publish_version(
                 tx.set_data(tag_path, vname.encode())
             else:
                 tx.create(tag_path, vname.encode())
-        results = tx.commit()
+        try:
+            results = tx.commit()
+        except (ConnectionLoss, OperationTimeoutError):
+            # Unknown outcome: the transaction is all-or-nothing, so our version node tells.
+            mine = zk.retry(maybe_json, zk, f"{base}/versions/{vname}")
+            if isinstance(mine, dict) and mine.get("nonce") == vdoc["nonce"]:
+                return number
+            continue
         if not any(isinstance(r, Exception) for r in results):
             return number
         if any(isinstance(r, (BadVersionError, NodeExistsError, NoNodeError)) for r in results):
@@ -164,3 +187,25 @@ def move_tag(zk: KazooClient, base: str, tag: str, version: int) -> None:
     results = tx.commit()
     if any(isinstance(r, Exception) for r in results):
         raise ConflictError(f"moving tag {tag!r} to {vname} failed (version missing or tag changed concurrently); try again")
+
+
+def list_versions(zk: KazooClient, base: str) -> list[tuple[int, dict[str, Any]]]:
+    """Every registered version under ``base`` with its document, oldest first."""
+    out = []
+    for vname in children(zk, f"{base}/versions"):
+        doc = maybe_json(zk, f"{base}/versions/{vname}")
+        if doc is not None:
+            out.append((paths.parse_version(vname), doc))
+    return out
+
+
+def read_tags(zk: KazooClient, base: str) -> dict[str, int]:
+    """``{tag: version number}`` for every tag under ``base``."""
+    out = {}
+    for tag in children(zk, f"{base}/tags"):
+        try:
+            data, _ = zk.get(f"{base}/tags/{tag}")
+        except NoNodeError:
+            continue
+        out[tag] = paths.parse_version(data.decode())
+    return out

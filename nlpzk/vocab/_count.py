@@ -1,0 +1,87 @@
+"""Counting tokens over corpus shards, in one process or spread over several, with an exact merge.
+
+Shards store sentences as dictionary-encoded ``list<string>`` pages. Reading the column back as
+``list<dictionary<string>>`` keeps the strings in the (small) dictionary and the tokens as int32
+indices, so a shard is counted with one ``bincount`` over the indices instead of one Python call per
+token. Per-chunk ``(token, count)`` tables are summed with an Arrow group-by, which is exact, so the
+result does not depend on how shards were split over processes.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from typing import Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from ..errors import IntegrityError
+from ..store import Store
+
+COUNTS_SCHEMA = pa.schema([pa.field("token", pa.string()), pa.field("count", pa.int64())])
+
+
+def _count_chunk(chunk: pa.Array) -> pa.Table:
+    flat = chunk.flatten()
+    if flat.null_count:
+        flat = pc.drop_null(flat)
+    if not isinstance(flat, pa.DictionaryArray):  # a shard written without dictionary pages
+        flat = pc.dictionary_encode(flat)
+    counts = np.bincount(flat.indices.to_numpy(zero_copy_only=False), minlength=len(flat.dictionary))
+    seen = np.flatnonzero(counts)
+    return pa.table(
+        [pc.take(flat.dictionary, pa.array(seen)).cast(pa.string()), pa.array(counts[seen], pa.int64())], schema=COUNTS_SCHEMA
+    )
+
+
+def merge_counts(parts: Sequence[pa.Table]) -> pa.Table:
+    """Sum ``(token, count)`` tables into one, a row per distinct token (in no particular order)."""
+    parts = [p for p in parts if p.num_rows]
+    if not parts:
+        return COUNTS_SCHEMA.empty_table()
+    if len(parts) == 1 and pc.count_distinct(parts[0]["token"]).as_py() == parts[0].num_rows:
+        return parts[0]
+    summed = pa.concat_tables(parts).group_by("token").aggregate([("count", "sum")])
+    return pa.table([summed["token"], summed["count_sum"]], schema=COUNTS_SCHEMA)
+
+
+def count_file(store: Store, path: str) -> pa.Table:
+    """``(token, count)`` of one shard file."""
+    try:
+        with store.open_input(path) as fh:
+            table = pq.read_table(fh, columns=["tokens"], read_dictionary=["tokens.list.element"])
+    except IntegrityError:
+        raise
+    except (pa.ArrowInvalid, OSError, KeyError) as exc:
+        raise IntegrityError(f"shard {path} cannot be read: {exc}", hint="run: nlpzk corpus verify") from None
+    return merge_counts([_count_chunk(c) for c in table.column("tokens").chunks])
+
+
+def _count_files(store_uri: str, paths: Sequence[str]) -> pa.Table:
+    store = Store(store_uri)
+    return merge_counts([count_file(store, p) for p in paths])
+
+
+def count_shards(store: Store, paths: Sequence[str], *, processes: int = 1, weights: Sequence[int] | None = None) -> pa.Table:
+    """Exact token counts over ``paths``; with ``processes > 1`` the files are split over worker processes.
+
+    ``weights`` (e.g. token counts per shard) balance the split: each worker gets about the same work.
+    """
+    processes = max(1, min(processes, len(paths)))
+    if processes == 1:
+        return merge_counts([count_file(store, p) for p in paths])
+    groups: list[list[str]] = [[] for _ in range(processes)]
+    loads = [0] * processes
+    order = sorted(range(len(paths)), key=lambda i: -(weights[i] if weights else 1))
+    for i in order:  # greedy: biggest shard to the least loaded worker
+        k = loads.index(min(loads))
+        groups[k].append(paths[i])
+        loads[k] += weights[i] if weights else 1
+    # spawn, not fork: the parent runs kazoo and Arrow thread pools, which must not be forked mid-flight.
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=processes, mp_context=ctx) as pool:
+        parts = list(pool.map(_count_files, [store.uri] * processes, groups))
+    return merge_counts(parts)

@@ -1,0 +1,167 @@
+"""Listing versions, moving tags, diffing two versions, exporting a version to formats others read."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from typing import IO, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..cluster import Cluster
+from ..errors import InvalidInputError, NotFoundError
+from ..zk import paths, registry
+from ._view import VocabView, Vocabulary, check_exists, resolve
+
+EXPORT_FORMATS = ("txt", "json", "freq")
+
+
+def _version_arg(version: int | str) -> tuple[int | None, str | None]:
+    """``3`` / ``"v3"`` / ``"3"`` -> a number; anything else is a tag."""
+    if isinstance(version, int) and not isinstance(version, bool):
+        return version, None
+    text = str(version)
+    if text.isdigit() or (text[:1] in "vV" and text[1:].isdigit()):
+        return paths.parse_version(text), None
+    return None, paths.check_name("tag", text)
+
+
+def versions(cluster: Cluster, name: str) -> list[dict[str, Any]]:
+    """Every version of ``name`` (oldest first) with the tags pointing at it."""
+    check_exists(cluster, name)
+    base = paths.vocab(name)
+    tags = registry.read_tags(cluster.zk, base)
+    out = []
+    for number, doc in registry.list_versions(cluster.zk, base):
+        row = dict(doc, version=number, name=paths.version_name(number))
+        row["tags"] = sorted(t for t, v in tags.items() if v == number)
+        out.append(row)
+    return out
+
+
+def vocabularies(cluster: Cluster) -> list[dict[str, Any]]:
+    """One row per vocabulary: its name, number of versions and tags."""
+    rows = []
+    for name in Vocabulary.names(cluster=cluster):
+        base = paths.vocab(name)
+        rows.append(
+            {
+                "name": name,
+                "versions": len(registry.children(cluster.zk, f"{base}/versions")),
+                "tags": {t: paths.version_name(v) for t, v in registry.read_tags(cluster.zk, base).items()},
+            }
+        )
+    return rows
+
+
+def tag(cluster: Cluster, name: str, version: int | str, tag: str) -> int:
+    """Point ``tag`` at ``version`` (a number, ``"v3"``, or another tag); return the version number."""
+    paths.check_name("tag", tag)
+    check_exists(cluster, name)
+    number, _ = resolve(cluster, name, *_version_arg(version))
+    registry.move_tag(cluster.zk, paths.vocab(name), tag, number)
+    return number
+
+
+def _rows(tokens: pa.Array, ids: np.ndarray, counts: np.ndarray, limit: int) -> list[dict[str, Any]]:
+    sel = ids[:limit]
+    return [{"token": t, "id": int(i), "count": int(c)} for t, i, c in zip(pc.take(tokens, pa.array(sel)).to_pylist(), sel, counts[sel])]
+
+
+def diff(cluster: Cluster, name: str, a: int | str, b: int | str, *, limit: int = 20) -> dict[str, Any]:
+    """What changed from version ``a`` to ``b``: tokens added, removed, newly marked inactive
+    (or active again), and the largest count changes. Lists hold at most ``limit`` entries each;
+    the ``*_total`` fields count them all.
+    """
+    check_exists(cluster, name)
+    va = Vocabulary.open(name, *_version_arg(a), cluster=cluster)
+    vb = Vocabulary.open(name, *_version_arg(b), cluster=cluster)
+    ta, tb = va.tokens, vb.tokens
+    pos_in_a = pc.index_in(tb, value_set=ta)  # for each token of b, its id in a (or null)
+    in_a = pc.is_valid(pos_in_a).to_numpy(zero_copy_only=False)
+    added_ids = np.flatnonzero(~in_a)
+    removed_ids = np.flatnonzero(~pc.is_in(ta, value_set=tb).to_numpy(zero_copy_only=False))
+    common_b = np.flatnonzero(in_a)
+    common_a = pc.filter(pos_in_a, pc.is_valid(pos_in_a)).to_numpy(zero_copy_only=False).astype(np.int64)
+    act_a, act_b = va.active[common_a], vb.active[common_b]
+    marked = common_b[act_a & ~act_b]
+    unmarked = common_b[~act_a & act_b]
+    delta = vb.counts[common_b] - va.counts[common_a]
+    order = np.lexsort((common_b, -np.abs(delta)))  # biggest change first, ties by id
+    order = order[delta[order] != 0][:limit]
+    changes = [
+        {"token": t, "id": int(common_b[k]), "before": int(va.counts[common_a[k]]), "after": int(vb.counts[common_b[k]]), "change": int(delta[k])}
+        for t, k in zip(pc.take(tb, pa.array(common_b[order])).to_pylist(), order)
+    ]
+    return {
+        "name": name,
+        "a": va.version,
+        "b": vb.version,
+        "size_a": len(va),
+        "size_b": len(vb),
+        "ids_stable": bool(np.array_equal(common_a, common_b)),
+        "added_total": int(len(added_ids)),
+        "added": _rows(tb, added_ids, vb.counts, limit),
+        "removed_total": int(len(removed_ids)),
+        "removed": _rows(ta, removed_ids, va.counts, limit),
+        "marked_total": int(len(marked)),
+        "marked": _rows(tb, marked, vb.counts, limit),
+        "unmarked_total": int(len(unmarked)),
+        "unmarked": _rows(tb, unmarked, vb.counts, limit),
+        "changed_total": int(np.count_nonzero(delta)),
+        "changes": changes,
+    }
+
+
+def _check_plain(view: VocabView, fmt: str) -> None:
+    bad = pc.match_substring_regex(view.tokens, r"[\s]|^$")
+    if pc.any(bad).as_py():
+        first = pc.filter(view.tokens, bad)[0].as_py()
+        raise InvalidInputError(
+            f"token {first!r} of {view.name!r} v{view.version} contains whitespace or is empty, which format {fmt!r} cannot hold",
+            hint="export --format json instead",
+        )
+
+
+def write_export(view: VocabView, fmt: str, out: IO[str]) -> int:
+    """Write ``view`` to the text stream ``out`` in ``fmt``; return the number of tokens written.
+
+    * ``txt``: one token per line, line i = id i (``vocab.txt``, as BERT-style tokenizers read it);
+    * ``json``: ``{"token": id, ...}`` in id order;
+    * ``freq``: ``token count`` per line in id order (word2vec's ``-save-vocab`` file, read by gensim's
+      ``KeyedVectors.load_word2vec_format(..., fvocab=...)``).
+    """
+    if fmt not in EXPORT_FORMATS:
+        raise InvalidInputError(f"unknown export format {fmt!r}", hint=f"use one of: {', '.join(EXPORT_FORMATS)}")
+    tokens = view.tokens.to_pylist()
+    if fmt == "json":
+        json.dump({t: i for i, t in enumerate(tokens)}, out, ensure_ascii=False, indent=0)
+        out.write("\n")
+        return len(tokens)
+    _check_plain(view, fmt)
+    if fmt == "txt":
+        out.writelines(t + "\n" for t in tokens)
+    else:
+        out.writelines(f"{t} {c}\n" for t, c in zip(tokens, view.counts.tolist()))
+    return len(tokens)
+
+
+def export(view: VocabView, fmt: str, path: str | os.PathLike[str]) -> int:
+    """Write ``view`` to the local file ``path`` (atomically: a temporary file renamed into place)."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise NotFoundError(f"directory {directory} does not exist", hint="create it or choose another --out")
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            n = write_export(view, fmt, fh)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return n

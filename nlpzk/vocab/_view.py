@@ -1,0 +1,353 @@
+"""``VocabView``: one vocabulary version loaded for lookups, optionally following a tag.
+
+Opening reads the Parquet table from a memory map into Arrow buffers (checking its sha256 on the
+way); nothing is turned into Python objects until asked. The token -> id dict behind single lookups
+is built on first use, once per loaded version.
+
+Everything a view answers comes from one immutable snapshot, swapped in a single assignment when a
+followed tag moves: a reader that started on the old version finishes on it, and nobody ever sees a
+half-loaded table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import logging
+import threading
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..cluster import Cluster, default_cluster
+from ..errors import IntegrityError, InvalidInputError, NotFoundError
+from ..zk import paths, registry
+from ..zk.tagwatch import TagWatch
+from . import _table
+
+log = logging.getLogger("nlpzk.vocab")
+
+UNK = "<unk>"
+
+
+def parse_spec(spec: str) -> tuple[str, int | None, str | None]:
+    """``"wiki@v3"`` -> ``("wiki", 3, None)``; ``"wiki:stable"`` -> ``("wiki", None, "stable")``; ``"wiki"`` -> ``("wiki", None, None)``."""
+    if "@" in spec:
+        name, _, v = spec.partition("@")
+        return paths.check_name("vocabulary", name), paths.parse_version(v), None
+    if ":" in spec:
+        name, _, tag = spec.partition(":")
+        return paths.check_name("vocabulary", name), None, paths.check_name("tag", tag)
+    return paths.check_name("vocabulary", spec), None, None
+
+
+def _base(name: str) -> str:
+    return paths.vocab(name)
+
+
+def resolve(cluster: Cluster, name: str, version: int | str | None = None, tag: str | None = None) -> tuple[int, dict[str, Any]]:
+    """The version number and znode document meant by ``version`` or ``tag`` (default ``latest``)."""
+    if isinstance(version, str):
+        version = paths.parse_version(version)
+    number = registry.resolve_version(cluster.zk, _base(name), "vocabulary", name, version, tag)
+    doc, _ = registry.get_json(cluster.zk, paths.vocab_version(name, number), what=f"vocabulary {name!r} v{number}")
+    return number, doc
+
+
+def load_table(cluster: Cluster, name: str, number: int, doc: dict[str, Any], *, verify: bool = True) -> pa.Table:
+    """Read a version's table from the store, memory-mapped when the store is local; check its sha256."""
+    store = cluster.store
+    rel = doc["path"]
+    what = f"vocabulary {name!r} v{number}"
+    local = store.local_path(rel)
+    try:
+        if local is not None:
+            buf = pa.memory_map(local, "r").read_buffer()
+        else:
+            buf = pa.py_buffer(store.read_bytes(rel))
+    except FileNotFoundError:
+        raise IntegrityError(f"{what}: its file {rel} is missing from the store", hint="restore the file or build a new version") from None
+    except IntegrityError as exc:
+        raise IntegrityError(f"{what}: {exc.message}", hint="restore the file or build a new version") from None
+    if verify:
+        actual = hashlib.sha256(memoryview(buf)).hexdigest()
+        if actual != doc.get("sha256"):
+            raise IntegrityError(
+                f"{what}: its file {rel} fails its checksum (sha256 {actual[:12]}..., registry says {str(doc.get('sha256'))[:12]}...)",
+                hint="restore the file or build a new version",
+            )
+    try:
+        return _table.read_table(pa.BufferReader(buf))
+    except IntegrityError as exc:
+        raise IntegrityError(f"{what}: {exc.message}", hint=exc.hint) from None
+
+
+class _Snapshot:
+    """One loaded version. Immutable except for the lazily built lookup dict."""
+
+    __slots__ = ("name", "version", "doc", "tokens", "counts", "active", "specials", "unk_id", "_index", "_lock")
+
+    def __init__(self, name: str, version: int, doc: dict[str, Any], table: pa.Table) -> None:
+        self.name = name
+        self.version = version
+        self.doc = doc
+        self.tokens: pa.StringArray = table["token"].combine_chunks()
+        self.counts: np.ndarray = table["count"].combine_chunks().to_numpy()
+        self.active: np.ndarray = table["active"].combine_chunks().to_numpy(zero_copy_only=False)
+        self.specials: list[str] = list(doc.get("params", {}).get("specials", ()))
+        self._index: dict[str, int] | None = None
+        self._lock = threading.Lock()
+        self.unk_id = -1
+        if UNK in self.specials:
+            pos = pc.index(self.tokens, UNK).as_py()
+            self.unk_id = pos if pos is not None else -1
+
+    def index(self) -> dict[str, int]:
+        idx = self._index
+        if idx is None:
+            with self._lock:
+                if self._index is None:
+                    self._index = dict(zip(self.tokens.to_pylist(), range(len(self.tokens))))
+                idx = self._index
+        return idx
+
+
+class VocabView:
+    """A vocabulary version for lookups: token <-> id, counts, batch encode/decode.
+
+    >>> v = Vocabulary.open("wiki", tag="stable", cluster=cluster)   # doctest: +SKIP
+    >>> v["the"], v.token(7), v.encode(["the", "cat"])             # doctest: +SKIP
+    >>> v.follow("stable")   # switch to whatever 'stable' points at, as it moves  # doctest: +SKIP
+    """
+
+    def __init__(self, cluster: Cluster, snapshot: _Snapshot) -> None:
+        self.cluster = cluster
+        self._snap = snapshot
+        self._watch: TagWatch | None = None
+        self._followed: str | None = None
+        self._on_change: Callable[["VocabView"], None] | None = None
+        self._changed = threading.Condition()
+        #: The error of the last failed reload while following (the view kept its version), else None.
+        self.follow_error: Exception | None = None
+
+    # -- identity -----------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self._snap.name
+
+    @property
+    def version(self) -> int:
+        return self._snap.version
+
+    @property
+    def doc(self) -> dict[str, Any]:
+        """The version's znode document: path, sha256, size, rows, parent, corpus, shards, params, created."""
+        return self._snap.doc
+
+    @property
+    def tokens(self) -> pa.StringArray:
+        """Tokens in id order (an Arrow string array; ``tokens[i].as_py()`` is id ``i``)."""
+        return self._snap.tokens
+
+    @property
+    def counts(self) -> np.ndarray:
+        """Corpus counts in id order (int64)."""
+        return self._snap.counts
+
+    @property
+    def active(self) -> np.ndarray:
+        """In id order: False where a token is kept only for id stability (its count fell under min_count)."""
+        return self._snap.active
+
+    @property
+    def min_count(self) -> int:
+        return int(self._snap.doc.get("params", {}).get("min_count", 1))
+
+    @property
+    def specials(self) -> list[str]:
+        return list(self._snap.specials)
+
+    @property
+    def unk_id(self) -> int:
+        """Id of ``<unk>`` when the version has it as a special, else -1 (what ``encode`` gives unknown tokens)."""
+        return self._snap.unk_id
+
+    def __repr__(self) -> str:
+        following = f", following {self._followed!r}" if self._followed else ""
+        return f"VocabView({self.name!r}, v{self.version}, {len(self)} tokens{following})"
+
+    # -- single lookups -----------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._snap.tokens)
+
+    def __getitem__(self, token: str) -> int:
+        return self._snap.index()[token]
+
+    def __contains__(self, token: object) -> bool:
+        return token in self._snap.index()
+
+    def id(self, token: str, default: int | None = None) -> int | None:
+        return self._snap.index().get(token, default)
+
+    def token(self, id: int) -> str:
+        tokens = self._snap.tokens
+        if not 0 <= id < len(tokens):
+            raise IndexError(f"id {id} is outside vocabulary {self.name!r} v{self.version} (0..{len(tokens) - 1})")
+        return tokens[id].as_py()
+
+    def count(self, token: str) -> int:
+        """Corpus count of ``token`` in this version; 0 when it is not in the vocabulary."""
+        snap = self._snap
+        i = snap.index().get(token)
+        return 0 if i is None else int(snap.counts[i])
+
+    # -- batches ------------------------------------------------------------------------------
+
+    def encode(self, tokens: Iterable[str] | np.ndarray | pa.Array | pa.ChunkedArray, oov: int | None = None) -> np.ndarray:
+        """Ids (int32) of ``tokens``; unknown tokens get ``oov`` (default: :attr:`unk_id`, -1 without ``<unk>``).
+
+        Arrow input is dictionary-encoded first so each distinct token is looked up once; lists and
+        numpy object arrays go through the lookup dict at C speed (``map(dict.get, ...)``).
+        """
+        snap = self._snap
+        oov = snap.unk_id if oov is None else int(oov)
+        index = snap.index()
+        if isinstance(tokens, (pa.Array, pa.ChunkedArray)):
+            if isinstance(tokens, pa.ChunkedArray):
+                tokens = tokens.combine_chunks()
+            if not isinstance(tokens, pa.DictionaryArray):
+                tokens = pc.dictionary_encode(tokens)
+            uniq = tokens.dictionary.to_pylist()
+            mapped = np.fromiter(map(index.get, uniq, itertools.repeat(oov)), dtype=np.int32, count=len(uniq))
+            if tokens.null_count:
+                raise InvalidInputError("cannot encode null tokens")
+            return mapped[tokens.indices.to_numpy(zero_copy_only=False)]
+        if isinstance(tokens, np.ndarray) and tokens.dtype.kind == "U":
+            tokens = tokens.tolist()
+        if isinstance(tokens, str):
+            raise InvalidInputError("encode() takes a sequence of tokens, not one string", hint="use view.id(token) or encode([token])")
+        try:
+            n = len(tokens)  # type: ignore[arg-type]
+        except TypeError:
+            tokens = list(tokens)
+            n = len(tokens)
+        return np.fromiter(map(index.get, tokens, itertools.repeat(oov)), dtype=np.int32, count=n)
+
+    def decode(self, ids: Sequence[int] | np.ndarray, oov: str | None = None) -> list[str | None]:
+        """Tokens of ``ids``; a negative id (an unknown token from :meth:`encode`) becomes ``oov``."""
+        snap = self._snap
+        arr = np.asarray(ids, dtype=np.int64)
+        if arr.ndim != 1:
+            raise InvalidInputError(f"decode() takes a flat sequence of ids, got shape {arr.shape}")
+        if arr.size and arr.max() >= len(snap.tokens):
+            raise IndexError(f"id {int(arr.max())} is outside vocabulary {snap.name!r} v{snap.version} (0..{len(snap.tokens) - 1})")
+        neg = arr < 0
+        out = pc.take(snap.tokens, pa.array(np.where(neg, 0, arr), mask=neg)).to_pylist()
+        if oov is not None and neg.any():
+            out = [oov if t is None else t for t in out]
+        return out
+
+    # -- following a tag ----------------------------------------------------------------------
+
+    def follow(self, tag: str = "latest", on_change: Callable[["VocabView"], None] | None = None) -> "VocabView":
+        """Keep this view on whatever ``tag`` points at, switching atomically when it moves.
+
+        A new version is loaded (and checksummed) off to the side and swapped in whole. If it cannot
+        be loaded, the view keeps its current version and records the error in :attr:`follow_error`.
+        ``on_change(view)`` is called after each switch (on the watch's thread; keep it short).
+        """
+        paths.check_name("tag", tag)
+        self.unfollow()
+        self._followed = tag
+        self._on_change = on_change
+        self._watch = TagWatch(self.cluster.zk, paths.vocab_tag(self.name, tag), self._tag_moved)
+        return self
+
+    def unfollow(self) -> None:
+        if self._watch is not None:
+            self._watch.stop()
+        self._watch = None
+        self._followed = None
+
+    close = unfollow
+
+    @property
+    def following(self) -> str | None:
+        return self._followed
+
+    def _tag_moved(self, number: int | None) -> None:
+        if number is None or number == self._snap.version:
+            return  # a deleted tag keeps the view where it is
+        try:
+            doc, _ = registry.get_json(self.cluster.zk, paths.vocab_version(self.name, number), what=f"vocabulary {self.name!r} v{number}")
+            snap = _Snapshot(self.name, number, doc, load_table(self.cluster, self.name, number, doc))
+        except Exception as exc:  # keep serving the version we have; the caller can inspect follow_error
+            log.warning("vocabulary %s: cannot switch to v%s: %s", self.name, number, exc)
+            self.follow_error = exc
+            return
+        with self._changed:
+            self._snap = snap
+            self.follow_error = None
+            self._changed.notify_all()
+        if self._on_change is not None:
+            self._on_change(self)
+
+    def wait_for_version(self, version: int, timeout: float) -> bool:
+        """Block until the followed view is at ``version`` (True) or ``timeout`` seconds pass (False)."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._snap.version == version, timeout)
+
+    def __enter__(self) -> "VocabView":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.unfollow()
+
+
+class Vocabulary:
+    """Entry point for vocabulary versions.
+
+    >>> Vocabulary.open("wiki")                 # the version tagged 'latest'   # doctest: +SKIP
+    >>> Vocabulary.open("wiki", version=3)      # or "wiki@v3", "wiki:stable"   # doctest: +SKIP
+    """
+
+    @staticmethod
+    def open(
+        name: str,
+        version: int | str | None = None,
+        tag: str | None = None,
+        *,
+        cluster: Cluster | None = None,
+        verify: bool = True,
+    ) -> VocabView:
+        """Load one version: ``version`` if given, else ``tag`` (default ``latest``).
+
+        ``name`` may also be a spec: ``"wiki@v3"``, ``"wiki:stable"``.
+        """
+        if version is None and tag is None and ("@" in name or ":" in name):
+            name, version, tag = parse_spec(name)
+        if version is not None and tag is not None:
+            raise InvalidInputError("give a version or a tag, not both")
+        paths.check_name("vocabulary", name)
+        cluster = cluster or default_cluster()
+        number, doc = resolve(cluster, name, version, tag)
+        return VocabView(cluster, _Snapshot(name, number, doc, load_table(cluster, name, number, doc, verify=verify)))
+
+    @staticmethod
+    def names(*, cluster: Cluster | None = None) -> list[str]:
+        cluster = cluster or default_cluster()
+        return registry.children(cluster.zk, paths.VOCAB)
+
+    @staticmethod
+    def exists(name: str, *, cluster: Cluster | None = None) -> bool:
+        cluster = cluster or default_cluster()
+        return registry.maybe_json(cluster.zk, paths.vocab(name)) is not None
+
+
+def check_exists(cluster: Cluster, name: str) -> None:
+    if registry.maybe_json(cluster.zk, paths.vocab(name)) is None:
+        raise NotFoundError(f"unknown vocabulary {name!r}", hint="see: nlpzk vocab list")

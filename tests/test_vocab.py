@@ -1,0 +1,367 @@
+"""Vocabulary versions (library): golden ids, determinism, parent/child stability, concurrent builds,
+tags and following, diff, export round-trips, encode/decode, bad inputs."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from nlpzk import testing
+from nlpzk.corpus import Corpus, ShardWriter
+from nlpzk.errors import IntegrityError, InvalidInputError, NotFoundError
+from nlpzk.vocab import Vocabulary, assign_ids, build, diff, export, parse_spec, tag, versions
+from nlpzk.zk import paths, registry
+
+GOLDEN_SHARDS = {
+    "s-00000": ["the cat sat on the mat", "the dog sat"],
+    "s-00001": ["a cat and a dog", "the end"],
+}
+GROWN_SHARD = {"s-00002": ["the zebra and the zebra", "mat mat yak"]}
+
+# ids of a fresh build of GOLDEN_SHARDS with specials <unk>,<pad>: specials first, then by count
+# descending, ties by token bytes ascending.
+GOLDEN_V1 = ["<unk>", "<pad>", "the", "a", "cat", "dog", "sat", "and", "end", "mat", "on"]
+GOLDEN_V1_COUNTS = [0, 0, 4, 2, 2, 2, 2, 1, 1, 1, 1]
+
+
+def add_shards(cluster, corpus: str, shards: dict[str, list[str]], options: dict | None = None) -> Corpus:
+    """Write shards directly (no ingest): one sentence per string, tokens split on spaces."""
+    c = Corpus.create(cluster, corpus, options if options is not None else {"lang": "en"})
+    for shard_id, sentences in shards.items():
+        with ShardWriter(cluster.store, corpus, shard_id) as w:
+            for i, s in enumerate(sentences):
+                w.add(f"{shard_id}-d{i}", "test.txt", s.split())
+        registry.create_json(cluster.zk, paths.shard(corpus, shard_id), w.info.doc())
+    return c
+
+
+def store_files(cluster, name: str) -> list[str]:
+    return [p for p in cluster.store.list(f"vocab/{name}")]
+
+
+# -- ids ---------------------------------------------------------------------------------------
+
+
+def test_fresh_build_golden_ids(cluster):
+    add_shards(cluster, "golden", GOLDEN_SHARDS)
+    v = build(cluster, "g", "golden", specials=["<unk>", "<pad>"])
+    assert v.version == 1
+    assert v.tokens.to_pylist() == GOLDEN_V1
+    assert v.counts.tolist() == GOLDEN_V1_COUNTS
+    assert v.active.all()
+    assert v["the"] == 2 and v.id("on") == 10 and v.token(5) == "dog" and v.unk_id == 0
+    doc = v.doc
+    assert doc["corpus"] == "golden" and doc["parent"] is None and doc["rows"] == 11
+    assert doc["shards"]["count"] == 2 and doc["shards"]["tokens"] == 16
+    assert doc["params"] == {"min_count": 1, "max_size": None, "specials": ["<unk>", "<pad>"]}
+    assert doc["path"] == "vocab/g/v0000000001-" + doc["nonce"] + ".parquet"
+    assert len(json.dumps(doc)) < 1024
+
+    small = build(cluster, "g", "golden", min_count=2, specials=["<unk>", "<pad>"])
+    assert small.tokens.to_pylist() == ["<unk>", "<pad>", "the", "a", "cat", "dog", "sat"]
+    capped = build(cluster, "g", "golden", max_size=5, specials=["<unk>", "<pad>"])
+    assert capped.tokens.to_pylist() == ["<unk>", "<pad>", "the", "a", "cat"]
+    assert [n for n, _ in registry.list_versions(cluster.zk, paths.vocab("g"))] == [1, 2, 3]
+
+
+def test_tie_break_is_by_utf8_bytes():
+    counts = pa.table({"token": ["é", "z", "Z", "ä", "b"], "count": pa.array([1, 1, 1, 1, 3], pa.int64())})
+    t = assign_ids(counts)
+    assert t["token"].to_pylist() == ["b", "Z", "z", "ä", "é"]
+    assert t["id"].to_pylist() == [0, 1, 2, 3, 4]
+    # input order does not matter
+    shuffled = counts.take([3, 1, 4, 0, 2])
+    assert assign_ids(shuffled).equals(t)
+
+
+def test_same_corpus_twice_gives_identical_table_and_sha256(cluster):
+    add_shards(cluster, "golden", GOLDEN_SHARDS)
+    a = build(cluster, "g", "golden", specials=["<unk>"])
+    b = build(cluster, "g", "golden", specials=["<unk>"], processes=2)  # exact merge over processes
+    assert a.version == 1 and b.version == 2
+    assert a.doc["sha256"] == b.doc["sha256"] and a.doc["size"] == b.doc["size"]
+    assert a.doc["path"] != b.doc["path"]
+    assert cluster.store.read_bytes(a.doc["path"]) == cluster.store.read_bytes(b.doc["path"])
+    reopened = Vocabulary.open("g", version=2, cluster=cluster)
+    assert reopened.tokens.equals(a.tokens) and np.array_equal(reopened.counts, a.counts)
+
+
+def test_parent_child_ids_are_stable_golden(cluster):
+    add_shards(cluster, "golden", GOLDEN_SHARDS)
+    v1 = build(cluster, "g", "golden", min_count=2, specials=["<unk>", "<pad>"], tags=["latest", "stable"])
+    assert v1.tokens.to_pylist() == ["<unk>", "<pad>", "the", "a", "cat", "dog", "sat"]
+
+    add_shards(cluster, "golden", GROWN_SHARD)  # the corpus grew
+    v2 = build(cluster, "g", "golden", min_count=2, parent="stable")
+    assert v2.doc["parent"] == 1
+    assert v2.tokens.to_pylist() == ["<unk>", "<pad>", "the", "a", "cat", "dog", "sat", "mat", "and", "zebra"]
+    assert v2.counts.tolist() == [0, 0, 6, 2, 2, 2, 2, 3, 2, 2]
+    assert v2.specials == ["<unk>", "<pad>"] and v2.active.all()
+
+    # Raising min_count keeps every id and marks the tokens that fall under it.
+    v3 = build(cluster, "g", "golden", min_count=3, parent="v2", specials=["<unk>", "<s>"])
+    assert v3.tokens.to_pylist() == ["<unk>", "<pad>", "the", "a", "cat", "dog", "sat", "mat", "and", "zebra", "<s>"]
+    assert v3.active.tolist() == [True, True, True, False, False, False, False, True, False, False, True]
+    assert v3.min_count == 3 and v3.specials == ["<unk>", "<pad>", "<s>"]
+    assert v3["zebra"] == 9 and v3.count("zebra") == 2
+
+    # A child of a child from a corpus without some parent tokens: they stay, count 0, inactive.
+    add_shards(cluster, "other", {"s-00000": ["yak yak new new new"]})
+    v4 = build(cluster, "g", "other", parent=3, min_count=1)
+    assert v4.tokens.to_pylist()[:11] == v3.tokens.to_pylist()
+    assert v4.tokens.to_pylist()[11:] == ["new", "yak"]
+    assert v4.counts[:11].tolist() == [0] * 11
+    assert v4.active.tolist() == [True, True] + [False] * 8 + [True, True, True]
+
+
+def test_concurrent_builds_get_distinct_numbers_and_none_is_lost(cluster, config):
+    add_shards(cluster, "golden", GOLDEN_SHARDS)
+    n = 4
+    start = threading.Barrier(n)
+    results: list = [None] * n
+
+    def one(i: int) -> None:
+        with testing.Cluster.connect(config) as c:
+            start.wait()
+            results[i] = build(c, "g", "golden", min_count=1 + i).version
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(results) == [1, 2, 3, 4]
+    rows = versions(cluster, "g")
+    assert [r["version"] for r in rows] == [1, 2, 3, 4]
+    # each file is named after the version it was registered as (renamed after a lost race), and exists
+    for r in rows:
+        assert r["path"].startswith(f"vocab/g/{paths.version_name(r['version'])}-")
+        cluster.store.verify(r["path"], r["sha256"])
+    assert sorted(store_files(cluster, "g")) == sorted(r["path"] for r in rows)
+    # min_count says which build got which number
+    by_version = {r["version"]: r["params"]["min_count"] for r in rows}
+    assert sorted(by_version.values()) == [1, 2, 3, 4]
+    assert registry.read_tags(cluster.zk, paths.vocab("g")) == {"latest": 4}
+
+
+# -- tags, following -----------------------------------------------------------------------------
+
+
+def test_tags_resolve_and_move(cluster):
+    add_shards(cluster, "golden", GOLDEN_SHARDS)
+    build(cluster, "g", "golden", tags=["latest", "stable"])
+    build(cluster, "g", "golden", min_count=2)
+    assert Vocabulary.open("g", cluster=cluster).version == 2
+    assert Vocabulary.open("g", tag="stable", cluster=cluster).version == 1
+    assert Vocabulary.open("g:stable", cluster=cluster).version == 1
+    assert Vocabulary.open("g@v2", cluster=cluster).version == 2
+    assert tag(cluster, "g", "v2", "stable") == 2
+    assert tag(cluster, "g", "latest", "prod") == 2  # copy a tag
+    assert Vocabulary.open("g", tag="stable", cluster=cluster).version == 2
+    rows = versions(cluster, "g")
+    assert [r["tags"] for r in rows] == [[], ["latest", "prod", "stable"]]
+    assert parse_spec("g@v3") == ("g", 3, None) and parse_spec("g:prod") == ("g", None, "prod") and parse_spec("g") == ("g", None, None)
+
+
+def test_follower_switches_when_the_tag_moves_and_keeps_serving_on_a_bad_version(cluster, config):
+    add_shards(cluster, "golden", GOLDEN_SHARDS)
+    build(cluster, "g", "golden", tags=["latest", "stable"])
+    add_shards(cluster, "golden", GROWN_SHARD)
+    build(cluster, "g", "golden", parent=1)
+    v3 = build(cluster, "g", "golden", parent=2, min_count=3)
+
+    with testing.Cluster.connect(config) as reader_cluster:
+        view = Vocabulary.open("g", tag="stable", cluster=reader_cluster)
+        seen = []
+        view.follow("stable", on_change=lambda v: seen.append(v.version))
+        assert view.version == 1 and "zebra" not in view
+
+        tag(cluster, "g", 2, "stable")
+        assert view.wait_for_version(2, timeout=10)
+        assert view["zebra"] == 9 and view.doc["version"] == 2 and seen == [2]
+
+        # a version whose file is corrupt: the follower keeps v2 and says why
+        cluster.store.write_bytes(v3.doc["path"], b"not parquet")
+        tag(cluster, "g", 3, "stable")
+        deadline = time.time() + 10
+        while view.follow_error is None and time.time() < deadline:
+            time.sleep(0.05)
+        assert isinstance(view.follow_error, IntegrityError)
+        assert view.version == 2 and view["zebra"] == 9
+
+        view.unfollow()
+        tag(cluster, "g", 1, "stable")
+        time.sleep(0.5)
+        assert view.version == 2 and view.following is None
+
+
+def test_follower_survives_session_expiry(cluster, config, zk_server):
+    add_shards(cluster, "golden", GOLDEN_SHARDS)
+    build(cluster, "g", "golden", tags=["latest", "stable"])
+    build(cluster, "g", "golden", min_count=2)
+    with testing.Cluster.connect(config) as reader_cluster:
+        view = Vocabulary.open("g:stable", cluster=reader_cluster).follow("stable")
+        testing.expire_session(reader_cluster.zk, zk_server.address)
+        tag(cluster, "g", 2, "stable")  # moved while the follower had no session
+        assert view.wait_for_version(2, timeout=20)
+        view.unfollow()
+
+
+# -- diff, export ----------------------------------------------------------------------------------
+
+
+def test_diff(cluster):
+    add_shards(cluster, "golden", GOLDEN_SHARDS)
+    build(cluster, "g", "golden", min_count=2, specials=["<unk>", "<pad>"])
+    add_shards(cluster, "golden", GROWN_SHARD)
+    build(cluster, "g", "golden", min_count=2, parent=1)
+    build(cluster, "g", "golden", min_count=3, parent=2)
+    d = diff(cluster, "g", "v1", "v2")
+    assert (d["a"], d["b"], d["size_a"], d["size_b"], d["ids_stable"]) == (1, 2, 7, 10, True)
+    assert [(r["token"], r["id"], r["count"]) for r in d["added"]] == [("mat", 7, 3), ("and", 8, 2), ("zebra", 9, 2)]
+    assert d["removed_total"] == 0 and d["marked_total"] == 0
+    assert d["changes"] == [{"token": "the", "id": 2, "before": 4, "after": 6, "change": 2}]
+    d = diff(cluster, "g", 2, "latest", limit=3)
+    assert d["added_total"] == 0 and d["marked_total"] == 6
+    assert [r["token"] for r in d["marked"]] == ["a", "cat", "dog"]
+    # unrelated versions: removed tokens show up, and the ids of common tokens differ
+    build(cluster, "g", "golden", min_count=3)
+    d = diff(cluster, "g", 3, 4)
+    assert d["size_b"] == 2 and d["removed_total"] == 8 and not d["ids_stable"]
+    assert [r["token"] for r in d["removed"]] == ["<unk>", "<pad>", "a", "cat", "dog", "sat", "and", "zebra"]
+
+
+def test_export_round_trips(cluster, tmp_path):
+    from gensim.models import KeyedVectors
+
+    add_shards(cluster, "golden", GOLDEN_SHARDS)
+    v = build(cluster, "g", "golden", specials=["<unk>", "<pad>"])
+    tokens = v.tokens.to_pylist()
+
+    export(v, "txt", tmp_path / "vocab.txt")
+    assert (tmp_path / "vocab.txt").read_text(encoding="utf-8").splitlines() == tokens
+
+    export(v, "json", tmp_path / "vocab.json")
+    assert json.loads((tmp_path / "vocab.json").read_text(encoding="utf-8")) == {t: i for i, t in enumerate(tokens)}
+
+    export(v, "freq", tmp_path / "vocab.freq")
+    vec = tmp_path / "vectors.txt"
+    vec.write_text(f"{len(tokens)} 2\n" + "".join(f"{t} {i}.0 0.5\n" for i, t in enumerate(tokens)), encoding="utf-8")
+    kv = KeyedVectors.load_word2vec_format(str(vec), fvocab=str(tmp_path / "vocab.freq"))
+    assert kv.index_to_key == tokens
+    assert [kv.get_vecattr(t, "count") for t in tokens] == v.counts.tolist()
+    assert list(tmp_path.glob(".tmp-*")) == []
+
+
+def test_export_refuses_tokens_a_line_format_cannot_hold(cluster, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    c = Corpus.create(cluster, "odd", {"lang": "en"})
+    with ShardWriter(cluster.store, "odd", "s-00000") as w:
+        w.add("d", "t.txt", ["new york", "x"])
+    registry.create_json(cluster.zk, paths.shard("odd", "s-00000"), w.info.doc())
+    assert c.shards
+    v = build(cluster, "o", "odd")
+    with pytest.raises(InvalidInputError, match="whitespace"):
+        export(v, "txt", out / "v.txt")
+    assert list(out.iterdir()) == []
+    export(v, "json", out / "v.json")
+    assert json.loads((out / "v.json").read_text()) == {"new york": 0, "x": 1}
+
+
+# -- lookups -------------------------------------------------------------------------------------
+
+
+def test_encode_decode(cluster):
+    add_shards(cluster, "golden", GOLDEN_SHARDS)
+    v = build(cluster, "g", "golden", specials=["<unk>", "<pad>"])
+    toks = ["the", "zebra", "cat", "the", "on"]
+    want = np.array([2, 0, 4, 2, 10], np.int32)
+    for form in (toks, tuple(toks), np.array(toks), np.array(toks, dtype=object), pa.array(toks), pa.chunked_array([toks[:2], toks[2:]]), pa.array(toks).dictionary_encode(), iter(toks)):
+        got = v.encode(form)
+        assert got.dtype == np.int32 and got.tolist() == want.tolist(), type(form)
+    assert v.encode(toks, oov=-1).tolist() == [2, -1, 4, 2, 10]
+    assert v.encode([]).tolist() == []
+    assert v.decode(want) == ["the", "<unk>", "cat", "the", "on"]
+    assert v.decode([2, -1], oov="?") == ["the", "?"] and v.decode([-1]) == [None]
+    with pytest.raises(IndexError):
+        v.decode([11])
+    with pytest.raises(IndexError):
+        v.token(11)
+    with pytest.raises(KeyError):
+        v["zebra"]
+    assert v.id("zebra") is None and v.id("zebra", -1) == -1 and "zebra" not in v and v.count("zebra") == 0
+    assert len(v) == 11 and v.count("the") == 4
+
+    plain = build(cluster, "p", "golden")  # no <unk>: unknown tokens are -1
+    assert plain.unk_id == -1 and plain.encode(["zebra", "the"]).tolist() == [-1, 0]
+
+
+# -- bad input -------------------------------------------------------------------------------------
+
+
+def test_unknown_name_version_tag(cluster):
+    add_shards(cluster, "golden", GOLDEN_SHARDS)
+    build(cluster, "g", "golden")
+    with pytest.raises(NotFoundError, match="unknown vocabulary 'nope'"):
+        Vocabulary.open("nope", cluster=cluster)
+    with pytest.raises(NotFoundError, match="no version v9"):
+        Vocabulary.open("g", version=9, cluster=cluster)
+    with pytest.raises(NotFoundError, match="no tag 'gone'"):
+        Vocabulary.open("g", tag="gone", cluster=cluster)
+    with pytest.raises(NotFoundError):
+        tag(cluster, "g", "v9", "stable")
+    with pytest.raises(InvalidInputError):
+        Vocabulary.open("g", version=1, tag="latest", cluster=cluster)
+    assert registry.read_tags(cluster.zk, paths.vocab("g")) == {"latest": 1}
+
+
+def test_missing_or_corrupt_file(cluster):
+    add_shards(cluster, "golden", GOLDEN_SHARDS)
+    v1 = build(cluster, "g", "golden")
+    v2 = build(cluster, "g", "golden")
+    cluster.store.delete(v1.doc["path"])
+    with pytest.raises(IntegrityError, match="missing"):
+        Vocabulary.open("g", version=1, cluster=cluster)
+    data = bytearray(cluster.store.read_bytes(v2.doc["path"]))
+    data[len(data) // 2] ^= 0xFF
+    cluster.store.write_bytes(v2.doc["path"], bytes(data))
+    with pytest.raises(IntegrityError, match="fails its checksum"):
+        Vocabulary.open("g", version=2, cluster=cluster)
+    with pytest.raises(IntegrityError):  # a child cannot be built on a broken parent
+        build(cluster, "g", "golden", parent=2)
+    assert len(versions(cluster, "g")) == 2
+
+
+def test_bad_builds_register_nothing(cluster):
+    add_shards(cluster, "golden", GOLDEN_SHARDS)
+    Corpus.create(cluster, "empty", {"lang": "en"})
+    with pytest.raises(InvalidInputError, match="has no shards"):
+        build(cluster, "g", "empty")
+    with pytest.raises(NotFoundError, match="unknown corpus"):
+        build(cluster, "g", "nosuch")
+    assert registry.maybe_json(cluster.zk, paths.vocab("g")) is None
+
+    build(cluster, "g", "golden")
+    build(cluster, "h", "golden")
+    with pytest.raises(InvalidInputError, match="belongs to vocabulary 'h'"):
+        build(cluster, "g", "golden", parent="h@v1")
+    with pytest.raises(InvalidInputError, match="belongs to vocabulary 'h'"):
+        build(cluster, "g", "golden", parent="h:latest")
+    with pytest.raises(NotFoundError):
+        build(cluster, "new", "golden", parent="v1")
+    with pytest.raises(NotFoundError, match="no version v7"):
+        build(cluster, "g", "golden", parent="v7")
+    for bad in (dict(min_count=0), dict(max_size=1, specials=["<a>", "<b>"]), dict(specials=["<a>", "<a>"]), dict(tags=["bad/tag"]), dict(processes=0)):
+        with pytest.raises(InvalidInputError):
+            build(cluster, "g", "golden", **bad)
+    with pytest.raises(InvalidInputError):
+        build(cluster, "bad name", "golden")
+    assert [r["version"] for r in versions(cluster, "g")] == [1]
+    assert store_files(cluster, "g") == [versions(cluster, "g")[0]["path"]]
+    assert registry.maybe_json(cluster.zk, paths.vocab("new")) is None
