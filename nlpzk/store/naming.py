@@ -13,6 +13,16 @@ def shard_file(corpus: str, shard_id: str) -> str:
     return f"{corpus_dir(corpus)}/shards/{shard_id}.parquet"
 
 
+def shard_id(input_key: str, seq: int) -> str:
+    """Shards are numbered per input file, so a re-run of the same input rewrites the same names."""
+    return f"{input_key}-{seq:05d}"
+
+
+def input_hashes(corpus: str, input_key: str) -> str:
+    """The document-hash sidecar of one ingested input (dedup across files and runs)."""
+    return f"{corpus_dir(corpus)}/inputs/{input_key}.hashes.parquet"
+
+
 def vocab_dir(name: str) -> str:
     return f"vocab/{paths.check_name('vocabulary', name)}"
 

@@ -7,6 +7,7 @@ All paths are relative to the chroot (default ``/nlpzk``)::
     /corpora/<corpus>/inputs/<input-key>        done-marker per input file (idempotent ingest)
     /corpora/<corpus>/claims/<input-key>        ephemeral: an ingester is working on this file
     /corpora/<corpus>/docs/<bucket>             content hashes of documents seen (dedup across runs)
+    /corpora/<corpus>/ingesters/<member>        ephemeral: one per running ingest (fences commits)
     /vocab/<name>/versions/v0000000001          {uri, sha256, size, parent, corpus, shard set hash, params}
     /vocab/<name>/tags/<tag>                    "v0000000007"
     /jobs/<job>                                 {spec, state}
@@ -89,6 +90,14 @@ def claim(name: str, key: str) -> str:
 
 def doc_hashes(name: str) -> str:
     return f"{corpus(name)}/docs"
+
+
+def ingesters(name: str) -> str:
+    return f"{corpus(name)}/ingesters"
+
+
+def ingester(name: str, member: str) -> str:
+    return f"{ingesters(name)}/{member}"
 
 
 # -- vocabularies ----------------------------------------------------------------------------------
