@@ -2,6 +2,241 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
+import threading
+import time
+from typing import Optional
+
 import typer
 
+from . import _util
+
 app = typer.Typer(help="Run, join, resume and inspect distributed word2vec training jobs.", no_args_is_help=True)
+
+
+def _install_stop(stop: threading.Event) -> None:
+    def handler(signum, frame):  # noqa: ARG001 - signal handler signature
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _scores_line(scores: dict) -> str:
+    return (
+        f"WS353 {scores.get('ws353')} (oov {scores.get('ws353_oov_pct')}%)  SimLex {scores.get('simlex')} "
+        f"(oov {scores.get('simlex_oov_pct')}%)  analogies {scores.get('analogy')} ({scores.get('analogy_questions')} questions)"
+    )
+
+
+def _watch(ctx: typer.Context, job: str, workers: int, threads: int, wait: bool, as_json: bool) -> None:
+    from nlpzk import train
+
+    cluster = _util.cluster(ctx)
+    procs = []
+    if workers:
+        log_dir = os.path.join(str(cluster.config.state_path), "train", job)
+        procs = train.start_local_workers(cluster.config, job, workers, threads, log_dir=log_dir)
+        print(f"started {workers} worker(s) (logs in {log_dir})", file=sys.stderr)
+    if not wait:
+        _util.emit(train.status(cluster, job) if as_json else None, as_json, lambda _: print(f"job {job} created"))
+        return
+    stop = threading.Event()
+    _install_stop(stop)
+    started, words0 = time.time(), None
+    last_round = None
+    progress = None
+    try:
+        if _util.err.is_terminal and not as_json:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=_util.err)
+            progress.start()
+            task = progress.add_task(f"train {job}", total=1, info="")
+        while not stop.is_set():
+            st = train.status(cluster, job)
+            if words0 is None:
+                words0 = st["words"]
+            rate = (st["words"] - words0) / max(1e-6, time.time() - started)
+            per = ", ".join(f"{w.get('words_per_s', 0)}" for w in st["workers"].values())
+            loss = next((h.get("loss") for h in reversed(st["history"]) if h.get("loss") is not None), None)
+            info = f"round {min(st['round'] + 1, st['rounds'])}/{st['rounds']}  workers {len(st['workers'])} [{per}] w/s  total {rate:,.0f} w/s  loss {loss}"
+            if progress is not None:
+                progress.update(task, total=st["total_words"], completed=st["words"], info=info)
+            elif st["round"] != last_round:
+                print(info, file=sys.stderr, flush=True)
+            last_round = st["round"]
+            if st["state"] == "done":
+                break
+            if procs and all(p.poll() is not None for p in procs) and not st["workers"]:
+                codes = [p.returncode for p in procs]
+                from nlpzk.errors import TrainingError
+
+                raise TrainingError(f"all local workers exited (codes {codes}) before job {job!r} finished", hint=f"see the worker logs, then: nlpzk train resume {job}")
+            time.sleep(1.0)
+    finally:
+        if progress is not None:
+            progress.stop()
+        if stop.is_set():
+            train.stop_local_workers(procs)
+    if stop.is_set():
+        st = train.status(cluster, job)
+        _util.error_line(f"stopped at round {st['round']} of {st['rounds']}; continue with: nlpzk train resume {job}")
+        raise typer.Exit(130)
+    for p in procs:
+        p.wait(30)
+    st = train.status(cluster, job)
+    final = st["final"] or {}
+
+    def human(_):
+        print(f"job {job} done: {st['rounds']} rounds, {st['words']:,} words, vectors for {final.get('vocab')} at {final.get('vectors')}")
+        print(_scores_line(final.get("scores") or {}))
+
+    _util.emit({"job": job, "final": final, "rounds": st["rounds"], "words": st["words"]}, as_json, human)
+
+
+@app.command()
+def run(
+    ctx: typer.Context,
+    job: str = typer.Argument(..., help="Job name (re-running an existing job resumes it)."),
+    corpus: Optional[str] = typer.Option(None, "--corpus", help="Corpus to train on."),
+    vocab: Optional[str] = typer.Option(None, "--vocab", help="Vocabulary NAME, NAME@vN or NAME:tag."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-k", help="Local worker processes to start (default: cores; 0: none)."),
+    threads: int = typer.Option(1, "--threads", "-t", help="gensim threads per worker."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Passes over the corpus (default 5)."),
+    syncs_per_epoch: Optional[int] = typer.Option(None, "--syncs-per-epoch", help="Merges per epoch (default 4)."),
+    dim: Optional[int] = typer.Option(None, "--dim", help="Vector size (default 100)."),
+    window: Optional[int] = typer.Option(None, "--window", help="Context window (default 5)."),
+    negative: Optional[int] = typer.Option(None, "--negative", help="Negative samples (default 5)."),
+    sg: Optional[bool] = typer.Option(None, "--sg/--cbow", help="Skip-gram (default) or CBOW."),
+    alpha: Optional[float] = typer.Option(None, "--alpha", help="Initial learning rate (default 0.025)."),
+    min_alpha: Optional[float] = typer.Option(None, "--min-alpha", help="Final learning rate (default 0.0001)."),
+    sample: Optional[float] = typer.Option(None, "--sample", help="Downsampling threshold (default 1e-3)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the shared initial parameters (default 1)."),
+    merge: Optional[str] = typer.Option(None, "--merge", help="Merge rule: bmuf-wmean (default), bmuf, wmean, mean, sum."),
+    eta: Optional[float] = typer.Option(None, "--eta", help="Block momentum for bmuf rules (default 1 - 1/contributions)."),
+    lease_timeout: Optional[float] = typer.Option(None, "--lease-timeout", help="Seconds before a stuck worker's shard lease is revoked (default 600)."),
+    wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait for the job with a progress view."),
+    as_json: bool = _util.JsonOption,
+) -> None:
+    """Create (or resume) a training job, start local workers and follow it to the end.
+
+    Example: nlpzk train run w2v --corpus wiki --vocab wiki@v1 --workers 2 --epochs 5
+    """
+    from nlpzk import train
+    from nlpzk.errors import InvalidInputError
+    from nlpzk.zk import paths, registry
+
+    cluster = _util.cluster(ctx)
+    exists = registry.maybe_json(cluster.zk, paths.job(job)) is not None
+    if not exists and (not corpus or not vocab):
+        raise InvalidInputError(f"job {job!r} does not exist yet: --corpus and --vocab are required to create it")
+    hyper = dict(
+        epochs=epochs, syncs_per_epoch=syncs_per_epoch, dim=dim, window=window, negative=negative, sg=sg, alpha=alpha,
+        min_alpha=min_alpha, sample=sample, seed=seed, merge=merge, eta=eta, lease_timeout=lease_timeout,
+    )
+    doc, warnings = train.create_job(cluster, job, corpus or "", vocab or "", **hyper)
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    if exists:
+        print(f"job {job} exists: resuming at round {doc.get('round')} of {doc['spec']['rounds']}", file=sys.stderr)
+    if doc.get("state") == "done":
+        workers = 0
+    _watch(ctx, job, (os.cpu_count() or 1) if workers is None else workers, threads, wait, as_json)
+
+
+@app.command()
+def resume(
+    ctx: typer.Context,
+    job: str = typer.Argument(..., help="Job to continue."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-k", help="Local worker processes to start (default: cores)."),
+    threads: int = typer.Option(1, "--threads", "-t", help="gensim threads per worker."),
+    as_json: bool = _util.JsonOption,
+) -> None:
+    """Continue a stopped job from its last published round (its checkpoint).
+
+    Example: nlpzk train resume w2v --workers 2
+    """
+    from nlpzk import train
+
+    st = train.status(_util.cluster(ctx), job)
+    print(f"resuming {job} at round {st['round']} of {st['rounds']}", file=sys.stderr)
+    _watch(ctx, job, 0 if st["state"] == "done" else ((os.cpu_count() or 1) if workers is None else workers), threads, True, as_json)
+
+
+@app.command()
+def worker(
+    ctx: typer.Context,
+    job: str = typer.Argument(..., help="Job to join."),
+    threads: int = typer.Option(1, "--threads", "-t", help="gensim threads."),
+    as_json: bool = _util.JsonOption,
+) -> None:
+    """Join a job as a worker (from any machine that reaches the ZooKeeper and the store); SIGTERM leaves cleanly.
+
+    Example: nlpzk --zk zk1:2181,zk2:2181/nlpzk --store s3://bucket/nlpzk train worker w2v --threads 2
+    """
+    from nlpzk.train import Worker
+
+    stop = threading.Event()
+    _install_stop(stop)
+
+    def event(kind: str, info: dict) -> None:
+        if kind in ("joined", "rejoined", "fenced", "committed", "merged"):
+            print(f"{kind}: " + " ".join(f"{k}={v}" for k, v in info.items() if k != "final"), file=sys.stderr, flush=True)
+
+    w = Worker(_util.cluster(ctx), job, threads=threads, stop=stop, on_event=event)
+    report = w.run()
+    _util.emit(vars(report), as_json, lambda r: print(f"worker {r['worker']} {r['state']}: {r['commits']} commits, {r['fenced']} fenced, {r['merges']} merges, {r['words']:,} words"))
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    job: str = typer.Argument(..., help="Job to show."),
+    as_json: bool = _util.JsonOption,
+) -> None:
+    """Rounds, live workers, leases, words and loss per round of a job.
+
+    Example: nlpzk train status w2v
+    """
+    from nlpzk import train
+
+    st = train.status(_util.cluster(ctx), job)
+
+    def human(s):
+        spec = s["spec"]
+        print(f"job {s['job']}: {s['state']}, round {s['round']}/{s['rounds']}, {s['words']:,}/{s['total_words']:,} words")
+        print(f"  corpus {spec['corpus']}  vocab {spec['vocab']}@v{spec['vocab_version']}  merge {spec['merge']}  dim {spec['dim']}  epochs {spec['epochs']} x {spec['syncs_per_epoch']} syncs")
+        for wid, w in s["workers"].items():
+            print(f"  worker {wid}: round {w.get('round')}  {w.get('words_per_s', '-')} w/s  threads {w.get('threads')}")
+        for unit, owner in s["leases"].items():
+            print(f"  lease {unit}: {owner}")
+        for h in s["history"]:
+            if h.get("state") == "merged":
+                print(f"  round {h['round']}: {h['words']:,} words  loss {h['loss']}  {h['commits']} commits from {h['workers']} workers  wall {h['wall_s']}s (merge {h['merge_s']}s)")
+        if s["final"]:
+            print(f"  vectors {s['final']['vectors']} ({s['final']['vocab']})")
+            print("  " + _scores_line(s["final"].get("scores") or {}))
+
+    _util.emit(st, as_json, human)
+
+
+@app.command("list")
+def list_(ctx: typer.Context, as_json: bool = _util.JsonOption) -> None:
+    """Training jobs with their state and progress.
+
+    Example: nlpzk train list --json
+    """
+    from nlpzk import train
+
+    jobs = train.list_jobs(_util.cluster(ctx))
+
+    def human(rows):
+        if not rows:
+            print("no training jobs")
+        for j in rows:
+            print(f"{j['job']}: {j['state']} round {j['round']}/{j['rounds']} corpus {j['corpus']} vocab {j['vocab']} workers {j['workers']}")
+
+    _util.emit(jobs, as_json, human)

@@ -55,3 +55,27 @@ def model_file(name: str, nonce: str) -> str:
 def model_vectors(name: str, nonce: str) -> str:
     """A model version's vectors as an Arrow IPC file (token, count, vector rows; memory-mappable)."""
     return f"{model_dir(name)}/{nonce}.arrow"
+
+
+def contribution_counts(job: str, r: int, name: str) -> str:
+    """Per-word occurrence counts that go with contribution ``name`` (for per-word weighted merges)."""
+    return f"{job_dir(job)}/rounds/{r:08d}/contrib/{name}.counts.npy"
+
+
+def contribution_file(job: str, r: int, name: str) -> str:
+    return f"{job_dir(job)}/rounds/{r:08d}/contrib/{name}.npy"
+
+
+def round_log(job: str, r: int) -> str:
+    """Every commit of a merged round (worker, shards, words): the full record behind the round's znode."""
+    return f"{job_dir(job)}/rounds/{r:08d}/log.json"
+
+
+def job_shards(job: str, nonce: str) -> str:
+    """The shard list a job froze at creation."""
+    return f"{job_dir(job)}/shards-{nonce}.json"
+
+
+def job_vectors(job: str, nonce: str) -> str:
+    """A job's final vectors (gensim KeyedVectors, pickled)."""
+    return f"{job_dir(job)}/vectors-{nonce}.kv"

@@ -184,3 +184,13 @@ def model_tags(name: str) -> str:
 
 def model_tag(name: str, tag: str) -> str:
     return f"{model_tags(name)}/{check_name('tag', tag)}"
+
+
+def job_fences(name: str) -> str:
+    """Persistent per-shard fence counters of a job (see :mod:`nlpzk.zk.lease`)."""
+    return f"{job(name)}/fences"
+
+
+def round_merge(name: str, r: int) -> str:
+    """Ephemeral: the worker merging round ``r`` (one merger per round)."""
+    return f"{job_round(name, r)}/merge"

@@ -1,0 +1,26 @@
+"""Distributed word2vec: jobs of rounds, workers leasing shards through ZooKeeper, merged parameters.
+
+>>> doc, warnings = create_job(cluster, "w2v", corpus="wiki", vocab="wiki@v3", epochs=5)   # doctest: +SKIP
+>>> procs = start_local_workers(cluster.config, "w2v", workers=2)                        # doctest: +SKIP
+>>> kv, doc = final_vectors(cluster, "w2v")   # once doc["state"] == "done"               # doctest: +SKIP
+"""
+
+from .job import HYPER, check_hyper, create_job, final_vectors, list_jobs, status
+from .local import start_local_workers, stop_local_workers
+from .merge import DEFAULT_RULE, RULES
+from .worker import Worker, WorkerReport
+
+__all__ = [
+    "HYPER",
+    "RULES",
+    "DEFAULT_RULE",
+    "check_hyper",
+    "create_job",
+    "final_vectors",
+    "list_jobs",
+    "status",
+    "Worker",
+    "WorkerReport",
+    "start_local_workers",
+    "stop_local_workers",
+]

@@ -1,0 +1,127 @@
+"""gensim Word2Vec with the vocabulary fixed to a vocabulary version's ids, and its parameters as one array.
+
+Parameters travel as one float32 array of shape ``(M, V, D)``: ``[0]`` the input vectors (``syn0``,
+``wv.vectors``), ``[1]`` the output vectors (``syn1neg``); merges that keep state append more
+matrices (block momentum keeps its previous global step as ``[2]``, ``[3]``). Row ``i`` is vocab id ``i``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any, Sequence
+
+import numpy as np
+from gensim.models import KeyedVectors, Word2Vec
+
+from ..errors import TrainingError
+
+log = logging.getLogger("nlpzk.train")
+
+
+@dataclasses.dataclass(frozen=True)
+class VocabData:
+    """What training needs from a vocabulary version (tokens in id order and their corpus counts)."""
+
+    name: str
+    version: int
+    tokens: list[str]
+    counts: np.ndarray
+    corpus: str | None = None
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@v{self.version}"
+
+
+def build_model(spec: dict[str, Any], vocab: VocabData, *, threads: int = 1, seed: int | None = None) -> Word2Vec:
+    """A Word2Vec whose ``wv.index_to_key`` is exactly the version's tokens in id order.
+
+    ``build_vocab_from_freq`` with ``sorted_vocab=0`` and ``min_count=1`` keeps the given order and
+    runs gensim's own ``prepare_vocab`` (downsampling thresholds ``sample_int`` from the counts),
+    ``make_cum_table`` (negative sampling) and ``prepare_weights``. Counts below 1 (specials, ids kept
+    only for stability) are raised to 1 so no row is dropped.
+    """
+    model = Word2Vec(
+        vector_size=int(spec["dim"]),
+        window=int(spec["window"]),
+        min_count=1,
+        sample=float(spec["sample"]),
+        sg=1 if spec["sg"] else 0,
+        hs=0,
+        negative=int(spec["negative"]),
+        alpha=float(spec["alpha"]),
+        min_alpha=float(spec["min_alpha"]),
+        seed=int(spec["seed"] if seed is None else seed),
+        workers=max(1, int(threads)),
+        sorted_vocab=0,
+        epochs=1,
+    )
+    counts = np.maximum(np.asarray(vocab.counts, dtype=np.int64), 1)
+    freq = dict(zip(vocab.tokens, (int(c) for c in counts)))
+    if len(freq) != len(vocab.tokens):
+        raise TrainingError(f"vocabulary {vocab.ref} has duplicate tokens", hint="rebuild the vocabulary")
+    model.build_vocab_from_freq(freq, corpus_count=0)
+    if model.wv.index_to_key != vocab.tokens:
+        raise TrainingError(f"gensim reordered vocabulary {vocab.ref}; ids would not match rows")
+    return model
+
+
+def initial_params(spec: dict[str, Any], vocab: VocabData) -> np.ndarray:
+    """The seeded starting point every worker shares: gensim's own initialisation for ``spec['seed']``."""
+    model = build_model(spec, vocab)
+    return np.stack([model.wv.vectors, model.syn1neg]).astype(np.float32, copy=False)
+
+
+def set_params(model: Word2Vec, params: np.ndarray) -> None:
+    """Copy the global parameters into the model (in place: gensim holds references to these arrays)."""
+    model.wv.vectors[...] = params[0]
+    model.syn1neg[...] = params[1]
+    model.wv.norms = None
+
+
+def get_params(model: Word2Vec) -> np.ndarray:
+    return np.stack([model.wv.vectors, model.syn1neg])
+
+
+def train_slice(model: Word2Vec, sentences: Sequence[list[str]], words: int, start_alpha: float, end_alpha: float) -> tuple[int, int, float]:
+    """Train one pass over ``sentences`` with the learning rate going linearly from start to end.
+
+    Returns ``(effective words, raw words, loss)``.
+    """
+    if not sentences:
+        return 0, 0, 0.0
+    trained, raw = model.train(
+        sentences,
+        total_words=max(1, words),
+        epochs=1,
+        start_alpha=start_alpha,
+        end_alpha=end_alpha,
+        compute_loss=True,
+    )
+    return int(trained), int(raw), float(model.get_latest_training_loss())
+
+
+def keyed_vectors(vocab: VocabData, vectors: np.ndarray) -> KeyedVectors:
+    """gensim KeyedVectors for the final input vectors, with the version's tokens and counts."""
+    kv = KeyedVectors(vector_size=vectors.shape[1], count=0, dtype=np.float32)
+    kv.add_vectors(vocab.tokens, np.ascontiguousarray(vectors, dtype=np.float32))
+    kv.allocate_vecattrs(attrs=["count"], types=[np.int64])
+    kv.expandos["count"][:] = np.asarray(vocab.counts, dtype=np.int64)
+    return kv
+
+
+def evaluate(kv: KeyedVectors, restrict_vocab: int = 30000) -> dict[str, float]:
+    """WS353 and SimLex-999 Spearman, Google analogies accuracy (gensim's shipped data), and coverage."""
+    from gensim.test.utils import datapath
+
+    out: dict[str, float] = {}
+    for key, fname in (("ws353", "wordsim353.tsv"), ("simlex", "simlex999.txt")):
+        pearson, spearman, oov = kv.evaluate_word_pairs(datapath(fname), restrict_vocab=restrict_vocab)
+        out[key] = round(float(spearman[0]), 4) if np.isfinite(spearman[0]) else float("nan")
+        out[f"{key}_oov_pct"] = round(float(oov), 2)
+    score, sections = kv.evaluate_word_analogies(datapath("questions-words.txt"), restrict_vocab=restrict_vocab)
+    out["analogy"] = round(float(score), 4)
+    total = next((s for s in sections if s["section"] == "Total accuracy"), None)
+    out["analogy_questions"] = int(len(total["correct"]) + len(total["incorrect"])) if total else 0
+    return out

@@ -1,0 +1,246 @@
+"""Training jobs: the spec, creating/resuming a job, its status, and its final vectors.
+
+A job node ``/jobs/<job>`` holds the spec (corpus, vocab name@version, hyper-parameters), the
+current round, the words processed so far and the state (``running`` or ``done``). The shard list
+is frozen at creation in a store file, so shards ingested later do not change a running job.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import pickle
+import time
+import uuid
+from typing import Any
+
+import numpy as np
+
+from ..cluster import Cluster
+from ..corpus import Corpus, ShardInfo
+from ..errors import ConflictError, InvalidInputError, NotFoundError, TrainingError
+from ..store import naming
+from ..zk import members as _members
+from ..zk import paths, registry, rounds
+from . import merge as _merge
+from ._model import VocabData, initial_params, keyed_vectors
+
+HYPER = {
+    "epochs": 5,
+    "syncs_per_epoch": 4,
+    "dim": 100,
+    "window": 5,
+    "negative": 5,
+    "sg": True,
+    "alpha": 0.025,
+    "min_alpha": 0.0001,
+    "sample": 1e-3,
+    "seed": 1,
+    "merge": _merge.DEFAULT_RULE,
+    "eta": None,
+    "lease_timeout": 600.0,
+}
+
+
+def check_hyper(hp: dict[str, Any]) -> dict[str, Any]:
+    """Fill defaults and refuse values gensim or the protocol cannot use."""
+    unknown = set(hp) - set(HYPER)
+    if unknown:
+        raise InvalidInputError(f"unknown training parameter(s): {', '.join(sorted(unknown))}")
+    out = dict(HYPER)
+    out.update({k: v for k, v in hp.items() if v is not None})
+
+    def need(ok: bool, what: str) -> None:
+        if not ok:
+            raise InvalidInputError(f"invalid training parameter: {what}", hint="see: nlpzk train run --help")
+
+    for key in ("epochs", "syncs_per_epoch", "dim", "window", "negative"):
+        need(isinstance(out[key], int) and out[key] >= 1, f"{key} must be an integer >= 1, not {out[key]!r}")
+    need(out["dim"] <= 10000, "dim must be at most 10000")
+    need(0 < float(out["alpha"]) <= 1, f"alpha must be in (0, 1], not {out['alpha']}")
+    need(0 <= float(out["min_alpha"]) <= float(out["alpha"]), f"min-alpha must be in [0, alpha], not {out['min_alpha']}")
+    need(float(out["sample"]) >= 0, f"sample must be >= 0, not {out['sample']}")
+    need(out["eta"] is None or 0 <= float(out["eta"]) < 1, f"eta must be in [0, 1), not {out['eta']}")
+    need(float(out["lease_timeout"]) > 0, "lease timeout must be positive")
+    _merge.check_rule(out["merge"])
+    out["sg"] = bool(out["sg"])
+    return out
+
+
+def alpha_at(spec: dict[str, Any], words: float) -> float:
+    """The global schedule: linear from ``alpha`` to ``min_alpha`` over all words of all epochs."""
+    total = max(1, spec["total_words"])
+    a0, a1 = float(spec["alpha"]), float(spec["min_alpha"])
+    return max(a1, a0 - (a0 - a1) * min(1.0, words / total))
+
+
+def round_slice(spec: dict[str, Any], r: int) -> tuple[int, int]:
+    """``(epoch, slice)`` of round ``r``."""
+    s = int(spec["syncs_per_epoch"])
+    return r // s, r % s
+
+
+def load_vocab(cluster: Cluster, name: str, version: int | str | None = None, tag: str | None = None) -> VocabData:
+    from ..vocab import Vocabulary
+
+    view = Vocabulary.open(name, version=version, tag=tag, cluster=cluster)
+    tokens = view.tokens
+    tokens = tokens.to_pylist() if hasattr(tokens, "to_pylist") else list(tokens)
+    return VocabData(view.name, int(view.version), tokens, np.asarray(view.counts, dtype=np.int64), (view.doc or {}).get("corpus"))
+
+
+def parse_vocab_ref(ref: str) -> tuple[str, int | None, str | None]:
+    """``name``, ``name@v3`` or ``name:tag``."""
+    if "@" in ref:
+        name, _, v = ref.partition("@")
+        return paths.check_name("vocabulary", name), paths.parse_version(v), None
+    if ":" in ref:
+        name, _, tag = ref.partition(":")
+        return paths.check_name("vocabulary", name), None, paths.check_name("tag", tag)
+    return paths.check_name("vocabulary", ref), None, None
+
+
+def create_job(cluster: Cluster, job: str, corpus: str, vocab: str, **hyper: Any) -> tuple[dict[str, Any], list[str]]:
+    """Create job ``job`` (or find it, if it exists with the same corpus and vocabulary).
+
+    Returns ``(job document, warnings)``. Writes the frozen shard list and the seeded initial
+    parameters to the store first, then creates the job node and round 0 in one transaction.
+    """
+    paths.check_name("job", job)
+    existing = registry.maybe_json(cluster.zk, paths.job(job))
+    if existing is not None:
+        spec = existing.get("spec", {})
+        vname, vnum, vtag = parse_vocab_ref(vocab) if vocab else (None, None, None)
+        if (corpus and corpus != spec.get("corpus")) or (vname and vname != spec.get("vocab")) or (vnum is not None and vnum != spec.get("vocab_version")):
+            raise ConflictError(
+                f"job {job!r} exists for corpus {spec.get('corpus')!r} and vocabulary {spec.get('vocab')}@v{spec.get('vocab_version')}",
+                hint="resume it with: nlpzk train resume " + job + ", or pick another job name",
+            )
+        return existing, []
+    hp = check_hyper(hyper)
+    corp = Corpus.open(corpus, cluster=cluster)
+    shards = corp.shards
+    if not shards:
+        raise InvalidInputError(f"corpus {corpus!r} has no shards", hint=f"ingest text first: nlpzk corpus ingest {corpus} FILES")
+    name, version, tag = parse_vocab_ref(vocab)
+    vd = load_vocab(cluster, name, version, tag)
+    warnings = []
+    if vd.corpus not in (None, corpus):
+        warnings.append(f"vocabulary {vd.ref} was built from corpus {vd.corpus!r}, not {corpus!r}: words missing from it are skipped")
+    total_tokens = sum(s.tokens for s in shards)
+    spec = dict(hp, corpus=corpus, vocab=vd.name, vocab_version=vd.version, vocab_size=len(vd.tokens), corpus_words=total_tokens)
+    spec["total_words"] = total_tokens * spec["epochs"]
+    spec["rounds"] = spec["epochs"] * spec["syncs_per_epoch"]
+    nonce = uuid.uuid4().hex[:12]
+    shard_rel = naming.job_shards(job, nonce)
+    shard_list = [dict(id=s.id, path=s.path, sha256=s.sha256, bytes=s.bytes, sentences=s.sentences, tokens=s.tokens, documents=s.documents) for s in shards]
+    sha, _ = cluster.store.write_bytes(shard_rel, json.dumps(shard_list).encode())
+    spec["shards"] = {"path": shard_rel, "sha256": sha, "count": len(shards)}
+    params_rel = naming.round_params(job, 0, nonce)
+    _merge.save_array(cluster.store, params_rel, initial_params(spec, vd))
+    now = registry.now()
+    doc = {"spec": spec, "state": "running", "round": 0, "words": 0, "created": now}
+    round0 = {"round": 0, "params": params_rel, "words_before": 0, "opened": now}
+    if not rounds.create_job(cluster.zk, job, doc, round0, [s.id for s in shards]):
+        cluster.store.delete(params_rel)
+        cluster.store.delete(shard_rel)
+        return create_job(cluster, job, corpus, vocab, **hyper)
+    return doc, warnings
+
+
+def frozen_shards(cluster: Cluster, spec: dict[str, Any]) -> list[ShardInfo]:
+    ref = spec["shards"]
+    data = cluster.store.read_bytes(ref["path"])
+    return [ShardInfo.from_doc(d["id"], d) for d in json.loads(data.decode())]
+
+
+def job_doc(cluster: Cluster, job: str) -> dict[str, Any]:
+    doc = registry.maybe_json(cluster.zk, paths.job(job))
+    if doc is None:
+        raise NotFoundError(f"unknown training job {job!r}", hint="see: nlpzk train list")
+    return doc
+
+
+def status(cluster: Cluster, job: str) -> dict[str, Any]:
+    """The job, its rounds (words, loss, commits, timings), live workers and current leases."""
+    doc = job_doc(cluster, job)
+    zk = cluster.zk
+    rounds_out = []
+    for name in registry.children(zk, paths.job_rounds(job)):
+        rd = registry.maybe_json(zk, f"{paths.job_rounds(job)}/{name}") or {}
+        rounds_out.append({k: rd.get(k) for k in ("round", "state", "words_before", "words", "loss", "commits", "workers", "wall_s", "train_s", "merge_s", "alpha")})
+    cur = doc.get("round", 0)
+    leases = {}
+    done = []
+    if doc.get("state") == "running":
+        for unit in registry.children(zk, paths.round_leases(job, cur)):
+            leases[unit] = (registry.maybe_json(zk, paths.round_lease(job, cur, unit)) or {}).get("owner")
+        done = registry.children(zk, paths.round_done(job, cur))
+    return {
+        "job": job,
+        "state": doc.get("state"),
+        "round": cur,
+        "rounds": doc["spec"]["rounds"],
+        "words": doc.get("words", 0),
+        "total_words": doc["spec"]["total_words"],
+        "spec": doc["spec"],
+        "final": doc.get("final"),
+        "workers": _members.members(zk, job),
+        "leases": leases,
+        "done_in_round": done,
+        "history": rounds_out,
+    }
+
+
+def list_jobs(cluster: Cluster) -> list[dict[str, Any]]:
+    out = []
+    for name in registry.children(cluster.zk, paths.JOBS):
+        doc = registry.maybe_json(cluster.zk, paths.job(name)) or {}
+        spec = doc.get("spec", {})
+        out.append(
+            {
+                "job": name,
+                "state": doc.get("state"),
+                "round": doc.get("round"),
+                "rounds": spec.get("rounds"),
+                "corpus": spec.get("corpus"),
+                "vocab": f"{spec.get('vocab')}@v{spec.get('vocab_version')}",
+                "workers": len(registry.children(cluster.zk, paths.job_workers(name))),
+                "scores": (doc.get("final") or {}).get("scores"),
+            }
+        )
+    return out
+
+
+def final_vectors(cluster: Cluster, job: str):
+    """``(KeyedVectors, job document)`` of a finished job, for the model registry to register.
+
+    The document's ``final`` holds ``vectors`` (store path), ``sha256``, ``vocab`` (``name@vN``) and
+    ``scores``. Raises TrainingError while the job is still running.
+    """
+    doc = job_doc(cluster, job)
+    final = doc.get("final")
+    if doc.get("state") != "done" or not final:
+        raise TrainingError(f"job {job!r} has not finished (round {doc.get('round')} of {doc['spec']['rounds']})", hint=f"see: nlpzk train status {job}")
+    cluster.store.verify(final["vectors"], final["sha256"])
+    kv = pickle.loads(cluster.store.read_bytes(final["vectors"]))
+    return kv, doc
+
+
+def save_vectors(cluster: Cluster, job: str, vocab: VocabData, vectors: np.ndarray) -> tuple[str, str, Any]:
+    """Write the final KeyedVectors to the store; returns ``(path, sha256, kv)``."""
+    kv = keyed_vectors(vocab, vectors)
+    rel = naming.job_vectors(job, uuid.uuid4().hex[:12])
+    with cluster.store.atomic_output(rel) as out:
+        kv.save(out)
+    return rel, out.sha256, kv
+
+
+def eta_seconds(doc: dict[str, Any], started: float, words_at_start: int) -> float | None:
+    """Seconds left at the rate seen since ``started`` (None before any progress)."""
+    done = doc.get("words", 0) - words_at_start
+    if done <= 0:
+        return None
+    rate = done / max(1e-6, time.time() - started)
+    left = doc["spec"]["total_words"] - doc.get("words", 0)
+    return max(0.0, left / rate) if math.isfinite(rate) and rate > 0 else None

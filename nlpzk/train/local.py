@@ -1,0 +1,69 @@
+"""Start and stop worker processes on this machine (``nlpzk train run``'s ``--workers K``).
+
+Each worker is a plain ``python -m nlpzk train worker JOB`` child with the same ZooKeeper and
+store settings, exactly what a remote machine would run; nlpzk coordinates, it does not schedule.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ..config import Config
+
+_ROOT = Path(__file__).resolve().parents[2]
+
+
+def worker_env(config: Config) -> dict[str, str]:
+    env = dict(os.environ)
+    if config.zk:
+        env["NLPZK_ZK"] = config.zk
+    env["NLPZK_STORE"] = config.store_uri
+    env["NLPZK_SESSION_TIMEOUT"] = str(config.session_timeout)
+    env["NLPZK_ZK_PORT"] = str(config.zk_port)
+    if config.state_dir:
+        env["NLPZK_STATE_DIR"] = config.state_dir
+    if config.auth:
+        env["NLPZK_AUTH"] = config.auth
+    # the package may run from a checkout rather than an install
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_ROOT), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def start_local_workers(config: Config, job: str, workers: int, threads: int = 1, log_dir: str | None = None) -> list[subprocess.Popen]:
+    """Start ``workers`` worker processes; their output goes to ``log_dir/worker-N.log`` (or is dropped)."""
+    procs = []
+    env = worker_env(config)
+    for i in range(workers):
+        out = subprocess.DEVNULL
+        if log_dir:
+            os.makedirs(log_dir, exist_ok=True)
+            out = open(os.path.join(log_dir, f"worker-{i}.log"), "ab")
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "nlpzk", "train", "worker", job, "--threads", str(threads)],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        )
+    return procs
+
+
+def stop_local_workers(procs: list[subprocess.Popen], timeout: float = 20.0) -> None:
+    """SIGTERM each worker (they leave cleanly), then SIGKILL any that outlive ``timeout``."""
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for p in procs:
+        try:
+            p.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()

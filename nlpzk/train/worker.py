@@ -1,0 +1,280 @@
+"""The worker loop: join a job, lease shards round by round, train, commit under fencing, merge.
+
+In round ``r`` a worker starts from the round's global parameters, leases shards one by one until
+none is free, trains each shard's ``r``-th slice on its local model (learning rate from the global
+schedule: words of the round already claimed by anyone), then writes ONE contribution (delta and
+per-word counts) to the store and commits it for all the shards it leased in one fenced
+transaction. It then waits at the barrier: shards freed by a dead or revoked worker are leased
+again; when every shard is done, one worker takes the round's merge node, merges, and publishes
+the next round (or the final vectors) atomically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import posixpath
+import socket
+import threading
+import time
+import uuid
+import zlib
+from typing import Any, Callable
+
+import numpy as np
+
+from ..cluster import Cluster
+from ..corpus import ShardInfo, read_shard
+from ..errors import FencedError, TrainingError
+from ..store import naming
+from ..zk import registry
+from ..zk.members import Member
+from ..zk.rounds import RoundBarrier
+from . import _model, job as _job, merge as _merge
+
+log = logging.getLogger("nlpzk.train")
+
+Event = Callable[[str, dict[str, Any]], None]
+
+
+@dataclasses.dataclass
+class _Shard:
+    sentences: list[list[str]]
+    offsets: np.ndarray  # cumulative tokens before each sentence (len = sentences + 1)
+    ids: np.ndarray  # flat vocab ids, -1 for words not in the vocabulary
+
+
+@dataclasses.dataclass
+class WorkerReport:
+    worker: str
+    rounds: int = 0
+    commits: int = 0
+    fenced: int = 0
+    merges: int = 0
+    words: int = 0
+    state: str = ""
+
+
+class Worker:
+    """One training process. ``run()`` returns when the job is done or ``stop`` is set.
+
+    ``clock``/``sleep``-free: every timeout is decided by :class:`RoundBarrier` with ``clock``; the
+    loop only waits on ZooKeeper watches with ``poll`` seconds as an upper bound.
+    """
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        job: str,
+        *,
+        threads: int = 1,
+        stop: threading.Event | None = None,
+        on_event: Event | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        poll: float = 2.0,
+        worker_id: str | None = None,
+    ) -> None:
+        self.cluster = cluster
+        self.job = job
+        self.threads = max(1, threads)
+        self.stop = stop or threading.Event()
+        self.on_event = on_event or (lambda kind, info: None)
+        self.clock = clock
+        self.poll = poll
+        self.id = worker_id or f"{socket.gethostname()[:20]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.report = WorkerReport(self.id)
+        self._cache: dict[str, _Shard] = {}
+        self._params: tuple[int, np.ndarray] | None = None
+
+    # -- setup ----------------------------------------------------------------------------------
+
+    def _setup(self) -> None:
+        doc = _job.job_doc(self.cluster, self.job)
+        self.spec = doc["spec"]
+        self.shards = {s.id: s for s in _job.frozen_shards(self.cluster, self.spec)}
+        self.vocab = _job.load_vocab(self.cluster, self.spec["vocab"], self.spec["vocab_version"])
+        self.index = {t: i for i, t in enumerate(self.vocab.tokens)}
+        seed = int(self.spec["seed"]) + zlib.crc32(self.id.encode()) % 100000
+        self.model = _model.build_model(self.spec, self.vocab, threads=self.threads, seed=seed)
+        self.barrier = RoundBarrier(self.cluster.zk, self.job, sorted(self.shards), lease_timeout=float(self.spec["lease_timeout"]), clock=self.clock)
+        self.member = Member(self.cluster.zk, self.job, self.id, {"host": socket.gethostname(), "pid": os.getpid(), "threads": self.threads, "joined": registry.now()})
+
+    # -- main loop ------------------------------------------------------------------------------
+
+    def run(self) -> WorkerReport:
+        self._setup()
+        self.member.ensure()
+        self.on_event("joined", {"worker": self.id})
+        try:
+            while not self.stop.is_set():
+                doc, version = self.barrier.job_doc()
+                if doc.get("state") == "done":
+                    self.report.state = "done"
+                    break
+                r = int(doc["round"])
+                if self.member.ensure():
+                    self.on_event("rejoined", {"worker": self.id, "round": r})
+                st = self.barrier.state(r)
+                if st.complete:
+                    if self.barrier.try_merge(r, self.id):
+                        self._merge_and_publish(r, doc, version, st)
+                    else:
+                        self.barrier.wait(r, self.poll)
+                    continue
+                if not self._work_round(r, doc):
+                    self.barrier.revoke_stale(r)
+                    self.barrier.wait(r, self.poll)
+            if self.stop.is_set():
+                self.report.state = "stopped"
+        finally:
+            self.member.leave()
+        return self.report
+
+    def _global(self, r: int) -> np.ndarray:
+        if self._params is None or self._params[0] != r:
+            rd = self.barrier.round_doc(r)
+            if rd is None or "params" not in rd:
+                raise TrainingError(f"round {r} of job {self.job!r} has no parameters", hint="the job node is damaged; see nlpzk train status")
+            self._params = (r, np.asarray(_merge.load_array(self.cluster.store, rd["params"])))
+        return self._params[1]
+
+    def _shard(self, unit: str) -> _Shard:
+        got = self._cache.get(unit)
+        if got is None:
+            info: ShardInfo = self.shards[unit]
+            col = read_shard(self.cluster.store, info, columns=["tokens"]).column("tokens").combine_chunks()
+            sentences = col.to_pylist()
+            offsets = np.zeros(len(sentences) + 1, dtype=np.int64)
+            np.cumsum([len(s) for s in sentences], out=offsets[1:])
+            enc = col.flatten().dictionary_encode()
+            lut = np.fromiter((self.index.get(t, -1) for t in enc.dictionary.to_pylist()), dtype=np.int32, count=len(enc.dictionary))
+            ids = lut[enc.indices.to_numpy(zero_copy_only=False)] if len(enc.indices) else np.zeros(0, np.int32)
+            got = self._cache[unit] = _Shard(sentences, offsets, ids)
+        return got
+
+    def _slice_bounds(self, unit: str, r: int) -> tuple[int, int]:
+        n = self.shards[unit].sentences
+        s = int(self.spec["syncs_per_epoch"])
+        k = r % s
+        return k * n // s, (k + 1) * n // s
+
+    def _estimate(self, unit: str) -> float:
+        return self.shards[unit].tokens / int(self.spec["syncs_per_epoch"])
+
+    def _work_round(self, r: int, doc: dict[str, Any]) -> bool:
+        """Lease and train shards of round ``r`` until none is free, then commit. False if none was free."""
+        prefer = sorted(self._cache)  # shards already in memory first
+        lease, st = self.barrier.lease_next(r, self.id, prefer)
+        if lease is None:
+            return False
+        rd = self.barrier.round_doc(r) or {}
+        words_before = int(rd.get("words_before", doc.get("words", 0)))
+        start = self.clock()
+        params = self._global(r)
+        _model.set_params(self.model, params)
+        counts = np.zeros(len(self.vocab.tokens), dtype=np.int64)
+        held, raw_total, eff_total, loss_total = [], 0, 0, 0.0
+        while lease is not None:
+            claimed = sum(self._estimate(u) for u in (set(st.done) | set(st.leased)) if u != lease.unit)
+            data = self._shard(lease.unit)
+            a, b = self._slice_bounds(lease.unit, r)
+            words = int(data.offsets[b] - data.offsets[a])
+            a0 = _job.alpha_at(self.spec, words_before + claimed)
+            a1 = _job.alpha_at(self.spec, words_before + claimed + words)
+            eff, raw, loss = _model.train_slice(self.model, data.sentences[a:b], words, a0, a1)
+            ids = data.ids[data.offsets[a] : data.offsets[b]]
+            counts += np.bincount(ids[ids >= 0], minlength=len(counts))
+            held.append(lease)
+            raw_total += raw
+            eff_total += eff
+            loss_total += loss
+            self.on_event("trained", {"round": r, "shard": lease.unit, "words": raw, "alpha": (a0, a1)})
+            if self.stop.is_set():
+                break
+            lease, st = self.barrier.lease_next(r, self.id, prefer)
+        seconds = self.clock() - start
+        self._commit(r, held, params, counts, raw_total, eff_total, loss_total, seconds)
+        return True
+
+    def _commit(self, r, held, params, counts, raw, eff, loss, seconds) -> None:
+        name = f"{self.id}-{uuid.uuid4().hex[:8]}"
+        delta_rel = naming.contribution_file(self.job, r, name)
+        counts_rel = naming.contribution_counts(self.job, r, name)
+        _merge.save_array(self.cluster.store, delta_rel, _model.get_params(self.model) - params[:2])
+        _merge.save_array(self.cluster.store, counts_rel, counts.astype(np.int32))
+        doc = {"worker": self.id, "contrib": name, "words": raw, "effective": eff, "loss": round(loss, 3), "seconds": round(seconds, 3), "shards": len(held)}
+        try:
+            self.barrier.commit(r, held, doc)
+        except FencedError as exc:
+            self.cluster.store.delete(delta_rel)
+            self.cluster.store.delete(counts_rel)
+            self.report.fenced += 1
+            self.on_event("fenced", {"round": r, "shards": [l.unit for l in held], "error": exc.line()})
+            return
+        self.report.commits += 1
+        self.report.words += raw
+        self.member.update(round=r, words_per_s=round(raw / max(seconds, 1e-6)), loss=round(loss / max(raw, 1), 4))
+        self.on_event("committed", {"round": r, "shards": [l.unit for l in held], "words": raw, "seconds": seconds})
+
+    # -- merging --------------------------------------------------------------------------------
+
+    def _merge_and_publish(self, r: int, doc: dict[str, Any], version: int, st) -> None:
+        t0 = self.clock()
+        spec = self.spec
+        rd = self.barrier.round_doc(r) or {}
+        by_name: dict[str, dict[str, Any]] = {}
+        log_rows = []
+        for unit, d in sorted(st.done.items()):
+            by_name.setdefault(d["contrib"], d)
+            log_rows.append({"shard": unit, "worker": d["worker"], "contrib": d["contrib"]})
+        contribs = [
+            _merge.Contribution(naming.contribution_file(self.job, r, n), naming.contribution_counts(self.job, r, n), int(d["words"]))
+            for n, d in sorted(by_name.items())
+        ]
+        words = sum(int(d["words"]) for d in by_name.values())
+        loss = sum(float(d["loss"]) for d in by_name.values())
+        nonce = uuid.uuid4().hex[:12]
+        out_rel = naming.round_params(self.job, r + 1, nonce)
+        eta = spec.get("eta")
+        _merge.merge(self.cluster.store, rd["params"], contribs, spec["merge"], out_rel, eta=None if eta is None else float(eta))
+        last = r + 1 >= int(spec["rounds"])
+        new_doc = dict(doc, round=r + 1, words=int(doc.get("words", 0)) + words)
+        workers = sorted({d["worker"] for d in by_name.values()})
+        train_s = {}
+        for d in by_name.values():
+            train_s[d["worker"]] = train_s.get(d["worker"], 0.0) + float(d.get("seconds", 0))
+        log_rel = naming.round_log(self.job, r)
+        self.cluster.store.write_bytes(log_rel, registry.dumps({"round": r, "commits": log_rows, "contributions": list(by_name.values())}))
+        if last:
+            final = np.asarray(_merge.load_array(self.cluster.store, out_rel))
+            vec_rel, sha, kv = _job.save_vectors(self.cluster, self.job, self.vocab, final[0])
+            scores = _model.evaluate(kv)
+            new_doc.update(state="done", finished=registry.now(), final={"vectors": vec_rel, "sha256": sha, "vocab": self.vocab.ref, "params": out_rel, "scores": scores})
+        merged_at = registry.now()
+        summary = dict(
+            rd,
+            state="merged",
+            words=words,
+            loss=round(loss, 3),
+            commits=len(by_name),
+            shards=len(st.done),
+            workers=len(workers),
+            train_s=round(max(train_s.values(), default=0.0), 3),
+            merge_s=round(self.clock() - t0, 3),
+            wall_s=round(merged_at - float(rd.get("opened", merged_at)), 3),
+            merged_at=merged_at,
+            log=log_rel,
+            alpha=round(_job.alpha_at(spec, int(rd.get("words_before", 0))), 6),
+        )
+        nxt = None if last else {"round": r + 1, "params": out_rel, "words_before": new_doc["words"], "opened": merged_at}
+        if self.barrier.publish(r, version, new_doc, summary, nxt):
+            self.report.merges += 1
+            self.barrier.prune(r)
+            self.cluster.store.delete_dir(posixpath.dirname(naming.contribution_file(self.job, r, "x")))
+            if rd.get("params"):
+                self.cluster.store.delete(rd["params"])
+            self.on_event("merged", {"round": r, "words": words, "loss": loss, "final": new_doc.get("final")})
+        else:
+            self.cluster.store.delete(out_rel)
+            self.barrier.release_merge(r)

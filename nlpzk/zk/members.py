@@ -1,0 +1,70 @@
+"""Job membership: one ephemeral node per live worker under ``/jobs/<job>/workers``.
+
+The node carries small facts (host, pid, threads, words/s of the last round). It vanishes with the
+worker's session. On SUSPENDED nothing changes; on LOST the node is gone and :meth:`Member.ensure`
+re-creates it under the new session (the worker calls it at the top of each round).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import NodeExistsError, NoNodeError
+
+from . import paths, registry
+
+
+class Member:
+    def __init__(self, zk: KazooClient, job: str, worker_id: str, info: dict[str, Any]) -> None:
+        self.zk = zk
+        self.job = job
+        self.worker_id = worker_id
+        self.info = dict(info)
+        self.path = paths.job_worker(job, worker_id)
+        self._session: int | None = None
+
+    def ensure(self) -> bool:
+        """Make sure the membership node exists under the current session; True if (re)created."""
+        session = self.zk.client_id[0] if self.zk.client_id else None
+        if session == self._session and self.zk.exists(self.path):
+            return False
+        try:
+            self.zk.create(self.path, registry.dumps(self.info), ephemeral=True, makepath=True)
+        except NodeExistsError:
+            # a retried create that succeeded, or the node of our expired session not yet reaped
+            _, stat = self.zk.get(self.path)
+            if stat.ephemeralOwner != session:
+                self.zk.delete(self.path)
+                self.zk.create(self.path, registry.dumps(self.info), ephemeral=True, makepath=True)
+        self._session = session
+        return True
+
+    def update(self, **facts: Any) -> None:
+        self.info.update(facts)
+        try:
+            self.zk.set(self.path, registry.dumps(self.info))
+        except NoNodeError:
+            self.ensure()
+
+    def leave(self) -> None:
+        try:
+            self.zk.delete(self.path)
+        except NoNodeError:
+            pass
+
+
+def members(zk: KazooClient, job: str) -> dict[str, dict[str, Any]]:
+    """Live workers of ``job`` with their facts."""
+    out = {}
+    for wid in registry.children(zk, paths.job_workers(job)):
+        try:
+            data, _ = zk.get(paths.job_worker(job, wid))
+        except NoNodeError:
+            continue
+        try:
+            out[wid] = json.loads(data.decode()) if data else {}
+        except ValueError:
+            out[wid] = {}
+    return out

@@ -1,0 +1,261 @@
+"""A membership-aware round barrier with timeouts, and the atomic publish of a round's result.
+
+Layout for job ``j`` (paths from :mod:`nlpzk.zk.paths`)::
+
+    /jobs/j                      {..., "round": r, "state": "running"|"done"}   advanced by publish
+    /jobs/j/fences/<unit>        persistent fence counters (see nlpzk.zk.lease)
+    /jobs/j/rounds/<r>           {params, words_before, ...}; after the merge also the round's summary
+    /jobs/j/rounds/<r>/leases/<unit>   ephemeral lease
+    /jobs/j/rounds/<r>/done/<unit>     {worker, contribution, words, loss}
+    /jobs/j/rounds/<r>/merge     ephemeral: who merges this round
+
+The barrier of round ``r`` opens when every unit has a ``done`` node. It never waits on a member:
+a dead worker's leases vanish with its session and its units can be leased again in the same
+round; a worker that is alive but stuck loses a lease it held longer than ``lease_timeout`` on the
+waiter's own (injected) clock, measured from when the waiter first saw that very lease node (czxid),
+so machines' clocks never need to agree.
+
+Publishing is one transaction: the job node moves to the next round with a version check (so two
+mergers can never both advance a round), the round gets its summary, and the next round node is
+created with its parameters' store path.
+
+Connection states: on SUSPENDED, waits just time out and are retried; every write is a transaction
+that either happens whole or not at all, so on LOST nothing is half-done (leases are gone, commits
+fenced) and the caller re-reads the job node to find where things stand.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from typing import Any, Callable, Iterable
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
+
+from . import lease as _lease
+from . import paths, registry
+
+
+@dataclasses.dataclass
+class RoundState:
+    """One look at a round: which units are done and which are leased (owner, czxid)."""
+
+    round: int
+    done: dict[str, dict[str, Any]]
+    leased: dict[str, tuple[str | None, int | None]]
+    units: list[str]
+
+    @property
+    def complete(self) -> bool:
+        return all(u in self.done for u in self.units)
+
+    @property
+    def free(self) -> list[str]:
+        return [u for u in self.units if u not in self.done and u not in self.leased]
+
+
+class RoundBarrier:
+    """Coordinates the rounds of one job over a fixed list of units (shard ids)."""
+
+    def __init__(
+        self,
+        zk: KazooClient,
+        job: str,
+        units: Iterable[str],
+        *,
+        lease_timeout: float = 600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.zk = zk
+        self.job = job
+        self.units = list(units)
+        self.lease_timeout = lease_timeout
+        self.clock = clock
+        self._changed = threading.Event()
+        self._first_seen: dict[tuple[str, int], float] = {}
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def job_doc(self) -> tuple[dict[str, Any], int]:
+        doc, stat = registry.get_json(self.zk, paths.job(self.job), what=f"job {self.job!r}")
+        return doc, stat.version
+
+    def round_doc(self, r: int) -> dict[str, Any] | None:
+        return registry.maybe_json(self.zk, paths.job_round(self.job, r))
+
+    def state(self, r: int) -> RoundState:
+        # leases are read before done markers: a commit turns a lease into a done marker atomically,
+        # so a unit committed between the two reads shows up as done, never as free
+        leased = {}
+        for unit in registry.children(self.zk, paths.round_leases(self.job, r)):
+            owner, czxid = _lease.holder(self.zk, paths.round_leases(self.job, r), unit)
+            if czxid is not None:
+                leased[unit] = (owner, czxid)
+        done = {}
+        for unit in registry.children(self.zk, paths.round_done(self.job, r)):
+            doc = registry.maybe_json(self.zk, paths.round_done_shard(self.job, r, unit))
+            if doc is not None:
+                done[unit] = doc
+        return RoundState(r, done, leased, self.units)
+
+    # -- working --------------------------------------------------------------------------------
+
+    def lease_next(self, r: int, owner: str, prefer: Iterable[str] = ()) -> tuple[_lease.Lease | None, RoundState]:
+        """Lease a unit of round ``r`` that is neither done nor leased (``prefer``'s order first).
+
+        Returns the lease (None if no unit was free) and the round state seen just before.
+        """
+        st = self.state(r)
+        free = st.free
+        prefer = [u for u in prefer if u in free]
+        order = prefer + [u for u in free if u not in set(prefer)]
+        for unit in order:
+            got = _lease.acquire(
+                self.zk, paths.round_leases(self.job, r), paths.job_fences(self.job), unit, owner, absent=paths.round_done_shard(self.job, r, unit)
+            )
+            if got is not None:
+                return got, st
+        return None, st
+
+    def commit(self, r: int, leases: list[_lease.Lease], doc: dict[str, Any]) -> None:
+        """Mark the leased units done with ``doc`` (the contribution), fenced; FencedError if not held."""
+        data = registry.dumps(doc)
+
+        def build(tx) -> None:
+            for l in leases:
+                tx.create(paths.round_done_shard(self.job, r, l.unit), data)
+
+        _lease.commit(self.zk, leases, build, f"commit of round {r}")
+
+    def revoke_stale(self, r: int) -> list[str]:
+        """Revoke leases held longer than ``lease_timeout`` (as seen from here). Returns the units."""
+        st = self.state(r)
+        now = self.clock()
+        live = set()
+        revoked = []
+        for unit, (_owner, czxid) in st.leased.items():
+            key = (unit, czxid)
+            live.add(key)
+            first = self._first_seen.setdefault(key, now)
+            if now - first >= self.lease_timeout and unit not in st.done:
+                if _lease.revoke(self.zk, paths.round_leases(self.job, r), paths.job_fences(self.job), unit, czxid):
+                    revoked.append(unit)
+        self._first_seen = {k: v for k, v in self._first_seen.items() if k in live}
+        return revoked
+
+    def wait(self, r: int, timeout: float) -> bool:
+        """Block until round ``r``'s leases or done units or the job node change, or ``timeout``.
+
+        Returns True on a change. Watches are one-shot and deduplicated (same callback), so
+        waiting in a loop does not pile them up.
+        """
+        self._changed.clear()
+        try:
+            self.zk.get_children(paths.round_done(self.job, r), watch=self._poke)
+            self.zk.get_children(paths.round_leases(self.job, r), watch=self._poke)
+            self.zk.get(paths.job(self.job), watch=self._poke)
+            self.zk.exists(paths.round_merge(self.job, r), watch=self._poke)
+        except NoNodeError:
+            return True  # the round was pruned: it has been merged, so things did change
+        return self._changed.wait(timeout)
+
+    def _poke(self, _event: Any) -> None:
+        self._changed.set()
+
+    # -- merging --------------------------------------------------------------------------------
+
+    def try_merge(self, r: int, owner: str) -> bool:
+        """Become the merger of round ``r`` (ephemeral node); False if another worker is merging."""
+        try:
+            self.zk.create(paths.round_merge(self.job, r), owner.encode(), ephemeral=True)
+            return True
+        except NodeExistsError:
+            return False
+        except NoNodeError:
+            return False  # round already pruned
+
+    def release_merge(self, r: int) -> None:
+        try:
+            self.zk.delete(paths.round_merge(self.job, r))
+        except NoNodeError:
+            pass
+
+    def publish(
+        self,
+        r: int,
+        job_version: int,
+        job_doc: dict[str, Any],
+        round_summary: dict[str, Any],
+        next_round: dict[str, Any] | None,
+    ) -> bool:
+        """Atomically: job node -> ``job_doc`` (if still at ``job_version``), round ``r`` -> its summary,
+        and (unless the job ends) round ``r + 1`` created with ``next_round``. False if someone else won."""
+        tx = self.zk.transaction()
+        tx.set_data(paths.job(self.job), registry.dumps(job_doc), version=job_version)
+        tx.set_data(paths.job_round(self.job, r), registry.dumps(round_summary))
+        if next_round is not None:
+            nxt = r + 1
+            tx.create(paths.job_round(self.job, nxt), registry.dumps(next_round))
+            tx.create(paths.round_leases(self.job, nxt), b"")
+            tx.create(paths.round_done(self.job, nxt), b"")
+        results = tx.commit()
+        bad = [x for x in results if isinstance(x, Exception)]
+        if not bad:
+            return True
+        if any(isinstance(x, (BadVersionError, NodeExistsError)) for x in bad):
+            return False
+        raise bad[0]
+
+    def prune(self, r: int) -> None:
+        """Drop round ``r``'s per-unit nodes once it is merged (its summary stays on the round node)."""
+        for sub in (paths.round_done(self.job, r), paths.round_leases(self.job, r)):
+            try:
+                self.zk.delete(sub, recursive=True)
+            except NoNodeError:
+                pass
+        self.release_merge(r)
+
+
+def create_job(zk: KazooClient, job: str, job_doc: dict[str, Any], round0: dict[str, Any], units: Iterable[str]) -> bool:
+    """Create the job node and its first round in one transaction; False if the job already exists."""
+    units = list(units)
+    tx = zk.transaction()
+    zk.ensure_path(paths.JOBS)
+    tx.create(paths.job(job), registry.dumps(job_doc))
+    tx.create(paths.job_workers(job), b"")
+    tx.create(paths.job_fences(job), b"")
+    for u in units:
+        tx.create(f"{paths.job_fences(job)}/{u}", b"")
+    tx.create(paths.job_rounds(job), b"")
+    tx.create(paths.job_round(job, 0), registry.dumps(round0))
+    tx.create(paths.round_leases(job, 0), b"")
+    tx.create(paths.round_done(job, 0), b"")
+    results = tx.commit()
+    bad = [x for x in results if isinstance(x, Exception)]
+    if not bad:
+        return True
+    if isinstance(results[0], NodeExistsError):
+        return False
+    raise bad[0]
+
+
+def update_job(zk: KazooClient, job: str, change: Callable[[dict[str, Any]], dict[str, Any]], attempts: int = 20) -> dict[str, Any]:
+    """Read-modify-write the job node with a version check, retrying lost races."""
+    for _ in range(attempts):
+        doc, stat = registry.get_json(zk, paths.job(job), what=f"job {job!r}")
+        new = change(dict(doc))
+        try:
+            zk.set(paths.job(job), registry.dumps(new), version=stat.version)
+            return new
+        except BadVersionError:
+            continue
+    raise registry.TransactionConflict(f"job {job!r} kept changing while being updated; try again")
+
+
+def delete_job(zk: KazooClient, job: str) -> None:
+    try:
+        zk.delete(paths.job(job), recursive=True)
+    except NoNodeError:
+        pass

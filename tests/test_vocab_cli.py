@@ -1,0 +1,142 @@
+"""``nlpzk vocab`` commands: every command with --json, and each bad input as one error line + exit code."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from _helpers import one_line_error
+from test_vocab import GOLDEN_SHARDS, GOLDEN_V1, GROWN_SHARD, add_shards
+
+from nlpzk.zk import paths, registry
+
+
+def ok(result) -> str:
+    assert result.exit_code == 0, (result.exit_code, result.output, getattr(result, "stderr", ""))
+    return result.stdout
+
+
+def fails(result, code: int, *needles: str) -> str:
+    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
+    line = one_line_error(result.stderr)
+    for n in needles:
+        assert n in line, line
+    return line
+
+
+@pytest.fixture
+def golden(cluster):
+    add_shards(cluster, "golden", GOLDEN_SHARDS)
+    return cluster
+
+
+def test_build_list_show_tag(cli, golden):
+    out = json.loads(ok(cli("vocab", "build", "g", "--corpus", "golden", "--specials", "<unk>,<pad>", "--tag", "latest", "--tag", "stable", "--json")))
+    assert out["version"] == 1 and out["tokens"] == 11 and out["tags"] == ["latest", "stable"]
+    add_shards(golden, "golden", GROWN_SHARD)
+    out = json.loads(ok(cli("vocab", "build", "g", "-c", "golden", "--parent", "stable", "--min-count", "2", "--processes", "2", "--json")))
+    assert out["version"] == 2 and out["parent"] == 1 and out["tokens"] == 12 and out["active"] == 10  # end, on marked
+
+    rows = json.loads(ok(cli("vocab", "list", "g", "--json")))
+    assert [(r["version"], r["tags"]) for r in rows] == [(1, ["stable"]), (2, ["latest"])]
+    assert "v2" in ok(cli("vocab", "list", "g"))
+    names = json.loads(ok(cli("vocab", "list", "--json")))
+    assert names == [{"name": "g", "versions": 2, "tags": {"latest": "v0000000002", "stable": "v0000000001"}}]
+
+    shown = json.loads(ok(cli("vocab", "show", "g:stable", "--head", "3", "--json")))
+    assert shown["version"] == 1 and [r["token"] for r in shown["head"]] == GOLDEN_V1[:3]
+    human = ok(cli("vocab", "show", "g@v2"))
+    assert "g v2: 12 tokens, 10 active" in human and "<unk>" in human
+
+    assert json.loads(ok(cli("vocab", "tag", "g", "v2", "stable", "--json"))) == {"name": "g", "tag": "stable", "version": 2}
+    assert json.loads(ok(cli("vocab", "show", "g:stable", "--json")))["version"] == 2
+
+
+def test_diff_export_lookup(cli, golden, tmp_path):
+    ok(cli("vocab", "build", "g", "--corpus", "golden", "--min-count", "2"))
+    add_shards(golden, "golden", GROWN_SHARD)
+    ok(cli("vocab", "build", "g", "--corpus", "golden", "--min-count", "2", "--parent", "v1"))
+    d = json.loads(ok(cli("vocab", "diff", "g", "v1", "latest", "--json")))
+    assert [r["token"] for r in d["added"]] == ["mat", "and", "zebra"] and d["ids_stable"]
+    human = ok(cli("vocab", "diff", "g", "v1", "v2"))
+    assert "added: 3" in human and "the" in human
+
+    dest = tmp_path / "vocab.txt"
+    ok(cli("vocab", "export", "g@v2", "--format", "txt", "--out", str(dest)))
+    assert dest.read_text().splitlines() == ["the", "a", "cat", "dog", "sat", "mat", "and", "zebra"]
+    as_json = json.loads(ok(cli("vocab", "export", "g", "--format", "json")))
+    assert as_json["zebra"] == 7
+    freq = ok(cli("vocab", "export", "g", "-f", "freq")).splitlines()
+    assert freq[:2] == ["the 6", "a 2"]
+
+    r = json.loads(ok(cli("vocab", "lookup", "g", "the", "zebra", "unicorn", "--json")))["results"]
+    assert r == [
+        {"token": "the", "id": 0, "count": 6, "active": True},
+        {"token": "zebra", "id": 7, "count": 2, "active": True},
+        {"token": "unicorn", "id": None, "count": 0, "active": None},
+    ]
+    r = json.loads(ok(cli("vocab", "lookup", "g@v1", "--ids", "0", "4", "99", "--json")))["results"]
+    assert r == [{"id": 0, "token": "the", "count": 4}, {"id": 4, "token": "sat", "count": 2}, {"id": 99, "token": None, "count": None}]
+    assert ok(cli("vocab", "lookup", "g", "zebra")).split() == ["zebra", "7", "2"]
+
+
+def test_encode_uses_the_corpus_tokenizer(cli, cluster, tmp_path):
+    from nlpzk.ingest import tokenizer_options
+
+    add_shards(cluster, "tok", {"s-00000": ["the cat sat", "the dog ran"]}, options=tokenizer_options(lang="en"))
+    ok(cli("vocab", "build", "t", "--corpus", "tok", "--specials", "<unk>"))
+    # ids: <unk>=0 the=1 cat=2 dog=3 ran=4 sat=5; the corpus lower-cases and drops punctuation
+    out = ok(cli("vocab", "encode", "t", input="The cat ran. A zebra sat!\n"))
+    assert out.splitlines() == ["1 2 4", "0 0 5"]
+    text = tmp_path / "in.txt"
+    text.write_text("THE DOG.", encoding="utf-8")
+    out = json.loads(ok(cli("vocab", "encode", "t@v1", str(text), "--oov", "-1", "--json")))
+    assert out["sentences"] == [{"tokens": ["the", "dog"], "ids": [1, 3]}]
+    assert ok(cli("vocab", "encode", "t", "--oov", "-1", input="zebra the")).split() == ["-1", "1"]
+    fails(cli("vocab", "encode", "t", "--oov", "none", input="x"), 5, "--oov")
+    fails(cli("vocab", "encode", "t", str(tmp_path / "missing.txt")), 4, "does not exist")
+
+
+def test_bad_inputs_one_line_errors(cli, golden):
+    ok(cli("vocab", "build", "g", "--corpus", "golden"))
+    ok(cli("vocab", "build", "h", "--corpus", "golden"))
+    fails(cli("vocab", "show", "nope"), 4, "unknown vocabulary 'nope'")
+    fails(cli("vocab", "show", "g@v9"), 4, "no version v9")
+    fails(cli("vocab", "show", "g:gone"), 4, "no tag 'gone'")
+    fails(cli("vocab", "lookup", "nope", "x"), 4)
+    fails(cli("vocab", "tag", "g", "v5", "stable"), 4, "no version v5")
+    fails(cli("vocab", "diff", "g", "v1", "v3"), 4)
+    fails(cli("vocab", "list", "nope"), 4)
+    fails(cli("vocab", "export", "g", "--format", "xml"), 5, "unknown export format")
+    fails(cli("vocab", "lookup", "g", "--ids", "the"), 5, "not an id")
+
+    from nlpzk.corpus import Corpus
+
+    Corpus.create(golden, "empty", {"lang": "en"})
+    fails(cli("vocab", "build", "g", "--corpus", "empty"), 5, "has no shards")
+    fails(cli("vocab", "build", "g", "--corpus", "nosuch"), 4, "unknown corpus 'nosuch'")
+    fails(cli("vocab", "build", "g", "--corpus", "golden", "--parent", "h@v1"), 5, "belongs to vocabulary 'h'")
+    fails(cli("vocab", "build", "g", "--corpus", "golden", "--parent", "v4"), 4, "no version v4")
+    fails(cli("vocab", "build", "g", "--corpus", "golden", "--min-count", "0"), 5, "min_count")
+    fails(cli("vocab", "build", "fresh", "--corpus", "empty"), 5)
+    assert [n for n, _ in registry.list_versions(golden.zk, paths.vocab("g"))] == [1]
+    assert registry.maybe_json(golden.zk, paths.vocab("fresh")) is None
+    assert len(golden.store.list("vocab/g")) == 1
+
+
+def test_missing_and_corrupt_files_exit_7(cli, golden):
+    ok(cli("vocab", "build", "g", "--corpus", "golden"))
+    ok(cli("vocab", "build", "g", "--corpus", "golden"))
+    v1 = registry.get_json(golden.zk, paths.vocab_version("g", 1))[0]
+    v2 = registry.get_json(golden.zk, paths.vocab_version("g", 2))[0]
+    golden.store.delete(v1["path"])
+    fails(cli("vocab", "show", "g@v1"), 7, "missing")
+    golden.store.write_bytes(v2["path"], b"PAR1 garbage")
+    fails(cli("vocab", "lookup", "g", "the"), 7, "fails its checksum")
+
+
+def test_real_process_exit_code(cli, golden):
+    """The same translation in a real ``python -m nlpzk`` process (not only in CliRunner)."""
+    proc = cli.run_process("vocab", "show", "nope", timeout=120)
+    assert proc.returncode == 4
+    one_line_error(proc.stderr)
