@@ -69,7 +69,7 @@ def show(ctx: typer.Context, ref: str = RefArg, as_json: bool = _util.JsonOption
             _util.out.print("  spec     " + ", ".join(f"{k}={v}" for k, v in sorted(d["spec"].items())))
         for bench, s in (d.get("eval") or {}).items():
             parts = ", ".join(f"{k} {_fmt(v)}" for k, v in s.items() if k != "sections")
-            _util.out.print(f"  {bench:<9}{parts}")
+            _util.out.print(f"  {bench:<11}{parts}")
 
     _util.emit(doc, as_json, human)
 

@@ -2,11 +2,103 @@
 
 from __future__ import annotations
 
+import json
+import time
+from typing import Any
+
 import typer
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
 
 from . import _util
 
 
-def status(ctx: typer.Context, as_json: bool = _util.JsonOption) -> None:
-    """Servers, corpora, vocabularies, jobs and models at a glance."""
-    raise typer.Exit(0)
+def _n(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, (int, float)) and abs(value) >= 10000:
+        for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+            if abs(value) >= div:
+                return f"{value / div:.1f}{unit}"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def _tags(tags: dict[str, int]) -> str:
+    return ", ".join(f"{t}->v{v}" for t, v in sorted(tags.items())) or "-"
+
+
+def render(data: dict[str, Any]) -> Group:
+    """The status dict as rich tables (one per section)."""
+    zk = data["zk"]
+    head = Text.assemble(
+        ("ZooKeeper ", "bold"),
+        f"{zk['hosts']}{zk['chroot']}",
+        " (embedded)" if zk["embedded"] else "",
+        f"  session {zk['session']}  store {data['store']}  ",
+        (time.strftime("%H:%M:%S", time.localtime(data["at"])), "dim"),
+    )
+    parts: list[Any] = [head]
+
+    t = Table("server", "mode", "version", "znodes", title="servers", title_justify="left")
+    for s in data["servers"]:
+        t.add_row(s["address"], s["mode"] or "[red]not serving[/]", s["version"] or "-", _n(s["znodes"]))
+    parts.append(t)
+
+    t = Table("corpus", "shards", "sentences", "tokens", "size", title="corpora", title_justify="left")
+    for c in data["corpora"]:
+        t.add_row(c["name"], str(c["shards"]), _n(c["sentences"]), _n(c["tokens"]), _util.human_bytes(c["bytes"]))
+    parts.append(t if data["corpora"] else Text("corpora: none (nlpzk corpus ingest NAME FILES...)"))
+
+    t = Table("vocabulary", "versions", "latest", "tokens", "tags", title="vocabularies", title_justify="left")
+    for v in data["vocabularies"]:
+        t.add_row(v["name"], str(v["versions"]), f"v{v['latest']}" if v["latest"] else "-", _n(v["tokens"]), _tags(v["tags"]))
+    parts.append(t if data["vocabularies"] else Text("vocabularies: none"))
+
+    t = Table("job", "state", "round", "progress", "workers", "leases", "words/s", "vocab", title="jobs", title_justify="left")
+    for j in data["jobs"]:
+        rounds = f"{j['round']}/{j['rounds']}" if j["rounds"] else _n(j["round"])
+        progress = f"{100 * j['progress']:.0f}%" if j["progress"] is not None else "-"
+        state = j["state"] or "-"
+        state = f"[green]{state}[/]" if state == "running" else state
+        t.add_row(j["name"], state, rounds, progress, str(j["workers_alive"]), str(j["leases_held"]), _n(j["words_per_s"]), j["vocab"] or "-")
+    parts.append(t if data["jobs"] else Text("jobs: none"))
+
+    t = Table("model", "versions", "latest", "vocab", "tags", "scores", title="models", title_justify="left")
+    for m in data["models"]:
+        scores = ", ".join(f"{k} {v:.3f}" for k, v in m["eval"].items()) or "-"
+        t.add_row(m["name"], str(m["versions"]), f"v{m['latest']}" if m["latest"] else "-", m["vocab"] or "-", _tags(m["tags"]), scores)
+    parts.append(t if data["models"] else Text("models: none"))
+    return Group(*parts)
+
+
+def status(
+    ctx: typer.Context,
+    watch: bool = typer.Option(False, "--watch", "-w", help="Keep refreshing the screen until Ctrl-C."),
+    interval: float = typer.Option(2.0, "--interval", min=0.2, help="Seconds between refreshes with --watch."),
+    as_json: bool = _util.JsonOption,
+) -> None:
+    """Servers and their mode, corpora, vocabularies, running jobs (round, workers, leases, words/s) and models.
+
+    Example: nlpzk status --watch
+    """
+    from nlpzk.status import collect
+
+    cluster = _util.cluster(ctx)
+    if not watch:
+        _util.emit(collect(cluster), as_json, lambda d: _util.out.print(render(d)))
+        return
+    try:
+        if as_json:
+            # one JSON document per line and refresh, for scripts that follow a job
+            while True:
+                print(json.dumps(collect(cluster), sort_keys=True, default=str), flush=True)
+                time.sleep(interval)
+        from rich.live import Live
+
+        with Live(render(collect(cluster)), console=_util.out, refresh_per_second=4, screen=False) as live:
+            while True:
+                time.sleep(interval)
+                live.update(render(collect(cluster)))
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None  # Ctrl-C is how --watch ends, not an error

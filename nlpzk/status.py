@@ -1,0 +1,147 @@
+"""One look at the cluster, read from ZooKeeper: servers, corpora, vocabularies, jobs, models.
+
+Everything here is read-only and tolerant: a node that vanishes between listing and reading (a
+version deleted, a round pruned, a worker gone) is simply left out, never an error.
+
+>>> collect(cluster)["jobs"][0]["workers_alive"]      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from .cluster import Cluster
+from .models import headline
+from .zk import paths, registry, versioned
+from .zk import server as zkserver
+
+
+def servers(cluster: Cluster) -> list[dict[str, Any]]:
+    """Each configured ZooKeeper server's mode (leader/follower/standalone) via the ``srvr`` word."""
+    hosts, _ = cluster.config.hosts_and_chroot()
+    rows = []
+    for addr in hosts.split(","):
+        host, _, port = addr.strip().rpartition(":")
+        st = zkserver.parse_srvr(zkserver.four_letter(host, int(port), "srvr", timeout=1.0)) or {}
+        rows.append({"address": addr.strip(), "serving": bool(st), "mode": st.get("mode"), "version": st.get("version"), "znodes": _int(st.get("node_count"))})
+    return rows
+
+
+def corpora(cluster: Cluster) -> list[dict[str, Any]]:
+    zk = cluster.zk
+    rows = []
+    for name in registry.children(zk, paths.CORPORA):
+        shards = registry.children(zk, paths.shards(name))
+        tokens = sentences = size = 0
+        for sid in shards:
+            doc = registry.maybe_json(zk, paths.shard(name, sid)) or {}
+            tokens += int(doc.get("tokens", 0))
+            sentences += int(doc.get("sentences", 0))
+            size += int(doc.get("bytes", 0))
+        rows.append({"name": name, "shards": len(shards), "sentences": sentences, "tokens": tokens, "bytes": size})
+    return rows
+
+
+def vocabularies(cluster: Cluster) -> list[dict[str, Any]]:
+    zk = cluster.zk
+    rows = []
+    for name in registry.children(zk, paths.VOCAB):
+        base = paths.vocab(name)
+        numbers = versioned.versions(zk, base)
+        tags = versioned.tags(zk, base)
+        latest = tags.get("latest", numbers[-1] if numbers else None)
+        doc = (registry.maybe_json(zk, paths.vocab_version(name, latest)) if latest else None) or {}
+        rows.append({"name": name, "versions": len(numbers), "latest": latest, "tags": tags, "tokens": doc.get("rows"), "corpus": doc.get("corpus")})
+    return rows
+
+
+def jobs(cluster: Cluster) -> list[dict[str, Any]]:
+    """Every job: state, round of rounds, words so far, live workers, leases held now, words/s.
+
+    Words/s is the sum of what the live workers last reported on their membership nodes.
+    """
+    zk = cluster.zk
+    rows = []
+    for name in registry.children(zk, paths.JOBS):
+        doc = registry.maybe_json(zk, paths.job(name))
+        if not isinstance(doc, dict):
+            continue
+        spec = doc.get("spec") or {}
+        workers = {}
+        for wid in registry.children(zk, paths.job_workers(name)):
+            info = registry.maybe_json(zk, paths.job_worker(name, wid))
+            if info is not None:
+                workers[wid] = info if isinstance(info, dict) else {}
+        r = doc.get("round")
+        leases = registry.children(zk, paths.round_leases(name, int(r))) if isinstance(r, int) and doc.get("state") == "running" else []
+        done = registry.children(zk, paths.round_done(name, int(r))) if isinstance(r, int) and doc.get("state") == "running" else []
+        rate = sum(float(w.get("words_per_s") or 0) for w in workers.values())
+        total = spec.get("total_words")
+        rows.append(
+            {
+                "name": name,
+                "state": doc.get("state"),
+                "round": r,
+                "rounds": spec.get("rounds"),
+                "words": doc.get("words"),
+                "total_words": total,
+                "progress": (float(doc.get("words") or 0) / total) if total else None,
+                "corpus": spec.get("corpus"),
+                "vocab": f"{spec['vocab']}@v{spec.get('vocab_version')}" if spec.get("vocab") else None,
+                "workers_alive": len(workers),
+                "workers": sorted(workers),
+                "leases_held": len(leases),
+                "shards_done_in_round": len(done),
+                "words_per_s": round(rate) if workers else None,
+            }
+        )
+    return rows
+
+
+def models(cluster: Cluster) -> list[dict[str, Any]]:
+    zk = cluster.zk
+    rows = []
+    for name in registry.children(zk, paths.MODELS):
+        base = paths.model(name)
+        numbers = versioned.versions(zk, base)
+        tags = versioned.tags(zk, base)
+        latest = tags.get("latest", numbers[-1] if numbers else None)
+        doc = (registry.maybe_json(zk, paths.model_version(name, latest)) if latest else None) or {}
+        vocab = doc.get("vocab") or {}
+        rows.append(
+            {
+                "name": name,
+                "versions": len(numbers),
+                "latest": latest,
+                "tags": tags,
+                "vocab": f"{vocab['name']}@v{vocab['version']}" if vocab else None,
+                "job": doc.get("job"),
+                "words": doc.get("words"),
+                "dim": doc.get("dim"),
+                "eval": headline(doc.get("eval") or {}),
+            }
+        )
+    return rows
+
+
+def collect(cluster: Cluster) -> dict[str, Any]:
+    """Everything :mod:`nlpzk.status` knows, as one JSON-ready dict."""
+    hosts, chroot = cluster.config.hosts_and_chroot()
+    return {
+        "at": round(time.time(), 3),
+        "zk": {"hosts": hosts, "chroot": chroot, "embedded": cluster.config.embedded, "session": cluster.watch.state},
+        "store": cluster.store.uri,
+        "servers": servers(cluster),
+        "corpora": corpora(cluster),
+        "vocabularies": vocabularies(cluster),
+        "jobs": jobs(cluster),
+        "models": models(cluster),
+    }
+
+
+def _int(text: str | None) -> int | None:
+    try:
+        return int(text) if text is not None else None
+    except ValueError:
+        return None

@@ -1,0 +1,74 @@
+"""``nlpzk status`` reads the whole cluster from ZooKeeper, including a job with live workers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from nlpzk import testing
+from nlpzk.models import register_model
+from nlpzk.zk import lease, members, paths, rounds
+from test_models_support import vocab_and_vectors
+
+
+def _running_job(cluster, job: str, units: list[str]) -> None:
+    """A job node and round 0 laid out by the same recipe the training workers use."""
+    spec = {"corpus": "lee", "vocab": "lee", "vocab_version": 1, "rounds": 4, "total_words": 240000}
+    doc = {"spec": spec, "state": "running", "round": 0, "words": 60000, "created": 0}
+    assert rounds.create_job(cluster.zk, job, doc, {"round": 0, "params": "x", "words_before": 0}, units)
+
+
+def test_status_json_reflects_a_running_job_with_live_workers(cluster, config, zk_server, cli):
+    view, kv = vocab_and_vectors(cluster)
+    register_model(cluster, "lee", kv, vocab_name="lee", vocab_version=view.version, job="j1")
+    _running_job(cluster, "j1", ["s000", "s001"])
+
+    # two workers, each with its own session, as separate processes would have
+    w1 = testing.Cluster.connect(config)
+    w2 = testing.Cluster.connect(config)
+    try:
+        members.Member(w1.zk, "j1", "w1", {"host": "a", "words_per_s": 1500}).ensure()
+        members.Member(w2.zk, "j1", "w2", {"host": "b", "words_per_s": 2500}).ensure()
+        assert lease.acquire(w2.zk, paths.round_leases("j1", 0), paths.job_fences("j1"), "s001", "w2") is not None
+
+        res = cli("status", "--json")
+        assert res.exit_code == 0, res.output
+        data = json.loads(res.stdout)
+        assert data["servers"] == [{"address": zk_server.address, "serving": True, "mode": "standalone", "version": data["servers"][0]["version"], "znodes": data["servers"][0]["znodes"]}]
+        assert data["corpora"][0]["name"] == "lee" and data["corpora"][0]["shards"] == 2
+        assert data["corpora"][0]["tokens"] == sum(int(s.tokens) for s in __import__("nlpzk").Corpus.open("lee", cluster=cluster).shards)
+        assert data["vocabularies"] == [{"name": "lee", "versions": 1, "latest": 1, "tags": {"latest": 1}, "tokens": len(view), "corpus": "lee"}]
+        (job,) = data["jobs"]
+        assert (job["name"], job["state"], job["round"], job["rounds"]) == ("j1", "running", 0, 4)
+        assert (job["workers_alive"], job["workers"], job["leases_held"], job["words_per_s"]) == (2, ["w1", "w2"], 1, 4000)
+        assert job["progress"] == 0.25 and job["vocab"] == "lee@v1"
+        (model,) = data["models"]
+        assert (model["name"], model["latest"], model["vocab"], model["job"]) == ("lee", 1, "lee@v1", "j1")
+
+        # a worker whose session expires drops out, and so does the lease it held
+        testing.expire_session(w2.zk, zk_server.address)
+        job = json.loads(cli("status", "--json").stdout)["jobs"][0]
+        assert (job["workers_alive"], job["workers"], job["leases_held"], job["words_per_s"]) == (1, ["w1"], 0, 1500)
+    finally:
+        w1.close()
+        w2.close()
+
+    res = cli("status")
+    assert res.exit_code == 0, res.output
+    for word in ("standalone", "lee", "j1", "models"):
+        assert word in res.stdout
+
+
+def test_status_of_an_empty_cluster_and_watch_mode(cluster, cli_env):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nlpzk", "status", "--watch", "--json", "--interval", "0.3"], env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        first = json.loads(proc.stdout.readline())
+        assert first["jobs"] == [] and first["models"] == [] and first["corpora"] == []
+        second = json.loads(proc.stdout.readline())  # it refreshes
+        assert second["at"] > first["at"]
+    finally:
+        proc.terminate()
+        proc.wait(10)
