@@ -49,8 +49,12 @@ setup_python() {
   fi
   if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     say "installing nlpzk and its dependencies into $VENV"
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -U pip >/dev/null
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[test]"
+    local log="$VENV/pip-install.log"
+    if ! { "$VENV/bin/python" -m pip install --disable-pip-version-check -U pip &&
+           "$VENV/bin/python" -m pip install --disable-pip-version-check -e ".[test]"; } >"$log" 2>&1; then
+      tail -n 30 "$log" >&2
+      die "installing the Python packages failed (full log: $log)"
+    fi
     touch "$stamp"
   fi
 }
