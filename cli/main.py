@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from . import config_cmd, corpus, demo, model, status, train, vocab, zk
+from . import config_cmd, corpus, demo, gc, model, status, train, vocab, zk
 from ._util import NlpzkGroup, State
 
 app = typer.Typer(
@@ -86,6 +86,7 @@ app.add_typer(vocab.app, name="vocab")
 app.add_typer(train.app, name="train")
 app.add_typer(model.app, name="model")
 app.command("status")(status.status)
+app.command("gc")(gc.gc)
 app.command("demo")(demo.demo)
 
 

@@ -209,3 +209,22 @@ def read_tags(zk: KazooClient, base: str) -> dict[str, int]:
             continue
         out[tag] = paths.parse_version(data.decode())
     return out
+
+
+def walk(zk: KazooClient, path: str = "/") -> Iterator[tuple[str, Any]]:
+    """Every znode below ``path`` (depth first) with its decoded document (``None`` if not JSON)."""
+    stack = [path]
+    while stack:
+        p = stack.pop()
+        try:
+            data, _ = zk.get(p)
+            kids = zk.get_children(p)
+        except NoNodeError:
+            continue  # deleted while we walked
+        try:
+            doc = loads(data)
+        except (ValueError, UnicodeDecodeError):
+            doc = None
+        yield p, doc
+        base = p.rstrip("/")
+        stack.extend(f"{base}/{k}" for k in sorted(kids, reverse=True))

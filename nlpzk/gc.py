@@ -1,0 +1,85 @@
+"""Garbage in the store: files no registry document points at.
+
+A file is published by registering it *after* writing it, so a crash between the two leaves a file
+with no znode (or a ``.tmp-`` file from a write that never finished). ``find_garbage`` lists them;
+``collect`` deletes them. Files younger than ``older_than`` seconds are left alone: they may belong to
+a writer that is about to register them right now.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any, Iterable
+
+import pyarrow.fs as pafs
+
+from .cluster import Cluster
+from .store import is_tmp
+from .zk import paths, registry
+
+# Top-level store folders nlpzk writes; anything else in the store is not ours and never touched.
+MANAGED_PREFIXES = ("corpora", "vocab", "jobs", "models")
+
+
+@dataclasses.dataclass(frozen=True)
+class Garbage:
+    path: str
+    bytes: int
+    age_seconds: float
+    reason: str  # "unfinished write" | "not registered"
+
+
+def referenced_paths(cluster: Cluster) -> set[str]:
+    """Every store path named by any document in the registry (keys ``path`` or ``*_path``)."""
+    refs: set[str] = set()
+    for root in paths.ROOTS:
+        for _, doc in registry.walk(cluster.zk, root):
+            refs.update(_paths_in(doc))
+    return refs
+
+
+def _paths_in(doc: Any) -> Iterable[str]:
+    if isinstance(doc, dict):
+        for key, value in doc.items():
+            if (key == "path" or key.endswith("_path")) and isinstance(value, str):
+                yield value
+            elif key.endswith("_paths") and isinstance(value, list):
+                yield from (v for v in value if isinstance(v, str))
+            else:
+                yield from _paths_in(value)
+    elif isinstance(doc, list):
+        for item in doc:
+            yield from _paths_in(item)
+
+
+def find_garbage(cluster: Cluster, *, older_than: float = 3600.0, now: float | None = None) -> list[Garbage]:
+    store = cluster.store
+    # Read the registry first: a file registered after this point is younger than the listing below
+    # would need to be to count as garbage, as long as older_than exceeds a write-and-register.
+    refs = referenced_paths(cluster)
+    now = time.time() if now is None else now
+    out = []
+    for prefix in MANAGED_PREFIXES:
+        selector = pafs.FileSelector(store.full(prefix), recursive=True, allow_not_found=True)
+        root = store.root.rstrip("/") + "/"
+        for info in store.fs.get_file_info(selector):
+            if info.type != pafs.FileType.File:
+                continue
+            rel = info.path[len(root):] if info.path.startswith(root) else info.path
+            if rel in refs:
+                continue
+            mtime = info.mtime.timestamp() if info.mtime is not None else 0.0
+            age = now - mtime
+            if age < older_than:
+                continue
+            out.append(Garbage(rel, info.size or 0, round(age, 1), "unfinished write" if is_tmp(rel) else "not registered"))
+    return sorted(out, key=lambda g: g.path)
+
+
+def collect(cluster: Cluster, *, older_than: float = 3600.0, dry_run: bool = False) -> list[Garbage]:
+    garbage = find_garbage(cluster, older_than=older_than)
+    if not dry_run:
+        for g in garbage:
+            cluster.store.delete(g.path)
+    return garbage

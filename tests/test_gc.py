@@ -1,0 +1,49 @@
+"""`nlpzk gc`: unregistered and unfinished files are found and deleted; registered ones never."""
+
+import json
+import os
+import time
+
+from nlpzk import gc
+from nlpzk.corpus import Corpus, ShardWriter
+from nlpzk.store import naming
+from nlpzk.zk import paths, registry
+
+
+def _age(store, rel, seconds):
+    full = store.local_path(rel)
+    t = time.time() - seconds
+    os.utime(full, (t, t))
+
+
+def test_gc_finds_only_unregistered_old_files(cluster, cli):
+    Corpus.create(cluster, "g", {"lang": "en"})
+    with ShardWriter(cluster.store, "g", "kept-0000") as w:
+        w.add("d", "a.txt", ["a"])
+    registry.create_json(cluster.zk, paths.shard("g", "kept-0000"), w.info.doc())
+    with ShardWriter(cluster.store, "g", "orphan-0000") as orphan:  # written, never registered
+        orphan.add("d", "a.txt", ["b"])
+    tmp = "corpora/g/shards/.tmp-deadbeef-x.parquet"
+    cluster.store.write_bytes(tmp, b"partial")
+    young = naming.shard_file("g", "young-0000")
+    cluster.store.write_bytes(young, b"just written")
+    cluster.store.write_bytes("unmanaged/notes.txt", b"not ours")
+    for rel in (w.info.path, orphan.info.path, "unmanaged/notes.txt"):
+        _age(cluster.store, rel, 7200)
+    # write_bytes renamed the tmp name itself; age the file that is there
+    _age(cluster.store, tmp, 7200)
+
+    found = {g.path: g.reason for g in gc.find_garbage(cluster, older_than=3600)}
+    assert found == {orphan.info.path: "not registered", tmp: "unfinished write"}
+
+    result = cli("gc", "--dry-run", "--json")
+    assert result.exit_code == 0, result.output
+    assert {f["path"] for f in json.loads(result.stdout)["files"]} == set(found)
+    assert cluster.store.exists(orphan.info.path)
+
+    result = cli("gc", "--json")
+    assert result.exit_code == 0
+    assert not cluster.store.exists(orphan.info.path) and not cluster.store.exists(tmp)
+    for rel in (w.info.path, young, "unmanaged/notes.txt"):
+        assert cluster.store.exists(rel)
+    assert list(Corpus.open("g", cluster=cluster).sentences()) == [["a"]]
