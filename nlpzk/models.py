@@ -378,7 +378,7 @@ def export_vectors(kv, fmt: str, out: str) -> list[str]:
     if fmt == "tsv":
         _writable_dir(out, create=True)
         vec_path, meta_path = os.path.join(out, "vectors.tsv"), os.path.join(out, "metadata.tsv")
-        _atomic_local(vec_path, lambda fh: np.savetxt(fh, kv.vectors, delimiter="\t", fmt="%.7g"))
+        atomic_local_write(vec_path, lambda fh: np.savetxt(fh, kv.vectors, delimiter="\t", fmt="%.7g"))
         counts = kv.expandos.get("count")
 
         def write_meta(fh) -> None:
@@ -386,7 +386,7 @@ def export_vectors(kv, fmt: str, out: str) -> list[str]:
             for i, token in enumerate(kv.index_to_key):
                 fh.write(f"{token}\t{int(counts[i]) if counts is not None else 0}\n".encode())
 
-        _atomic_local(meta_path, write_meta)
+        atomic_local_write(meta_path, write_meta)
         return [vec_path, meta_path]
 
     _writable_dir(os.path.dirname(os.path.abspath(out)), create=False)
@@ -402,7 +402,7 @@ def export_vectors(kv, fmt: str, out: str) -> list[str]:
                 # str() of a float32 is its shortest round-tripping form: reading it back gives the same bits
                 fh.write((token + " " + " ".join(str(v) for v in row) + "\n").encode())
 
-    _atomic_local(out, write)
+    atomic_local_write(out, write)
     return [os.path.abspath(out)]
 
 
@@ -419,7 +419,7 @@ def _writable_dir(path: str, *, create: bool) -> None:
         raise StoreError(f"export directory {path} is not writable", hint="choose a directory you can write to")
 
 
-def _atomic_local(path: str, write) -> None:
+def atomic_local_write(path: str, write) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
         raise InvalidInputError(f"export path {path} is a directory", hint="give a file name for the word2vec formats")

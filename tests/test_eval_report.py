@@ -1,0 +1,105 @@
+"""``train report``: a real two-worker job (tiny), its rounds and per-worker numbers, plotted."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+import typer
+
+from cli import _util
+from cli.report import report
+from nlpzk import testing
+from nlpzk.errors import InvalidInputError, NotFoundError
+from nlpzk.eval.report import build_report, job_history, pca_2d
+from nlpzk.models import register_model
+from test_models_support import ingest_sentences, lee_sentences
+
+
+@pytest.fixture
+def finished_job(cluster, config):
+    from nlpzk import train
+    from nlpzk.vocab import build
+
+    ingest_sentences(cluster, "lee", lee_sentences(), shards=4)
+    view = build(cluster, "lee", "lee", min_count=2)
+    train.create_job(cluster, "j1", "lee", f"lee@v{view.version}", epochs=1, syncs_per_epoch=2, dim=16)
+    clusters = [testing.Cluster.connect(config) for _ in range(2)]
+    try:
+        threads = [threading.Thread(target=lambda c=c: train.Worker(c, "j1", poll=0.5).run()) for c in clusters]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+    finally:
+        for c in clusters:
+            c.close()
+    return view
+
+
+def test_report_html_and_png_from_a_real_job(cluster, finished_job, tmp_path):
+    history = job_history(cluster, "j1")
+    assert [r["round"] for r in history["rounds"]] == [0, 1]
+    assert all(r["words"] > 0 and r["loss_per_word"] > 0 and r["words_per_s"] > 0 for r in history["rounds"])
+    workers = {row["worker"] for row in history["per_worker"]}
+    assert len(workers) == 2
+    # per-worker words of a round add up to the round's words
+    for r in history["rounds"]:
+        assert sum(w["words"] for w in history["per_worker"] if w["round"] == r["round"]) == r["words"]
+
+    # before any model is registered, the job's own final vectors feed the word map
+    out = build_report(cluster, "j1", str(tmp_path / "before.png"), words=["fire", "police", "nosuchword"])
+    assert out["model"] is None and out["words"] == ["fire", "police"] and "map" in out["figures"]
+
+    from nlpzk.train import final_vectors
+
+    kv, _ = final_vectors(cluster, "j1")
+    register_model(cluster, "lee", kv, vocab_name="lee", vocab_version=finished_job.version, job="j1")
+    from nlpzk.eval import evaluate_model
+
+    evaluate_model(cluster, "lee", benchmarks=("wordsim353",))
+
+    html_out = build_report(cluster, "j1", str(tmp_path / "report.html"))
+    assert html_out["model"] == "lee@v1" and html_out["rounds"] == 2 and len(html_out["workers"]) == 2
+    assert html_out["figures"] == ["loss", "speed", "scores", "map"]
+    page = (tmp_path / "report.html").read_text()
+    assert page.count("<img") == 4 and page.count("<tr><td>") >= 3 and "wordsim353" in page
+    assert len(html_out["words"]) == 40  # default: frequent content words
+
+    png = tmp_path / "report.png"
+    build_report(cluster, "j1", str(png))
+    from matplotlib import image
+
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert image.imread(str(png)).shape[0] > 500
+
+
+def test_report_bad_input(cluster, tmp_path):
+    with pytest.raises(NotFoundError, match="unknown training job 'nope'"):
+        build_report(cluster, "nope", str(tmp_path / "r.html"))
+    with pytest.raises(InvalidInputError, match=r"\.html or \.png"):
+        build_report(cluster, "nope", str(tmp_path / "r.pdf"))
+
+
+def test_pca_2d_keeps_the_main_direction():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = np.outer(np.linspace(-5, 5, 50), rng.normal(size=8)) + rng.normal(scale=0.01, size=(50, 8))
+    xy = pca_2d(x)
+    assert xy.shape == (50, 2)
+    assert abs(np.corrcoef(xy[:, 0], np.linspace(-5, 5, 50))[0, 1]) > 0.999
+
+
+def test_report_command_as_the_lead_will_mount_it(cluster, finished_job, cli_env, tmp_path):
+    from typer.testing import CliRunner
+
+    app = typer.Typer(cls=_util.NlpzkGroup)
+    app.callback()(lambda: None)
+    app.command("report")(report)
+    res = CliRunner().invoke(app, ["report", "j1", "--out", str(tmp_path / "r.html"), "-w", "fire", "-w", "police", "--json"], env=cli_env)
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["words"] == ["fire", "police"]
+    res = CliRunner().invoke(app, ["report", "nope", "--out", str(tmp_path / "r.html")], env=cli_env)
+    assert res.exit_code == NotFoundError.exit_code and "unknown training job" in res.stderr
