@@ -285,6 +285,17 @@ def test_encode_decode(cluster):
     for form in (toks, tuple(toks), np.array(toks), np.array(toks, dtype=object), pa.array(toks), pa.chunked_array([toks[:2], toks[2:]]), pa.array(toks).dictionary_encode(), iter(toks)):
         got = v.encode(form)
         assert got.dtype == np.int32 and got.tolist() == want.tolist(), type(form)
+    # a batch at least as long as the vocabulary takes the Arrow join path: same answers
+    big = toks * 3
+    for form in (big, np.array(big), pa.array(big), pa.array(big, pa.large_string()), pa.array(big).dictionary_encode()):
+        assert v.encode(form).tolist() == want.tolist() * 3, type(form)
+        assert v.encode(form, oov=-7).tolist() == [2, -7, 4, 2, 10] * 3, type(form)
+    with pytest.raises(InvalidInputError):
+        v.encode(big + [3])
+    with pytest.raises(InvalidInputError):
+        v.encode(pa.array(big + [None]))
+    with pytest.raises(InvalidInputError):
+        v.encode("the")
     assert v.encode(toks, oov=-1).tolist() == [2, -1, 4, 2, 10]
     assert v.encode([]).tolist() == []
     assert v.decode(want) == ["the", "<unk>", "cat", "the", "on"]

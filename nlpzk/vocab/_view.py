@@ -114,6 +114,17 @@ class _Snapshot:
         return idx
 
 
+def _lookup_arrow(snap: _Snapshot, values: pa.Array, oov: int) -> np.ndarray:
+    """Ids of an Arrow string array (int32, ``oov`` where unknown)."""
+    # Hashing the vocabulary costs about as much as probing 4-5 tokens through the Python dict.
+    if len(values) * 4 < len(snap.tokens):
+        return np.fromiter(map(snap.index().get, values.to_pylist(), itertools.repeat(oov)), dtype=np.int32, count=len(values))
+    if not pa.types.is_string(values.type):
+        values = values.cast(pa.string())
+    pos = pc.index_in(values, value_set=snap.tokens)
+    return pc.fill_null(pos, oov).to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
+
+
 class VocabView:
     """A vocabulary version for lookups: token <-> id, counts, batch encode/decode.
 
@@ -210,32 +221,36 @@ class VocabView:
     def encode(self, tokens: Iterable[str] | np.ndarray | pa.Array | pa.ChunkedArray, oov: int | None = None) -> np.ndarray:
         """Ids (int32) of ``tokens``; unknown tokens get ``oov`` (default: :attr:`unk_id`, -1 without ``<unk>``).
 
-        Arrow input is dictionary-encoded first so each distinct token is looked up once; lists and
-        numpy object arrays go through the lookup dict at C speed (``map(dict.get, ...)``).
+        A large batch (Arrow input of at least a quarter, a list at least the size of the vocabulary)
+        is joined in Arrow (``index_in``: one hash table of the vocabulary, probed in C); a shorter one
+        goes through the lookup dict
+        (``map(dict.get, ...)``), so a 10-token sentence never pays for hashing a 1M-token vocabulary.
+        Dictionary-encoded Arrow input (as read from shards) is looked up once per distinct token.
         """
         snap = self._snap
         oov = snap.unk_id if oov is None else int(oov)
-        index = snap.index()
         if isinstance(tokens, (pa.Array, pa.ChunkedArray)):
-            if isinstance(tokens, pa.ChunkedArray):
-                tokens = tokens.combine_chunks()
-            if not isinstance(tokens, pa.DictionaryArray):
-                tokens = pc.dictionary_encode(tokens)
-            uniq = tokens.dictionary.to_pylist()
-            mapped = np.fromiter(map(index.get, uniq, itertools.repeat(oov)), dtype=np.int32, count=len(uniq))
-            if tokens.null_count:
+            arr = tokens.combine_chunks() if isinstance(tokens, pa.ChunkedArray) else tokens
+            if arr.null_count:
                 raise InvalidInputError("cannot encode null tokens")
-            return mapped[tokens.indices.to_numpy(zero_copy_only=False)]
-        if isinstance(tokens, np.ndarray) and tokens.dtype.kind == "U":
-            tokens = tokens.tolist()
+            if isinstance(arr, pa.DictionaryArray):
+                return _lookup_arrow(snap, arr.dictionary, oov)[arr.indices.to_numpy(zero_copy_only=False)]
+            return _lookup_arrow(snap, arr, oov)
         if isinstance(tokens, str):
             raise InvalidInputError("encode() takes a sequence of tokens, not one string", hint="use view.id(token) or encode([token])")
-        try:
-            n = len(tokens)  # type: ignore[arg-type]
-        except TypeError:
+        if isinstance(tokens, np.ndarray):
+            tokens = tokens.tolist()
+        elif not hasattr(tokens, "__len__"):
             tokens = list(tokens)
-            n = len(tokens)
-        return np.fromiter(map(index.get, tokens, itertools.repeat(oov)), dtype=np.int32, count=n)
+        if len(tokens) >= len(snap.tokens):
+            try:
+                arr = pa.array(tokens, pa.string())
+            except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+                raise InvalidInputError(f"encode() takes strings: {exc}") from None
+            if arr.null_count:
+                raise InvalidInputError("cannot encode null tokens")
+            return _lookup_arrow(snap, arr, oov)
+        return np.fromiter(map(snap.index().get, tokens, itertools.repeat(oov)), dtype=np.int32, count=len(tokens))
 
     def decode(self, ids: Sequence[int] | np.ndarray, oov: str | None = None) -> list[str | None]:
         """Tokens of ``ids``; a negative id (an unknown token from :meth:`encode`) becomes ``oov``."""
@@ -285,6 +300,8 @@ class VocabView:
         try:
             doc, _ = registry.get_json(self.cluster.zk, paths.vocab_version(self.name, number), what=f"vocabulary {self.name!r} v{number}")
             snap = _Snapshot(self.name, number, doc, load_table(self.cluster, self.name, number, doc))
+            if self._snap._index is not None:
+                snap.index()  # readers already use single lookups: build the dict here, not on their first call
         except Exception as exc:  # keep serving the version we have; the caller can inspect follow_error
             log.warning("vocabulary %s: cannot switch to v%s: %s", self.name, number, exc)
             self.follow_error = exc
