@@ -140,3 +140,23 @@ def test_cli_eval_against_prints_both_models_and_saves(cluster, cli):
     assert "SimLex-999 Spearman" in res.stdout
     # scores merge: the earlier benchmarks stay on the znode
     assert set(model_doc(cluster, "lee", 1)["eval"]) == {"wordsim353", "sentiment", "simlex999"}
+
+
+def test_showcase_for_the_demo(cluster):
+    from nlpzk.eval.showcase import showcase, summary_lines
+
+    view, kv = vocab_and_vectors(cluster)
+    register_model(cluster, "lee", kv, vocab_name=view.name, vocab_version=view.version)
+    result = showcase(cluster, "lee", benchmarks=("wordsim353", "sentiment"))
+    assert result["model"] == "lee@v1" and result["vocab"] == f"lee@v{view.version}"
+    assert [x["token"] for x in result["lookups"]] == ["government", "police", "president"]
+    for item in result["lookups"]:
+        assert item["id"] == view[item["token"]] and item["count"] == view.count(item["token"])
+        assert [t for t, _ in result["neighbours"][item["token"]]] == [t for t, _ in kv.most_similar(item["token"], topn=5)]
+    assert set(result["scores"]) == {"wordsim353", "sentiment"}
+    assert set(model_doc(cluster, "lee")["eval"]) == {"wordsim353", "sentiment"}
+    lines = summary_lines(result)
+    assert lines[0].startswith("model lee@v1") and "nearest:" in lines[-1]
+
+    chosen = showcase(cluster, "lee", words=["fire", "zzzq"], benchmarks=("wordsim353",))
+    assert chosen["lookups"][1] == {"token": "zzzq", "id": None, "count": 0} and "zzzq" not in chosen["neighbours"]
