@@ -194,3 +194,25 @@ def job_fences(name: str) -> str:
 def round_merge(name: str, r: int) -> str:
     """Ephemeral: the worker merging round ``r`` (one merger per round)."""
     return f"{job_round(name, r)}/merge"
+
+
+# -- distributed evaluation of a model version (held-out loss over leased shards) --------------------
+
+def model_evals(name: str) -> str:
+    return f"{model(name)}/evals"
+
+
+def model_eval(name: str, eval_id: str) -> str:
+    return f"{model_evals(name)}/{check_name('evaluation', eval_id)}"
+
+
+def eval_leases(name: str, eval_id: str) -> str:
+    return f"{model_eval(name, eval_id)}/leases"
+
+
+def eval_fences(name: str, eval_id: str) -> str:
+    return f"{model_eval(name, eval_id)}/fences"
+
+
+def eval_done(name: str, eval_id: str) -> str:
+    return f"{model_eval(name, eval_id)}/done"
