@@ -15,7 +15,7 @@ from nlpzk import testing
 from nlpzk.corpus import Corpus, ShardWriter
 from nlpzk.errors import IntegrityError, InvalidInputError, NotFoundError
 from nlpzk.vocab import Vocabulary, assign_ids, build, diff, export, parse_spec, tag, versions
-from nlpzk.zk import paths, registry
+from nlpzk.zk import paths, registry, versioned
 
 GOLDEN_SHARDS = {
     "s-00000": ["the cat sat on the mat", "the dog sat"],
@@ -146,7 +146,7 @@ def test_concurrent_builds_get_distinct_numbers_and_none_is_lost(cluster, config
     # min_count says which build got which number
     by_version = {r["version"]: r["params"]["min_count"] for r in rows}
     assert sorted(by_version.values()) == [1, 2, 3, 4]
-    assert registry.read_tags(cluster.zk, paths.vocab("g")) == {"latest": 4}
+    assert versioned.tags(cluster.zk, paths.vocab("g")) == {"latest": 4}
 
 
 # -- tags, following -----------------------------------------------------------------------------
@@ -329,7 +329,7 @@ def test_unknown_name_version_tag(cluster):
         tag(cluster, "g", "v9", "stable")
     with pytest.raises(InvalidInputError):
         Vocabulary.open("g", version=1, tag="latest", cluster=cluster)
-    assert registry.read_tags(cluster.zk, paths.vocab("g")) == {"latest": 1}
+    assert versioned.tags(cluster.zk, paths.vocab("g")) == {"latest": 1}
 
 
 def test_missing_or_corrupt_file(cluster):

@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 
 from ..cluster import Cluster
 from ..errors import InvalidInputError, NotFoundError
-from ..zk import paths, registry
+from ..zk import paths, registry, versioned
 from ._view import VocabView, Vocabulary, check_exists, resolve
 
 EXPORT_FORMATS = ("txt", "json", "freq")
@@ -33,7 +33,7 @@ def versions(cluster: Cluster, name: str) -> list[dict[str, Any]]:
     """Every version of ``name`` (oldest first) with the tags pointing at it."""
     check_exists(cluster, name)
     base = paths.vocab(name)
-    tags = registry.read_tags(cluster.zk, base)
+    tags = versioned.tags(cluster.zk, base)
     out = []
     for number, doc in registry.list_versions(cluster.zk, base):
         row = dict(doc, version=number, name=paths.version_name(number))
@@ -51,7 +51,7 @@ def vocabularies(cluster: Cluster) -> list[dict[str, Any]]:
             {
                 "name": name,
                 "versions": len(registry.children(cluster.zk, f"{base}/versions")),
-                "tags": {t: paths.version_name(v) for t, v in registry.read_tags(cluster.zk, base).items()},
+                "tags": {t: paths.version_name(v) for t, v in versioned.tags(cluster.zk, base).items()},
             }
         )
     return rows

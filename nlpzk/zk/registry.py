@@ -57,6 +57,29 @@ def children(zk: KazooClient, path: str) -> list[str]:
         return []
 
 
+def many_json(zk: KazooClient, node_paths: list[str]) -> list[Any | None]:
+    """Read many documents with pipelined requests (one round trip for all, not one each); None if gone."""
+    pending = [zk.get_async(p) for p in node_paths]
+    out: list[Any | None] = []
+    for req in pending:
+        try:
+            data, _ = req.get()
+        except NoNodeError:
+            out.append(None)
+            continue
+        out.append(loads(data))
+    return out
+
+
+def delete_tree(zk: KazooClient, path: str) -> bool:
+    """Delete ``path`` and everything below it; False if it did not exist."""
+    try:
+        zk.delete(path, recursive=True)
+        return True
+    except NoNodeError:
+        return False
+
+
 def create_json(zk: KazooClient, path: str, doc: Any, *, ephemeral: bool = False, makepath: bool = True) -> str:
     return zk.create(path, dumps(doc), ephemeral=ephemeral, makepath=makepath)
 
@@ -198,33 +221,3 @@ def list_versions(zk: KazooClient, base: str) -> list[tuple[int, dict[str, Any]]
             out.append((paths.parse_version(vname), doc))
     return out
 
-
-def read_tags(zk: KazooClient, base: str) -> dict[str, int]:
-    """``{tag: version number}`` for every tag under ``base``."""
-    out = {}
-    for tag in children(zk, f"{base}/tags"):
-        try:
-            data, _ = zk.get(f"{base}/tags/{tag}")
-        except NoNodeError:
-            continue
-        out[tag] = paths.parse_version(data.decode())
-    return out
-
-
-def walk(zk: KazooClient, path: str = "/") -> Iterator[tuple[str, Any]]:
-    """Every znode below ``path`` (depth first) with its decoded document (``None`` if not JSON)."""
-    stack = [path]
-    while stack:
-        p = stack.pop()
-        try:
-            data, _ = zk.get(p)
-            kids = zk.get_children(p)
-        except NoNodeError:
-            continue  # deleted while we walked
-        try:
-            doc = loads(data)
-        except (ValueError, UnicodeDecodeError):
-            doc = None
-        yield p, doc
-        base = p.rstrip("/")
-        stack.extend(f"{base}/{k}" for k in sorted(kids, reverse=True))
