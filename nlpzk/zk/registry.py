@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import BadVersionError, ConnectionLoss, NodeExistsError, NoNodeError, OperationTimeoutError
@@ -221,3 +221,21 @@ def list_versions(zk: KazooClient, base: str) -> list[tuple[int, dict[str, Any]]
             out.append((paths.parse_version(vname), doc))
     return out
 
+
+def walk(zk: KazooClient, path: str = "/") -> Iterator[tuple[str, Any]]:
+    """Every znode below ``path`` (depth first) with its decoded document (``None`` if not JSON)."""
+    stack = [path]
+    while stack:
+        p = stack.pop()
+        try:
+            data, _ = zk.get(p)
+            kids = zk.get_children(p)
+        except NoNodeError:
+            continue  # deleted while we walked
+        try:
+            doc = loads(data)
+        except (ValueError, UnicodeDecodeError):
+            doc = None
+        yield p, doc
+        base = p.rstrip("/")
+        stack.extend(f"{base}/{k}" for k in sorted(kids, reverse=True))
