@@ -26,7 +26,9 @@ import numpy as np
 
 from ..cluster import Cluster
 from ..corpus import ShardInfo, read_shard
-from ..errors import FencedError, TrainingError
+from kazoo.exceptions import ConnectionClosedError, ConnectionLoss, OperationTimeoutError, SessionExpiredError
+
+from ..errors import FencedError, TrainingError, ZkUnavailableError
 from ..store import naming
 from ..zk import registry
 from ..zk.members import Member
@@ -74,6 +76,7 @@ class Worker:
         clock: Callable[[], float] = time.monotonic,
         poll: float = 2.0,
         worker_id: str | None = None,
+        reconnect_timeout: float = 120.0,
     ) -> None:
         self.cluster = cluster
         self.job = job
@@ -82,6 +85,7 @@ class Worker:
         self.on_event = on_event or (lambda kind, info: None)
         self.clock = clock
         self.poll = poll
+        self.reconnect_timeout = reconnect_timeout
         self.id = worker_id or f"{socket.gethostname()[:20]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.report = WorkerReport(self.id)
         self._cache: dict[str, _Shard] = {}
@@ -108,28 +112,47 @@ class Worker:
         self.on_event("joined", {"worker": self.id})
         try:
             while not self.stop.is_set():
-                doc, version = self.barrier.job_doc()
-                if doc.get("state") == "done":
-                    self.report.state = "done"
-                    break
-                r = int(doc["round"])
-                if self.member.ensure():
-                    self.on_event("rejoined", {"worker": self.id, "round": r})
-                st = self.barrier.state(r)
-                if st.complete:
-                    if self.barrier.try_merge(r, self.id):
-                        self._merge_and_publish(r, doc, version, st)
-                    else:
-                        self.barrier.wait(r, self.poll)
-                    continue
-                if not self._work_round(r, doc):
-                    self.barrier.revoke_stale(r)
-                    self.barrier.wait(r, self.poll)
+                try:
+                    if self._step():
+                        self.report.state = "done"
+                        break
+                except (ConnectionLoss, SessionExpiredError, OperationTimeoutError, ConnectionClosedError) as exc:
+                    # SUSPENDED/LOST: in-flight work is dropped (its leases are gone or will be fenced);
+                    # wait for the connection and carry on from whatever the job node says
+                    self.on_event("disconnected", {"error": type(exc).__name__})
+                    if not self.cluster.watch.connected.wait(self.reconnect_timeout):
+                        raise ZkUnavailableError(
+                            f"worker {self.id} lost ZooKeeper for more than {self.reconnect_timeout:g}s",
+                            hint=f"nothing was corrupted; start the worker again when ZooKeeper is back (nlpzk train worker {self.job})",
+                        ) from None
             if self.stop.is_set():
                 self.report.state = "stopped"
         finally:
-            self.member.leave()
+            try:
+                self.member.leave()
+            except Exception:  # leaving is best effort: the node is ephemeral anyway
+                pass
         return self.report
+
+    def _step(self) -> bool:
+        """One pass of the loop; True when the job is done."""
+        doc, version = self.barrier.job_doc()
+        if doc.get("state") == "done":
+            return True
+        r = int(doc["round"])
+        if self.member.ensure():
+            self.on_event("rejoined", {"worker": self.id, "round": r})
+        st = self.barrier.state(r)
+        if st.complete:
+            if self.barrier.try_merge(r, self.id):
+                self._merge_and_publish(r, doc, version, st)
+            else:
+                self.barrier.wait(r, self.poll)
+            return False
+        if not self._work_round(r, doc):
+            self.barrier.revoke_stale(r)
+            self.barrier.wait(r, self.poll)
+        return False
 
     def _global(self, r: int) -> np.ndarray:
         if self._params is None or self._params[0] != r:

@@ -34,6 +34,7 @@ from typing import Any, Callable, Iterable
 from kazoo.client import KazooClient
 from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
 
+from ..errors import FencedError
 from . import lease as _lease
 from . import paths, registry
 
@@ -120,14 +121,24 @@ class RoundBarrier:
         return None, st
 
     def commit(self, r: int, leases: list[_lease.Lease], doc: dict[str, Any]) -> None:
-        """Mark the leased units done with ``doc`` (the contribution), fenced; FencedError if not held."""
+        """Mark the leased units done with ``doc`` (the contribution), fenced; FencedError if not held.
+
+        Retried across connection loss. A retry after a commit that did succeed (the reply was lost)
+        finds its leases released; it is told apart from a real fence by reading back the done
+        markers, which carry the contribution's unique name.
+        """
         data = registry.dumps(doc)
 
         def build(tx) -> None:
             for l in leases:
                 tx.create(paths.round_done_shard(self.job, r, l.unit), data)
 
-        _lease.commit(self.zk, leases, build, f"commit of round {r}")
+        try:
+            self.zk.retry(_lease.commit, self.zk, leases, build, f"commit of round {r}")
+        except FencedError:
+            mine = [registry.maybe_json(self.zk, paths.round_done_shard(self.job, r, l.unit)) for l in leases]
+            if doc.get("contrib") is None or any(m is None or m.get("contrib") != doc["contrib"] for m in mine):
+                raise
 
     def revoke_stale(self, r: int) -> list[str]:
         """Revoke leases held longer than ``lease_timeout`` (as seen from here). Returns the units."""

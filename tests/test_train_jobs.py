@@ -1,0 +1,211 @@
+"""Training jobs end to end: real ZooKeeper, real gensim, real worker processes (``python -m nlpzk train worker``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gensim.models import KeyedVectors
+from gensim.test.utils import datapath
+
+from nlpzk import train
+from nlpzk.store import naming
+from nlpzk.zk import registry
+
+from _helpers import one_line_error
+from _train_helpers import lee_sentences, make_corpus, make_vocab
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.timeout(240)
+
+
+def _worker(env, job, log: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "nlpzk", "train", "worker", job],
+        env=env,
+        cwd=ROOT,
+        stdout=open(log, "wb"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def _wait(predicate, timeout=120.0, every=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = predicate()
+        if got:
+            return got
+        time.sleep(every)
+    raise AssertionError("condition not reached in time")
+
+
+def _round_logs(cluster, job, rounds):
+    return [json.loads(cluster.store.read_bytes(naming.round_log(job, r))) for r in range(rounds)]
+
+
+def _assert_each_shard_once_per_round(cluster, job, shards):
+    st = train.status(cluster, job)
+    assert st["state"] == "done"
+    logs = _round_logs(cluster, job, st["rounds"])
+    for log in logs:
+        trained = sorted(c["shard"] for c in log["commits"])
+        assert trained == sorted(shards), log  # every shard exactly once in every round
+    merged = [h for h in st["history"] if h["state"] == "merged"]
+    assert [h["round"] for h in merged] == list(range(st["rounds"]))
+    return logs
+
+
+def _setup(cluster, name="lee", shards=4, repeat=1):
+    make_corpus(cluster, name, shards, lee_sentences() * repeat)
+    make_vocab(cluster, name, name, min_count=2)
+    return [f"s-{i:05d}" for i in range(shards)]
+
+
+def _holding(cluster, job, pid):
+    st = train.status(cluster, job)
+    held = [u for u, owner in st["leases"].items() if owner and f"-{pid}-" in owner]
+    return (st["round"], held) if held else None
+
+
+def test_two_workers_finish_each_shard_once_and_beat_random_vectors(cluster, cli_env, tmp_path):
+    shards = _setup(cluster)
+    doc, warnings = train.create_job(cluster, "j2", "lee", "lee", epochs=20, syncs_per_epoch=1, dim=50, seed=7)
+    assert warnings == [] and doc["spec"]["rounds"] == 20 and doc["spec"]["vocab_version"] == 1
+    procs = [_worker(cli_env, "j2", tmp_path / f"w{i}.log") for i in range(2)]
+    for p in procs:
+        assert p.wait(180) == 0, (tmp_path / "w0.log").read_text()
+    logs = _assert_each_shard_once_per_round(cluster, "j2", shards)
+    assert len({c["worker"] for c in logs[-1]["commits"]}) == 2
+
+    kv, jdoc = train.final_vectors(cluster, "j2")
+    assert jdoc["final"]["vocab"] == "lee@v1" and len(kv) == doc["spec"]["vocab_size"]
+    assert set(jdoc["final"]["scores"]) >= {"ws353", "simlex", "analogy"}
+    trained = kv.evaluate_word_pairs(datapath("wordsim353.tsv"))[1][0]
+    randoms = []
+    for seed in range(5):
+        rnd = KeyedVectors(kv.vector_size)
+        rnd.add_vectors(kv.index_to_key, np.random.default_rng(seed).standard_normal(kv.vectors.shape).astype(np.float32))
+        randoms.append(rnd.evaluate_word_pairs(datapath("wordsim353.tsv"))[1][0])
+    assert trained > max(randoms) + 0.05, (trained, randoms)
+    # robust to WS353's low coverage here: words that co-occur in the corpus end up closer than random pairs
+    rng = np.random.default_rng(0)
+    sents = [s for s in lee_sentences() if len(s) > 8]
+    near = [(s[i], s[i + 1]) for s in sents for i in rng.integers(0, len(s) - 1, 3) if s[i] in kv and s[i + 1] in kv and s[i] != s[i + 1]]
+    far = [(a, b) for (a, _), (_, b) in zip(near, near[1:][::-1]) if a != b]
+    close = np.mean([kv.similarity(a, b) for a, b in near])
+    apart = np.mean([kv.similarity(a, b) for a, b in far])
+    assert close > apart + 0.05, (close, apart)
+
+    # the CLI sees the same job
+    from cli.main import app  # noqa: F401 - imported for the in-process runner below
+    from typer.testing import CliRunner
+
+    res = CliRunner().invoke(app, ["train", "status", "j2", "--json"], env=cli_env)
+    assert res.exit_code == 0 and json.loads(res.stdout)["state"] == "done"
+    res = CliRunner().invoke(app, ["train", "list", "--json"], env=cli_env)
+    assert [j["job"] for j in json.loads(res.stdout)] == ["j2"]
+
+
+def test_three_workers_with_one_joining_mid_job(cluster, cli_env, tmp_path):
+    shards = _setup(cluster, shards=6, repeat=3)
+    train.create_job(cluster, "j3", "lee", "lee", epochs=4, syncs_per_epoch=2, dim=30, seed=1)
+    procs = [_worker(cli_env, "j3", tmp_path / f"w{i}.log") for i in range(2)]
+    _wait(lambda: train.status(cluster, "j3")["round"] >= 2)
+    procs.append(_worker(cli_env, "j3", tmp_path / "w2.log"))
+    for p in procs:
+        assert p.wait(180) == 0
+    logs = _assert_each_shard_once_per_round(cluster, "j3", shards)
+    assert max(len({c["worker"] for c in log["commits"]}) for log in logs[:2]) <= 2
+    assert len({c["worker"] for c in logs[-1]["commits"]}) == 3  # the newcomer took its share
+
+
+def test_killed_worker_does_not_hang_the_round(cluster, cli_env, tmp_path):
+    shards = _setup(cluster, repeat=6)
+    train.create_job(cluster, "jk", "lee", "lee", epochs=3, syncs_per_epoch=1, dim=30)
+    victim = _worker(cli_env, "jk", tmp_path / "victim.log")
+    other = _worker(cli_env, "jk", tmp_path / "other.log")
+    r, held = _wait(lambda: _holding(cluster, "jk", victim.pid) if train.status(cluster, "jk")["round"] >= 1 else None)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    assert other.wait(180) == 0
+    logs = _assert_each_shard_once_per_round(cluster, "jk", shards)
+    by_shard = {c["shard"]: c["worker"] for c in logs[r]["commits"]}
+    assert all(f"-{victim.pid}-" not in by_shard[u] for u in held)  # re-leased and trained by the survivor
+    assert all(f"-{other.pid}-" in by_shard[u] for u in held)
+
+
+def test_paused_worker_past_session_timeout_is_fenced(cluster, cli_env, tmp_path):
+    shards = _setup(cluster, repeat=6)
+    train.create_job(cluster, "jp", "lee", "lee", epochs=3, syncs_per_epoch=1, dim=30)
+    victim = _worker(cli_env, "jp", tmp_path / "victim.log")
+    other = _worker(cli_env, "jp", tmp_path / "other.log")
+    r, held = _wait(lambda: _holding(cluster, "jp", victim.pid))
+    victim.send_signal(signal.SIGSTOP)
+    try:
+        # its session expires (4 s in tests), its leases vanish and the other worker trains those shards
+        _wait(lambda: train.status(cluster, "jp")["round"] > r, timeout=120)
+    finally:
+        victim.send_signal(signal.SIGCONT)
+    assert other.wait(180) == 0
+    assert victim.wait(120) == 0
+    out = (tmp_path / "victim.log").read_text()
+    assert "fenced:" in out and f"round={r}" in out.split("fenced:")[1].splitlines()[0], out
+    logs = _assert_each_shard_once_per_round(cluster, "jp", shards)
+    assert all(f"-{victim.pid}-" not in c["worker"] for c in logs[r]["commits"] if c["shard"] in held)
+    kv, _ = train.final_vectors(cluster, "jp")
+    assert np.isfinite(kv.vectors).all()
+
+
+def test_stopped_job_resumes_from_its_last_round(cluster, cli, cli_env, tmp_path):
+    shards = _setup(cluster, repeat=2)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "nlpzk", "train", "run", "jr", "--corpus", "lee", "--vocab", "lee@v1", "--workers", "2", "--epochs", "8", "--syncs-per-epoch", "1", "--dim", "30"],
+        env=cli_env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    _wait(lambda: registry.maybe_json(cluster.zk, "/jobs/jr") and train.status(cluster, "jr")["round"] >= 2, timeout=120)
+    run.send_signal(signal.SIGTERM)
+    out, err = run.communicate(timeout=60)
+    assert run.returncode == 130, err
+    assert "train resume jr" in err
+    _wait(lambda: not train.status(cluster, "jr")["workers"], timeout=30)
+    stopped = train.status(cluster, "jr")
+    assert stopped["state"] == "running" and 2 <= stopped["round"] < 8
+    before = {h["round"]: h["merged_at"] for h in stopped["history"] if h["state"] == "merged"}
+
+    res = cli.run_process("train", "resume", "jr", "--workers", "2", "--json", timeout=180)
+    assert res.returncode == 0, res.stderr
+    assert f"resuming jr at round {stopped['round']} of 8" in res.stderr
+    assert json.loads(res.stdout)["rounds"] == 8
+    _assert_each_shard_once_per_round(cluster, "jr", shards)
+    after = {h["round"]: h["merged_at"] for h in train.status(cluster, "jr")["history"]}
+    assert all(after[r] == t for r, t in before.items())  # finished rounds were not trained again
+    # re-running `train run` on a finished job trains nothing more
+    res = cli.run_process("train", "run", "jr", "--json", timeout=60)
+    assert res.returncode == 0 and json.loads(res.stdout)["rounds"] == 8
+
+
+def test_bad_input_is_one_line_error(cluster, cli, tmp_path):
+    _setup(cluster)
+    res = cli.run_process("train", "run", "x", "--corpus", "nope", "--vocab", "lee", "--workers", "0", "--no-wait")
+    assert res.returncode == 4 and "unknown corpus 'nope'" in one_line_error(res.stderr)
+    res = cli.run_process("train", "run", "x", "--corpus", "lee", "--vocab", "nope", "--workers", "0", "--no-wait")
+    assert res.returncode == 4 and "nope" in one_line_error(res.stderr)
+    res = cli.run_process("train", "run", "x", "--corpus", "lee", "--vocab", "lee", "--epochs", "0", "--workers", "0", "--no-wait")
+    assert res.returncode == 5 and "epochs" in one_line_error(res.stderr)
+    res = cli.run_process("train", "run", "x", "--corpus", "lee", "--vocab", "lee", "--merge", "median", "--workers", "0", "--no-wait")
+    assert res.returncode == 5 and "merge rule" in one_line_error(res.stderr)
+    res = cli.run_process("train", "status", "ghost")
+    assert res.returncode == 4 and "unknown training job 'ghost'" in one_line_error(res.stderr)
+    res = cli.run_process("train", "run", "x", "--workers", "0", "--no-wait")
+    assert res.returncode == 5 and "--corpus and --vocab" in one_line_error(res.stderr)
+    # a vocabulary of another corpus works, with a warning
+    make_corpus(cluster, "other", 1, lee_sentences()[:20])
+    res = cli.run_process("train", "run", "x", "--corpus", "other", "--vocab", "lee@v1", "--workers", "0", "--no-wait")
+    assert res.returncode == 0 and "warning: vocabulary lee@v1 was built from corpus 'lee'" in res.stderr

@@ -1,0 +1,137 @@
+"""The coordination recipes behind training, on a real ZooKeeper: fenced leases, the round barrier, publish."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nlpzk import testing
+from nlpzk.errors import FencedError, InvalidInputError
+from nlpzk.store import naming
+from nlpzk.train import merge as M
+from nlpzk.zk import lease, paths, rounds
+
+UNITS = ["s-00000", "s-00001", "s-00002"]
+
+
+def _job(cluster, name="j"):
+    doc = {"spec": {"rounds": 2}, "state": "running", "round": 0, "words": 0}
+    assert rounds.create_job(cluster.zk, name, doc, {"round": 0, "params": "p0"}, UNITS)
+    assert not rounds.create_job(cluster.zk, name, doc, {"round": 0, "params": "p0"}, UNITS)  # exists: no-op
+    return rounds.RoundBarrier(cluster.zk, name, UNITS)
+
+
+def test_lease_is_exclusive_and_commit_marks_done(cluster):
+    b = _job(cluster)
+    a_lease, st = b.lease_next(0, "A")
+    assert a_lease.unit == "s-00000" and st.free == UNITS
+    b_lease, st = b.lease_next(0, "B")
+    assert b_lease.unit == "s-00001" and set(st.leased) == {"s-00000"}
+    b.commit(0, [a_lease], {"worker": "A", "contrib": "c1", "words": 5, "loss": 1.0})
+    st = b.state(0)
+    assert set(st.done) == {"s-00000"} and set(st.leased) == {"s-00001"} and st.free == ["s-00002"]
+    # a done unit is never leased again in the same round, even by a direct acquire
+    assert lease.acquire(cluster.zk, paths.round_leases("j", 0), paths.job_fences("j"), "s-00000", "C", absent=paths.round_done_shard("j", 0, "s-00000")) is None
+    with pytest.raises(FencedError):
+        b.commit(0, [a_lease], {"worker": "A", "contrib": "again"})  # its lease is released: a second commit is fenced
+
+
+def test_expired_holder_cannot_commit_after_release_and_reacquire(config, zk_server):
+    """The ABA case: A's session expires, B re-creates the same lease node (version 0 again); A's
+    commit must still fail, which a version check of the lease node alone would let through."""
+    a = testing.Cluster.connect(config)
+    bcl = testing.Cluster.connect(config)
+    try:
+        ba = _job(a)
+        bb = rounds.RoundBarrier(bcl.zk, "j", UNITS)
+        la, _ = ba.lease_next(0, "A", prefer=["s-00002"])
+        assert la.unit == "s-00002"
+        testing.expire_session(a.zk, zk_server.address)
+        lb, _ = bb.lease_next(0, "B", prefer=["s-00002"])
+        assert lb.unit == "s-00002"
+        assert bcl.zk.exists(paths.round_lease("j", 0, "s-00002")).version == 0  # same path, same version as A's
+        with pytest.raises(FencedError, match="s-00002"):
+            ba.commit(0, [la], {"worker": "A"})
+        assert bb.state(0).done == {}
+        bb.commit(0, [lb], {"worker": "B"})
+        assert bb.state(0).done["s-00002"]["worker"] == "B"
+    finally:
+        a.close()
+        bcl.close()
+
+
+def test_stuck_lease_is_revoked_after_timeout_on_injected_clock(config):
+    holder_cluster = testing.Cluster.connect(config)
+    waiter_cluster = testing.Cluster.connect(config)
+    now = [1000.0]
+    try:
+        _job(holder_cluster)
+        stuck = rounds.RoundBarrier(holder_cluster.zk, "j", UNITS)
+        waiter = rounds.RoundBarrier(waiter_cluster.zk, "j", UNITS, lease_timeout=30.0, clock=lambda: now[0])
+        held, _ = stuck.lease_next(0, "stuck")
+        assert waiter.revoke_stale(0) == []  # first sight starts the timer
+        now[0] += 29.0
+        assert waiter.revoke_stale(0) == []
+        now[0] += 2.0
+        assert waiter.revoke_stale(0) == [held.unit]
+        again, _ = waiter.lease_next(0, "waiter", prefer=[held.unit])
+        assert again.unit == held.unit
+        with pytest.raises(FencedError):
+            stuck.commit(0, [held], {"worker": "stuck"})
+    finally:
+        holder_cluster.close()
+        waiter_cluster.close()
+
+
+def test_publish_advances_the_round_exactly_once(cluster):
+    b = _job(cluster)
+    for unit in UNITS:
+        l, _ = b.lease_next(0, "A")
+        b.commit(0, [l], {"worker": "A", "contrib": "c"})
+    assert b.state(0).complete
+    assert b.try_merge(0, "A") and not b.try_merge(0, "B")
+    doc, version = b.job_doc()
+    assert b.publish(0, version, dict(doc, round=1), {"state": "merged"}, {"round": 1, "params": "p1"})
+    # a second merger that read the same job version loses, and nothing changes
+    assert not b.publish(0, version, dict(doc, round=1, words=99), {"state": "merged-twice"}, {"round": 1, "params": "px"})
+    doc2, _ = b.job_doc()
+    assert doc2["round"] == 1 and doc2["words"] == 0
+    assert b.round_doc(0) == {"state": "merged"} and b.round_doc(1)["params"] == "p1"
+    b.prune(0)
+    assert not cluster.zk.exists(paths.round_done("j", 0)) and cluster.zk.exists(paths.round_leases("j", 1))
+    assert b.wait(1, 0.05) is False  # nothing happens in round 1: the wait times out
+
+
+def _contrib(cluster, r, name, delta, counts, words):
+    M.save_array(cluster.store, naming.contribution_file("j", r, name), delta.astype(np.float32))
+    M.save_array(cluster.store, naming.contribution_counts("j", r, name), np.asarray(counts, np.int32))
+    return M.Contribution(naming.contribution_file("j", r, name), naming.contribution_counts("j", r, name), words)
+
+
+def test_merge_rules_on_known_deltas(cluster):
+    g = np.zeros((2, 3, 2), np.float32)
+    g[0, 0] = [1, 1]
+    M.save_array(cluster.store, "g.npy", g)
+    d1 = np.zeros((2, 3, 2), np.float32)
+    d1[:, 0] = 1.0  # both saw word 0
+    d1[:, 1] = 2.0  # only contribution 1 saw word 1
+    d2 = np.zeros((2, 3, 2), np.float32)
+    d2[:, 0] = 3.0
+    c1 = _contrib(cluster, 0, "a", d1, [1, 4, 0], 100)
+    c2 = _contrib(cluster, 0, "b", d2, [3, 0, 0], 100)
+    out = {}
+    for rule in M.RULES:
+        M.merge(cluster.store, "g.npy", [c1, c2], rule, f"{rule}.npy", eta=0.5, block_rows=2)
+        out[rule] = np.load(cluster.store.local_path(f"{rule}.npy"))
+    assert np.allclose(out["mean"][0, 0], [3, 3]) and np.allclose(out["mean"][0, 1], [1, 1])
+    assert np.allclose(out["sum"][0, 0], [5, 5]) and np.allclose(out["sum"][0, 1], [2, 2])
+    # per word: word 0 = (1*1 + 3*3)/4 = 2.5, word 1 keeps contribution 1's full step
+    assert np.allclose(out["wmean"][0, 0], [1 + 2.5, 1 + 2.5]) and np.allclose(out["wmean"][0, 1], [2, 2])
+    assert out["bmuf"].shape == (4, 3, 2) and np.allclose(out["bmuf"][2], out["mean"][:2] - g)
+    # the second block-momentum round adds eta x the previous step
+    M.save_array(cluster.store, "g1.npy", out["bmuf"])
+    M.merge(cluster.store, "g1.npy", [c1, c2], "bmuf", "b2.npy", eta=0.5)
+    b2 = np.load(cluster.store.local_path("b2.npy"))
+    assert np.allclose(b2[0, 0], out["bmuf"][0, 0] + 0.5 * 2 + 2)
+    with pytest.raises(InvalidInputError):
+        M.check_rule("median")
