@@ -15,12 +15,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Iterator
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .cluster import Cluster, default_cluster
 from .errors import ConflictError, IntegrityError, NotFoundError
-from .store import Store, naming
+from .store import Store, is_tmp, naming
 from .zk import paths, registry
 
 SHARD_SCHEMA = pa.schema(
@@ -88,6 +89,9 @@ class ShardWriter:
         self.sentences = 0
         self.tokens = 0
         self._docs: set[str] = set()
+        self._batches: list[pa.RecordBatch] = []
+        self._batch_rows = 0
+        self._batch_documents = 0
         self._all_sources: dict[str, None] = {}
         self.info: ShardInfo | None = None
 
@@ -109,7 +113,34 @@ class ShardWriter:
         if len(self._tokens) >= self.batch_rows:
             self._flush()
 
+    def add_batch(self, doc_ids: pa.Array, source: str, tokens: pa.Array, documents: int) -> None:
+        """Append many sentences at once (Arrow arrays, no Python per token): the ingest fast path.
+
+        ``documents`` is how many distinct documents the rows hold; a caller never splits a document
+        over two calls, so the counts add up.
+        """
+        self._flush()
+        n = len(tokens)
+        if not n:
+            return
+        sources = pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([source], pa.string()))
+        self._batches.append(pa.record_batch([doc_ids, sources, tokens], schema=SHARD_SCHEMA))
+        self._batch_rows += n
+        self.sentences += n
+        self.tokens += len(tokens.flatten())  # flatten honours slicing, without copying
+        self._batch_documents += documents
+        self._all_sources.setdefault(source, None)
+        if self._batch_rows >= self.batch_rows:
+            self._write_batches()
+
+    def _write_batches(self) -> None:
+        if self._batches:
+            # one row group per ~batch_rows sentences, however small the caller's batches were
+            self._writer.write_table(pa.Table.from_batches(self._batches), row_group_size=max(self._batch_rows, 1))
+            self._batches, self._batch_rows = [], 0
+
     def _flush(self) -> None:
+        self._write_batches()
         if not self._tokens:
             return
         batch = pa.record_batch(
@@ -138,9 +169,37 @@ class ShardWriter:
                 bytes=self._out.bytes,
                 sentences=self.sentences,
                 tokens=self.tokens,
-                documents=len(self._docs),
+                documents=len(self._docs) + self._batch_documents,
                 sources=tuple(self._all_sources),
             )
+
+
+def _check_shard(store: Store, info: ShardInfo) -> str | None:
+    """What is wrong with a shard file that exists, or None."""
+    actual = store.sha256(info.path)
+    if actual != info.sha256:
+        return f"sha256 {actual[:12]}... differs from the registry's {info.sha256[:12]}..."
+    try:
+        with store.open_input(info.path) as fh:
+            table = pq.read_table(fh, columns=["tokens"])
+    except (pa.ArrowInvalid, OSError) as exc:
+        return f"unreadable Parquet: {exc}"
+    tokens = len(table.column("tokens").combine_chunks().flatten()) if table.num_rows else 0
+    if table.num_rows != info.sentences or tokens != info.tokens:
+        return f"holds {table.num_rows} sentences / {tokens} tokens, the registry says {info.sentences} / {info.tokens}"
+    return None
+
+
+def list_corpora(cluster: Cluster) -> list[dict[str, Any]]:
+    """Every registered corpus with its totals (one pipelined read per shard node)."""
+    out = []
+    for name in registry.children(cluster.zk, paths.CORPORA):
+        try:
+            corpus = Corpus.open(name, cluster=cluster)
+        except NotFoundError:
+            continue  # deleted while we looked
+        out.append(corpus.summary())
+    return out
 
 
 def read_shard(store: Store, info: ShardInfo, columns: list[str] | None = None, verify: bool = False) -> pa.Table:
@@ -203,12 +262,87 @@ class Corpus:
     @property
     def shards(self) -> list[ShardInfo]:
         zk = self.cluster.zk
-        out = []
-        for shard_id in registry.children(zk, paths.shards(self.name)):
-            doc = registry.maybe_json(zk, paths.shard(self.name, shard_id))
-            if doc is not None:
-                out.append(ShardInfo.from_doc(shard_id, doc))
-        return out
+        ids = registry.children(zk, paths.shards(self.name))
+        docs = registry.many_json(zk, [paths.shard(self.name, i) for i in ids])
+        return [ShardInfo.from_doc(i, d) for i, d in zip(ids, docs) if d is not None]
+
+    def inputs(self) -> dict[str, dict[str, Any]]:
+        """Done-markers of the ingested input files, by input key."""
+        zk = self.cluster.zk
+        keys = [k for k in registry.children(zk, paths.inputs(self.name))]
+        docs = registry.many_json(zk, [paths.input_done(self.name, k) for k in keys])
+        return {k: d for k, d in zip(keys, docs) if d is not None}
+
+    def ingesters(self) -> list[str]:
+        """Ingest runs working on this corpus right now (ephemeral members)."""
+        return registry.children(self.cluster.zk, paths.ingesters(self.name))
+
+    def summary(self, shards: list[ShardInfo] | None = None) -> dict[str, Any]:
+        shards = self.shards if shards is None else shards
+        return {
+            "name": self.name,
+            "options": self.options,
+            "created": self.info.get("created"),
+            "shards": len(shards),
+            "inputs": len(registry.children(self.cluster.zk, paths.inputs(self.name))),
+            "documents": sum(s.documents for s in shards),
+            "sentences": sum(s.sentences for s in shards),
+            "tokens": sum(s.tokens for s in shards),
+            "bytes": sum(s.bytes for s in shards),
+        }
+
+    def verify(self) -> dict[str, Any]:
+        """Re-read every shard: file present, sha256 and counts as registered; find unregistered files.
+
+        Returns a report; ``report["ok"]`` is False when a shard is missing or corrupt. Stray files
+        (no znode) are garbage from an interrupted ingest, or files of an ingest still running.
+        """
+        store = self.cluster.store
+        shards = self.shards
+        inputs = self.inputs()
+        missing, corrupt = [], []
+        for info in shards:
+            if not store.exists(info.path):
+                missing.append({"shard": info.id, "path": info.path})
+                continue
+            problem = _check_shard(store, info)
+            if problem:
+                corrupt.append({"shard": info.id, "path": info.path, "problem": problem})
+        for key, doc in inputs.items():
+            side = doc.get("hashes")
+            if side and not store.exists(side):
+                missing.append({"input": key, "path": side})
+            elif side and doc.get("hashes_sha256") and store.sha256(side) != doc["hashes_sha256"]:
+                corrupt.append({"input": key, "path": side, "problem": "sha256 differs from the registry"})
+        known = {s.path for s in shards} | {d.get("hashes") for d in inputs.values()}
+        files = store.list(naming.corpus_dir(self.name))
+        tmp = [f for f in files if is_tmp(f)]
+        stray = [f for f in files if f not in known and not is_tmp(f)]
+        return {
+            "corpus": self.name,
+            "ok": not missing and not corrupt,
+            "shards": len(shards),
+            "inputs": len(inputs),
+            "missing": missing,
+            "corrupt": corrupt,
+            "stray": stray,
+            "temporary": tmp,
+            "ingesters_running": len(self.ingesters()),
+        }
+
+    def delete(self, *, force: bool = False) -> dict[str, int]:
+        """Remove the registry nodes (first: readers stop seeing it), then every file of the corpus."""
+        running = self.ingesters()
+        if running and not force:
+            raise ConflictError(f"corpus {self.name!r} is being ingested right now ({len(running)} ingester(s))", hint="wait for them, or pass --force")
+        shards = len(registry.children(self.cluster.zk, paths.shards(self.name)))
+        registry.delete_tree(self.cluster.zk, paths.corpus(self.name))
+        store = self.cluster.store
+        files = store.list(naming.corpus_dir(self.name))
+        for f in files:
+            store.delete(f)
+        store.delete_dir(naming.corpus_dir(self.name))
+        return {"shards": shards, "files": len(files)}
 
     def shard(self, shard_id: str) -> ShardInfo:
         doc = registry.maybe_json(self.cluster.zk, paths.shard(self.name, shard_id))

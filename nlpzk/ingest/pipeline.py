@@ -1,0 +1,525 @@
+"""The ingest pipeline: claim an input, tokenize it into shards, register it in one transaction.
+
+Per input file (identified by its *key*: a hash of its bytes and of how it is read)::
+
+    claim (ephemeral znode)  ->  stream documents -> drop duplicates -> tokenize in batches
+    -> roll shards at --shard-tokens (written atomically, sha256 on the fly)
+    -> write the document-hash sidecar -> check no input committed meanwhile shares a document
+    -> ONE transaction: shard znodes + done-marker + claim removal
+
+Duplicates: a document whose content hash is already in the corpus is dropped. "Already in the
+corpus" means: in an input whose done-marker exists, or earlier in the same input. Inputs commit in
+a single order (the version of the ``inputs`` node is the ordering point); an input that shares a
+document with an input committed after it started is re-tokenized with that knowledge before it may
+commit. So each distinct document is kept exactly once, by the input that commits first, and one
+ingester commits its inputs in input order: its result does not depend on ``--processes``, on timing,
+or on being killed and re-run.
+
+``--processes N`` tokenizes N inputs at once in worker processes (spawned, each with its own spaCy);
+the main process claims, orders and commits. One input is never split across processes.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures as cf
+import dataclasses
+import hashlib
+import json
+import multiprocessing
+import os
+import time
+from typing import Any, Callable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..cluster import Cluster
+from ..corpus import Corpus, ShardInfo, ShardWriter
+from ..errors import FencedError, InvalidInputError
+from ..store import Store, naming
+from ..zk import paths
+from ..zk.claims import InputClaims
+from . import readers
+from .readers import DocumentReader, InputFile, ReadOptions
+from .tokenize import Tokenizer, _load_lemmas, load_blank, tokenizer_options
+
+#: Raw documents read before one dedup check + tokenizer batch (bounded by characters too).
+BATCH_DOCS = 512
+BATCH_CHARS = 1 << 20
+DEFAULT_SHARD_TOKENS = 1_000_000
+HASHES_SCHEMA = pa.schema([pa.field("record", pa.uint64()), pa.field("hash", pa.uint64())])
+
+Progress = Callable[[dict[str, Any]], None]
+
+
+def input_key(sha256: str, fmt: str, read: ReadOptions) -> str:
+    """The identity of an input: its bytes and how they are cut into documents."""
+    return hashlib.sha256(f"{sha256}\0{read.key_part(fmt)}".encode()).hexdigest()[:20]
+
+
+def doc_hashes(texts: list[str]) -> np.ndarray:
+    """64-bit content hashes (blake2b) of documents, as uint64."""
+    blake = hashlib.blake2b
+    return np.frombuffer(b"".join(blake(t.encode(), digest_size=8).digest() for t in texts), "<u8")
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    corpus: str
+    store_uri: str
+    options: dict[str, Any]
+    read: ReadOptions
+    file: InputFile
+    key: str
+    sha256: str
+    shard_tokens: int
+    committed: tuple[str, ...]  # done inputs whose documents count as already present
+
+
+@dataclasses.dataclass
+class InputResult:
+    key: str
+    source: str
+    shards: list[ShardInfo]
+    documents: int = 0
+    duplicates: int = 0
+    sentences: int = 0
+    tokens: int = 0
+    bytes: int = 0
+    replaced: int = 0
+    hashes: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.uint64))
+    hashes_sha256: str = ""
+    hashes_bytes: int = 0
+    seconds: float = 0.0
+
+    def shard_doc(self, info: ShardInfo) -> dict[str, Any]:
+        return dict(info.doc(), input=self.key)
+
+    def done_doc(self, job: Job) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "sha256": job.sha256,
+            "read": job.read.key_part(job.file.format),
+            "shards": len(self.shards),
+            "documents": self.documents,
+            "duplicates": self.duplicates,
+            "sentences": self.sentences,
+            "tokens": self.tokens,
+            "bytes": self.bytes,
+            "replaced": self.replaced,
+            "hashes": naming.input_hashes(job.corpus, self.key),
+            "hashes_sha256": self.hashes_sha256,
+            "hashes_bytes": self.hashes_bytes,
+            "finished": round(time.time(), 3),
+        }
+
+
+# -- the per-process side: tokenizers, stores and known document hashes, reused across jobs ---------
+
+
+class _Worker:
+    def __init__(self) -> None:
+        self.tokenizers: dict[str, Tokenizer] = {}
+        self.stores: dict[str, Store] = {}
+        self.known: dict[str, tuple[set[str], np.ndarray]] = {}  # corpus -> (loaded keys, sorted hashes)
+        self.stop: Any = None  # an Event set by the main process when its session is lost
+
+    def tokenizer(self, options: dict[str, Any]) -> Tokenizer:
+        k = json.dumps(options, sort_keys=True)
+        if k not in self.tokenizers:
+            self.tokenizers[k] = Tokenizer(options)
+        return self.tokenizers[k]
+
+    def store(self, uri: str) -> Store:
+        if uri not in self.stores:
+            self.stores[uri] = Store(uri)
+        return self.stores[uri]
+
+    def known_hashes(self, job: Job, store: Store) -> np.ndarray:
+        """Sorted hashes of every document in the inputs ``job.committed`` (loaded once per process)."""
+        loaded, known = self.known.get(job.corpus, (set(), np.zeros(0, np.uint64)))
+        committed = set(job.committed)
+        if not loaded <= committed:  # the corpus was deleted and re-created meanwhile: start over
+            loaded, known = set(), np.zeros(0, np.uint64)
+        todo = sorted(committed - loaded)
+        if todo:
+            parts = [known] + [read_hashes(store, job.corpus, k)["hash"].to_numpy() for k in todo]
+            known = np.unique(np.concatenate(parts))
+            loaded = loaded | set(todo)
+        self.known[job.corpus] = (loaded, known)
+        return known
+
+
+_WORKER = _Worker()
+
+
+def _init_pool_worker(stop) -> None:
+    _WORKER.stop = stop
+
+
+def read_hashes(store: Store, corpus: str, key: str) -> pa.Table:
+    with store.open_input(naming.input_hashes(corpus, key)) as fh:
+        return pq.read_table(fh)
+
+
+class _Roller:
+    """Shards of one input: filled in order, closed at the first document boundary past ``shard_tokens``."""
+
+    def __init__(self, store: Store, job: Job, fence: Callable[[], None]) -> None:
+        self.store = store
+        self.job = job
+        self.fence = fence
+        self.metadata = {"nlpzk.options": json.dumps(job.options, sort_keys=True), "nlpzk.input": job.key}
+        self.writer: ShardWriter | None = None
+        self.infos: list[ShardInfo] = []
+
+    def add(self, doc_ids: list[str], tokens: pa.Array, offsets: np.ndarray, sentence_doc: np.ndarray) -> None:
+        n = len(sentence_doc)
+        if not n:
+            return
+        sent_tokens = np.diff(offsets)
+        ids = pa.array(doc_ids, pa.string())
+        s0 = 0
+        while s0 < n:
+            if self.writer is None:
+                self.writer = ShardWriter(self.store, self.job.corpus, naming.shard_id(self.job.key, len(self.infos)), batch_rows=65536, metadata=self.metadata)
+                self.writer.__enter__()
+            need = self.job.shard_tokens - self.writer.tokens
+            cum = np.cumsum(sent_tokens[s0:])
+            hit = int(np.searchsorted(cum, need))
+            if hit >= len(cum):
+                self._write(ids, tokens, offsets, sentence_doc, s0, n)
+                return
+            last_doc = sentence_doc[s0 + hit]
+            e = int(np.searchsorted(sentence_doc, last_doc, side="right"))
+            self._write(ids, tokens, offsets, sentence_doc, s0, e)
+            self.close()
+            s0 = e
+
+    def _write(self, ids, tokens, offsets, sentence_doc, s0: int, e: int) -> None:
+        lo, hi = int(offsets[s0]), int(offsets[e])
+        lists = pa.ListArray.from_arrays(pa.array(offsets[s0 : e + 1] - lo, pa.int32()), tokens.slice(lo, hi - lo))
+        docs = sentence_doc[s0:e]
+        self.writer.add_batch(ids.take(pa.array(docs)), self.job.file.path, lists, int(np.count_nonzero(np.diff(docs))) + 1)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.fence()
+            w, self.writer = self.writer, None
+            w.__exit__(None, None, None)
+            self.infos.append(w.info)
+
+    def abort(self, exc: BaseException) -> None:
+        if self.writer is not None:
+            w, self.writer = self.writer, None
+            w.__exit__(type(exc), exc, exc.__traceback__)
+
+
+def run_job(job: Job, progress: Progress | None = None, fence: Callable[[], None] | None = None) -> InputResult:
+    """Tokenize one input into shards and its hash sidecar (nothing is registered here)."""
+    t0 = time.perf_counter()
+    store = _WORKER.store(job.store_uri)
+    tokenizer = _WORKER.tokenizer(job.options)
+    known = _WORKER.known_hashes(job, store)
+
+    def check_fence() -> None:
+        if _WORKER.stop is not None and _WORKER.stop.is_set():
+            raise FencedError("the ingest lost its ZooKeeper session", hint="run the same command again")
+        if fence is not None:
+            fence()
+
+    reader = DocumentReader(job.file, job.read)
+    roller = _Roller(store, job, check_fence)
+    result = InputResult(job.key, job.file.path, [])
+    mine: set[int] = set()
+    kept_records: list[int] = []
+    kept_hashes: list[int] = []
+    prefix = f"{job.key}:"
+
+    def flush(records: list[int], texts: list[str]) -> None:
+        hashes = doc_hashes(texts)
+        pos = np.searchsorted(known, hashes)
+        seen_before = (pos < len(known)) & (known[np.minimum(pos, len(known) - 1)] == hashes) if len(known) else np.zeros(len(texts), bool)
+        keep_texts, keep_ids = [], []
+        for rec, text, h, old in zip(records, texts, hashes.tolist(), seen_before.tolist()):
+            if old or h in mine:
+                result.duplicates += 1
+                continue
+            mine.add(h)
+            kept_records.append(rec)
+            kept_hashes.append(h)
+            keep_texts.append(text)
+            keep_ids.append(prefix + str(rec))
+        if not keep_texts:
+            return
+        tokens, offsets, sentence_doc = tokenizer.batch(keep_texts)
+        roller.add(keep_ids, tokens, offsets, sentence_doc)
+        result.documents += len(keep_texts)
+        result.sentences += len(sentence_doc)
+        result.tokens += len(tokens)
+        if progress is not None:
+            progress({"documents": len(keep_texts), "tokens": len(tokens)})
+
+    try:
+        records: list[int] = []
+        texts: list[str] = []
+        chars = 0
+        for rec, text in reader:
+            records.append(rec)
+            texts.append(text)
+            chars += len(text)
+            if len(texts) >= BATCH_DOCS or chars >= BATCH_CHARS:
+                flush(records, texts)
+                records, texts, chars = [], [], 0
+        if texts:
+            flush(records, texts)
+        roller.close()
+    except BaseException as exc:
+        roller.abort(exc)
+        raise
+    result.replaced = reader.replaced
+    result.shards = roller.infos
+    result.bytes = sum(s.bytes for s in roller.infos)
+    result.hashes = np.asarray(kept_hashes, np.uint64)
+    table = pa.table([pa.array(kept_records, pa.uint64()), pa.array(result.hashes, pa.uint64())], schema=HASHES_SCHEMA)
+    check_fence()
+    with store.atomic_output(naming.input_hashes(job.corpus, job.key)) as out:
+        pq.write_table(table, out, compression="zstd")
+    result.hashes_sha256, result.hashes_bytes = out.sha256, out.bytes
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _pool_run(job: Job) -> InputResult:
+    return run_job(job)
+
+
+# -- the coordinating side --------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Summary:
+    corpus: str
+    files: int = 0  # inputs considered
+    ingested: int = 0  # inputs this run tokenized and registered
+    already_done: int = 0  # inputs found done (earlier runs or other ingesters)
+    same_content: int = 0  # inputs whose bytes equal another input of this run
+    skipped_empty: list[str] = dataclasses.field(default_factory=list)
+    documents: int = 0
+    duplicates: int = 0
+    sentences: int = 0
+    tokens: int = 0
+    shards: int = 0
+    bytes: int = 0
+    replaced_bytes: int = 0  # invalid UTF-8 sequences replaced by U+FFFD
+    redone: int = 0  # inputs re-tokenized because a concurrently committed input shared documents
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["tokens_per_s"] = round(self.tokens / self.seconds) if self.seconds > 0 else 0
+        d["seconds"] = round(self.seconds, 3)
+        return d
+
+
+class _InlineRunner:
+    """--processes 1: run jobs in this process (progress per batch, fence checked per shard)."""
+
+    def __init__(self, progress: Progress | None, fence: Callable[[], None]) -> None:
+        self.progress = progress
+        self.fence = fence
+        self.capacity = 1
+
+    def submit(self, job: Job) -> cf.Future:
+        fut: cf.Future = cf.Future()
+        fut.set_result(run_job(job, self.progress, self.fence))
+        return fut
+
+    def close(self, cancel: bool = False) -> None:
+        pass
+
+
+class _PoolRunner:
+    def __init__(self, processes: int) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.stop = ctx.Event()
+        self.pool = cf.ProcessPoolExecutor(max_workers=processes, mp_context=ctx, initializer=_init_pool_worker, initargs=(self.stop,))
+        self.capacity = 2 * processes  # commits are in order: keep workers busy behind a slow head
+
+    def submit(self, job: Job) -> cf.Future:
+        return self.pool.submit(_pool_run, job)
+
+    def close(self, cancel: bool = False) -> None:
+        if cancel:
+            self.stop.set()
+        self.pool.shutdown(wait=True, cancel_futures=cancel)
+
+
+def ingest(
+    cluster: Cluster,
+    name: str,
+    inputs: list[str],
+    *,
+    options: dict[str, Any] | None = None,
+    read: ReadOptions | None = None,
+    shard_tokens: int = DEFAULT_SHARD_TOKENS,
+    processes: int = 1,
+    progress: Progress | None = None,
+    wait_timeout: float = 1.0,
+) -> Summary:
+    """Ingest ``inputs`` (files, directories, globs) into corpus ``name``; returns what was done.
+
+    Safe to re-run and to run concurrently (on one or many machines) on the same inputs: inputs
+    already done are skipped, inputs claimed by another live ingester are waited for.
+    """
+    t0 = time.perf_counter()
+    opts = tokenizer_options(options)
+    read = read or ReadOptions()
+    if shard_tokens < 1:
+        raise InvalidInputError("--shard-tokens must be positive")
+    if processes < 1:
+        raise InvalidInputError("--processes must be at least 1")
+    # Everything that can be refused without side effects is refused before touching ZooKeeper.
+    load_blank(opts["lang"])
+    if opts["lemmatize"]:
+        _load_lemmas(opts["lang"])
+    summary = Summary(corpus=name)
+    files: list[InputFile] = []
+    for f in readers.discover(inputs):
+        try:
+            readers.sniff(f)
+        except InvalidInputError:
+            if f.explicit or f.size != 0:
+                raise
+            summary.skipped_empty.append(f.path)
+            continue
+        files.append(f)
+    if not files:
+        raise InvalidInputError(f"no input to ingest: every file found is empty ({', '.join(summary.skipped_empty[:3])})")
+    summary.files = len(files)
+
+    existed = cluster.zk.exists(paths.corpus(name)) is not None
+    Corpus.create(cluster, name, opts)
+    claims = InputClaims(cluster.zk, name)
+    claims.join()
+
+    def fence() -> None:
+        if cluster.watch.lost.is_set() or not claims.alive():
+            raise FencedError("this ingest lost its ZooKeeper session; its claims may belong to another ingester now", hint="run the same command again")
+
+    runner = _PoolRunner(processes) if processes > 1 else _InlineRunner(progress, fence)
+    on_lost = (lambda state: runner.stop.set() if state == "LOST" else None) if isinstance(runner, _PoolRunner) else None
+    if on_lost:
+        cluster.watch.add(on_lost)
+
+    shas: dict[str, str] = {}
+    keys_seen: set[str] = set()
+    inflight: collections.deque[tuple[Job, cf.Future]] = collections.deque()
+    claimed: dict[str, Job] = {}  # claimed by this run and not committed yet
+    todo = collections.deque(files)
+    waiting: list[InputFile] = []
+    ok = False
+    try:
+        while todo or inflight or waiting:
+            while todo and len(inflight) < runner.capacity:
+                f = todo.popleft()
+                if f.path not in shas:
+                    shas[f.path] = readers.content_sha256(f)
+                key = input_key(shas[f.path], f.format, read)
+                if key in keys_seen:
+                    summary.same_content += 1
+                    continue
+                if claims.done(key) is not None:
+                    keys_seen.add(key)
+                    summary.already_done += 1
+                    continue
+                if not claims.try_claim(key, {"source": f.path, "host": os.uname().nodename, "pid": os.getpid()}):
+                    waiting.append(f)
+                    continue
+                keys_seen.add(key)
+                job = Job(name, cluster.store.uri, opts, read, f, key, shas[f.path], shard_tokens, tuple(claims.done_keys()))
+                claimed[key] = job
+                inflight.append((job, runner.submit(job)))
+            if inflight:
+                job, fut = inflight[0]
+                result = fut.result()
+                inflight.popleft()
+                _commit(cluster, claims, job, result, summary, fence)
+                del claimed[job.key]
+                if progress is not None:
+                    event = {"files": 1, "duplicates": result.duplicates}
+                    if isinstance(runner, _PoolRunner):  # the inline runner reported these per batch already
+                        event.update(documents=result.documents, tokens=result.tokens)
+                    progress(event)
+                continue
+            if waiting:
+                if progress is not None:
+                    progress({"waiting": len(waiting)})
+                claims.wait_for_change(wait_timeout)
+                todo.extend(waiting)
+                waiting = []
+        ok = True
+    finally:
+        if on_lost:
+            cluster.watch._callbacks.remove(on_lost)
+        runner.close(cancel=not ok)
+        if not ok:
+            _clean_up(cluster, claims, name, list(claimed.values()), existed)
+        else:
+            claims.leave()
+    summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+def _commit(cluster: Cluster, claims: InputClaims, job: Job, result: InputResult, summary: Summary, fence: Callable[[], None]) -> None:
+    store = cluster.store
+    while True:
+        version, done = claims.commit_point()
+        newer = [k for k in done if k not in set(job.committed) and k != job.key]
+        if newer and len(result.hashes):
+            theirs = np.concatenate([read_hashes(store, job.corpus, k)["hash"].to_numpy() for k in newer])
+            if np.isin(result.hashes, theirs).any():
+                # A concurrently committed input holds some of our documents: they are its now.
+                # Re-tokenize knowing that, exactly as if we had started after it committed.
+                old = result
+                job = dataclasses.replace(job, committed=tuple(done))
+                result = run_job(job, None, fence)
+                for seq in range(len(result.shards), len(old.shards)):
+                    store.delete(naming.shard_file(job.corpus, naming.shard_id(job.key, seq)))
+                summary.redone += 1
+                continue
+        job = dataclasses.replace(job, committed=tuple(done))
+        if claims.commit(job.key, [(s.id, result.shard_doc(s)) for s in result.shards], result.done_doc(job), version):
+            break
+    summary.ingested += 1
+    summary.documents += result.documents
+    summary.duplicates += result.duplicates
+    summary.sentences += result.sentences
+    summary.tokens += result.tokens
+    summary.shards += len(result.shards)
+    summary.bytes += result.bytes
+    summary.replaced_bytes += result.replaced
+
+
+def _clean_up(cluster: Cluster, claims: InputClaims, name: str, jobs: list[Job], existed: bool) -> None:
+    """After a failure: drop our unregistered files and claims; remove a corpus this run created empty."""
+    try:
+        if claims.alive():  # if the session was lost, the names may be another ingester's now: touch nothing
+            for job in jobs:
+                if claims.done(job.key) is None:
+                    _delete_unregistered(cluster.store, name, job.key)
+                claims.release(job.key)
+        claims.leave()
+        if not existed:
+            claims.remove_if_empty()
+    except Exception:  # best effort: the original error is what the user must see
+        pass
+
+
+def _delete_unregistered(store: Store, corpus: str, key: str) -> None:
+    seq = 0
+    while store.delete(naming.shard_file(corpus, naming.shard_id(key, seq))):
+        seq += 1
+    store.delete(naming.input_hashes(corpus, key))

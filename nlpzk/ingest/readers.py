@@ -1,0 +1,396 @@
+"""Input files: finding them, recognising bad ones early, and streaming their documents.
+
+Formats (by extension, after an optional ``.gz``/``.bz2``/``.xz``/``.zst``):
+
+* ``.txt`` (and any unknown extension named explicitly): a document per line, or per blank-line
+  separated paragraph (``doc_mode="paragraph"``)
+* ``.jsonl`` / ``.ndjson``: one JSON object per line, the document in ``text_field``
+* ``.csv`` / ``.tsv``: a header row, the document in column ``text_field``
+* ``.parquet``: the document in column ``text_field`` (read in record batches)
+
+Every reader streams: memory depends on the longest document, never on the file size. A line longer
+than ``max_line_bytes`` is refused rather than buffered. Bad input raises :class:`InvalidInputError`
+naming the file (and line).
+"""
+
+from __future__ import annotations
+
+import bz2
+import codecs
+import contextlib
+import csv
+import dataclasses
+import glob
+import gzip
+import hashlib
+import io
+import json
+import lzma
+import os
+import shutil
+import tempfile
+import zlib
+from typing import IO, Iterator
+
+from ..errors import InvalidInputError
+
+COMPRESSIONS = (".gz", ".bz2", ".xz", ".zst")
+FORMATS = {".txt": "txt", ".text": "txt", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet"}
+SNIFF_BYTES = 8192
+_GLOB_CHARS = set("*?[")
+
+
+@dataclasses.dataclass(frozen=True)
+class ReadOptions:
+    """How documents are cut out of files; part of every input's key (same bytes read differently = other input)."""
+
+    doc_mode: str = "line"  # "line" | "paragraph" (txt only)
+    text_field: str = "text"  # jsonl/csv/parquet
+    strict: bool = False  # invalid UTF-8 is an error instead of being replaced (and counted)
+    max_line_bytes: int = 1_000_000
+
+    def __post_init__(self) -> None:
+        if self.doc_mode not in ("line", "paragraph"):
+            raise InvalidInputError(f"unknown document mode {self.doc_mode!r}", hint="use line or paragraph")
+        if self.max_line_bytes < 1:
+            raise InvalidInputError("max_line_bytes must be positive")
+
+    def key_part(self, fmt: str) -> str:
+        if fmt == "txt":
+            return f"txt:{self.doc_mode}"
+        return f"{fmt}:{self.text_field}"
+
+
+@dataclasses.dataclass(frozen=True)
+class InputFile:
+    path: str  # as found; also the value of the shard's ``source`` column
+    format: str
+    compression: str | None
+    size: int
+    explicit: bool  # named on the command line (not found inside a directory)
+
+
+def classify(path: str) -> tuple[str | None, str | None]:
+    """``'a/b.jsonl.gz' -> ('jsonl', '.gz')``; unknown extensions give format ``None``."""
+    base = path.lower()
+    comp = next((c for c in COMPRESSIONS if base.endswith(c)), None)
+    if comp:
+        base = base[: -len(comp)]
+    ext = os.path.splitext(base)[1]
+    return FORMATS.get(ext), comp
+
+
+def discover(paths: list[str]) -> list[InputFile]:
+    """Expand files, directories (recursively) and globs into input files, in a deterministic order."""
+    if not paths:
+        raise InvalidInputError("no input path given", hint="nlpzk corpus ingest NAME PATH...")
+    found: list[InputFile] = []
+    seen: set[str] = set()
+
+    def add(p: str, explicit: bool) -> None:
+        real = os.path.realpath(p)
+        if real in seen:
+            return
+        fmt, comp = classify(p)
+        if fmt is None:
+            if not explicit:
+                return
+            fmt = "txt"
+        try:
+            size = os.path.getsize(p)
+        except OSError as exc:
+            raise InvalidInputError(f"{p}: cannot read ({exc.strerror})") from None
+        if not os.access(p, os.R_OK):
+            raise InvalidInputError(f"{p}: permission denied", hint="check the file's permissions")
+        seen.add(real)
+        found.append(InputFile(os.path.normpath(p), fmt, comp, size, explicit))
+
+    for arg in paths:
+        if os.path.isfile(arg):
+            add(arg, True)
+        elif os.path.isdir(arg):
+            before = len(found)
+            for root, dirs, files in os.walk(arg):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for name in sorted(files):
+                    if not name.startswith("."):
+                        add(os.path.join(root, name), False)
+            if len(found) == before:
+                raise InvalidInputError(
+                    f"{arg}: directory has no readable input files",
+                    hint="expected .txt, .jsonl, .ndjson, .csv, .tsv or .parquet files (optionally .gz/.bz2/.xz/.zst)",
+                )
+        elif _GLOB_CHARS & set(arg):
+            matches = sorted(m for m in glob.glob(arg, recursive=True) if os.path.isfile(m))
+            if not matches:
+                raise InvalidInputError(f"{arg}: no file matches this pattern")
+            for m in matches:
+                add(m, True)
+        else:
+            raise InvalidInputError(f"{arg}: no such file or directory")
+    return found
+
+
+# -- opening ---------------------------------------------------------------------------------------
+
+
+def _open_raw(f: InputFile) -> IO[bytes]:
+    if f.compression == ".gz":
+        return gzip.open(f.path, "rb")
+    if f.compression == ".bz2":
+        return bz2.open(f.path, "rb")
+    if f.compression == ".xz":
+        return lzma.open(f.path, "rb")
+    if f.compression == ".zst":
+        import zstandard
+
+        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(open(f.path, "rb"), closefd=True), buffer_size=1 << 20)
+    return open(f.path, "rb", buffering=1 << 20)
+
+
+def _corrupt(f: InputFile, exc: BaseException) -> InvalidInputError:
+    what = {".gz": "gzip", ".bz2": "bzip2", ".xz": "xz", ".zst": "zstd"}.get(f.compression or "", "")
+    return InvalidInputError(f"{f.path}: corrupt {what} data ({exc})".replace("corrupt  data", "unreadable data"), hint="re-create or re-download the file")
+
+
+def _decompress_errors() -> tuple[type[BaseException], ...]:
+    errs: list[type[BaseException]] = [OSError, EOFError, zlib.error, lzma.LZMAError]
+    with contextlib.suppress(ImportError):
+        import zstandard
+
+        errs.append(zstandard.ZstdError)
+    return tuple(errs)
+
+
+_DECOMPRESS_ERRORS = _decompress_errors()
+
+
+def sniff(f: InputFile) -> None:
+    """Refuse, before anything is registered, a file that is empty, binary or not what its name says."""
+    if f.size == 0:
+        raise InvalidInputError(f"{f.path}: file is empty", hint="remove it from the inputs")
+    try:
+        with _open_raw(f) as fh:
+            head = fh.read(SNIFF_BYTES)
+    except _DECOMPRESS_ERRORS as exc:
+        raise _corrupt(f, exc) from None
+    if not head:
+        raise InvalidInputError(f"{f.path}: file is empty (after decompression)", hint="remove it from the inputs")
+    if f.format == "parquet":
+        if not head.startswith(b"PAR1"):
+            raise InvalidInputError(f"{f.path}: not a Parquet file (no PAR1 magic)")
+        return
+    nul = head.find(b"\x00")
+    if nul >= 0:
+        raise InvalidInputError(f"{f.path}: looks binary (NUL byte at offset {nul}), not UTF-8 text", hint="ingest text files only (UTF-16 must be converted to UTF-8)")
+
+
+def content_sha256(f: InputFile) -> str:
+    """sha256 of the file's bytes as stored (compressed bytes for compressed files)."""
+    h = hashlib.sha256()
+    with open(f.path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# -- documents -------------------------------------------------------------------------------------
+
+
+class DocumentReader:
+    """Iterate ``(record_number, text)`` over one input file; counts replaced invalid UTF-8 bytes.
+
+    ``record_number`` is the 1-based line (txt paragraph: its first line; csv: the line the record
+    ends on; parquet: the row). It names documents and errors.
+    """
+
+    def __init__(self, f: InputFile, options: ReadOptions) -> None:
+        self.file = f
+        self.options = options
+        self.replaced = 0  # invalid UTF-8 sequences replaced by U+FFFD
+
+    def __iter__(self) -> Iterator[tuple[int, str]]:
+        f = self.file
+        try:
+            if f.format == "parquet":
+                yield from self._parquet()
+            else:
+                with _open_raw(f) as fh:
+                    lines = self._lines(fh)
+                    if f.format == "txt":
+                        yield from (self._paragraphs(lines) if self.options.doc_mode == "paragraph" else self._txt(lines))
+                    elif f.format == "jsonl":
+                        yield from self._jsonl(lines)
+                    else:
+                        yield from self._csv(lines, "\t" if f.format == "tsv" else ",")
+        except InvalidInputError:
+            raise
+        except _DECOMPRESS_ERRORS as exc:
+            raise _corrupt(f, exc) from None
+
+    def _decode(self, raw: bytes, lineno: int) -> str:
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if self.options.strict:
+                raise InvalidInputError(
+                    f"{self.file.path}:{lineno}: invalid UTF-8 (byte {exc.start + 1} of the line)",
+                    hint="fix the file, or run without --strict to replace bad bytes with U+FFFD and count them",
+                ) from None
+        text = raw.decode("utf-8", "nlpzk-count")
+        self.replaced += _count.take()
+        return text
+
+    def _lines(self, fh: IO[bytes]) -> Iterator[tuple[int, str]]:
+        limit = self.options.max_line_bytes
+        lineno = 0
+        while True:
+            raw = fh.readline(limit + 1)
+            if not raw:
+                return
+            lineno += 1
+            if len(raw) > limit and not (len(raw) == limit + 1 and raw.endswith(b"\n")):
+                raise InvalidInputError(
+                    f"{self.file.path}:{lineno}: line is longer than {limit} bytes",
+                    hint="split the text into lines/paragraphs, or raise --max-line-bytes",
+                )
+            text = self._decode(raw, lineno)
+            if lineno == 1 and text.startswith("\ufeff"):
+                text = text[1:]
+            yield lineno, text
+
+    def _txt(self, lines: Iterator[tuple[int, str]]) -> Iterator[tuple[int, str]]:
+        for lineno, line in lines:
+            text = line.strip()
+            if text:
+                yield lineno, text
+
+    def _paragraphs(self, lines: Iterator[tuple[int, str]]) -> Iterator[tuple[int, str]]:
+        limit = self.options.max_line_bytes
+        start, parts, size = 0, [], 0
+        for lineno, line in lines:
+            text = line.strip()
+            if text:
+                if not parts:
+                    start = lineno
+                parts.append(text)
+                size += len(text) + 1
+                if size > limit:
+                    raise InvalidInputError(
+                        f"{self.file.path}:{start}: paragraph is longer than {limit} bytes",
+                        hint="separate paragraphs with blank lines, use --doc-mode line, or raise --max-line-bytes",
+                    )
+            elif parts:
+                yield start, " ".join(parts)
+                parts, size = [], 0
+        if parts:
+            yield start, " ".join(parts)
+
+    def _jsonl(self, lines: Iterator[tuple[int, str]]) -> Iterator[tuple[int, str]]:
+        field = self.options.text_field
+        for lineno, line in lines:
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InvalidInputError(f"{self.file.path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+            if not isinstance(obj, dict) or field not in obj:
+                fields = ", ".join(list(obj)[:8]) if isinstance(obj, dict) else type(obj).__name__
+                raise InvalidInputError(f"{self.file.path}:{lineno}: no {field!r} field (found: {fields or 'nothing'})", hint="pick the field with --text-field")
+            value = obj[field]
+            if value is None:
+                continue
+            if not isinstance(value, str):
+                raise InvalidInputError(f"{self.file.path}:{lineno}: field {field!r} is a {type(value).__name__}, not a string")
+            text = value.strip()
+            if text:
+                yield lineno, text
+
+    def _csv(self, lines: Iterator[tuple[int, str]], delimiter: str) -> Iterator[tuple[int, str]]:
+        field = self.options.text_field
+        csv.field_size_limit(max(self.options.max_line_bytes, csv.field_size_limit()))
+        current = [0]
+
+        def feed() -> Iterator[str]:
+            for lineno, line in lines:
+                current[0] = lineno
+                yield line
+
+        reader = csv.reader(feed(), delimiter=delimiter)
+        try:
+            header = next(reader, None)
+            if header is None:
+                return
+            if field not in header:
+                raise InvalidInputError(f"{self.file.path}:1: no column {field!r} (columns: {', '.join(header[:8])})", hint="pick the column with --text-field")
+            col = header.index(field)
+            for row in reader:
+                if not row:
+                    continue
+                if col >= len(row):
+                    raise InvalidInputError(f"{self.file.path}:{current[0]}: row has {len(row)} fields, the header has {len(header)}")
+                text = row[col].strip()
+                if text:
+                    yield current[0], text
+        except csv.Error as exc:
+            raise InvalidInputError(f"{self.file.path}:{current[0]}: bad CSV ({exc})") from None
+
+    def _parquet(self) -> Iterator[tuple[int, str]]:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        field = self.options.text_field
+        with contextlib.ExitStack() as stack:
+            source: str | IO[bytes] = self.file.path
+            if self.file.compression:
+                # Parquet needs random access: spool the decompressed bytes to disk, not memory.
+                spool = stack.enter_context(tempfile.TemporaryFile())
+                with _open_raw(self.file) as fh:
+                    shutil.copyfileobj(fh, spool, 1 << 20)
+                spool.seek(0)
+                source = spool
+            try:
+                pf = pq.ParquetFile(source)
+            except (pa.ArrowInvalid, OSError) as exc:
+                raise InvalidInputError(f"{self.file.path}: not a readable Parquet file ({exc})") from None
+            names = pf.schema_arrow.names
+            if field not in names:
+                raise InvalidInputError(f"{self.file.path}: no column {field!r} (columns: {', '.join(names[:8])})", hint="pick the column with --text-field")
+            typ = pf.schema_arrow.field(field).type
+            if not (pa.types.is_string(typ) or pa.types.is_large_string(typ)):
+                raise InvalidInputError(f"{self.file.path}: column {field!r} is {typ}, not text")
+            row = 0
+            limit = self.options.max_line_bytes
+            for batch in pf.iter_batches(batch_size=1024, columns=[field]):
+                for value in batch.column(0).to_pylist():
+                    row += 1
+                    if value is None:
+                        continue
+                    if len(value) > limit:
+                        raise InvalidInputError(f"{self.file.path}: row {row} is longer than {limit} characters", hint="split the text, or raise --max-line-bytes")
+                    text = value.strip()
+                    if text:
+                        yield row, text
+
+
+class _Counter:
+    """The codec error handler below counts here; read and reset once per decoded line."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def take(self) -> int:
+        n, self.n = self.n, 0
+        return n
+
+
+_count = _Counter()
+
+
+def _count_and_replace(exc: UnicodeDecodeError) -> tuple[str, int]:
+    _count.n += 1
+    return "\ufffd", exc.end
+
+
+codecs.register_error("nlpzk-count", _count_and_replace)

@@ -1,0 +1,185 @@
+"""Input claims for corpus ingest: who is ingesting which file, and the all-or-nothing commit.
+
+Nodes (under ``/corpora/<corpus>``)::
+
+    ingesters/<member>    ephemeral, one per running ingest; its existence fences commits
+    claims/<input-key>    ephemeral, {member, host, pid, source}: this input is being ingested
+    inputs                data {"commits": n}: bumped by every commit (the optimistic ordering point)
+    inputs/<input-key>    done-marker {source, sha256, shards, counts, hashes sidecar}
+    shards/<shard-id>     one per shard file
+
+A finished input is committed in ONE transaction: check our member node, bump ``inputs`` at the
+version we last read, create every shard node and the done-marker, delete the claim. Either all of
+it happens or none: a crashed ingester leaves at most unregistered files (overwritten by the re-run,
+which uses the same names) and no nodes.
+
+Connection states: on SUSPENDED the recipe does nothing (kazoo retries commands while the session
+lives). On LOST our member node and claims are gone, possibly claimed again by another ingester:
+:meth:`InputClaims.commit` then fails its member check and raises :class:`FencedError`, so a stale
+ingester can never register an input. The caller stops; a re-run resumes.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import uuid
+from typing import Any, Iterable
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError, NotEmptyError, RolledBackError
+
+from ..errors import ConflictError, FencedError
+from . import paths, registry
+
+#: One transaction carries every shard node of an input; ZooKeeper limits a request to ~1 MB.
+MAX_SHARDS_PER_INPUT = 2000
+
+
+class InputClaims:
+    """Claims and commits for the inputs of one corpus, on behalf of one ingest run (a member).
+
+    >>> claims = InputClaims(zk, "wiki"); claims.join()            # doctest: +SKIP
+    >>> if claims.try_claim(key, {"source": "a.txt"}): ...         # doctest: +SKIP
+    """
+
+    def __init__(self, client: KazooClient, corpus: str) -> None:
+        self.client = client
+        self.corpus = corpus
+        self.member = uuid.uuid4().hex[:16]
+        self._member_path = paths.ingester(corpus, self.member)
+        self._changed = threading.Event()
+
+    # -- membership --------------------------------------------------------------------------------
+
+    def join(self) -> None:
+        for sub in (paths.ingesters(self.corpus), paths.claims(self.corpus), paths.inputs(self.corpus), paths.shards(self.corpus)):
+            self.client.ensure_path(sub)
+        doc = {"host": socket.gethostname(), "pid": os.getpid(), "started": registry.now()}
+        self.client.retry(self._create_own, self._member_path, doc)
+
+    def leave(self) -> None:
+        try:
+            self.client.retry(self.client.delete, self._member_path)
+        except NoNodeError:
+            pass
+
+    def alive(self) -> bool:
+        """True while our session (and so every claim we hold) is intact. One read."""
+        return self.client.exists(self._member_path) is not None
+
+    def _create_own(self, path: str, doc: dict[str, Any]) -> None:
+        try:
+            self.client.create(path, registry.dumps(dict(doc, member=self.member)), ephemeral=True)
+        except NodeExistsError:
+            # a retried create that had in fact succeeded: ours if it carries our member id
+            if registry.maybe_json(self.client, path).get("member") != self.member:
+                raise
+
+    # -- claims ------------------------------------------------------------------------------------
+
+    def done(self, key: str) -> dict[str, Any] | None:
+        return registry.maybe_json(self.client, paths.input_done(self.corpus, key))
+
+    def done_keys(self) -> list[str]:
+        return registry.children(self.client, paths.inputs(self.corpus))
+
+    def try_claim(self, key: str, doc: dict[str, Any]) -> bool:
+        """Claim input ``key``; False if another ingester holds it (or it is done)."""
+        if self.done(key) is not None:
+            return False
+        try:
+            self.client.retry(self._create_own, paths.claim(self.corpus, key), doc)
+        except NodeExistsError:
+            return False
+        # A commit may have landed between our look and our claim: then the claim is pointless.
+        if self.done(key) is not None:
+            self.release(key)
+            return False
+        return True
+
+    def release(self, key: str) -> None:
+        path = paths.claim(self.corpus, key)
+        try:
+            if registry.maybe_json(self.client, path).get("member") == self.member:
+                self.client.retry(self.client.delete, path)
+        except (NoNodeError, AttributeError):
+            pass
+
+    def holder(self, key: str) -> dict[str, Any] | None:
+        return registry.maybe_json(self.client, paths.claim(self.corpus, key))
+
+    def wait_for_change(self, timeout: float) -> None:
+        """Block until a claim or done-marker of this corpus changes (or ``timeout`` seconds pass)."""
+        self._changed.clear()
+
+        def fire(_event) -> None:
+            self._changed.set()
+
+        self.client.get_children(paths.claims(self.corpus), watch=fire)
+        self.client.get_children(paths.inputs(self.corpus), watch=fire)
+        self._changed.wait(timeout)
+
+    # -- commit ------------------------------------------------------------------------------------
+
+    def commit_point(self) -> tuple[int, list[str]]:
+        """``(version, done keys)``: read the ordering counter first, then the done set it guards."""
+        _, stat = self.client.get(paths.inputs(self.corpus))
+        return stat.version, self.done_keys()
+
+    def commit(self, key: str, shards: Iterable[tuple[str, dict[str, Any]]], done_doc: dict[str, Any], version: int) -> bool:
+        """Register ``shards`` and the done-marker of ``key`` atomically, if nothing committed since ``version``.
+
+        Returns False when another input was committed first (read :meth:`commit_point` again,
+        re-check duplicates, retry). Raises FencedError when our session was lost.
+        """
+        shards = list(shards)
+        if len(shards) > MAX_SHARDS_PER_INPUT:
+            raise ConflictError(f"one input produced {len(shards)} shards; at most {MAX_SHARDS_PER_INPUT} fit one commit", hint="raise --shard-tokens")
+        done_doc = dict(done_doc, member=self.member)
+        tx = self.client.transaction()
+        tx.check(self._member_path, -1)
+        tx.set_data(paths.inputs(self.corpus), registry.dumps({"last": key}), version=version)
+        for shard_id, doc in shards:
+            tx.create(paths.shard(self.corpus, shard_id), registry.dumps(doc))
+        tx.create(paths.input_done(self.corpus, key), registry.dumps(done_doc))
+        tx.delete(paths.claim(self.corpus, key))
+        try:
+            results = tx.commit()
+        except Exception:
+            # The connection dropped around the commit: it may or may not have been applied.
+            results = None
+        if results is not None and not any(isinstance(r, Exception) for r in results):
+            return True
+        landed = self.done(key)
+        if landed is not None and landed.get("member") == self.member:
+            return True  # applied before the connection dropped
+        if results is None:
+            raise FencedError(f"lost the connection while registering input {key}; nothing of it was registered", hint="run the same command again")
+        first = next((r for r in results if not isinstance(r, RolledBackError)), None)
+        if isinstance(first, NoNodeError) and results[0] is first:
+            raise FencedError(
+                "this ingest lost its ZooKeeper session; its claims may now belong to another ingester",
+                hint="run the same command again; nothing half-done was registered",
+            )
+        if isinstance(first, BadVersionError):
+            return False
+        if isinstance(first, NodeExistsError):
+            raise ConflictError(f"input {key} or one of its shards is already registered by another ingester", hint="run nlpzk corpus verify")
+        raise ConflictError(f"registering input {key} failed: {type(first).__name__}")
+
+    # -- removal -----------------------------------------------------------------------------------
+
+    def remove_if_empty(self) -> bool:
+        """Delete the whole corpus node if nothing was ever registered in it (used after a failed first run)."""
+        base = paths.corpus(self.corpus)
+        tx = self.client.transaction()
+        for sub in (paths.shards(self.corpus), paths.inputs(self.corpus), paths.claims(self.corpus), paths.ingesters(self.corpus)):
+            tx.delete(sub)
+        tx.delete(base)
+        try:
+            results = tx.commit()
+        except (NotEmptyError, NoNodeError):
+            return False
+        return not any(isinstance(r, Exception) for r in results)

@@ -1,0 +1,186 @@
+"""Ingest end to end against real ZooKeeper, spaCy and Parquet: formats, dedup, re-runs, verify."""
+
+from __future__ import annotations
+
+import bz2
+import csv
+import gzip
+import io
+import json
+import lzma
+import os
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import zstandard
+
+from nlpzk.corpus import Corpus
+from nlpzk.ingest import ReadOptions, ingest, make_tokenizer
+from nlpzk.ingest.pipeline import input_key
+from nlpzk.store import naming
+from nlpzk.zk import paths, registry
+
+DOCS = [
+    "The cat sat on the mat. It was happy.",
+    "Dogs bark at night! The neighbours complain.",
+    "ZooKeeper keeps the registry small. Shards hold the bulk.",
+    "A fourth document, with one sentence",
+]
+
+
+def _all_sentences(corpus: Corpus) -> list[list[str]]:
+    return list(corpus.sentences())
+
+
+def _write_formats(d) -> list[str]:
+    """The same four documents in every format and compression; each file also holds a unique line."""
+    files = []
+
+    def txt(extra):
+        return ("\n".join(DOCS + [extra]) + "\n").encode()
+
+    for name, opener in [("a.txt", open), ("b.txt.gz", gzip.open), ("c.txt.bz2", bz2.open), ("d.txt.xz", lzma.open)]:
+        with opener(d / name, "wb") as fh:
+            fh.write(txt(f"Only in {name.split('.')[0]} file."))
+        files.append(name)
+    (d / "e.txt.zst").write_bytes(zstandard.ZstdCompressor().compress(txt("Only in e file.")))
+    lines = [json.dumps({"id": i, "text": t}) for i, t in enumerate(DOCS + ["Only in f file."])]
+    (d / "f.jsonl").write_text("\n".join(lines) + "\n")
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["id", "text"])
+    for i, t in enumerate(DOCS + ['Only in g file, with "quotes",\nand a newline.']):
+        w.writerow([i, t])
+    (d / "g.csv").write_text(buf.getvalue())
+    pq.write_table(pa.table({"text": DOCS + ["Only in h file."]}), d / "h.parquet")
+    with open(d / "h.parquet", "rb") as src, gzip.open(d / "i.parquet.gz", "wb") as dst:
+        dst.write(src.read())
+    return files + ["e.txt.zst", "f.jsonl", "g.csv", "h.parquet", "i.parquet.gz"]
+
+
+def test_every_format_and_compression_with_dedup_across_files(cluster, tmp_path):
+    d = tmp_path / "in"
+    d.mkdir()
+    _write_formats(d)
+    # i.parquet.gz holds the same documents as h.parquet, so all five of its documents are duplicates
+    summary = ingest(cluster, "fmt", [str(d)], shard_tokens=10_000)
+    assert summary.files == 9 and summary.ingested == 9
+    # 4 shared documents kept once, plus one unique line per file (h and i share theirs)
+    assert summary.documents == 4 + 8
+    assert summary.duplicates == 9 * 5 - 12
+    corpus = Corpus.open("fmt", cluster=cluster)
+    sentences = _all_sentences(corpus)
+    tok = make_tokenizer(corpus.options)
+    expected_shared = [s for t in DOCS for s in tok(t)]
+    assert sum(1 for s in sentences if s in expected_shared) == len(expected_shared)
+    assert ["only", "in", "g", "file", "with", "quotes", "and", "a", "newline"] in sentences  # CSV quoting and embedded newline
+    flat = {tuple(s) for s in sentences}
+    for letter in "abcdefgh":
+        assert ("only", "in", letter, "file") in flat or letter == "g"
+    # every shard registered with counts that match the file
+    assert summary.shards == len(corpus.shards)
+    assert sum(s.tokens for s in corpus.shards) == summary.tokens == sum(len(s) for s in sentences)
+    assert Corpus.open("fmt", cluster=cluster).verify()["ok"]
+
+
+def test_rerun_ingests_nothing_and_dedup_spans_runs(cluster, tmp_path):
+    a = tmp_path / "a.txt"
+    a.write_text("\n".join(DOCS) + "\n")
+    first = ingest(cluster, "runs", [str(a)])
+    assert (first.ingested, first.documents) == (1, 4)
+    before = {(s.id, s.sha256) for s in Corpus.open("runs", cluster=cluster).shards}
+    again = ingest(cluster, "runs", [str(a)])
+    assert (again.ingested, again.already_done, again.documents, again.shards) == (0, 1, 0, 0)
+    # a new file that repeats two old documents: only its new document is kept
+    b = tmp_path / "b.txt"
+    b.write_text(DOCS[0] + "\n" + "Something new entirely.\n" + DOCS[2] + "\n")
+    third = ingest(cluster, "runs", [str(a), str(b)])
+    assert (third.ingested, third.already_done, third.documents, third.duplicates) == (1, 1, 1, 2)
+    after = {(s.id, s.sha256) for s in Corpus.open("runs", cluster=cluster).shards}
+    assert before < after and len(after) == 2
+
+
+def test_shard_ids_are_golden_and_rolled_at_document_boundaries(cluster, tmp_path):
+    a = tmp_path / "a.txt"
+    a.write_bytes(("\n".join(DOCS) + "\n").encode())
+    summary = ingest(cluster, "ids", [str(a)], shard_tokens=8)
+    key = input_key(__import__("hashlib").sha256(a.read_bytes()).hexdigest(), "txt", ReadOptions())
+    corpus = Corpus.open("ids", cluster=cluster)
+    shards = corpus.shards
+    assert [s.id for s in shards] == [naming.shard_id(key, i) for i in range(len(shards))]
+    assert key == "21637b4fe607cfad51a7"  # golden: the key (and so every shard name) must not drift
+    # 8-token shards close after the document that crosses 8 tokens: every document is whole
+    table = pa.concat_tables([corpus.read(s) for s in shards])
+    doc_ids = table.column("doc_id").to_pylist()
+    per_shard = [set(corpus.read(s).column("doc_id").to_pylist()) for s in shards]
+    assert all(a.isdisjoint(b) for i, a in enumerate(per_shard) for b in per_shard[i + 1 :])
+    assert doc_ids[0] == f"{key}:1" and summary.shards == len(shards) >= 2
+    assert set(table.column("source").to_pylist()) == {str(a)}
+
+
+def test_verify_detects_corrupt_shard_missing_file_and_strays(cluster, tmp_path, cli):
+    a = tmp_path / "a.txt"
+    a.write_text("\n".join(DOCS * 1) + "\n" + "\n".join(f"Line number {i} here." for i in range(200)) + "\n")
+    ingest(cluster, "ver", [str(a)], shard_tokens=200)
+    corpus = Corpus.open("ver", cluster=cluster)
+    shards = corpus.shards
+    assert len(shards) >= 3 and corpus.verify()["ok"]
+    store = cluster.store
+    path0 = store.local_path(shards[0].path)
+    data = bytearray(open(path0, "rb").read())
+    data[len(data) // 2] ^= 0xFF
+    open(path0, "wb").write(bytes(data))
+    os.remove(store.local_path(shards[1].path))
+    store.write_bytes(naming.shard_file("ver", "stray-00000"), b"junk")
+    report = corpus.verify()
+    assert not report["ok"]
+    assert [c["shard"] for c in report["corrupt"]] == [shards[0].id]
+    assert [m["shard"] for m in report["missing"]] == [shards[1].id]
+    assert report["stray"] == [naming.shard_file("ver", "stray-00000")]
+    res = cli.run_process("corpus", "verify", "ver")
+    assert res.returncode == 7 and "corrupt" in res.stdout and "missing" in res.stdout
+    assert res.stderr.strip().startswith("error: corpus 'ver': 1 missing and 1 corrupt")
+
+
+def test_redo_when_a_concurrently_committed_input_shares_documents(cluster, tmp_path):
+    """--processes 2 tokenizes both files before either commits; the second must drop the shared doc."""
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.txt").write_text(DOCS[0] + "\n" + DOCS[1] + "\n")
+    (tmp_path / "in" / "b.txt").write_text(DOCS[1] + "\n" + DOCS[2] + "\n")
+    par = ingest(cluster, "par", [str(tmp_path / "in")], processes=2)
+    seq = ingest(cluster, "seq", [str(tmp_path / "in")], processes=1)
+    assert (par.documents, par.duplicates) == (seq.documents, seq.duplicates) == (3, 1)
+    assert par.redone == 1 and seq.redone == 0
+    # the same shard set with the same rows, whatever the parallelism (bytes differ only by the corpus name in the metadata)
+    par_c, seq_c = Corpus.open("par", cluster=cluster), Corpus.open("seq", cluster=cluster)
+    assert [s.id for s in par_c.shards] == [s.id for s in seq_c.shards]
+    assert all(par_c.read(a).equals(seq_c.read(b)) for a, b in zip(par_c.shards, seq_c.shards))
+
+
+def test_cli_ingest_list_show_delete(cli, tmp_path):
+    a = tmp_path / "a.txt"
+    a.write_text("\n".join(DOCS) + "\n" + DOCS[0] + "\n")
+    res = cli("corpus", "ingest", "c1", str(a), "--json")
+    assert res.exit_code == 0, res.output
+    s = json.loads(res.stdout)
+    assert (s["documents"], s["duplicates"], s["shards"]) == (4, 1, 1)
+    assert s["tokens"] == 31
+    listed = json.loads(cli("corpus", "list", "--json").stdout)
+    assert [(c["name"], c["tokens"], c["shards"]) for c in listed] == [("c1", 31, 1)]
+    shown = json.loads(cli("corpus", "show", "c1", "--json").stdout)
+    assert shown["options"]["lang"] == "en" and shown["shard_list"][0]["tokens"] == 31
+    assert shown["input_list"][0]["source"] == str(a)
+    human = cli("corpus", "show", "c1")
+    assert "lowercase=True" in human.stdout and "c1" in human.stdout
+    res = cli("corpus", "delete", "c1", "--yes")
+    assert res.exit_code == 0 and "deleted corpus c1" in res.stdout
+    assert json.loads(cli("corpus", "list", "--json").stdout) == []
+
+
+def test_ingest_refuses_other_options_for_an_existing_corpus(cli, tmp_path):
+    a = tmp_path / "a.txt"
+    a.write_text(DOCS[0] + "\n")
+    assert cli("corpus", "ingest", "opt", str(a)).exit_code == 0
+    res = cli("corpus", "ingest", "opt", str(a), "--no-lowercase")
+    assert res.exit_code == 6 and "exists with other options" in res.stderr
