@@ -1,0 +1,77 @@
+"""Bad input: one clear error line naming the file (and line), a non-zero exit, nothing registered."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from _helpers import one_line_error
+from nlpzk.zk import paths
+
+GOOD = "A good line of text.\n"
+
+
+def _nothing_registered(cluster, name: str) -> None:
+    assert cluster.zk.exists(paths.corpus(name)) is None
+    assert cluster.store.list(f"corpora/{name}") == []
+
+
+def _bad(tmp_path):
+    """name -> (files to write, path argument, extra flags, expected message fragment)."""
+    return {
+        "missing": ({}, "nope.txt", [], "nope.txt: no such file or directory"),
+        "no_readable_files": ({"d/pic.png": b"\x89PNG\r\n", "d/.hidden.txt": GOOD.encode()}, "d", [], "d: directory has no readable input files"),
+        "binary": ({"bin.txt": b"abc\x00\x01\x02def\n"}, "bin.txt", [], "bin.txt: looks binary (NUL byte at offset 3)"),
+        "empty": ({"empty.txt": b""}, "empty.txt", [], "empty.txt: file is empty"),
+        "invalid_utf8_strict": ({"latin.txt": GOOD.encode() + "café\n".encode("latin-1")}, "latin.txt", ["--strict"], "latin.txt:2: invalid UTF-8 (byte 4 of the line)"),
+        "huge_line": ({"huge.txt": GOOD.encode() + b"word " * 220_000 + b"\n"}, "huge.txt", [], "huge.txt:2: line is longer than 1000000 bytes"),
+        "jsonl_not_json": ({"x.jsonl": b'{"text": "fine"}\n{"text": oops}\n'}, "x.jsonl", [], "x.jsonl:2: not valid JSON"),
+        "jsonl_no_field": ({"y.jsonl": b'{"text": "fine"}\n{"body": "no text"}\n'}, "y.jsonl", [], "y.jsonl:2: no 'text' field (found: body)"),
+        "unknown_lang": ({"ok.txt": GOOD.encode()}, "ok.txt", ["--lang", "qq"], "unknown language 'qq'"),
+        "corrupt_gzip": ({"z.txt.gz": b"\x1f\x8b\x08\x00garbage-not-deflate"}, "z.txt.gz", [], "z.txt.gz: corrupt gzip data"),
+    }
+
+
+@pytest.mark.parametrize("case", list(_bad(None)))
+def test_bad_input_gives_one_error_line_and_registers_nothing(case, cli, cluster, tmp_path, monkeypatch):
+    files, arg, flags, message = _bad(tmp_path)[case]
+    for rel, data in files.items():
+        p = tmp_path / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+    monkeypatch.chdir(tmp_path)  # messages name the path as given
+    res = cli("corpus", "ingest", "bad", arg, *flags)
+    assert res.exit_code != 0
+    line = one_line_error(res.stderr)
+    assert message in line, line
+    _nothing_registered(cluster, "bad")
+
+
+def test_invalid_utf8_is_replaced_and_counted_by_default(cli, cluster, tmp_path):
+    p = tmp_path / "latin.txt"
+    p.write_bytes(GOOD.encode() + "café crème\n".encode("latin-1"))
+    res = cli("corpus", "ingest", "lat", str(p), "--json")
+    assert res.exit_code == 0, res.stderr
+    summary = json.loads(res.stdout)
+    assert summary["replaced_bytes"] == 2 and summary["documents"] == 2
+    from nlpzk.corpus import Corpus
+
+    assert ["caf", "\ufffd", "cr", "\ufffd", "me"] in list(Corpus.open("lat", cluster=cluster).sentences())
+
+
+def test_a_bad_file_after_good_ones_keeps_the_good_ones_whole(cli, cluster, tmp_path):
+    """Inputs commit one by one: the good file stays registered, the bad one leaves nothing behind."""
+    d = tmp_path / "in"
+    d.mkdir()
+    (d / "a.txt").write_text(GOOD + "Another one.\n")
+    (d / "b.jsonl").write_text('{"text": "fine"}\n' * 3 + "not json\n")
+    res = cli("corpus", "ingest", "half", str(d))
+    assert res.exit_code == 5
+    assert f"{d / 'b.jsonl'}:4: not valid JSON" in one_line_error(res.stderr)
+    from nlpzk.corpus import Corpus
+
+    corpus = Corpus.open("half", cluster=cluster)
+    assert [doc["source"] for doc in corpus.inputs().values()] == [str(d / "a.txt")]
+    assert corpus.verify()["stray"] == [] and corpus.verify()["ok"]
+    assert corpus.ingesters() == [] and cluster.zk.get_children(paths.claims("half")) == []
