@@ -147,6 +147,31 @@ def tag_cmd(
     _util.emit({"name": name, "tag": tag, "version": number}, as_json, lambda d: _util.out.print(f"{name}:{tag} -> v{number}"))
 
 
+@app.command("verify")
+def verify_cmd(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Vocabulary name."),
+    as_json: bool = _util.JsonOption,
+) -> None:
+    """Check that every version's table exists and matches its checksum (exit 7 if one does not).
+
+    Example: nlpzk vocab verify wiki
+    """
+    from nlpzk.errors import IntegrityError
+    from nlpzk.vocab import verify
+
+    rows = verify(_util.cluster(ctx), name)
+
+    def human(rows):
+        for r in rows:
+            _util.out.print(f"v{r['version']}  {'ok' if r['ok'] else 'BAD'}  {r['path']}" + (f"  {r['problem']}" if r["problem"] else ""))
+
+    _util.emit(rows, as_json, human)
+    bad = [r for r in rows if not r["ok"]]
+    if bad:
+        raise IntegrityError(f"{len(bad)} of {len(rows)} versions of {name!r} are broken: " + ", ".join(f"v{r['version']}" for r in bad), hint="rebuild them or restore the files")
+
+
 @app.command("diff")
 def diff_cmd(
     ctx: typer.Context,

@@ -50,6 +50,7 @@ def test_build_list_show_tag(cli, golden):
 
     assert json.loads(ok(cli("vocab", "tag", "g", "v2", "stable", "--json"))) == {"name": "g", "tag": "stable", "version": 2}
     assert json.loads(ok(cli("vocab", "show", "g:stable", "--json")))["version"] == 2
+    assert [r["ok"] for r in json.loads(ok(cli("vocab", "verify", "g", "--json")))] == [True, True]
 
 
 def test_diff_export_lookup(cli, golden, tmp_path):
@@ -133,6 +134,9 @@ def test_missing_and_corrupt_files_exit_7(cli, golden):
     fails(cli("vocab", "show", "g@v1"), 7, "missing")
     golden.store.write_bytes(v2["path"], b"PAR1 garbage")
     fails(cli("vocab", "lookup", "g", "the"), 7, "fails its checksum")
+    r = cli("vocab", "verify", "g", "--json")
+    fails(r, 7, "2 of 2 versions of 'g' are broken: v1, v2")
+    assert [(x["version"], x["ok"]) for x in json.loads(r.stdout)] == [(1, False), (2, False)]
 
 
 def test_real_process_exit_code(cli, golden):

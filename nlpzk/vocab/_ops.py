@@ -12,9 +12,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..cluster import Cluster
-from ..errors import InvalidInputError, NotFoundError
+from ..errors import IntegrityError, InvalidInputError, NotFoundError
 from ..zk import paths, registry, versioned
-from ._view import VocabView, Vocabulary, check_exists, resolve
+from ._view import VocabView, Vocabulary, check_exists, load_table, resolve
 
 EXPORT_FORMATS = ("txt", "json", "freq")
 
@@ -55,6 +55,21 @@ def vocabularies(cluster: Cluster) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def verify(cluster: Cluster, name: str) -> list[dict[str, Any]]:
+    """Check every version's file: present, matching its sha256, a readable table with the registered row count."""
+    out = []
+    for row in versions(cluster, name):
+        problem = None
+        try:
+            table = load_table(cluster, name, row["version"], row)
+            if table.num_rows != row.get("rows"):
+                problem = f"{table.num_rows} rows, registry says {row.get('rows')}"
+        except IntegrityError as exc:
+            problem = exc.message
+        out.append({"version": row["version"], "path": row["path"], "ok": problem is None, "problem": problem})
+    return out
 
 
 def tag(cluster: Cluster, name: str, version: int | str, tag: str) -> int:
