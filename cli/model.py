@@ -129,12 +129,15 @@ def eval_cmd(
     ctx: typer.Context,
     ref: str = RefArg,
     against: Optional[str] = typer.Option(None, "--against", metavar="OTHER", help="Evaluate another model too and print both side by side."),
-    only: Optional[List[str]] = typer.Option(None, "--only", help="Run only these benchmarks: wordsim353, simlex999, analogy, sentiment."),
+    only: Optional[List[str]] = typer.Option(None, "--only", help="Run only these benchmarks: wordsim353, simlex999, analogy, sentiment, heldout."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-k", min=0, help="Also compute held-out loss over corpus shards with K local worker processes (leased shards)."),
+    corpus: Optional[str] = typer.Option(None, "--corpus", help="Held-out corpus for --workers (default: the corpus the job trained on)."),
     save: bool = typer.Option(True, "--save/--no-save", help="Store the scores on the model version's znode."),
     sections: bool = typer.Option(False, "--sections", help="Also print analogy accuracy per section."),
     as_json: bool = _util.JsonOption,
 ) -> None:
-    """Score a model on WordSim-353, SimLex-999, Google analogies and a sentiment classifier.
+    """Score a model on WordSim-353, SimLex-999, Google analogies and a sentiment classifier; with
+    --workers K also its held-out loss, computed by K worker processes that lease corpus shards.
 
     Example: nlpzk model eval wiki --against wiki@v1
     """
@@ -142,11 +145,17 @@ def eval_cmd(
     from nlpzk.models import parse_ref
 
     cluster = _util.cluster(ctx)
-    benchmarks = tuple(only) if only else BENCHMARKS
+    benchmarks = tuple(b for b in only if b != "heldout") if only else BENCHMARKS
+    heldout = workers is not None or (only is not None and "heldout" in only)
     results = []
     for r in [ref] + ([against] if against else []):
         name, version, tag = parse_ref(r)
-        results.append(evaluate_model(cluster, name, version, tag, benchmarks=benchmarks, save=save))
+        result = evaluate_model(cluster, name, version, tag, benchmarks=benchmarks, save=save)
+        if heldout:
+            from nlpzk.eval.heldout import evaluate_heldout
+
+            result["scores"]["heldout"] = evaluate_heldout(cluster, name, result["version"], workers=2 if workers is None else workers, corpus=corpus, save=save)
+        results.append(result)
     rows = compare(*results)
 
     def human(_) -> None:
@@ -163,6 +172,18 @@ def eval_cmd(
                 _util.out.print(f"{r['model']}: sentiment classifier {verdict} the majority baseline ({s['accuracy']:.3f} vs {s['baseline']:.3f}, {s['folds']}-fold CV)")
 
     _util.emit({"models": results, "table": rows}, as_json, human)
+
+
+@app.command("eval-worker", hidden=True)
+def eval_worker(ctx: typer.Context, name: str = typer.Argument(...), eval_id: str = typer.Argument(...), as_json: bool = _util.JsonOption) -> None:
+    """Score shards of a running held-out evaluation until none is left (started by model eval --workers).
+
+    Example: nlpzk model eval-worker wiki e-0123456789ab
+    """
+    from nlpzk.eval.heldout import work
+
+    report = work(_util.cluster(ctx), name, eval_id)
+    _util.emit(report, as_json, lambda r: _util.out.print(f"worker {r['worker']}: {r['shards']} shards scored, {r['fenced']} fenced"))
 
 
 @app.command("similar")

@@ -198,7 +198,7 @@ def list_models(cluster: Cluster) -> list[dict[str, Any]]:
 def headline(scores: dict[str, Any]) -> dict[str, float]:
     """The one number per benchmark a listing shows."""
     out = {}
-    for key, field in (("wordsim353", "spearman"), ("simlex999", "spearman"), ("analogy", "accuracy"), ("sentiment", "accuracy")):
+    for key, field in (("wordsim353", "spearman"), ("simlex999", "spearman"), ("analogy", "accuracy"), ("sentiment", "accuracy"), ("heldout", "loss_per_pair")):
         if isinstance(scores.get(key), dict) and scores[key].get(field) is not None:
             out[key] = scores[key][field]
     return out

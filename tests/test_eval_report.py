@@ -3,39 +3,21 @@
 from __future__ import annotations
 
 import json
-import threading
 
 import pytest
 import typer
 
 from cli import _util
 from cli.report import report
-from nlpzk import testing
 from nlpzk.errors import InvalidInputError, NotFoundError
 from nlpzk.eval.report import build_report, job_history, pca_2d
 from nlpzk.models import register_model
-from test_models_support import ingest_sentences, lee_sentences
+from test_models_support import run_tiny_job
 
 
 @pytest.fixture
 def finished_job(cluster, config):
-    from nlpzk import train
-    from nlpzk.vocab import build
-
-    ingest_sentences(cluster, "lee", lee_sentences(), shards=4)
-    view = build(cluster, "lee", "lee", min_count=2)
-    train.create_job(cluster, "j1", "lee", f"lee@v{view.version}", epochs=1, syncs_per_epoch=2, dim=16)
-    clusters = [testing.Cluster.connect(config) for _ in range(2)]
-    try:
-        threads = [threading.Thread(target=lambda c=c: train.Worker(c, "j1", poll=0.5).run()) for c in clusters]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(120)
-    finally:
-        for c in clusters:
-            c.close()
-    return view
+    return run_tiny_job(cluster, config)
 
 
 def test_report_html_and_png_from_a_real_job(cluster, finished_job, tmp_path):

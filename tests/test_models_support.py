@@ -53,3 +53,26 @@ def vocab_and_vectors(cluster, name: str = "lee"):
     kv.add_vectors(tokens, vectors)
     kv.expandos["count"] = np.asarray(view.counts, dtype=np.int64)
     return view, kv
+
+
+def run_tiny_job(cluster, config, job: str = "j1", shards: int = 4):
+    """A real two-worker training job (1 epoch, 2 rounds, dim 16) on Lee's corpus; returns the vocab view."""
+    import threading
+
+    from nlpzk import testing, train
+    from nlpzk.vocab import build
+
+    ingest_sentences(cluster, "lee", lee_sentences(), shards=shards)
+    view = build(cluster, "lee", "lee", min_count=2)
+    train.create_job(cluster, job, "lee", f"lee@v{view.version}", epochs=1, syncs_per_epoch=2, dim=16)
+    clusters = [testing.Cluster.connect(config) for _ in range(2)]
+    try:
+        threads = [threading.Thread(target=lambda c=c: train.Worker(c, job, poll=0.5).run()) for c in clusters]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+    finally:
+        for c in clusters:
+            c.close()
+    return view

@@ -29,7 +29,7 @@ def evaluate_model(
     return {"model": model.ref, "name": model.name, "version": model.version, "scores": scores}
 
 
-# (label, benchmark, field, higher is better)
+# (label, benchmark, field)
 ROWS = (
     ("WordSim-353 Spearman", "wordsim353", "spearman"),
     ("WordSim-353 OOV %", "wordsim353", "oov_ratio"),
@@ -40,6 +40,8 @@ ROWS = (
     ("Sentiment CV accuracy", "sentiment", "accuracy"),
     ("Sentiment majority baseline", "sentiment", "baseline"),
     ("Sentiment token coverage", "sentiment", "coverage"),
+    ("Held-out loss per pair", "heldout", "loss_per_pair"),
+    ("Held-out pairs", "heldout", "pairs"),
 )
 
 
