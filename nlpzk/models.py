@@ -156,8 +156,24 @@ def register_model(
     try:
         return registry.publish_version(cluster.zk, _base(name), doc, tags=tags)
     except BaseException:
-        cluster.store.delete(rel)  # never registered, so nobody can be reading it
+        # Delete the file only when the registry provably does not point at it; if ZooKeeper cannot
+        # say (connection lost mid-commit), an orphan file is harmless, a dangling version is not.
+        try:
+            registered = any(d.get("path") == rel for _, d in _version_docs(cluster, name))
+        except Exception:  # noqa: BLE001 - unknown outcome: keep the file
+            registered = True
+        if not registered:
+            cluster.store.delete(rel)
         raise
+
+
+def _version_docs(cluster: Cluster, name: str) -> list[tuple[int, dict[str, Any]]]:
+    out = []
+    for number in versioned.versions(cluster.zk, _base(name)):
+        doc = registry.maybe_json(cluster.zk, paths.model_version(name, number))
+        if isinstance(doc, dict):
+            out.append((number, doc))
+    return out
 
 
 def model_doc(cluster: Cluster, name: str, version: int | None = None, tag: str | None = None) -> dict[str, Any]:

@@ -184,3 +184,11 @@ def test_delete_whole_model_with_api(cluster, registered):
     assert result["deleted"] == [1]
     with pytest.raises(NotFoundError):
         Model.open("lee", cluster=cluster)
+
+
+def test_a_registration_that_fails_leaves_no_file_behind(cluster):
+    view, kv = vocab_and_vectors(cluster)
+    cluster.zk.create(paths.model("broken"), b"not json", makepath=True)  # publishing will fail to read it
+    with pytest.raises(Exception):
+        register_model(cluster, "broken", kv, vocab_name="lee", vocab_version=view.version)
+    assert cluster.store.list("models/broken") == []
