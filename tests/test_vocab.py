@@ -376,3 +376,50 @@ def test_bad_builds_register_nothing(cluster):
     assert [r["version"] for r in versions(cluster, "g")] == [1]
     assert store_files(cluster, "g") == [versions(cluster, "g")[0]["path"]]
     assert registry.maybe_json(cluster.zk, paths.vocab("new")) is None
+
+
+def test_readers_never_see_a_mixed_table_while_the_tag_flips(cluster, config):
+    add_shards(cluster, "golden", GOLDEN_SHARDS)
+    a = build(cluster, "g", "golden", specials=["<unk>"], tags=["latest", "live"])  # the=1 ... on=9
+    b = build(cluster, "g", "golden", min_count=2)  # the=0 a=1 cat=2 dog=3 sat=4; no <unk>
+    probe = ["the", "sat", "on", "cat"]
+    expect = {1: a.encode(probe).tolist(), 2: b.encode(probe).tolist()}
+    assert expect[1] != expect[2]
+    with testing.Cluster.connect(config) as reader_cluster:
+        view = Vocabulary.open("g:live", cluster=reader_cluster).follow("live")
+        bad, seen, stop = [], set(), threading.Event()
+
+        def reader():
+            while not stop.is_set():
+                got = view.encode(probe).tolist()
+                if got not in expect.values():
+                    bad.append(got)
+                seen.add(tuple(got))
+
+        t = threading.Thread(target=reader)
+        t.start()
+        for target in (2, 1, 2, 1, 2):
+            tag(cluster, "g", target, "live")
+            assert view.wait_for_version(target, timeout=10)
+        stop.set()
+        t.join(10)
+        view.unfollow()
+    assert bad == [] and len(seen) == 2
+
+
+def test_publish_version_retries_on_a_lost_race_and_prepare_sees_the_final_number(cluster, config):
+    base = paths.vocab("race")
+    calls = []
+    with testing.Cluster.connect(config) as other:
+
+        def prepare(number):
+            calls.append(number)
+            if len(calls) == 1:  # someone else registers first, between our read and our commit
+                registry.publish_version(other.zk, base, {"by": "other"}, tags=["latest"])
+            return {"path": f"file-{number}"}
+
+        n = registry.publish_version(cluster.zk, base, {"by": "me"}, tags=["latest"], prepare=prepare)
+    assert calls == [1, 2] and n == 2
+    docs = dict(registry.list_versions(cluster.zk, base))
+    assert docs[1]["by"] == "other" and docs[2]["by"] == "me" and docs[2]["path"] == "file-2" and docs[2]["nonce"]
+    assert versioned.tags(cluster.zk, base) == {"latest": 2}
