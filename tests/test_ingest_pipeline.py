@@ -184,3 +184,12 @@ def test_ingest_refuses_other_options_for_an_existing_corpus(cli, tmp_path):
     assert cli("corpus", "ingest", "opt", str(a)).exit_code == 0
     res = cli("corpus", "ingest", "opt", str(a), "--no-lowercase")
     assert res.exit_code == 6 and "exists with other options" in res.stderr
+
+
+def test_sample_corpus_ingests_with_known_totals(cluster):
+    """Golden totals of corpora/sample with default options: a change here changes every demo and doc."""
+    from pathlib import Path
+
+    sample = Path(__file__).resolve().parent.parent / "corpora" / "sample"
+    s = ingest(cluster, "sample", [str(sample)])
+    assert (s.files, s.documents, s.duplicates, s.sentences, s.tokens, s.shards) == (3, 2064, 36, 10295, 87519, 3)
