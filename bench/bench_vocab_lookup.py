@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_vocab_build import bench_cluster, best, zipf_words  # noqa: E402
+from bench_vocab_build import bench_cluster, best  # noqa: E402
 
 from nlpzk import testing  # noqa: E402
 from nlpzk.corpus import Corpus, ShardWriter  # noqa: E402
