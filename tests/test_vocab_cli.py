@@ -144,3 +144,34 @@ def test_real_process_exit_code(cli, golden):
     proc = cli.run_process("vocab", "show", "nope", timeout=120)
     assert proc.returncode == 4
     one_line_error(proc.stderr)
+
+
+def test_end_to_end_on_ingested_text(cli, cluster, tmp_path):
+    """Real text through `corpus ingest`, then `vocab build` over 2 processes: counts equal a plain Counter
+    over the corpus's sentences, and `vocab encode` agrees with the view on the corpus's tokenization."""
+    import collections
+    import shutil
+
+    from gensim.test.utils import datapath
+
+    from nlpzk.corpus import Corpus
+    from nlpzk.ingest import make_tokenizer
+    from nlpzk.vocab import Vocabulary
+
+    src = tmp_path / "lee.txt"
+    shutil.copy(datapath("lee_background.cor"), src)
+    ok(cli("corpus", "ingest", "lee", str(src)))
+    ok(cli("vocab", "build", "lee", "--corpus", "lee", "--min-count", "2", "--specials", "<unk>", "--processes", "2"))
+    corpus = Corpus.open("lee", cluster=cluster)
+    counter = collections.Counter(t for s in corpus.sentences() for t in s)
+    view = Vocabulary.open("lee", cluster=cluster)
+    kept = {t: c for t, c in counter.items() if c >= 2}
+    assert len(view) == len(kept) + 1
+    assert {t: view.count(t) for t in kept} == kept
+    ranked = sorted(kept, key=lambda t: (-kept[t], t.encode()))
+    assert view.tokens.to_pylist()[1:] == ranked
+
+    text = src.read_text(encoding="utf-8").splitlines()[0]
+    sentences = make_tokenizer(corpus.options)(text)
+    out = json.loads(ok(cli("vocab", "encode", "lee", "--json", input=text)))
+    assert [s["ids"] for s in out["sentences"]] == [view.encode(s).tolist() for s in sentences]
