@@ -12,7 +12,7 @@ import uuid
 from typing import Any, Callable, Iterable, Iterator
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import BadVersionError, ConnectionLoss, NodeExistsError, NoNodeError, OperationTimeoutError
+from kazoo.exceptions import BadVersionError, ConnectionLoss, NodeExistsError, NoNodeError, OperationTimeoutError, SessionExpiredError
 from kazoo.protocol.states import ZnodeStat
 
 from ..errors import ConflictError, NlpzkError, NotFoundError
@@ -165,7 +165,7 @@ def publish_version(
                 tx.create(tag_path, vname.encode())
         try:
             results = tx.commit()
-        except (ConnectionLoss, OperationTimeoutError):
+        except (ConnectionLoss, OperationTimeoutError, SessionExpiredError):
             # Unknown outcome: the transaction is all-or-nothing, so our version node tells.
             mine = zk.retry(maybe_json, zk, f"{base}/versions/{vname}")
             if isinstance(mine, dict) and mine.get("nonce") == vdoc["nonce"]:
