@@ -6,6 +6,7 @@ import sys
 from typing import List, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from . import _util
@@ -118,11 +119,11 @@ def show_cmd(
     def human(d):
         _util.out.print(f"{d['name']} v{d['version']}: {d['tokens']} tokens, {d['active']} active (min_count {d['min_count']})")
         _util.out.print(f"  corpus {d['corpus']}: {d['shards']['count']} shards, {d['shards']['tokens']} tokens, shard set {d['shards']['hash'][:16]}")
-        _util.out.print(f"  parent {'v' + str(d['parent']) if d.get('parent') else '-'}; specials {', '.join(d['params']['specials']) or '-'}")
+        _util.out.print(f"  parent {'v' + str(d['parent']) if d.get('parent') else '-'}; specials {escape(', '.join(d['params']['specials'])) or '-'}")
         _util.out.print(f"  file {d['path']} ({_util.human_bytes(d['size'])}, sha256 {d['sha256'][:16]})")
         t = Table("id", "token", "count", "active")
         for r in d["head"]:
-            t.add_row(str(r["id"]), r["token"], str(r["count"]), "yes" if r["active"] else "no")
+            t.add_row(str(r["id"]), escape(r["token"]), str(r["count"]), "yes" if r["active"] else "no")
         if d["head"]:
             _util.out.print(t)
 
@@ -193,11 +194,11 @@ def diff_cmd(
         _util.out.print(f"{name} v{d['a']} ({d['size_a']} tokens) -> v{d['b']} ({d['size_b']} tokens); ids of common tokens {'unchanged' if d['ids_stable'] else 'DIFFER'}")
         for key, label in (("added", "added"), ("removed", "removed"), ("marked", "marked inactive"), ("unmarked", "active again")):
             rows = d[key]
-            _util.out.print(f"{label}: {d[key + '_total']}" + (": " + ", ".join(f"{r['token']}({r['id']})" for r in rows) if rows else ""))
+            _util.out.print(f"{label}: {d[key + '_total']}" + (": " + ", ".join(f"{escape(r['token'])}({r['id']})" for r in rows) if rows else ""))
         if d["changes"]:
             t = Table("id", "token", "before", "after", "change")
             for r in d["changes"]:
-                t.add_row(str(r["id"]), r["token"], str(r["before"]), str(r["after"]), f"{r['change']:+d}")
+                t.add_row(str(r["id"]), escape(r["token"]), str(r["before"]), str(r["after"]), f"{r['change']:+d}")
             _util.out.print(f"largest count changes ({d['changed_total']} tokens changed):")
             _util.out.print(t)
 

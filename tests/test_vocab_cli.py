@@ -175,3 +175,13 @@ def test_end_to_end_on_ingested_text(cli, cluster, tmp_path):
     sentences = make_tokenizer(corpus.options)(text)
     out = json.loads(ok(cli("vocab", "encode", "lee", "--json", input=text)))
     assert [s["ids"] for s in out["sentences"]] == [view.encode(s).tolist() for s in sentences]
+
+
+def test_human_output_prints_markup_like_tokens_literally(cli, cluster):
+    add_shards(cluster, "brackets", {"s-00000": ["[/] [bold] x", "[/]"]})
+    ok(cli("vocab", "build", "b", "--corpus", "brackets", "--specials", "[pad]"))
+    shown = ok(cli("vocab", "show", "b"))
+    assert "[/]" in shown and "[bold]" in shown and "specials [pad]" in shown
+    add_shards(cluster, "brackets", {"s-00001": ["[red] [red]"]})
+    ok(cli("vocab", "build", "b", "--corpus", "brackets", "--parent", "v1"))
+    assert "[red](4)" in ok(cli("vocab", "diff", "b", "v1", "v2"))
