@@ -324,37 +324,47 @@ class Summary:
         return d
 
 
-class _InlineRunner:
-    """--processes 1: run jobs in this process (progress per batch, fence checked per shard)."""
+class _Runner:
+    """Runs jobs: in this process, and with ``processes > 1`` also in ``processes - 1`` spawned workers.
 
-    def __init__(self, progress: Progress | None, fence: Callable[[], None]) -> None:
+    The main process tokenizes too (whenever the workers have enough queued), so N processes really
+    are N tokenizers, and the workers' start-up (importing spaCy) overlaps with useful work.
+    Jobs run here report progress per batch and check the fence before every shard; worker jobs
+    check a stop event that is set when the session is lost.
+    """
+
+    def __init__(self, processes: int, progress: Progress | None, fence: Callable[[], None]) -> None:
         self.progress = progress
         self.fence = fence
-        self.capacity = 1
+        self.pool = None
+        self.slots = 2 * (processes - 1)  # queued per worker pool: keeps workers busy behind a slow head
+        self.capacity = self.slots + 1
+        self._pending: list[cf.Future] = []
+        if processes > 1:
+            ctx = multiprocessing.get_context("spawn")  # not fork: this process runs kazoo's threads
+            self.stop = ctx.Event()
+            self.pool = cf.ProcessPoolExecutor(max_workers=processes - 1, mp_context=ctx, initializer=_init_pool_worker, initargs=(self.stop,))
 
     def submit(self, job: Job) -> cf.Future:
-        fut: cf.Future = cf.Future()
+        self._pending = [f for f in self._pending if not f.done()]
+        if self.pool is not None and len(self._pending) < self.slots:
+            fut = self.pool.submit(_pool_run, job)
+            fut.in_worker = True  # type: ignore[attr-defined]
+            self._pending.append(fut)
+            return fut
+        fut = cf.Future()
         fut.set_result(run_job(job, self.progress, self.fence))
         return fut
 
-    def close(self, cancel: bool = False) -> None:
-        pass
-
-
-class _PoolRunner:
-    def __init__(self, processes: int) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self.stop = ctx.Event()
-        self.pool = cf.ProcessPoolExecutor(max_workers=processes, mp_context=ctx, initializer=_init_pool_worker, initargs=(self.stop,))
-        self.capacity = 2 * processes  # commits are in order: keep workers busy behind a slow head
-
-    def submit(self, job: Job) -> cf.Future:
-        return self.pool.submit(_pool_run, job)
-
-    def close(self, cancel: bool = False) -> None:
-        if cancel:
+    def on_lost(self, state: str) -> None:
+        if state == "LOST" and self.pool is not None:
             self.stop.set()
-        self.pool.shutdown(wait=True, cancel_futures=cancel)
+
+    def close(self, cancel: bool = False) -> None:
+        if self.pool is not None:
+            if cancel:
+                self.stop.set()
+            self.pool.shutdown(wait=True, cancel_futures=cancel)
 
 
 def ingest(
@@ -409,10 +419,8 @@ def ingest(
         if cluster.watch.lost.is_set() or not claims.alive():
             raise FencedError("this ingest lost its ZooKeeper session; its claims may belong to another ingester now", hint="run the same command again")
 
-    runner = _PoolRunner(processes) if processes > 1 else _InlineRunner(progress, fence)
-    on_lost = (lambda state: runner.stop.set() if state == "LOST" else None) if isinstance(runner, _PoolRunner) else None
-    if on_lost:
-        cluster.watch.add(on_lost)
+    runner = _Runner(processes, progress, fence)
+    cluster.watch.add(runner.on_lost)
 
     shas: dict[str, str] = {}
     keys_seen: set[str] = set()
@@ -450,7 +458,7 @@ def ingest(
                 del claimed[job.key]
                 if progress is not None:
                     event = {"files": 1, "duplicates": result.duplicates}
-                    if isinstance(runner, _PoolRunner):  # the inline runner reported these per batch already
+                    if getattr(fut, "in_worker", False):  # jobs run here reported these per batch already
                         event.update(documents=result.documents, tokens=result.tokens)
                     progress(event)
                 continue
@@ -462,8 +470,7 @@ def ingest(
                 waiting = []
         ok = True
     finally:
-        if on_lost:
-            cluster.watch._callbacks.remove(on_lost)
+        cluster.watch.remove(runner.on_lost)
         runner.close(cancel=not ok)
         if not ok:
             _clean_up(cluster, claims, name, list(claimed.values()), existed)

@@ -55,6 +55,10 @@ class ConnectionWatch:
     def add(self, callback: StateListener) -> None:
         self._callbacks.append(callback)
 
+    def remove(self, callback: StateListener) -> None:
+        if callback in self._callbacks:
+            self._callbacks.remove(callback)
+
     def __call__(self, state: str) -> None:
         self.state = state
         if state == KazooState.CONNECTED:
