@@ -92,7 +92,7 @@ def main() -> None:
             return c
 
         t_counter, counter = best(plain_counter, args.repeat)
-        t_count, counts = best(lambda: count_shards(cluster.store, [s.path for s in shards]), args.repeat)
+        t_count, counts = best(lambda: count_shards(cluster.store, [s.path for s in shards], sha256s=[s.sha256 for s in shards]), args.repeat)
         t_build, view = best(lambda: build(cluster, "bench", "bench"), args.repeat)
         t_build_p, view_p = best(lambda: build(cluster, "bench", "bench", processes=args.processes), args.repeat)
 
@@ -102,7 +102,7 @@ def main() -> None:
         n = sum(counter.values())
         print(f"corpus: {n:,} tokens, {len(counter):,} types, {len(shards)} shards (Python {sys.version.split()[0]}, {os.cpu_count()} cpus)")
         print(f"Counter over Parquet token lists        {t_counter * 1e3:8.1f} ms  ({n / t_counter / 1e6:6.1f} M tokens/s)")
-        print(f"nlpzk count_shards (1 process)          {t_count * 1e3:8.1f} ms  ({n / t_count / 1e6:6.1f} M tokens/s)  ratio {t_counter / t_count:5.1f}x")
+        print(f"nlpzk count_shards (sha256-checked)      {t_count * 1e3:8.1f} ms  ({n / t_count / 1e6:6.1f} M tokens/s)  ratio {t_counter / t_count:5.1f}x")
         print(f"nlpzk vocab build (count+ids+write+zk)  {t_build * 1e3:8.1f} ms  ({n / t_build / 1e6:6.1f} M tokens/s)  ratio {t_counter / t_build:5.1f}x")
         print(f"nlpzk vocab build, {args.processes} processes           {t_build_p * 1e3:8.1f} ms  ({n / t_build_p / 1e6:6.1f} M tokens/s)  ratio {t_counter / t_build_p:5.1f}x")
 

@@ -423,3 +423,15 @@ def test_publish_version_retries_on_a_lost_race_and_prepare_sees_the_final_numbe
     docs = dict(registry.list_versions(cluster.zk, base))
     assert docs[1]["by"] == "other" and docs[2]["by"] == "me" and docs[2]["path"] == "file-2" and docs[2]["nonce"]
     assert versioned.tags(cluster.zk, base) == {"latest": 2}
+
+
+def test_a_corrupt_shard_fails_the_build(cluster):
+    corpus = add_shards(cluster, "golden", GOLDEN_SHARDS)
+    shard = corpus.shards[1]
+    data = bytearray(cluster.store.read_bytes(shard.path))
+    data[-20] ^= 0x01  # still a readable Parquet file, just not the registered one
+    cluster.store.write_bytes(shard.path, bytes(data))
+    for processes in (1, 2):
+        with pytest.raises(IntegrityError, match=f"shard {shard.path} fails its checksum"):
+            build(cluster, "g", "golden", processes=processes)
+    assert registry.maybe_json(cluster.zk, paths.vocab("g")) is None and store_files(cluster, "g") == []

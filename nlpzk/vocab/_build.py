@@ -3,7 +3,8 @@
 Order of work (nothing half-done is ever registered):
 
 1. check every argument and resolve the parent (same vocabulary only) and the corpus;
-2. count the shards (optionally over several processes; the merge is exact);
+2. count the shards, each checked against its registered sha256 first (optionally over several
+   processes; the merge is exact);
 3. assign ids (:mod:`._table`) and write the table to the store under a unique name;
 4. register ``/vocab/<name>/versions/vN`` and move the tags in one transaction
    (:func:`nlpzk.zk.registry.publish_version`). If registering fails, the file is deleted.
@@ -94,7 +95,9 @@ def build(
     shards = source.shards
     if not shards:
         raise InvalidInputError(f"corpus {corpus!r} has no shards", hint=f"ingest text first: nlpzk corpus ingest {corpus} FILES...")
-    counts = _count.count_shards(cluster.store, [s.path for s in shards], processes=processes, weights=[s.tokens for s in shards])
+    counts = _count.count_shards(
+        cluster.store, [s.path for s in shards], processes=processes, weights=[s.tokens for s in shards], sha256s=[s.sha256 for s in shards]
+    )
     if counts.num_rows == 0:
         raise InvalidInputError(f"corpus {corpus!r} has no tokens", hint="ingest non-empty text first")
 

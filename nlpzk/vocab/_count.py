@@ -9,6 +9,7 @@ result does not depend on how shards were split over processes.
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from typing import Sequence
@@ -48,37 +49,52 @@ def merge_counts(parts: Sequence[pa.Table]) -> pa.Table:
     return pa.table([summed["token"], summed["count_sum"]], schema=COUNTS_SCHEMA)
 
 
-def count_file(store: Store, path: str) -> pa.Table:
-    """``(token, count)`` of one shard file."""
+def count_file(store: Store, path: str, sha256: str | None = None) -> pa.Table:
+    """``(token, count)`` of one shard file; with ``sha256``, the bytes are checked against it first."""
     try:
         with store.open_input(path) as fh:
-            table = pq.read_table(fh, columns=["tokens"], read_dictionary=["tokens.list.element"])
+            data = fh.read_buffer()
     except IntegrityError:
         raise
+    except OSError as exc:
+        raise IntegrityError(f"shard {path} cannot be read: {exc}", hint="run: nlpzk corpus verify") from None
+    if sha256 is not None and hashlib.sha256(memoryview(data)).hexdigest() != sha256:
+        raise IntegrityError(f"shard {path} fails its checksum", hint="run: nlpzk corpus verify")
+    try:
+        table = pq.read_table(pa.BufferReader(data), columns=["tokens"], read_dictionary=["tokens.list.element"])
     except (pa.ArrowInvalid, OSError, KeyError) as exc:
         raise IntegrityError(f"shard {path} cannot be read: {exc}", hint="run: nlpzk corpus verify") from None
     return merge_counts([_count_chunk(c) for c in table.column("tokens").chunks])
 
 
-def _count_files(store_uri: str, paths: Sequence[str]) -> pa.Table:
+def _count_files(store_uri: str, files: Sequence[tuple[str, str | None]]) -> pa.Table:
     store = Store(store_uri)
-    return merge_counts([count_file(store, p) for p in paths])
+    return merge_counts([count_file(store, p, h) for p, h in files])
 
 
-def count_shards(store: Store, paths: Sequence[str], *, processes: int = 1, weights: Sequence[int] | None = None) -> pa.Table:
+def count_shards(
+    store: Store,
+    paths: Sequence[str],
+    *,
+    processes: int = 1,
+    weights: Sequence[int] | None = None,
+    sha256s: Sequence[str] | None = None,
+) -> pa.Table:
     """Exact token counts over ``paths``; with ``processes > 1`` the files are split over worker processes.
 
     ``weights`` (e.g. token counts per shard) balance the split: each worker gets about the same work.
+    ``sha256s`` (the registered checksums) make every file be checked before it is counted.
     """
-    processes = max(1, min(processes, len(paths)))
+    files = list(zip(paths, sha256s if sha256s is not None else [None] * len(paths)))
+    processes = max(1, min(processes, len(files)))
     if processes == 1:
-        return merge_counts([count_file(store, p) for p in paths])
-    groups: list[list[str]] = [[] for _ in range(processes)]
+        return merge_counts([count_file(store, p, h) for p, h in files])
+    groups: list[list[tuple[str, str | None]]] = [[] for _ in range(processes)]
     loads = [0] * processes
-    order = sorted(range(len(paths)), key=lambda i: -(weights[i] if weights else 1))
+    order = sorted(range(len(files)), key=lambda i: -(weights[i] if weights else 1))
     for i in order:  # greedy: biggest shard to the least loaded worker
         k = loads.index(min(loads))
-        groups[k].append(paths[i])
+        groups[k].append(files[i])
         loads[k] += weights[i] if weights else 1
     # spawn, not fork: the parent runs kazoo and Arrow thread pools, which must not be forked mid-flight.
     ctx = multiprocessing.get_context("spawn")
