@@ -4,10 +4,10 @@
   (gensim ``KeyedVectors.evaluate_word_pairs`` semantics: case-insensitive, first ``restrict_vocab``
   words, pairs with an unknown word skipped and counted as OOV);
 * analogies: 3CosAdd accuracy on Google's ``questions-words.txt``, per section and overall, with OOV
-  rates (gensim ``evaluate_word_analogies`` semantics). Questions are scored in batches with one matrix
-  product instead of one ``most_similar`` call each; where the batched scores leave two candidates
-  within float rounding of each other, the question is re-scored with gensim's own call, so the
-  counts are equal to gensim's, not merely close;
+  rates (gensim ``evaluate_word_analogies`` semantics). Questions are scored in batches (one matrix
+  product and one partial sort per batch instead of one ``most_similar`` call per question); where
+  the batched scores leave two top candidates within float rounding of each other, the question is
+  re-scored with gensim's own call, so the counts are equal to gensim's, not merely close;
 * downstream sentiment: logistic regression on averaged word vectors of Pang & Lee's polarity
   sentences, stratified k-fold cross-validated accuracy against the majority-class baseline.
 
@@ -108,20 +108,25 @@ def analogies(kv, path: str, *, restrict_vocab: int = RESTRICT_VOCAB, case_insen
     for name, questions in sections:
         known = [q for q in questions if all(w in ok_vocab for w in q)]
         correct = 0
-        step = max(1, batch_bytes // (4 * max(1, clip)))
+        # (questions x vocabulary) float32 scores plus argpartition's copies stay within batch_bytes
+        step = max(1, batch_bytes // (16 * max(1, clip)))
         for start in range(0, len(known), step):
             batch = known[start : start + step]
             idx = np.array([[ok_vocab[w] for w in q] for q in batch], dtype=np.int64)
-            weights = np.array([1.0, 1.0, -1.0])
-            means = np.stack(
-                [kv.get_mean_vector([int(i[1]), int(i[2]), int(i[0])], weights, pre_normalize=True, post_normalize=True, ignore_missing=False) for i in idx]
-            )
-            dists = (vectors @ means.T) / norms[:, None]
+            unit = vectors[idx[:, :3]] / norms[idx[:, :3]][..., None]
+            means = unit[:, 1] + unit[:, 2] - unit[:, 0]
+            means /= np.linalg.norm(means, axis=1, keepdims=True)
+            dists = (means @ vectors.T) / norms[None, :]
+            dists[np.arange(len(batch))[:, None], idx[:, :3]] = -np.inf  # gensim never returns the question's own words
+            k = min(6, clip)
+            part = np.argpartition(-dists, k - 1, axis=1)[:, :k]
+            vals = np.take_along_axis(dists, part, axis=1)
+            order = np.argsort(-vals, axis=1, kind="stable")
+            tops = np.take_along_axis(part, order, axis=1)
+            top_scores = np.take_along_axis(vals, order, axis=1)
             for j, q in enumerate(batch):
-                col = dists[:, j]
-                col[idx[j, :3]] = -np.inf  # gensim never returns the question's own words
-                top = _top(col, 6)
-                scores = col[top]
+                finite = np.isfinite(top_scores[j])
+                top, scores = tops[j][finite], top_scores[j][finite]
                 if len(scores) > 1 and np.min(np.abs(np.diff(scores))) < _TIE_GAP:
                     hit = _gensim_answer(kv, ok_vocab, q, restrict_vocab, case_insensitive)
                 else:
@@ -143,14 +148,6 @@ def analogies(kv, path: str, *, restrict_vocab: int = RESTRICT_VOCAB, case_insen
         "oov_ratio": 100.0 * (total_q - total_e) / total_q if total_q else 0.0,
         "sections": rows,
     }
-
-
-def _top(col: np.ndarray, k: int) -> np.ndarray:
-    k = min(k, int(np.isfinite(col).sum()))
-    if k <= 0:
-        return np.array([], dtype=np.int64)
-    part = np.argpartition(-col, k - 1)[:k]
-    return part[np.argsort(-col[part], kind="stable")]
 
 
 def _pick(keys: list[str], top: Iterable[int], q: tuple[str, str, str, str], case_insensitive: bool) -> str | None:
