@@ -298,8 +298,12 @@ def encode_cmd(
             raise NotFoundError(f"input file {f} does not exist") from None
         except UnicodeDecodeError:
             raise InvalidInputError(f"input file {f} is not UTF-8 text") from None
+    import numpy as np
+
     sentences = [s for text in texts for s in tokenize(text)]
-    encoded = [view.encode(s, oov=oov_id).tolist() for s in sentences]
+    # one batch for all sentences: a big input takes the Arrow join instead of a dict call per token
+    flat = view.encode([t for s in sentences for t in s], oov=oov_id)
+    encoded = [part.tolist() for part in np.split(flat, np.cumsum([len(s) for s in sentences])[:-1])] if sentences else []
     if as_json:
         _util.emit({"name": view.name, "version": view.version, "sentences": [{"tokens": s, "ids": e} for s, e in zip(sentences, encoded)]}, True)
     else:
