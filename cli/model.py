@@ -47,6 +47,24 @@ def list_cmd(ctx: typer.Context, as_json: bool = _util.JsonOption) -> None:
     _util.emit(rows, as_json, human)
 
 
+@app.command("register")
+def register(
+    ctx: typer.Context,
+    job: str = typer.Argument(..., help="A finished training job."),
+    name: Optional[str] = typer.Option(None, "--name", help="Model name (default: the job's name)."),
+    tags: Optional[List[str]] = typer.Option(None, "--tag", help="Tags to move to the new version (repeat; default latest)."),
+    as_json: bool = _util.JsonOption,
+) -> None:
+    """Register a finished job's vectors as the next model version (does nothing if already registered).
+
+    Example: nlpzk model register w2v --name wiki --tag latest --tag candidate
+    """
+    from nlpzk.models import register_job
+
+    model, version = register_job(_util.cluster(ctx), job, name, tags=tuple(tags) if tags else ("latest",))
+    _util.emit({"name": model, "version": version, "job": job}, as_json, lambda d: _util.out.print(f"job {d['job']} -> model {d['name']}@v{d['version']}"))
+
+
 @app.command("show")
 def show(ctx: typer.Context, ref: str = RefArg, as_json: bool = _util.JsonOption) -> None:
     """One model version: file, checksum, vocabulary, job, hyper-parameters, stored eval scores.

@@ -29,7 +29,7 @@ from .errors import IntegrityError, InvalidInputError, NotFoundError, StoreError
 from .store import naming
 from .zk import paths, registry, versioned
 
-__all__ = ["Model", "register_model", "parse_ref", "list_models", "model_doc", "tag_model", "untag_model", "delete_model", "store_scores", "WordNotFoundError"]
+__all__ = ["Model", "register_model", "register_job", "parse_ref", "list_models", "model_doc", "tag_model", "untag_model", "delete_model", "store_scores", "WordNotFoundError"]
 
 _REF = re.compile(r"^(?P<name>[^@:]+)(?:@(?P<version>[^@:]+)|:(?P<tag>[^@:]+))?$")
 
@@ -165,6 +165,26 @@ def register_model(
         if not registered:
             cluster.store.delete(rel)
         raise
+
+
+def register_job(cluster: Cluster, job: str, name: str | None = None, *, tags: Iterable[str] = ("latest",)) -> tuple[str, int]:
+    """Register the final vectors of finished training job ``job`` as model ``name`` (default: the job's name).
+
+    Idempotent: if a version of that model already came from ``job``, its number is returned and
+    nothing is written, so a retried or repeated call never makes a second version.
+    Returns ``(model name, version)``.
+    """
+    from .train import final_vectors
+
+    name = paths.check_name("model", name or job)
+    for number, doc in _version_docs(cluster, name):
+        if doc.get("job") == job:
+            return name, number
+    kv, job_doc = final_vectors(cluster, job)
+    vocab_name, _, vocab_version = str(job_doc["final"]["vocab"]).partition("@")
+    spec = {k: v for k, v in (job_doc.get("spec") or {}).items() if not isinstance(v, (dict, list))}
+    number = register_model(cluster, name, kv, vocab_name=vocab_name, vocab_version=paths.parse_version(vocab_version), job=job, spec=spec, tags=tags)
+    return name, number
 
 
 def _version_docs(cluster: Cluster, name: str) -> list[tuple[int, dict[str, Any]]]:

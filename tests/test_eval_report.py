@@ -85,3 +85,21 @@ def test_report_command_as_the_lead_will_mount_it(cluster, finished_job, cli_env
     assert json.loads(res.stdout)["words"] == ["fire", "police"]
     res = CliRunner().invoke(app, ["report", "nope", "--out", str(tmp_path / "r.html")], env=cli_env)
     assert res.exit_code == NotFoundError.exit_code and "unknown training job" in res.stderr
+
+
+def test_register_job_is_idempotent_and_keeps_the_job_spec(cluster, finished_job, cli):
+    from nlpzk.models import Model, model_doc
+    from nlpzk.train import final_vectors
+
+    res = cli("model", "register", "j1", "--name", "lee", "--tag", "latest", "--tag", "candidate", "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout) == {"name": "lee", "version": 1, "job": "j1"}
+    again = cli("model", "register", "j1", "--name", "lee", "--json")
+    assert json.loads(again.stdout)["version"] == 1
+    doc = model_doc(cluster, "lee")
+    assert doc["job"] == "j1" and doc["spec"]["dim"] == 16 and doc["spec"]["epochs"] == 1
+    assert doc["vocab"] == {"name": "lee", "version": finished_job.version} and doc["tags"] == ["candidate", "latest"]
+    kv, _ = final_vectors(cluster, "j1")
+    assert Model.open("lee", cluster=cluster).kv.index_to_key == kv.index_to_key
+    res = cli("model", "register", "nope")
+    assert res.exit_code == 4 and "unknown training job" in res.stderr
