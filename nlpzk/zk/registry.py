@@ -192,7 +192,7 @@ def resolve_version(zk: KazooClient, base: str, kind: str, name: str, version: i
             raise NotFoundError(f"{kind} {name!r} has no tag {tag!r}", hint=f"known tags: {known}") from None
         version = paths.parse_version(data.decode())
     if not zk.exists(f"{base}/versions/{paths.version_name(version)}"):
-        known = ", ".join(children(zk, f"{base}/versions")[-5:]) or "none"
+        known = ", ".join(f"v{paths.parse_version(v)}" for v in children(zk, f"{base}/versions")[-5:]) or "none"
         raise NotFoundError(f"{kind} {name!r} has no version v{version}", hint=f"latest versions: {known}")
     return version
 
