@@ -72,3 +72,38 @@ def test_status_of_an_empty_cluster_and_watch_mode(cluster, cli_env):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_status_follows_real_worker_processes(cluster, config, cli):
+    """Two real `nlpzk train worker` processes on a long job: status sees them, their leases and speed."""
+    import time
+
+    from nlpzk import train
+    from nlpzk.vocab import build
+    from test_models_support import ingest_sentences, lee_sentences
+
+    ingest_sentences(cluster, "lee", lee_sentences(), shards=4)
+    view = build(cluster, "lee", "lee", min_count=2)
+    train.create_job(cluster, "long", "lee", f"lee@v{view.version}", epochs=50, syncs_per_epoch=4, dim=16)
+    procs = train.start_local_workers(config, "long", 2)
+    try:
+        seen = None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            job = json.loads(cli("status", "--json").stdout)["jobs"][0]
+            if job["workers_alive"] == 2 and job["round"] >= 2 and job["words_per_s"]:
+                seen = job
+                break
+            time.sleep(0.3)
+        assert seen is not None, "status never showed two live workers making progress"
+        assert seen["state"] == "running" and seen["rounds"] == 200 and 0 < seen["progress"] < 1
+        assert 0 <= seen["leases_held"] <= 4 and seen["words_per_s"] > 0
+    finally:
+        train.stop_local_workers(procs)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # membership nodes go with the processes
+        job = json.loads(cli("status", "--json").stdout)["jobs"][0]
+        if job["workers_alive"] == 0:
+            break
+        time.sleep(0.3)
+    assert job["workers_alive"] == 0 and job["words_per_s"] is None
