@@ -93,13 +93,13 @@ def delete_version(zk: KazooClient, base: str, version: int, attempts: int = 20)
 
 def delete_tree(zk: KazooClient, base: str) -> None:
     """Remove ``base`` and everything below it (tags first, so no reader follows a tag to nothing)."""
-    try:
-        zk.delete(f"{base}/tags", recursive=True)
-        zk.delete(base, recursive=True)
-    except NoNodeError:
-        pass
-    except NotEmptyError:
-        raise ConflictError(f"{base} gained children while being deleted; run the delete again") from None
+    for path in (f"{base}/tags", base):
+        try:
+            zk.delete(path, recursive=True)
+        except NoNodeError:
+            pass
+        except NotEmptyError:
+            raise ConflictError(f"{base} gained children while being deleted; run the delete again") from None
 
 
 def delete_tag(zk: KazooClient, base: str, tag: str) -> bool:
