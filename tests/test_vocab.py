@@ -307,7 +307,7 @@ def test_encode_decode(cluster):
     with pytest.raises(KeyError):
         v["zebra"]
     assert v.id("zebra") is None and v.id("zebra", -1) == -1 and "zebra" not in v and v.count("zebra") == 0
-    assert len(v) == 11 and v.count("the") == 4
+    assert len(v) == 11 and v.count("the") == 4 and list(v) == GOLDEN_V1
 
     plain = build(cluster, "p", "golden")  # no <unk>: unknown tokens are -1
     assert plain.unk_id == -1 and plain.encode(["zebra", "the"]).tolist() == [-1, 0]

@@ -198,6 +198,10 @@ class VocabView:
     def __getitem__(self, token: str) -> int:
         return self._snap.index()[token]
 
+    def __iter__(self):
+        """Tokens in id order (without this, Python would iterate by calling ``view[0]``, ``view[1]``...)."""
+        return iter(self._snap.tokens.to_pylist())
+
     def __contains__(self, token: object) -> bool:
         return token in self._snap.index()
 
