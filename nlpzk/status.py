@@ -34,8 +34,9 @@ def corpora(cluster: Cluster) -> list[dict[str, Any]]:
     for name in registry.children(zk, paths.CORPORA):
         shards = registry.children(zk, paths.shards(name))
         tokens = sentences = size = 0
-        for sid in shards:
-            doc = registry.maybe_json(zk, paths.shard(name, sid)) or {}
+        # pipelined reads: a corpus of thousands of shards costs one round trip, not thousands
+        for doc in registry.many_json(zk, [paths.shard(name, sid) for sid in shards]):
+            doc = doc if isinstance(doc, dict) else {}
             tokens += int(doc.get("tokens", 0))
             sentences += int(doc.get("sentences", 0))
             size += int(doc.get("bytes", 0))
@@ -68,11 +69,9 @@ def jobs(cluster: Cluster) -> list[dict[str, Any]]:
         if not isinstance(doc, dict):
             continue
         spec = doc.get("spec") or {}
-        workers = {}
-        for wid in registry.children(zk, paths.job_workers(name)):
-            info = registry.maybe_json(zk, paths.job_worker(name, wid))
-            if info is not None:
-                workers[wid] = info if isinstance(info, dict) else {}
+        wids = registry.children(zk, paths.job_workers(name))
+        docs = registry.many_json(zk, [paths.job_worker(name, w) for w in wids])
+        workers = {w: (d if isinstance(d, dict) else {}) for w, d in zip(wids, docs) if d is not None}
         r = doc.get("round")
         leases = registry.children(zk, paths.round_leases(name, int(r))) if isinstance(r, int) and doc.get("state") == "running" else []
         done = registry.children(zk, paths.round_done(name, int(r))) if isinstance(r, int) and doc.get("state") == "running" else []
