@@ -14,6 +14,13 @@ app = typer.Typer(help="List, evaluate, query and export trained models.", no_ar
 RefArg = typer.Argument(..., metavar="NAME[@v|:tag]", help="Model name, optionally @version or :tag (default :latest).")
 
 
+def _progress(what: str):
+    """A spinner on stderr while long work runs, only when a person is watching."""
+    import contextlib
+
+    return _util.err.status(what) if _util.err.is_terminal else contextlib.nullcontext()
+
+
 def _fmt(value) -> str:
     if value is None:
         return "-"
@@ -168,11 +175,14 @@ def eval_cmd(
     results = []
     for r in [ref] + ([against] if against else []):
         name, version, tag = parse_ref(r)
-        result = evaluate_model(cluster, name, version, tag, benchmarks=benchmarks, save=save)
+        with _progress(f"evaluating {r} ({', '.join(benchmarks)})"):
+            result = evaluate_model(cluster, name, version, tag, benchmarks=benchmarks, save=save)
         if heldout:
             from nlpzk.eval.heldout import evaluate_heldout
 
-            result["scores"]["heldout"] = evaluate_heldout(cluster, name, result["version"], workers=2 if workers is None else workers, corpus=corpus, save=save)
+            k = 2 if workers is None else workers
+            with _progress(f"held-out loss of {result['model']} with {k} worker(s)"):
+                result["scores"]["heldout"] = evaluate_heldout(cluster, name, result["version"], workers=k, corpus=corpus, save=save)
         results.append(result)
     rows = compare(*results)
 
