@@ -161,8 +161,9 @@ def eval_cmd(
     sections: bool = typer.Option(False, "--sections", help="Also print analogy accuracy per section."),
     as_json: bool = _util.JsonOption,
 ) -> None:
-    """Score a model on WordSim-353, SimLex-999, Google analogies and a sentiment classifier; with
-    --workers K also its held-out loss, computed by K worker processes that lease corpus shards.
+    """Score a model on WordSim-353, SimLex-999, Google analogies, a sentiment classifier (and held-out loss).
+
+    With --workers K the held-out loss is computed by K worker processes that lease corpus shards.
 
     Example: nlpzk model eval wiki --against wiki@v1
     """
