@@ -269,11 +269,14 @@ class Worker:
             train_s[d["worker"]] = train_s.get(d["worker"], 0.0) + float(d.get("seconds", 0))
         log_rel = naming.round_log(self.job, r)
         self.cluster.store.write_bytes(log_rel, registry.dumps({"round": r, "commits": log_rows, "contributions": list(by_name.values())}))
+        eval_s = 0.0
         if last:
+            t_eval = self.clock()
             final = np.asarray(_merge.load_array(self.cluster.store, out_rel))
             vec_rel, sha, kv = _job.save_vectors(self.cluster, self.job, self.vocab, final[0])
             scores = _model.evaluate(kv)
             new_doc.update(state="done", finished=registry.now(), final={"vectors": vec_rel, "sha256": sha, "vocab": self.vocab.ref, "params": out_rel, "scores": scores})
+            eval_s = self.clock() - t_eval
         merged_at = registry.now()
         summary = dict(
             rd,
@@ -284,7 +287,8 @@ class Worker:
             shards=len(st.done),
             workers=len(workers),
             train_s=round(max(train_s.values(), default=0.0), 3),
-            merge_s=round(self.clock() - t0, 3),
+            merge_s=round(self.clock() - t0 - eval_s, 3),
+            eval_s=round(eval_s, 3),
             wall_s=round(merged_at - float(rd.get("opened", merged_at)), 3),
             merged_at=merged_at,
             log=log_rel,

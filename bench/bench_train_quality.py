@@ -1,0 +1,58 @@
+"""Quality: nlpzk with 4 workers vs one gensim process, at equal epochs (every merge rule) and at 4x epochs.
+
+Scores: WS353 and SimLex-999 Spearman, Google analogies accuracy (gensim's shipped files, the 30k most
+frequent words). Ratios are nlpzk / gensim on the same corpus and settings in the same run.
+
+    .venv/bin/python bench/bench_train_quality.py [--words 2000000] [--epochs 5] [--rules mean,wmean,sum,bmuf,bmuf-wmean] [--no-4x]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from _train_common import gcide_sentences, gensim_baseline, run_job, scores, start_cluster, sync_share
+
+KEYS = ("ws353", "simlex", "analogy")
+
+
+def line(name: str, sc: dict, base: dict | None, extra: str = "") -> str:
+    parts = [f"{k} {sc[k]:.3f}" + (f" ({sc[k] / base[k]:.2f}x)" if base and base[k] else "") for k in KEYS]
+    return f"{name:<34} " + "  ".join(parts) + (f"  {extra}" if extra else "")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--words", type=int, default=2_000_000)
+    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--syncs", type=int, default=4)
+    ap.add_argument("--workers", type=int, default=4)
+    ap.add_argument("--shards", type=int, default=16)
+    ap.add_argument("--rules", default="mean,wmean,sum,bmuf,bmuf-wmean")
+    ap.add_argument("--eta", type=float, default=None)
+    ap.add_argument("--no-4x", dest="four_x", action="store_false")
+    args = ap.parse_args()
+    sents = gcide_sentences(args.words)
+    words = sum(map(len, sents))
+    print(f"corpus: GCIDE first {words:,} words ({len(sents):,} paragraphs); skip-gram dim 100 window 5 negative 5 min-count 5; {args.epochs} epochs", flush=True)
+    g_s, g_kv = gensim_baseline(sents, args.epochs, workers=2)
+    base = scores(g_kv)
+    print(line("gensim workers=2", base, None, f"{g_s:.0f}s"), flush=True)
+    from nlpzk.train.merge import DEFAULT_RULE
+
+    server, config, cluster = start_cluster(args.shards, sents)
+    try:
+        for rule in args.rules.split(","):
+            wall, st, kv = run_job(cluster, config, f"q-{rule}", args.workers, 1, epochs=args.epochs, syncs_per_epoch=args.syncs, merge=rule, eta=args.eta)
+            print(line(f"nlpzk {args.workers}w {rule}", scores(kv), base, f"{wall:.0f}s, sync share {sync_share(st):.0%}"), flush=True)
+        if args.four_x:
+            e4 = args.epochs * 4
+            wall, st, kv = run_job(cluster, config, "q-4x", args.workers, 1, epochs=e4, syncs_per_epoch=args.syncs, merge=DEFAULT_RULE, eta=args.eta)
+            print(line(f"nlpzk {args.workers}w {DEFAULT_RULE} {e4} epochs", scores(kv), base, f"{wall:.0f}s"), flush=True)
+    finally:
+        cluster.close()
+        server.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

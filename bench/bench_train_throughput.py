@@ -1,0 +1,48 @@
+"""Throughput: nlpzk with 2 workers x 1 thread vs one gensim process with workers=2, same corpus and epochs.
+
+Counts everything on the nlpzk side from starting the worker processes to the job's end (process
+start-up, shard reads, every sync and merge, the final evaluation); gensim's time is its train() call.
+
+    .venv/bin/python bench/bench_train_throughput.py [--words 4700000] [--epochs 5] [--syncs 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from _train_common import gcide_sentences, gensim_baseline, run_job, start_cluster, sync_share
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--words", type=int, default=None, help="use the first N words of the corpus (default: all)")
+    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--syncs", type=int, default=4)
+    ap.add_argument("--shards", type=int, default=8)
+    args = ap.parse_args()
+    sents = gcide_sentences(args.words)
+    words = sum(map(len, sents))
+    print(f"corpus: GCIDE, {len(sents):,} paragraphs, {words:,} words; skip-gram dim 100 window 5 negative 5 min-count 5, {args.epochs} epochs", flush=True)
+    g_s, _ = gensim_baseline(sents, args.epochs, workers=2)
+    g_rate = words * args.epochs / g_s
+    print(f"gensim workers=2: {g_s:.1f}s  {g_rate:,.0f} words/s", flush=True)
+    server, config, cluster = start_cluster(args.shards, sents)
+    try:
+        wall, st, _ = run_job(cluster, config, "tp", 2, 1, epochs=args.epochs, syncs_per_epoch=args.syncs, seed=1)
+        n_rate = st["words"] / wall
+        print(f"nlpzk 2 workers x 1 thread, {args.syncs} syncs/epoch: {wall:.1f}s  {n_rate:,.0f} words/s", flush=True)
+        print(f"ratio nlpzk/gensim: {n_rate / g_rate:.3f}  (target >= 0.9)")
+        rounds = [h for h in st["history"] if h.get("state") == "merged"]
+        steady = rounds[1:-1]
+        s_rate = sum(h["words"] for h in steady) / sum(h["wall_s"] for h in steady)
+        print(f"steady state (rounds 1..{len(rounds) - 2}: no start-up, no final evaluation): {s_rate:,.0f} words/s, ratio {s_rate / g_rate:.3f}")
+        print(f"sync+merge share of round time: all rounds {sync_share(st):.1%}, steady state {sync_share(st, steady=True):.1%}  (target <= 10%)")
+        print(f"merge alone {sum(h['merge_s'] for h in rounds):.1f}s, final evaluation {sum(h.get('eval_s') or 0 for h in rounds):.1f}s, of {wall:.1f}s")
+    finally:
+        cluster.close()
+        server.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
