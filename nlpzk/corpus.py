@@ -119,7 +119,8 @@ class ShardWriter:
         ``documents`` is how many distinct documents the rows hold; a caller never splits a document
         over two calls, so the counts add up.
         """
-        self._flush()
+        if self._tokens:  # rows added one by one go first, in order
+            self._flush()
         n = len(tokens)
         if not n:
             return
@@ -133,14 +134,24 @@ class ShardWriter:
         if self._batch_rows >= self.batch_rows:
             self._write_batches()
 
-    def _write_batches(self) -> None:
-        if self._batches:
-            # one row group per ~batch_rows sentences, however small the caller's batches were
-            self._writer.write_table(pa.Table.from_batches(self._batches), row_group_size=max(self._batch_rows, 1))
-            self._batches, self._batch_rows = [], 0
+    def _write_batches(self, final: bool = False) -> None:
+        """Write whole row groups of ``batch_rows`` rows (the rest too when ``final``).
+
+        Row groups then depend only on the sequence of rows, never on how callers batched them, so
+        the same sentences always give the same bytes (a re-run or a rewrite reproduces a shard).
+        """
+        if not self._batches:
+            return
+        table = pa.Table.from_batches(self._batches)
+        whole = table.num_rows if final else table.num_rows - table.num_rows % self.batch_rows
+        if whole:
+            self._writer.write_table(table.slice(0, whole), row_group_size=self.batch_rows)
+        rest = table.slice(whole)
+        self._batches = rest.to_batches() if rest.num_rows else []
+        self._batch_rows = rest.num_rows
 
     def _flush(self) -> None:
-        self._write_batches()
+        self._write_batches(final=True)
         if not self._tokens:
             return
         batch = pa.record_batch(

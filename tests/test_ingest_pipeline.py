@@ -146,12 +146,15 @@ def test_verify_detects_corrupt_shard_missing_file_and_strays(cluster, tmp_path,
 def test_redo_when_a_concurrently_committed_input_shares_documents(cluster, tmp_path):
     """--processes 2 tokenizes both files before either commits; the second must drop the shared doc."""
     (tmp_path / "in").mkdir()
-    (tmp_path / "in" / "a.txt").write_text(DOCS[0] + "\n" + DOCS[1] + "\n")
-    (tmp_path / "in" / "b.txt").write_text(DOCS[1] + "\n" + DOCS[2] + "\n")
-    par = ingest(cluster, "par", [str(tmp_path / "in")], processes=2)
-    seq = ingest(cluster, "seq", [str(tmp_path / "in")], processes=1)
-    assert (par.documents, par.duplicates) == (seq.documents, seq.duplicates) == (3, 1)
+    (tmp_path / "in" / "a.txt").write_text(DOCS[0] + "\n" + DOCS[1] + "\n" + DOCS[3] + "\n")
+    own = [f"Sentence number {i} of file b. It has two parts." for i in range(12)]
+    b_docs = own[:3] + [DOCS[1]] + own[3:8] + [DOCS[3], DOCS[2]] + own[8:]
+    (tmp_path / "in" / "b.txt").write_text("\n".join(b_docs) + "\n")
+    par = ingest(cluster, "par", [str(tmp_path / "in")], processes=2, shard_tokens=20)
+    seq = ingest(cluster, "seq", [str(tmp_path / "in")], processes=1, shard_tokens=20)
+    assert (par.documents, par.duplicates) == (seq.documents, seq.duplicates) == (3 + 13, 2)
     assert par.redone == 1 and seq.redone == 0
+    assert par.shards == seq.shards >= 4 and par.tokens == seq.tokens
     # the same shard set with the same rows, whatever the parallelism (bytes differ only by the corpus name in the metadata)
     par_c, seq_c = Corpus.open("par", cluster=cluster), Corpus.open("seq", cluster=cluster)
     assert [s.id for s in par_c.shards] == [s.id for s in seq_c.shards]

@@ -28,17 +28,19 @@ import hashlib
 import json
 import multiprocessing
 import os
+import posixpath
 import time
 from typing import Any, Callable
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..cluster import Cluster
 from ..corpus import Corpus, ShardInfo, ShardWriter
 from ..errors import FencedError, InvalidInputError
-from ..store import Store, naming
+from ..store import TMP_PREFIX, Store, naming
 from ..zk import paths
 from ..zk.claims import InputClaims
 from . import readers
@@ -487,16 +489,12 @@ def _commit(cluster: Cluster, claims: InputClaims, job: Job, result: InputResult
         newer = [k for k in done if k not in set(job.committed) and k != job.key]
         if newer and len(result.hashes):
             theirs = np.concatenate([read_hashes(store, job.corpus, k)["hash"].to_numpy() for k in newer])
-            if np.isin(result.hashes, theirs).any():
+            shared = np.isin(result.hashes, theirs)
+            if shared.any():
                 # A concurrently committed input holds some of our documents: they are its now.
-                # Re-tokenize knowing that, exactly as if we had started after it committed.
-                old = result
-                job = dataclasses.replace(job, committed=tuple(done))
-                result = run_job(job, None, fence)
-                for seq in range(len(result.shards), len(old.shards)):
-                    store.delete(naming.shard_file(job.corpus, naming.shard_id(job.key, seq)))
+                # Rewrite our shards without them: the same bytes as if we had started after it.
+                result = _rewrite(store, job, result, result.hashes[shared], fence)
                 summary.redone += 1
-                continue
         job = dataclasses.replace(job, committed=tuple(done))
         if claims.commit(job.key, [(s.id, result.shard_doc(s)) for s in result.shards], result.done_doc(job), version):
             break
@@ -508,6 +506,67 @@ def _commit(cluster: Cluster, claims: InputClaims, job: Job, result: InputResult
     summary.shards += len(result.shards)
     summary.bytes += result.bytes
     summary.replaced_bytes += result.replaced
+
+
+def _rewrite(store: Store, job: Job, result: InputResult, drop: np.ndarray, fence: Callable[[], None]) -> InputResult:
+    """``result`` without the documents whose hashes are in ``drop``: shards re-rolled, sidecar rewritten.
+
+    The old shard files are first moved to temporary names (nothing registered points at them), then
+    streamed shard by shard through the same roller that wrote them, so rolling and row groups come
+    out exactly as a run that had dropped those documents while reading.
+    """
+    t0 = time.perf_counter()
+    sidecar = read_hashes(store, job.corpus, job.key)
+    gone = np.isin(sidecar["hash"].to_numpy(), drop)
+    gone_ids = pa.array([f"{job.key}:{r}" for r in sidecar["record"].to_numpy()[gone].tolist()], pa.string())
+    moved = []
+    for info in result.shards:
+        tmp = f"{posixpath.dirname(info.path)}/{TMP_PREFIX}rewrite-{posixpath.basename(info.path)}"
+        store.move(info.path, tmp)
+        moved.append(tmp)
+    roller = _Roller(store, job, fence)
+    try:
+        for tmp in moved:
+            with store.open_input(tmp) as fh:
+                table = pq.read_table(fh, columns=["doc_id", "tokens"])
+            table = table.filter(pc.invert(pc.is_in(table.column("doc_id"), value_set=gone_ids)))
+            if not table.num_rows:
+                continue
+            doc_col = table.column("doc_id").combine_chunks()
+            tokens = table.column("tokens").combine_chunks()
+            starts = np.flatnonzero(np.concatenate([[True], pc.not_equal(doc_col.slice(1), doc_col.slice(0, len(doc_col) - 1)).to_numpy(zero_copy_only=False)]))
+            sentence_doc = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(doc_col))))
+            lengths = pc.list_value_length(tokens).to_numpy(zero_copy_only=False)
+            offsets = np.zeros(len(lengths) + 1, np.int32)
+            np.cumsum(lengths, out=offsets[1:])
+            roller.add(doc_col.take(pa.array(starts)).to_pylist(), tokens.flatten(), offsets, sentence_doc)
+        roller.close()
+    except BaseException as exc:
+        roller.abort(exc)
+        raise
+    for tmp in moved:
+        store.delete(tmp)
+    for seq in range(len(roller.infos), len(result.shards)):
+        store.delete(naming.shard_file(job.corpus, naming.shard_id(job.key, seq)))
+    keep = ~gone
+    table = pa.table([sidecar["record"].filter(pa.array(keep)), sidecar["hash"].filter(pa.array(keep))], schema=HASHES_SCHEMA)
+    fence()
+    with store.atomic_output(naming.input_hashes(job.corpus, job.key)) as out:
+        pq.write_table(table, out, compression="zstd")
+    dropped = int(gone.sum())
+    return dataclasses.replace(
+        result,
+        shards=roller.infos,
+        documents=result.documents - dropped,
+        duplicates=result.duplicates + dropped,
+        sentences=sum(i.sentences for i in roller.infos),
+        tokens=sum(i.tokens for i in roller.infos),
+        bytes=sum(i.bytes for i in roller.infos),
+        hashes=np.asarray(table.column("hash").to_numpy(), np.uint64),
+        hashes_sha256=out.sha256,
+        hashes_bytes=out.bytes,
+        seconds=result.seconds + time.perf_counter() - t0,
+    )
 
 
 def _clean_up(cluster: Cluster, claims: InputClaims, name: str, jobs: list[Job], existed: bool) -> None:
