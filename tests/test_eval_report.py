@@ -103,3 +103,15 @@ def test_register_job_is_idempotent_and_keeps_the_job_spec(cluster, finished_job
     assert Model.open("lee", cluster=cluster).kv.index_to_key == kv.index_to_key
     res = cli("model", "register", "nope")
     assert res.exit_code == 4 and "unknown training job" in res.stderr
+
+
+def test_report_of_a_job_with_no_merged_round_yet(cluster, tmp_path):
+    from nlpzk.zk import rounds
+
+    doc = {"spec": {"rounds": 4}, "state": "running", "round": 0, "words": 0}
+    assert rounds.create_job(cluster.zk, "fresh", doc, {"round": 0, "params": "x", "words_before": 0}, ["s0"])
+    history = job_history(cluster, "fresh")
+    assert [(r["round"], r["words"], r["words_per_s"]) for r in history["rounds"]] == [(0, None, None)]
+    out = build_report(cluster, "fresh", str(tmp_path / "fresh.html"))
+    assert out["model"] is None and out["figures"] == ["loss", "speed"] and out["words"] == []
+    assert (tmp_path / "fresh.html").read_text().count("<img") == 2
