@@ -185,3 +185,20 @@ def test_human_output_prints_markup_like_tokens_literally(cli, cluster):
     add_shards(cluster, "brackets", {"s-00001": ["[red] [red]"]})
     ok(cli("vocab", "build", "b", "--corpus", "brackets", "--parent", "v1"))
     assert "[red](4)" in ok(cli("vocab", "diff", "b", "v1", "v2"))
+
+
+def test_every_vocab_command_is_documented_with_an_example():
+    from pathlib import Path
+
+    import typer.main
+
+    from cli.vocab import app
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "_parts" / "vocab-cli.md").read_text(encoding="utf-8")
+    group = typer.main.get_command(app)
+    assert set(group.commands) == {"build", "list", "show", "tag", "verify", "diff", "export", "lookup", "encode"}
+    for name, command in group.commands.items():
+        assert f"### `nlpzk vocab {name}" in doc, name
+        assert f"nlpzk vocab {name} " in doc.split(f"### `nlpzk vocab {name}", 1)[1], name
+        example = (command.help or "").split("Example:", 1)[-1]
+        assert "Example:" in (command.help or "") and f"nlpzk vocab {name} " in example, name
