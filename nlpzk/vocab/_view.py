@@ -116,7 +116,8 @@ class _Snapshot:
 
 def _lookup_arrow(snap: _Snapshot, values: pa.Array, oov: int) -> np.ndarray:
     """Ids of an Arrow string array (int32, ``oov`` where unknown)."""
-    # Hashing the vocabulary costs about as much as probing 4-5 tokens through the Python dict.
+    # Arrow hashes a vocabulary entry in about a quarter of the time one Python dict lookup of an
+    # Arrow value takes, so the join pays off from a quarter of the vocabulary's size.
     if len(values) * 4 < len(snap.tokens):
         return np.fromiter(map(snap.index().get, values.to_pylist(), itertools.repeat(oov)), dtype=np.int32, count=len(values))
     if not pa.types.is_string(values.type):
@@ -165,7 +166,7 @@ class VocabView:
 
     @property
     def counts(self) -> np.ndarray:
-        """Corpus counts in id order (int64)."""
+        """Corpus counts in id order (int64, read-only: a view of the loaded table)."""
         return self._snap.counts
 
     @property
