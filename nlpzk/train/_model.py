@@ -112,16 +112,19 @@ def keyed_vectors(vocab: VocabData, vectors: np.ndarray) -> KeyedVectors:
 
 
 def evaluate(kv: KeyedVectors, restrict_vocab: int = 30000) -> dict[str, float]:
-    """WS353 and SimLex-999 Spearman, Google analogies accuracy (gensim's shipped data), and coverage."""
-    from gensim.test.utils import datapath
+    """WS353 and SimLex-999 Spearman, Google analogies accuracy, with OOV percentages.
+
+    Scored by :mod:`nlpzk.eval.benchmarks` (equal to gensim's ``evaluate_word_pairs`` /
+    ``evaluate_word_analogies``, batched so the end of a job is not held up for long).
+    """
+    from ..eval import benchmarks as bm
 
     out: dict[str, float] = {}
-    for key, fname in (("ws353", "wordsim353.tsv"), ("simlex", "simlex999.txt")):
-        pearson, spearman, oov = kv.evaluate_word_pairs(datapath(fname), restrict_vocab=restrict_vocab)
-        out[key] = round(float(spearman[0]), 4) if np.isfinite(spearman[0]) else float("nan")
-        out[f"{key}_oov_pct"] = round(float(oov), 2)
-    score, sections = kv.evaluate_word_analogies(datapath("questions-words.txt"), restrict_vocab=restrict_vocab)
-    out["analogy"] = round(float(score), 4)
-    total = next((s for s in sections if s["section"] == "Total accuracy"), None)
-    out["analogy_questions"] = int(len(total["correct"]) + len(total["incorrect"])) if total else 0
+    for key, name in (("ws353", "wordsim353"), ("simlex", "simlex999")):
+        res = bm.word_pairs(kv, bm.datapath(bm.PAIR_SETS[name]), restrict_vocab=restrict_vocab)
+        out[key] = None if res["spearman"] is None or not np.isfinite(res["spearman"]) else round(res["spearman"], 4)
+        out[f"{key}_oov_pct"] = round(float(res["oov_ratio"]), 2)
+    res = bm.analogies(kv, bm.datapath(bm.ANALOGIES), restrict_vocab=restrict_vocab)
+    out["analogy"] = round(float(res["accuracy"]), 4)
+    out["analogy_questions"] = int(res["evaluated"])
     return out
