@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 
@@ -69,9 +70,14 @@ def test_status_of_an_empty_cluster_and_watch_mode(cluster, cli_env):
         assert first["jobs"] == [] and first["models"] == [] and first["corpora"] == []
         second = json.loads(proc.stdout.readline())  # it refreshes
         assert second["at"] > first["at"]
+        # Ctrl-C is how --watch ends: exit code 0, no error line
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=15)
+        assert proc.returncode == 0 and "error" not in err, err
     finally:
-        proc.terminate()
-        proc.wait(10)
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(10)
 
 
 def test_status_follows_real_worker_processes(cluster, config, cli):
