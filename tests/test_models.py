@@ -192,3 +192,19 @@ def test_a_registration_that_fails_leaves_no_file_behind(cluster):
     with pytest.raises(Exception):
         register_model(cluster, "broken", kv, vocab_name="lee", vocab_version=view.version)
     assert cluster.store.list("models/broken") == []
+
+
+def test_every_model_status_and_report_command_is_documented_with_an_example():
+    from pathlib import Path
+
+    from cli import model as model_cli
+    from cli.report import report
+    from cli.status import status
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "_parts" / "models-cli.md").read_text()
+    commands = [(f"nlpzk model {c.name}", c.callback) for c in model_cli.app.registered_commands if not c.hidden]
+    commands += [("nlpzk train report", report), ("nlpzk status", status)]
+    assert len(commands) >= 12
+    for name, fn in commands:
+        assert f"`{name}" in doc, f"{name} is missing from docs/_parts/models-cli.md"
+        assert "Example: nlpzk " in (fn.__doc__ or ""), f"{name} has no Example line"
