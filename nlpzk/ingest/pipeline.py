@@ -339,8 +339,8 @@ class _Runner:
         self.progress = progress
         self.fence = fence
         self.pool = None
-        self.slots = 2 * (processes - 1)  # queued per worker pool: keeps workers busy behind a slow head
-        self.capacity = self.slots + 1
+        self.slots = 2 * (processes - 1)  # jobs queued for the workers: they never wait for this process
+        self.capacity = 4 * processes  # claimed, uncommitted inputs at most (results wait to commit in order)
         self._pending: list[cf.Future] = []
         if processes > 1:
             ctx = multiprocessing.get_context("spawn")  # not fork: this process runs kazoo's threads
@@ -433,29 +433,12 @@ def ingest(
     ok = False
     try:
         while todo or inflight or waiting:
-            while todo and len(inflight) < runner.capacity:
-                f = todo.popleft()
-                if f.path not in shas:
-                    shas[f.path] = readers.content_sha256(f)
-                key = input_key(shas[f.path], f.format, read)
-                if key in keys_seen:
-                    summary.same_content += 1
-                    continue
-                if claims.done(key) is not None:
-                    keys_seen.add(key)
-                    summary.already_done += 1
-                    continue
-                if not claims.try_claim(key, {"source": f.path, "host": os.uname().nodename, "pid": os.getpid()}):
-                    waiting.append(f)
-                    continue
-                keys_seen.add(key)
-                job = Job(name, cluster.store.uri, opts, read, f, key, shas[f.path], shard_tokens, tuple(claims.done_keys()))
-                claimed[key] = job
-                inflight.append((job, runner.submit(job)))
-            if inflight:
-                job, fut = inflight[0]
+            # Commit (in dispatch order) whatever is finished; otherwise start more work; only when
+            # nothing can be started, wait for the oldest job. So this process never idles while
+            # a worker is still starting up or busy with the head of the line.
+            if inflight and inflight[0][1].done():
+                job, fut = inflight.popleft()
                 result = fut.result()
-                inflight.popleft()
                 _commit(cluster, claims, job, result, summary, fence)
                 del claimed[job.key]
                 if progress is not None:
@@ -463,6 +446,27 @@ def ingest(
                     if getattr(fut, "in_worker", False):  # jobs run here reported these per batch already
                         event.update(documents=result.documents, tokens=result.tokens)
                     progress(event)
+                continue
+            if todo and len(inflight) < runner.capacity:
+                f = todo.popleft()
+                if f.path not in shas:
+                    shas[f.path] = readers.content_sha256(f)
+                key = input_key(shas[f.path], f.format, read)
+                if key in keys_seen:
+                    summary.same_content += 1
+                elif claims.done(key) is not None:
+                    keys_seen.add(key)
+                    summary.already_done += 1
+                elif not claims.try_claim(key, {"source": f.path, "host": os.uname().nodename, "pid": os.getpid()}):
+                    waiting.append(f)
+                else:
+                    keys_seen.add(key)
+                    job = Job(name, cluster.store.uri, opts, read, f, key, shas[f.path], shard_tokens, tuple(claims.done_keys()))
+                    claimed[key] = job
+                    inflight.append((job, runner.submit(job)))
+                continue
+            if inflight:
+                cf.wait([inflight[0][1]])
                 continue
             if waiting:
                 if progress is not None:
