@@ -58,3 +58,13 @@ def test_options_are_validated():
         tokenizer_options({"min_sentence_tokens": 0})
     with pytest.raises(InvalidInputError, match="unknown language 'qq'"):
         make_tokenizer({"lang": "qq"})
+
+
+def test_resetting_spacy_state_does_not_change_output():
+    """The tokenizer starts a fresh spaCy pipeline every max_types types (flat memory): same output."""
+    from nlpzk.ingest.tokenize import Tokenizer
+
+    lines = [l.strip() for l in open(datapath("lee_background.cor"), encoding="utf-8") if l.strip()][:60]
+    small = Tokenizer({"lang": "en"}, max_types=50)
+    assert list(small.pipe(lines, batch_size=7)) == list(make_tokenizer({"lang": "en"}).pipe(lines))
+    assert small.resets >= 5

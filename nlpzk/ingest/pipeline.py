@@ -21,6 +21,7 @@ the main process claims, orders and commits. One input is never split across pro
 
 from __future__ import annotations
 
+import array
 import collections
 import concurrent.futures as cf
 import dataclasses
@@ -166,6 +167,38 @@ def read_hashes(store: Store, corpus: str, key: str) -> pa.Table:
         return pq.read_table(fh)
 
 
+def _in_sorted(sorted_hashes: np.ndarray, hashes: np.ndarray) -> np.ndarray:
+    if not len(sorted_hashes):
+        return np.zeros(len(hashes), bool)
+    pos = np.minimum(np.searchsorted(sorted_hashes, hashes), len(sorted_hashes) - 1)
+    return sorted_hashes[pos] == hashes
+
+
+class _HashSet:
+    """Hashes of one input's documents so far: a sorted array (8 bytes each) plus a small recent set.
+
+    A Python set of ints costs about 60 bytes an entry; this keeps within-file dedup memory at about
+    8 bytes a document (checked a batch at a time), so large files do not grow memory much.
+    """
+
+    def __init__(self, merge_at: int = 1 << 16) -> None:
+        self.sorted = np.zeros(0, np.uint64)
+        self.recent: set[int] = set()
+        self.merge_at = merge_at
+
+    def contains(self, hashes: np.ndarray) -> np.ndarray:
+        return _in_sorted(self.sorted, hashes)
+
+    def add(self, h: int) -> None:
+        self.recent.add(h)
+
+    def settle(self) -> None:
+        """Between batches (never within one: :meth:`contains` answered for the batch before it)."""
+        if len(self.recent) >= self.merge_at:
+            self.sorted = np.union1d(self.sorted, np.fromiter(self.recent, np.uint64, len(self.recent)))
+            self.recent = set()
+
+
 class _Roller:
     """Shards of one input: filled in order, closed at the first document boundary past ``shard_tokens``."""
 
@@ -235,18 +268,17 @@ def run_job(job: Job, progress: Progress | None = None, fence: Callable[[], None
     reader = DocumentReader(job.file, job.read)
     roller = _Roller(store, job, check_fence)
     result = InputResult(job.key, job.file.path, [])
-    mine: set[int] = set()
-    kept_records: list[int] = []
-    kept_hashes: list[int] = []
+    mine = _HashSet()
+    kept_records = array.array("Q")  # 8 bytes a document, not a Python int each
+    kept_hashes = array.array("Q")
     prefix = f"{job.key}:"
 
     def flush(records: list[int], texts: list[str]) -> None:
         hashes = doc_hashes(texts)
-        pos = np.searchsorted(known, hashes)
-        seen_before = (pos < len(known)) & (known[np.minimum(pos, len(known) - 1)] == hashes) if len(known) else np.zeros(len(texts), bool)
+        seen_before = _in_sorted(known, hashes) | mine.contains(hashes)
         keep_texts, keep_ids = [], []
         for rec, text, h, old in zip(records, texts, hashes.tolist(), seen_before.tolist()):
-            if old or h in mine:
+            if old or h in mine.recent:
                 result.duplicates += 1
                 continue
             mine.add(h)
@@ -254,6 +286,7 @@ def run_job(job: Job, progress: Progress | None = None, fence: Callable[[], None
             kept_hashes.append(h)
             keep_texts.append(text)
             keep_ids.append(prefix + str(rec))
+        mine.settle()
         if not keep_texts:
             return
         tokens, offsets, sentence_doc = tokenizer.batch(keep_texts)
@@ -284,8 +317,8 @@ def run_job(job: Job, progress: Progress | None = None, fence: Callable[[], None
     result.replaced = reader.replaced
     result.shards = roller.infos
     result.bytes = sum(s.bytes for s in roller.infos)
-    result.hashes = np.asarray(kept_hashes, np.uint64)
-    table = pa.table([pa.array(kept_records, pa.uint64()), pa.array(result.hashes, pa.uint64())], schema=HASHES_SCHEMA)
+    result.hashes = np.frombuffer(kept_hashes, np.uint64) if kept_hashes else np.zeros(0, np.uint64)
+    table = pa.table([pa.array(np.frombuffer(kept_records, np.uint64) if kept_records else np.zeros(0, np.uint64)), pa.array(result.hashes)], schema=HASHES_SCHEMA)
     check_fence()
     with store.atomic_output(naming.input_hashes(job.corpus, job.key)) as out:
         pq.write_table(table, out, compression="zstd")

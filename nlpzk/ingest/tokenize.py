@@ -103,14 +103,25 @@ class Tokenizer:
     :meth:`batch` is the fast path used by ingest (Arrow arrays out); calling the object gives lists.
     """
 
-    def __init__(self, options: dict[str, Any]) -> None:
+    def __init__(self, options: dict[str, Any], *, max_types: int = 100_000) -> None:
         from spacy.pipeline.sentencizer import Sentencizer
 
         self.options = tokenizer_options(options)
-        self.nlp = load_blank(self.options["lang"])
-        self._tokenizer = self.nlp.tokenizer
+        self.max_types = max_types
         self._lemmas = _load_lemmas(self.options["lang"]) if self.options["lemmatize"] else None
         self._punct_chars = frozenset(Sentencizer.default_punct_chars)
+        self.resets = 0
+        self._reset()
+
+    def _reset(self) -> None:
+        """A fresh spaCy pipeline and empty type tables.
+
+        spaCy's vocabulary and tokenizer cache grow with every new string (about 0.7 KB per type),
+        so memory would grow with the input; starting afresh once ``max_types`` types were seen
+        keeps it flat. Output does not change: tokenization does not depend on that state.
+        """
+        self.nlp = load_blank(self.options["lang"])
+        self._tokenizer = self.nlp.tokenizer
         # Per type (dense id): ORTH hash, sentencizer kind, kept-by-filters, output string.
         self._hashes: list[int] = []
         self._hash_set = pa.array([], pa.uint64())
@@ -167,6 +178,9 @@ class Tokenizer:
         """
         from spacy.attrs import ORTH
 
+        if len(self._hashes) > self.max_types:
+            self._reset()
+            self.resets += 1
         tok = self._tokenizer
         arrays = [tok(t).to_array(ORTH) for t in texts]
         lengths = np.fromiter((len(a) for a in arrays), np.int64, len(arrays))

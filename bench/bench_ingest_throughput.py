@@ -1,0 +1,112 @@
+"""One-process ingest throughput against spaCy's tokenizer alone, on the same documents, in one run.
+
+    .venv/bin/python bench/bench_ingest_throughput.py [--mb 12] [--files 8]
+
+Anchor: ``nlp.tokenizer.pipe`` of a blank English pipeline over the documents (in memory).
+nlpzk:  ``ingest(..., processes=1)`` of the same documents from text files: reading, decoding,
+        dedup hashing, tokenizing, sentence splitting, filtering, Parquet + zstd, sha256, ZooKeeper.
+Both run twice (cold spaCy cache, then warm); the best of each is compared. Throughput is counted
+in spaCy tokens of the input per second for both, so the ratio is the inverse ratio of wall times.
+
+Text: GCIDE (the GNU Collaborative International Dictionary of English, GPL-3+), read from Debian's
+``dict-gcide`` package; paragraphs become documents (one per line). Nothing is committed here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+GCIDE = "/usr/share/dictd/gcide.dict.dz"
+_MARKUP = re.compile(r"\[1913 Webster\]|\\[^\\\n]*\\")
+_SPACE = re.compile(r"\s+")
+
+
+def gcide_documents(max_bytes: int) -> list[str]:
+    """Paragraphs of GCIDE as one-line documents, up to ``max_bytes`` of text (repeated with a
+    numbered prefix if more is asked than the dictionary holds, so every document stays unique)."""
+    if not os.path.exists(GCIDE):
+        raise SystemExit("this benchmark needs Debian's dict-gcide: apt-get install dict-gcide")
+    text = gzip.open(GCIDE, "rt", encoding="utf8", errors="replace").read()
+    paras = [_SPACE.sub(" ", _MARKUP.sub(" ", p)).strip() for p in re.split(r"\n\s*\n", text)]
+    paras = [p for p in paras if len(p) >= 40]
+    out, size, rnd = [], 0, 0
+    while size < max_bytes:
+        for p in paras:
+            doc = p if rnd == 0 else f"Round {rnd}. {p}"
+            out.append(doc)
+            size += len(doc) + 1
+            if size >= max_bytes:
+                break
+        rnd += 1
+    return out
+
+
+def write_inputs(directory: Path, docs: list[str], files: int) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    per = (len(docs) + files - 1) // files
+    for i in range(files):
+        (directory / f"part-{i:03d}.txt").write_text("\n".join(docs[i * per : (i + 1) * per]) + "\n", encoding="utf-8")
+
+
+class Scratch:
+    """A throw-away ZooKeeper server, chroot and store."""
+
+    def __init__(self) -> None:
+        from nlpzk import testing
+
+        self.dir = Path(tempfile.mkdtemp(prefix="nlpzk-bench-ingest-"))
+        self.server = testing.start_standalone(self.dir / "zk")
+        self.cluster = testing.cluster_for(self.server.address, self.dir / "store", session_timeout=10.0)
+
+    def close(self) -> None:
+        self.cluster.close()
+        self.server.stop()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--mb", type=float, default=12.0, help="MB of text")
+    ap.add_argument("--files", type=int, default=8)
+    args = ap.parse_args()
+
+    import spacy
+
+    from nlpzk.ingest import ingest
+
+    docs = gcide_documents(int(args.mb * 1e6))
+    scratch = Scratch()
+    try:
+        write_inputs(scratch.dir / "in", docs, args.files)
+        nlp = spacy.blank("en")
+        anchor, ours, n_tokens, summary = [], [], 0, None
+        for attempt in range(2):
+            t = time.perf_counter()
+            n_tokens = 0
+            for doc in nlp.tokenizer.pipe(docs, batch_size=1000):
+                n_tokens += len(doc)
+            anchor.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            summary = ingest(scratch.cluster, f"bench{attempt}", [str(scratch.dir / "in")], processes=1)
+            ours.append(time.perf_counter() - t)
+        a, o = min(anchor), min(ours)
+        print(f"input: {len(docs):,} documents, {sum(map(len, docs)) / 1e6:.1f} MB in {args.files} files, {n_tokens:,} spaCy tokens")
+        print(f"nlpzk wrote {summary.tokens:,} tokens (after filters) in {summary.sentences:,} sentences, {summary.shards} shards")
+        print(f"spaCy tokenizer.pipe alone : {n_tokens / a:>12,.0f} tokens/s  ({a:.2f}s; runs {', '.join(f'{x:.2f}' for x in anchor)})")
+        print(f"nlpzk ingest --processes 1 : {n_tokens / o:>12,.0f} tokens/s  ({o:.2f}s; runs {', '.join(f'{x:.2f}' for x in ours)})")
+        print(f"ratio ingest / tokenizer   : {a / o:.2f}  (target >= 0.80)")
+    finally:
+        scratch.close()
+
+
+if __name__ == "__main__":
+    main()
