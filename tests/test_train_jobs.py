@@ -124,6 +124,9 @@ def test_three_workers_with_one_joining_mid_job(cluster, cli_env, tmp_path):
     logs = _assert_each_shard_once_per_round(cluster, "j3", shards)
     assert max(len({c["worker"] for c in log["commits"]}) for log in logs[:2]) <= 2
     assert len({c["worker"] for c in logs[-1]["commits"]}) == 3  # the newcomer took its share
+    # the merge was reduce-scattered: one row range per contribution, reduced by more than one worker
+    assert all(len(log["merge_parts"]) == len(log["contributions"]) for log in logs)
+    assert any(len({p["worker"] for p in log["merge_parts"]}) > 1 for log in logs)
 
 
 def test_killed_worker_does_not_hang_the_round(cluster, cli_env, tmp_path):

@@ -79,3 +79,8 @@ def job_shards(job: str, nonce: str) -> str:
 def job_vectors(job: str, nonce: str) -> str:
     """A job's final vectors (gensim KeyedVectors, pickled)."""
     return f"{job_dir(job)}/vectors-{nonce}.kv"
+
+
+def round_params_part(job: str, r: int, part: int, nonce: str) -> str:
+    """One row range of round ``r``'s global parameters, written by the worker that reduced it."""
+    return f"{job_dir(job)}/rounds/{r:08d}/params-{part:04d}-{nonce}.npy"

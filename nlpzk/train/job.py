@@ -140,7 +140,7 @@ def create_job(cluster: Cluster, job: str, corpus: str, vocab: str, **hyper: Any
     _merge.save_array(cluster.store, params_rel, initial_params(spec, vd))
     now = registry.now()
     doc = {"spec": spec, "state": "running", "round": 0, "words": 0, "created": now}
-    round0 = {"round": 0, "params": params_rel, "words_before": 0, "opened": now}
+    round0 = {"round": 0, "params": [params_rel], "words_before": 0, "opened": now}
     if not rounds.create_job(cluster.zk, job, doc, round0, [s.id for s in shards]):
         cluster.store.delete(params_rel)
         cluster.store.delete(shard_rel)

@@ -74,6 +74,41 @@ class NpyReader:
         self._fh.close()
 
 
+class ParamsReader:
+    """Rows of global parameters stored as consecutive row-range parts (one ``.npy`` per part)."""
+
+    def __init__(self, store: Store, parts: Sequence[str]) -> None:
+        self._parts = [NpyReader(store, p) for p in parts]
+        self._starts = np.cumsum([0] + [p.shape[1] for p in self._parts])
+        first = self._parts[0].shape
+        self.shape = (first[0], int(self._starts[-1]), first[2])
+
+    def rows(self, m: int, a: int, b: int) -> np.ndarray:
+        pieces = []
+        for i, part in enumerate(self._parts):
+            lo, hi = int(self._starts[i]), int(self._starts[i + 1])
+            if hi <= a or lo >= b:
+                continue
+            pieces.append(part.rows(m, max(a, lo) - lo, min(b, hi) - lo))
+        return pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
+
+    def close(self) -> None:
+        for p in self._parts:
+            p.close()
+
+
+def part_bounds(v: int, parts: int) -> list[tuple[int, int]]:
+    """Split ``v`` rows into ``parts`` contiguous ranges of (nearly) equal size."""
+    parts = max(1, min(parts, v))
+    return [(i * v // parts, (i + 1) * v // parts) for i in range(parts)]
+
+
+def load_params(store: Store, parts: Sequence[str]) -> np.ndarray:
+    """The full parameter array from its parts (each memory-mapped on a local store)."""
+    arrays = [np.asarray(load_array(store, p)) for p in parts]
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays, axis=1)
+
+
 @dataclasses.dataclass(frozen=True)
 class Contribution:
     delta: str
@@ -81,30 +116,37 @@ class Contribution:
     words: int
 
 
-def _blocks(v: int, block: int) -> Iterator[tuple[int, int]]:
-    for a in range(0, v, block):
-        yield a, min(v, a + block)
+def _blocks(lo: int, hi: int, block: int) -> Iterator[tuple[int, int]]:
+    for a in range(lo, hi, block):
+        yield a, min(hi, a + block)
 
 
 def merge(
     store: Store,
-    global_path: str,
+    global_parts: str | Sequence[str],
     contributions: Sequence[Contribution],
     rule: str,
     out_path: str,
     *,
+    rows: tuple[int, int] | None = None,
     eta: float | None = None,
     block_rows: int = BLOCK_ROWS,
 ) -> tuple[str, int]:
-    """Write the next global parameters to ``out_path``; returns ``(sha256, bytes)``."""
+    """Write rows ``rows`` (default: all) of the next global parameters to ``out_path``.
+
+    Returns ``(sha256, bytes)``. Each worker can reduce its own row range (reduce-scatter): the
+    output is one part of the next parameters, read back with :class:`ParamsReader`.
+    """
     check_rule(rule)
     if not contributions:
         raise InvalidInputError("nothing to merge: the round has no contributions")
-    glob = NpyReader(store, global_path)
+    glob = ParamsReader(store, [global_parts] if isinstance(global_parts, str) else global_parts)
     deltas = [NpyReader(store, c.delta) for c in contributions]
     counts = [NpyReader(store, c.counts) for c in contributions] if rule.endswith("wmean") else []
     try:
-        _, v, d = glob.shape[0], glob.shape[1], glob.shape[2]
+        v_all, d = glob.shape[1], glob.shape[2]
+        lo, hi = rows or (0, v_all)
+        v = hi - lo
         momentum = rule.startswith("bmuf")
         if eta is None:
             eta = default_eta(len(contributions))
@@ -117,7 +159,7 @@ def merge(
             # the (M, V, D) file is written matrix by matrix; each block needs every contribution's rows
             steps: dict[tuple[int, int], np.ndarray] = {}
             for m in (0, 1):
-                for a, b in _blocks(v, block_rows):
+                for a, b in _blocks(lo, hi, block_rows):
                     g = _combine(rule, [r.rows(m, a, b) for r in deltas], [c.rows(None, a, b) for c in counts], wshare)
                     if momentum:
                         prev = glob.rows(m + 2, a, b) if glob.shape[0] >= 4 else np.zeros((b - a, d), np.float32)
@@ -126,7 +168,7 @@ def merge(
                     out.write(np.ascontiguousarray(glob.rows(m, a, b) + g, dtype=np.float32).tobytes())
             if momentum:
                 for m in (0, 1):
-                    for a, _b in _blocks(v, block_rows):
+                    for a, _b in _blocks(lo, hi, block_rows):
                         out.write(steps.pop((m, a)).tobytes())
         return out.sha256, out.bytes
     finally:
@@ -135,16 +177,26 @@ def merge(
 
 
 def _combine(rule: str, blocks: list[np.ndarray], counts: list[np.ndarray], wshare: np.ndarray) -> np.ndarray:
-    if rule == "sum":
-        return np.sum(blocks, axis=0, dtype=np.float32)
-    mean = np.tensordot(wshare, np.stack(blocks), axes=1).astype(np.float32)
-    if not rule.endswith("wmean"):
-        return mean
-    n = np.stack(counts).astype(np.float32)  # (K, rows)
-    total = n.sum(axis=0)
+    # accumulate in place: no (K, rows, D) stack, one pass over each contribution's block
+    if rule == "sum" or not rule.endswith("wmean"):
+        acc = np.zeros_like(blocks[0], dtype=np.float32)
+        for share, blk in zip(wshare, blocks):
+            if rule == "sum":
+                acc += blk
+            else:
+                acc += np.float32(share) * blk
+        return acc
+    total = np.zeros(blocks[0].shape[0], dtype=np.float32)
+    weighted = np.zeros_like(blocks[0], dtype=np.float32)
+    mean = np.zeros_like(blocks[0], dtype=np.float32)
+    for share, blk, n in zip(wshare, blocks, counts):
+        n = n.astype(np.float32)
+        total += n
+        weighted += n[:, None] * blk
+        mean += np.float32(share) * blk
     seen = total > 0
-    weighted = np.einsum("kr,krd->rd", n, np.stack(blocks)) / np.where(seen, total, 1.0)[:, None]
-    return np.where(seen[:, None], weighted, mean).astype(np.float32)
+    weighted /= np.where(seen, total, np.float32(1))[:, None]
+    return np.where(seen[:, None], weighted, mean)
 
 
 def save_array(store: Store, rel: str, arr: np.ndarray) -> tuple[str, int]:

@@ -144,10 +144,7 @@ class Worker:
             self.on_event("rejoined", {"worker": self.id, "round": r})
         st = self.barrier.state(r)
         if st.complete:
-            if self.barrier.try_merge(r, self.id):
-                self._merge_and_publish(r, doc, version, st)
-            else:
-                self.barrier.wait(r, self.poll)
+            self._merge_step(r, doc, version, st)
             return False
         if not self._work_round(r, doc):
             self.barrier.revoke_stale(r)
@@ -156,10 +153,7 @@ class Worker:
 
     def _global(self, r: int) -> np.ndarray:
         if self._params is None or self._params[0] != r:
-            rd = self.barrier.round_doc(r)
-            if rd is None or "params" not in rd:
-                raise TrainingError(f"round {r} of job {self.job!r} has no parameters", hint="the job node is damaged; see nlpzk train status")
-            self._params = (r, np.asarray(_merge.load_array(self.cluster.store, rd["params"])))
+            self._params = (r, _merge.load_params(self.cluster.store, _params_list(self.barrier.round_doc(r) or {})))
         return self._params[1]
 
     def _shard(self, unit: str) -> _Shard:
@@ -242,40 +236,75 @@ class Worker:
 
     # -- merging --------------------------------------------------------------------------------
 
-    def _merge_and_publish(self, r: int, doc: dict[str, Any], version: int, st) -> None:
-        t0 = self.clock()
-        spec = self.spec
-        rd = self.barrier.round_doc(r) or {}
+    def _contributions(self, r: int, st) -> tuple[dict[str, dict[str, Any]], list[_merge.Contribution]]:
         by_name: dict[str, dict[str, Any]] = {}
-        log_rows = []
-        for unit, d in sorted(st.done.items()):
+        for _unit, d in sorted(st.done.items()):
             by_name.setdefault(d["contrib"], d)
-            log_rows.append({"shard": unit, "worker": d["worker"], "contrib": d["contrib"]})
         contribs = [
             _merge.Contribution(naming.contribution_file(self.job, r, n), naming.contribution_counts(self.job, r, n), int(d["words"]))
             for n, d in sorted(by_name.items())
         ]
+        return by_name, contribs
+
+    def _merge_step(self, r: int, doc: dict[str, Any], version: int, st) -> None:
+        """Reduce a free row range of the round's merge, or publish once every range is reduced."""
+        by_name, contribs = self._contributions(r, st)
+        parts = max(1, len(by_name))
+        bounds = _merge.part_bounds(len(self.vocab.tokens), parts)
+        parts = len(bounds)
+        done, _free = self.barrier.merge_state(r, parts)
+        if len(done) == parts:
+            if self.barrier.try_merge(r, self.id):
+                self._publish(r, doc, version, st, by_name, done)
+            else:
+                self.barrier.wait(r, self.poll)
+            return
+        held = self.barrier.lease_merge_part(r, self.id, parts)
+        if held is None:
+            self.barrier.wait(r, self.poll)
+            return
+        t0 = self.clock()
+        i = int(held.unit[1:])
+        rd = self.barrier.round_doc(r) or {}
+        out_rel = naming.round_params_part(self.job, r + 1, i, uuid.uuid4().hex[:12])
+        eta = self.spec.get("eta")
+        _merge.merge(self.cluster.store, _params_list(rd), contribs, self.spec["merge"], out_rel, rows=bounds[i], eta=None if eta is None else float(eta))
+        try:
+            self.barrier.commit_merge_part(r, held, {"worker": self.id, "path": out_rel, "rows": list(bounds[i]), "seconds": round(self.clock() - t0, 3)})
+        except FencedError as exc:
+            self.cluster.store.delete(out_rel)
+            self.report.fenced += 1
+            self.on_event("fenced", {"round": r, "merge_part": held.unit, "error": exc.line()})
+            return
+        self.report.merges += 1
+
+    def _publish(self, r: int, doc: dict[str, Any], version: int, st, by_name: dict[str, dict[str, Any]], parts: dict[str, dict[str, Any]]) -> None:
+        t0 = self.clock()
+        spec = self.spec
+        rd = self.barrier.round_doc(r) or {}
+        param_parts = [parts[name]["path"] for name in sorted(parts)]
         words = sum(int(d["words"]) for d in by_name.values())
         loss = sum(float(d["loss"]) for d in by_name.values())
-        nonce = uuid.uuid4().hex[:12]
-        out_rel = naming.round_params(self.job, r + 1, nonce)
-        eta = spec.get("eta")
-        _merge.merge(self.cluster.store, rd["params"], contribs, spec["merge"], out_rel, eta=None if eta is None else float(eta))
         last = r + 1 >= int(spec["rounds"])
         new_doc = dict(doc, round=r + 1, words=int(doc.get("words", 0)) + words)
-        workers = sorted({d["worker"] for d in by_name.values()})
-        train_s = {}
+        train_s: dict[str, float] = {}
         for d in by_name.values():
             train_s[d["worker"]] = train_s.get(d["worker"], 0.0) + float(d.get("seconds", 0))
         log_rel = naming.round_log(self.job, r)
-        self.cluster.store.write_bytes(log_rel, registry.dumps({"round": r, "commits": log_rows, "contributions": list(by_name.values())}))
+        log_doc = {
+            "round": r,
+            "commits": [{"shard": u, "worker": d["worker"], "contrib": d["contrib"]} for u, d in sorted(st.done.items())],
+            "contributions": list(by_name.values()),
+            "merge_parts": [dict(parts[name], part=name) for name in sorted(parts)],
+        }
+        self.cluster.store.write_bytes(log_rel, registry.dumps(log_doc))
         eval_s = 0.0
         if last:
             t_eval = self.clock()
-            final = np.asarray(_merge.load_array(self.cluster.store, out_rel))
+            final = _merge.load_params(self.cluster.store, param_parts)
             vec_rel, sha, kv = _job.save_vectors(self.cluster, self.job, self.vocab, final[0])
             scores = _model.evaluate(kv)
-            new_doc.update(state="done", finished=registry.now(), final={"vectors": vec_rel, "sha256": sha, "vocab": self.vocab.ref, "params": out_rel, "scores": scores})
+            new_doc.update(state="done", finished=registry.now(), final={"vectors": vec_rel, "sha256": sha, "vocab": self.vocab.ref, "params": param_parts, "scores": scores})
             eval_s = self.clock() - t_eval
         merged_at = registry.now()
         summary = dict(
@@ -285,23 +314,30 @@ class Worker:
             loss=round(loss, 3),
             commits=len(by_name),
             shards=len(st.done),
-            workers=len(workers),
+            workers=len(train_s),
             train_s=round(max(train_s.values(), default=0.0), 3),
-            merge_s=round(self.clock() - t0 - eval_s, 3),
+            merge_s=round(max((float(p.get("seconds", 0)) for p in parts.values()), default=0.0) + self.clock() - t0 - eval_s, 3),
+            merge_parts=len(parts),
             eval_s=round(eval_s, 3),
             wall_s=round(merged_at - float(rd.get("opened", merged_at)), 3),
             merged_at=merged_at,
             log=log_rel,
             alpha=round(_job.alpha_at(spec, int(rd.get("words_before", 0))), 6),
         )
-        nxt = None if last else {"round": r + 1, "params": out_rel, "words_before": new_doc["words"], "opened": merged_at}
+        nxt = None if last else {"round": r + 1, "params": param_parts, "words_before": new_doc["words"], "opened": merged_at}
         if self.barrier.publish(r, version, new_doc, summary, nxt):
-            self.report.merges += 1
             self.barrier.prune(r)
             self.cluster.store.delete_dir(posixpath.dirname(naming.contribution_file(self.job, r, "x")))
-            if rd.get("params"):
-                self.cluster.store.delete(rd["params"])
-            self.on_event("merged", {"round": r, "words": words, "loss": loss, "final": new_doc.get("final")})
+            for old in _params_list(rd):
+                self.cluster.store.delete(old)
+            self.on_event("merged", {"round": r, "words": words, "loss": loss, "parts": len(parts), "final": new_doc.get("final")})
         else:
-            self.cluster.store.delete(out_rel)
             self.barrier.release_merge(r)
+
+
+def _params_list(round_doc: dict[str, Any]) -> list[str]:
+    """A round's global parameters as a list of row-range parts (a single path in older rounds)."""
+    p = round_doc.get("params")
+    if not p:
+        raise TrainingError("a round of this job has no parameters", hint="the job node is damaged; see nlpzk train status")
+    return [p] if isinstance(p, str) else list(p)

@@ -64,14 +64,12 @@ def acquire(zk: KazooClient, lease_dir: str, fence_dir: str, unit: str, owner: s
         tx.create(absent, b"")
         tx.delete(absent)
     results = tx.commit()
-    if isinstance(results[0], NodeExistsError) or (absent is not None and isinstance(results[2], NodeExistsError)):
+    real = [r for r in results if isinstance(r, Exception) and not isinstance(r, RolledBackError)]
+    if any(isinstance(r, (NodeExistsError, NoNodeError)) for r in real):
+        # held by someone, already done, or the round was merged and pruned meanwhile
         return None
-    if isinstance(results[0], NoNodeError):
-        # the parent (the round) vanished: the round was merged and pruned meanwhile
-        return None
-    failed = [r for r in results if isinstance(r, Exception)]
-    if failed:
-        raise failed[0]
+    if real:
+        raise real[0]
     return Lease(unit=unit, path=path, fence_path=fence, fence_version=results[1].version, owner=owner)
 
 

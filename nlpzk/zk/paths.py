@@ -216,3 +216,18 @@ def eval_fences(name: str, eval_id: str) -> str:
 
 def eval_done(name: str, eval_id: str) -> str:
     return f"{model_eval(name, eval_id)}/done"
+
+
+def job_merge_fences(name: str) -> str:
+    """Persistent fence counters of merge parts (row ranges), like :func:`job_fences` for shards."""
+    return f"{job(name)}/mfences"
+
+
+def round_merge_leases(name: str, r: int) -> str:
+    """Ephemeral leases of round ``r``'s merge parts (row ranges reduced by one worker each)."""
+    return f"{job_round(name, r)}/mleases"
+
+
+def round_merge_done(name: str, r: int) -> str:
+    """``{worker, path, rows, seconds}`` per merged part of round ``r``."""
+    return f"{job_round(name, r)}/mdone"

@@ -7,7 +7,9 @@ Layout for job ``j`` (paths from :mod:`nlpzk.zk.paths`)::
     /jobs/j/rounds/<r>           {params, words_before, ...}; after the merge also the round's summary
     /jobs/j/rounds/<r>/leases/<unit>   ephemeral lease
     /jobs/j/rounds/<r>/done/<unit>     {worker, contribution, words, loss}
-    /jobs/j/rounds/<r>/merge     ephemeral: who merges this round
+    /jobs/j/rounds/<r>/mleases/<part>  ephemeral lease of a merge part (a row range)
+    /jobs/j/rounds/<r>/mdone/<part>    {worker, path, rows, seconds}
+    /jobs/j/rounds/<r>/merge     ephemeral: who publishes this round
 
 The barrier of round ``r`` opens when every unit has a ``done`` node. It never waits on a member:
 a dead worker's leases vanish with its session and its units can be leased again in the same
@@ -15,7 +17,8 @@ round; a worker that is alive but stuck loses a lease it held longer than ``leas
 waiter's own (injected) clock, measured from when the waiter first saw that very lease node (czxid),
 so machines' clocks never need to agree.
 
-Publishing is one transaction: the job node moves to the next round with a version check (so two
+The merge is reduce-scattered: each worker leases row ranges ("parts") of the merge the same
+fenced way as shards, and one worker then publishes the list of parts. Publishing is one transaction: the job node moves to the next round with a version check (so two
 mergers can never both advance a round), the round gets its summary, and the next round node is
 created with its parameters' store path.
 
@@ -76,6 +79,7 @@ class RoundBarrier:
         self.clock = clock
         self._changed = threading.Event()
         self._first_seen: dict[tuple[str, int], float] = {}
+        self._merge_fences = 0
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -157,7 +161,7 @@ class RoundBarrier:
         return revoked
 
     def wait(self, r: int, timeout: float) -> bool:
-        """Block until round ``r``'s leases or done units or the job node change, or ``timeout``.
+        """Block until round ``r``'s leases, done units, merge parts, merge node or the job node change, or ``timeout``.
 
         Returns True on a change. Watches are one-shot and deduplicated (same callback), so
         waiting in a loop does not pile them up.
@@ -166,6 +170,8 @@ class RoundBarrier:
         try:
             self.zk.get_children(paths.round_done(self.job, r), watch=self._poke)
             self.zk.get_children(paths.round_leases(self.job, r), watch=self._poke)
+            self.zk.get_children(paths.round_merge_done(self.job, r), watch=self._poke)
+            self.zk.get_children(paths.round_merge_leases(self.job, r), watch=self._poke)
             self.zk.get(paths.job(self.job), watch=self._poke)
             self.zk.exists(paths.round_merge(self.job, r), watch=self._poke)
         except NoNodeError:
@@ -176,6 +182,43 @@ class RoundBarrier:
         self._changed.set()
 
     # -- merging --------------------------------------------------------------------------------
+
+    @staticmethod
+    def part_name(i: int) -> str:
+        return f"p{i:04d}"
+
+    def merge_state(self, r: int, parts: int) -> tuple[dict[str, dict[str, Any]], list[str]]:
+        """Round ``r``'s merged parts ``{part: doc}`` and the parts neither merged nor leased."""
+        leased = set(registry.children(self.zk, paths.round_merge_leases(self.job, r)))
+        done = {}
+        for name in registry.children(self.zk, paths.round_merge_done(self.job, r)):
+            doc = registry.maybe_json(self.zk, f"{paths.round_merge_done(self.job, r)}/{name}")
+            if doc is not None:
+                done[name] = doc
+        free = [self.part_name(i) for i in range(parts) if self.part_name(i) not in done and self.part_name(i) not in leased]
+        return done, free
+
+    def lease_merge_part(self, r: int, owner: str, parts: int) -> _lease.Lease | None:
+        """Lease a row range of round ``r``'s merge (reduce-scatter: every worker reduces some rows)."""
+        _done, free = self.merge_state(r, parts)
+        if free and self._merge_fences < parts:
+            _lease.ensure_fences(self.zk, paths.job_merge_fences(self.job), [self.part_name(i) for i in range(parts)])
+            self._merge_fences = max(self._merge_fences, parts)
+        for part in free:
+            got = _lease.acquire(
+                self.zk, paths.round_merge_leases(self.job, r), paths.job_merge_fences(self.job), part, owner,
+                absent=f"{paths.round_merge_done(self.job, r)}/{part}",
+            )
+            if got is not None:
+                return got
+        return None
+
+    def commit_merge_part(self, r: int, held: _lease.Lease, doc: dict[str, Any]) -> None:
+        """Record a reduced part (fenced, like a shard commit)."""
+        data = registry.dumps(doc)
+        self.zk.retry(
+            _lease.commit, self.zk, [held], lambda tx: tx.create(f"{paths.round_merge_done(self.job, r)}/{held.unit}", data), f"merge part {held.unit} of round {r}"
+        )
 
     def try_merge(self, r: int, owner: str) -> bool:
         """Become the merger of round ``r`` (ephemeral node); False if another worker is merging."""
@@ -209,8 +252,8 @@ class RoundBarrier:
         if next_round is not None:
             nxt = r + 1
             tx.create(paths.job_round(self.job, nxt), registry.dumps(next_round))
-            tx.create(paths.round_leases(self.job, nxt), b"")
-            tx.create(paths.round_done(self.job, nxt), b"")
+            for sub in (paths.round_leases, paths.round_done, paths.round_merge_leases, paths.round_merge_done):
+                tx.create(sub(self.job, nxt), b"")
         results = tx.commit()
         bad = [x for x in results if isinstance(x, Exception)]
         if not bad:
@@ -221,7 +264,7 @@ class RoundBarrier:
 
     def prune(self, r: int) -> None:
         """Drop round ``r``'s per-unit nodes once it is merged (its summary stays on the round node)."""
-        for sub in (paths.round_done(self.job, r), paths.round_leases(self.job, r)):
+        for sub in (paths.round_done(self.job, r), paths.round_leases(self.job, r), paths.round_merge_done(self.job, r), paths.round_merge_leases(self.job, r)):
             try:
                 self.zk.delete(sub, recursive=True)
             except NoNodeError:
@@ -237,12 +280,13 @@ def create_job(zk: KazooClient, job: str, job_doc: dict[str, Any], round0: dict[
     tx.create(paths.job(job), registry.dumps(job_doc))
     tx.create(paths.job_workers(job), b"")
     tx.create(paths.job_fences(job), b"")
+    tx.create(paths.job_merge_fences(job), b"")
     for u in units:
         tx.create(f"{paths.job_fences(job)}/{u}", b"")
     tx.create(paths.job_rounds(job), b"")
     tx.create(paths.job_round(job, 0), registry.dumps(round0))
-    tx.create(paths.round_leases(job, 0), b"")
-    tx.create(paths.round_done(job, 0), b"")
+    for sub in (paths.round_leases, paths.round_done, paths.round_merge_leases, paths.round_merge_done):
+        tx.create(sub(job, 0), b"")
     results = tx.commit()
     bad = [x for x in results if isinstance(x, Exception)]
     if not bad:
