@@ -19,7 +19,7 @@ def main() -> None:
     ap.add_argument("--words", type=int, default=None, help="use the first N words of the corpus (default: all)")
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--syncs", type=int, default=4)
-    ap.add_argument("--shards", type=int, default=8)
+    ap.add_argument("--shards", type=int, default=32)
     args = ap.parse_args()
     sents = gcide_sentences(args.words)
     words = sum(map(len, sents))

@@ -133,5 +133,9 @@ def test_merge_rules_on_known_deltas(cluster):
     M.merge(cluster.store, "g1.npy", [c1, c2], "bmuf", "b2.npy", eta=0.5)
     b2 = np.load(cluster.store.local_path("b2.npy"))
     assert np.allclose(b2[0, 0], out["bmuf"][0, 0] + 0.5 * 2 + 2)
+    # Nesterov: the step is stored the same, the parameters move by eta * step + G
+    M.merge(cluster.store, "g1.npy", [c1, c2], "nbmuf", "n2.npy", eta=0.5)
+    n2 = np.load(cluster.store.local_path("n2.npy"))
+    assert np.allclose(n2[2], b2[2]) and np.allclose(n2[0, 0], out["bmuf"][0, 0] + 0.5 * (0.5 * 2 + 2) + 2)
     with pytest.raises(InvalidInputError):
         M.check_rule("median")

@@ -9,7 +9,10 @@ word occurred in the data it was trained on. Rules:
   occurred in one worker's data keeps that worker's full step instead of 1/K of it.
 * ``sum``   — sum of the deltas (as if the workers' steps had been applied one after another).
 * ``bmuf`` / ``bmuf-wmean`` — block momentum (BMUF, SlowMo): ``step = eta * previous step + G``
-  with ``G`` the ``mean`` (or ``wmean``) delta; the step is kept in the parameters as ``[2:4]``.
+  with ``G`` the ``mean`` (or ``wmean``) delta, applied as is; the step is kept in the parameters
+  as ``[2:4]``.
+* ``nbmuf`` / ``nbmuf-wmean`` — the same with a Nesterov look-ahead: the parameters move by
+  ``eta * step + G`` (BMUF's Nesterov variant), so the next round starts where the momentum is going.
 
 The merge streams row blocks: it holds one block of every contribution at a time, never K full
 copies, reading through the store's random access (``read_at``), so it works on any store.
@@ -26,7 +29,7 @@ import numpy as np
 from ..errors import InvalidInputError
 from ..store import Store
 
-RULES = ("mean", "wmean", "sum", "bmuf", "bmuf-wmean")
+RULES = ("mean", "wmean", "sum", "bmuf", "bmuf-wmean", "nbmuf", "nbmuf-wmean")
 DEFAULT_RULE = "bmuf-wmean"
 BLOCK_ROWS = 16384
 
@@ -147,7 +150,8 @@ def merge(
         v_all, d = glob.shape[1], glob.shape[2]
         lo, hi = rows or (0, v_all)
         v = hi - lo
-        momentum = rule.startswith("bmuf")
+        momentum = "bmuf" in rule
+        nesterov = rule.startswith("nbmuf")
         if eta is None:
             eta = default_eta(len(contributions))
         words = np.array([max(1, c.words) for c in contributions], dtype=np.float64)
@@ -163,8 +167,9 @@ def merge(
                     g = _combine(rule, [r.rows(m, a, b) for r in deltas], [c.rows(None, a, b) for c in counts], wshare)
                     if momentum:
                         prev = glob.rows(m + 2, a, b) if glob.shape[0] >= 4 else np.zeros((b - a, d), np.float32)
-                        g = eta * prev + g
-                        steps[(m, a)] = g.astype(np.float32, copy=False)
+                        step = (eta * prev + g).astype(np.float32, copy=False)
+                        steps[(m, a)] = step
+                        g = eta * step + g if nesterov else step
                     out.write(np.ascontiguousarray(glob.rows(m, a, b) + g, dtype=np.float32).tobytes())
             if momentum:
                 for m in (0, 1):
