@@ -46,10 +46,11 @@ from ..zk import paths
 from ..zk.claims import InputClaims
 from . import readers
 from .readers import DocumentReader, InputFile, ReadOptions
-from .tokenize import Tokenizer, _load_lemmas, load_blank, tokenizer_options
+from .tokenize import Tokenizer, tokenizer_options
 
-#: Raw documents read before one dedup check + tokenizer batch (bounded by characters too).
-BATCH_DOCS = 512
+#: Raw documents read before one dedup check + tokenizer batch (bounded by characters too). Large
+#: batches amortize the per-batch Arrow/numpy work (the type lookup table is rebuilt per batch).
+BATCH_DOCS = 4096
 BATCH_CHARS = 1 << 20
 DEFAULT_SHARD_TOKENS = 1_000_000
 HASHES_SCHEMA = pa.schema([pa.field("record", pa.uint64()), pa.field("hash", pa.uint64())])
@@ -200,7 +201,13 @@ class _HashSet:
 
 
 class _Roller:
-    """Shards of one input: filled in order, closed at the first document boundary past ``shard_tokens``."""
+    """Shards of one input: filled in order, closed at the first document boundary past ``shard_tokens``.
+
+    Parquet encoding and zstd run on one background thread (pyarrow releases the GIL there), so
+    they overlap with tokenizing the next batch; the thread works through its queue in order.
+    """
+
+    MAX_QUEUED = 4  # batches waiting for the writer thread, at most (bounds memory)
 
     def __init__(self, store: Store, job: Job, fence: Callable[[], None]) -> None:
         self.store = store
@@ -208,7 +215,19 @@ class _Roller:
         self.fence = fence
         self.metadata = {"nlpzk.options": json.dumps(job.options, sort_keys=True), "nlpzk.input": job.key}
         self.writer: ShardWriter | None = None
+        self.tokens = 0  # in the open shard (counted here: the writer thread may lag behind)
         self.infos: list[ShardInfo] = []
+        self._io = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="nlpzk-shard-writer")
+        self._queued: collections.deque[cf.Future] = collections.deque()
+
+    def _background(self, fn: Callable, *args: Any) -> None:
+        while self._queued and (self._queued[0].done() or len(self._queued) >= self.MAX_QUEUED):
+            self._queued.popleft().result()  # re-raises a failure of the writer thread here
+        self._queued.append(self._io.submit(fn, *args))
+
+    def _drain(self) -> None:
+        while self._queued:
+            self._queued.popleft().result()
 
     def add(self, doc_ids: list[str], tokens: pa.Array, offsets: np.ndarray, sentence_doc: np.ndarray) -> None:
         n = len(sentence_doc)
@@ -220,10 +239,10 @@ class _Roller:
         while s0 < n:
             if self.writer is None:
                 self.writer = ShardWriter(self.store, self.job.corpus, naming.shard_id(self.job.key, len(self.infos)), batch_rows=65536, metadata=self.metadata)
-                self.writer.__enter__()
-            need = self.job.shard_tokens - self.writer.tokens
+                self.tokens = 0
+                self._background(self.writer.__enter__)
             cum = np.cumsum(sent_tokens[s0:])
-            hit = int(np.searchsorted(cum, need))
+            hit = int(np.searchsorted(cum, self.job.shard_tokens - self.tokens))
             if hit >= len(cum):
                 self._write(ids, tokens, offsets, sentence_doc, s0, n)
                 return
@@ -237,19 +256,36 @@ class _Roller:
         lo, hi = int(offsets[s0]), int(offsets[e])
         lists = pa.ListArray.from_arrays(pa.array(offsets[s0 : e + 1] - lo, pa.int32()), tokens.slice(lo, hi - lo))
         docs = sentence_doc[s0:e]
-        self.writer.add_batch(ids.take(pa.array(docs)), self.job.file.path, lists, int(np.count_nonzero(np.diff(docs))) + 1)
+        self.tokens += hi - lo
+        self._background(self.writer.add_batch, ids.take(pa.array(docs)), self.job.file.path, lists, int(np.count_nonzero(np.diff(docs))) + 1)
 
     def close(self) -> None:
+        """Finish the open shard (if any): wait for the writer thread, check the fence, publish."""
         if self.writer is not None:
+            self._drain()
             self.fence()
             w, self.writer = self.writer, None
             w.__exit__(None, None, None)
             self.infos.append(w.info)
 
+    def finish(self) -> None:
+        try:
+            self.close()
+        finally:
+            self._io.shutdown(wait=True)
+
     def abort(self, exc: BaseException) -> None:
+        try:
+            self._drain()
+        except Exception:  # the original error is the one to report
+            pass
+        self._io.shutdown(wait=True)
         if self.writer is not None:
             w, self.writer = self.writer, None
-            w.__exit__(type(exc), exc, exc.__traceback__)
+            try:
+                w.__exit__(type(exc), exc, exc.__traceback__)  # removes the temporary file
+            except Exception:
+                pass
 
 
 def run_job(job: Job, progress: Progress | None = None, fence: Callable[[], None] | None = None) -> InputResult:
@@ -310,7 +346,7 @@ def run_job(job: Job, progress: Progress | None = None, fence: Callable[[], None
                 records, texts, chars = [], [], 0
         if texts:
             flush(records, texts)
-        roller.close()
+        roller.finish()
     except BaseException as exc:
         roller.abort(exc)
         raise
@@ -427,9 +463,7 @@ def ingest(
     if processes < 1:
         raise InvalidInputError("--processes must be at least 1")
     # Everything that can be refused without side effects is refused before touching ZooKeeper.
-    load_blank(opts["lang"])
-    if opts["lemmatize"]:
-        _load_lemmas(opts["lang"])
+    _WORKER.tokenizer(opts)  # an unknown language or missing lemma table fails here; kept for the run
     summary = Summary(corpus=name)
     files: list[InputFile] = []
     for f in readers.discover(inputs):
@@ -577,7 +611,7 @@ def _rewrite(store: Store, job: Job, result: InputResult, drop: np.ndarray, fenc
             offsets = np.zeros(len(lengths) + 1, np.int32)
             np.cumsum(lengths, out=offsets[1:])
             roller.add(doc_col.take(pa.array(starts)).to_pylist(), tokens.flatten(), offsets, sentence_doc)
-        roller.close()
+        roller.finish()
     except BaseException as exc:
         roller.abort(exc)
         raise

@@ -103,7 +103,7 @@ class Tokenizer:
     :meth:`batch` is the fast path used by ingest (Arrow arrays out); calling the object gives lists.
     """
 
-    def __init__(self, options: dict[str, Any], *, max_types: int = 100_000) -> None:
+    def __init__(self, options: dict[str, Any], *, max_types: int = 200_000) -> None:
         from spacy.pipeline.sentencizer import Sentencizer
 
         self.options = tokenizer_options(options)
@@ -116,18 +116,16 @@ class Tokenizer:
     def _reset(self) -> None:
         """A fresh spaCy pipeline and empty type tables.
 
-        spaCy's vocabulary and tokenizer cache grow with every new string (about 0.7 KB per type),
-        so memory would grow with the input; starting afresh once ``max_types`` types were seen
-        keeps it flat. Output does not change: tokenization does not depend on that state.
+        spaCy's vocabulary and tokenizer cache grow with every new string (about 0.7 KB per type,
+        some 140 MB at the default bound), so memory would grow with the input; starting afresh
+        once ``max_types`` types were seen keeps it flat. Output does not change: tokenization does not depend on that state.
         """
         self.nlp = load_blank(self.options["lang"])
         self._tokenizer = self.nlp.tokenizer
         # Per type (dense id): ORTH hash, sentencizer kind, kept-by-filters, output string.
-        self._hashes: list[int] = []
         self._hash_set = pa.array([], pa.uint64())
         self._kind = np.zeros(0, np.int8)
         self._keep = np.zeros(0, bool)
-        self._out: list[str] = []
         self._out_arrow = pa.array([], pa.string())
 
     # -- per type --------------------------------------------------------------------------------
@@ -154,18 +152,22 @@ class Tokenizer:
         return kind, keep, out
 
     def _type_ids(self, orths: np.ndarray) -> np.ndarray:
-        ids = pc.index_in(pa.array(orths, pa.uint64()), value_set=self._hash_set)
-        if ids.null_count:
-            new = np.unique(orths[np.asarray(ids.is_null())])
-            described = [self._describe(int(h)) for h in new.tolist()]
-            self._hashes.extend(new.tolist())
-            self._hash_set = pa.array(np.asarray(self._hashes, np.uint64), pa.uint64())
-            self._kind = np.concatenate([self._kind, np.fromiter((d[0] for d in described), np.int8, len(described))])
-            self._keep = np.concatenate([self._keep, np.fromiter((d[1] for d in described), bool, len(described))])
-            self._out.extend(d[2] for d in described)
-            self._out_arrow = pa.array(self._out, pa.string())
-            ids = pc.index_in(pa.array(orths, pa.uint64()), value_set=self._hash_set)
-        return ids.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+        keys = pa.array(orths, pa.uint64())
+        ids = pc.index_in(keys, value_set=self._hash_set)
+        if not ids.null_count:
+            return ids.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+        missing = np.asarray(ids.is_null())
+        new = np.unique(orths[missing])
+        described = [self._describe(h) for h in new.tolist()]
+        base = len(self._hash_set)
+        # Append only the new types: no table is rebuilt from Python objects per batch.
+        self._hash_set = pa.concat_arrays([self._hash_set, pa.array(new, pa.uint64())])
+        self._kind = np.concatenate([self._kind, np.fromiter((d[0] for d in described), np.int8, len(described))])
+        self._keep = np.concatenate([self._keep, np.fromiter((d[1] for d in described), bool, len(described))])
+        self._out_arrow = pa.concat_arrays([self._out_arrow, pa.array([d[2] for d in described], pa.string())])
+        out = ids.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+        out[missing] = base + np.searchsorted(new, orths[missing])
+        return out
 
     # -- batches ---------------------------------------------------------------------------------
 
@@ -178,7 +180,7 @@ class Tokenizer:
         """
         from spacy.attrs import ORTH
 
-        if len(self._hashes) > self.max_types:
+        if len(self._hash_set) > self.max_types:
             self._reset()
             self.resets += 1
         tok = self._tokenizer
