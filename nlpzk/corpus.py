@@ -320,12 +320,12 @@ class Corpus:
             if problem:
                 corrupt.append({"shard": info.id, "path": info.path, "problem": problem})
         for key, doc in inputs.items():
-            side = doc.get("hashes")
+            side = doc.get("hashes_path")
             if side and not store.exists(side):
                 missing.append({"input": key, "path": side})
             elif side and doc.get("hashes_sha256") and store.sha256(side) != doc["hashes_sha256"]:
                 corrupt.append({"input": key, "path": side, "problem": "sha256 differs from the registry"})
-        known = {s.path for s in shards} | {d.get("hashes") for d in inputs.values()}
+        known = {s.path for s in shards} | {d.get("hashes_path") for d in inputs.values()}
         files = store.list(naming.corpus_dir(self.name))
         tmp = [f for f in files if is_tmp(f)]
         stray = [f for f in files if f not in known and not is_tmp(f)]

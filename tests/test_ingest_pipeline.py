@@ -196,3 +196,14 @@ def test_sample_corpus_ingests_with_known_totals(cluster):
     sample = Path(__file__).resolve().parent.parent / "corpora" / "sample"
     s = ingest(cluster, "sample", [str(sample)])
     assert (s.files, s.documents, s.duplicates, s.sentences, s.tokens, s.shards) == (3, 2064, 36, 10295, 87519, 3)
+
+
+def test_gc_keeps_every_file_an_ingest_registered(cluster, tmp_path):
+    """nlpzk gc deletes store files no registry document names: shards and hash sidecars must be named."""
+    from nlpzk import gc
+
+    a = tmp_path / "a.txt"
+    a.write_text("\n".join(DOCS) + "\n")
+    ingest(cluster, "kept", [str(a)], shard_tokens=10)
+    assert gc.find_garbage(cluster, older_than=0) == []
+    assert Corpus.open("kept", cluster=cluster).verify()["ok"]

@@ -113,7 +113,7 @@ class InputResult:
             "tokens": self.tokens,
             "bytes": self.bytes,
             "replaced": self.replaced,
-            "hashes": naming.input_hashes(job.corpus, self.key),
+            "hashes_path": naming.input_hashes(job.corpus, self.key),  # "*_path": nlpzk gc keeps it
             "hashes_sha256": self.hashes_sha256,
             "hashes_bytes": self.hashes_bytes,
             "finished": round(time.time(), 3),
