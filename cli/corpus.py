@@ -44,6 +44,8 @@ class _ProgressBar:
         self.docs += event.get("documents", 0)
         self.tokens += event.get("tokens", 0)
         self.dups += event.get("duplicates", 0)
+        if "total_files" in event:
+            self.progress.update(self.task, total=event["total_files"])
         if "waiting" in event:
             self.waiting = event["waiting"]
         rate = self.tokens / max(time.perf_counter() - self.t0, 1e-6)
@@ -116,7 +118,7 @@ def _print_summary(s: dict[str, Any]) -> None:
     if s["skipped_empty"]:
         out.print(f"  skipped {len(s['skipped_empty'])} empty file(s): {', '.join(s['skipped_empty'][:5])}")
     if s["redone"]:
-        out.print(f"  re-tokenized {s['redone']} file(s) that shared documents with files committed concurrently")
+        out.print(f"  rewrote {s['redone']} file(s) without documents that a concurrently committed file holds")
 
 
 @app.command("list")

@@ -385,7 +385,7 @@ class Summary:
     shards: int = 0
     bytes: int = 0
     replaced_bytes: int = 0  # invalid UTF-8 sequences replaced by U+FFFD
-    redone: int = 0  # inputs re-tokenized because a concurrently committed input shared documents
+    redone: int = 0  # inputs rewritten without documents a concurrently committed input holds
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
@@ -478,6 +478,8 @@ def ingest(
     if not files:
         raise InvalidInputError(f"no input to ingest: every file found is empty ({', '.join(summary.skipped_empty[:3])})")
     summary.files = len(files)
+    if progress is not None:
+        progress({"total_files": len(files)})
 
     existed = cluster.zk.exists(paths.corpus(name)) is not None
     Corpus.create(cluster, name, opts)
@@ -506,13 +508,12 @@ def ingest(
             if inflight and inflight[0][1].done():
                 job, fut = inflight.popleft()
                 result = fut.result()
-                _commit(cluster, claims, job, result, summary, fence)
+                registered = _commit(cluster, claims, job, result, summary, fence)
                 del claimed[job.key]
                 if progress is not None:
-                    event = {"files": 1, "duplicates": result.duplicates}
-                    if getattr(fut, "in_worker", False):  # jobs run here reported these per batch already
-                        event.update(documents=result.documents, tokens=result.tokens)
-                    progress(event)
+                    # jobs run in this process reported documents and tokens per batch already
+                    reported = (0, 0) if getattr(fut, "in_worker", False) else (result.documents, result.tokens)
+                    progress({"files": 1, "duplicates": registered.duplicates, "documents": registered.documents - reported[0], "tokens": registered.tokens - reported[1]})
                 continue
             if todo and len(inflight) < runner.capacity:
                 f = todo.popleft()
@@ -553,7 +554,8 @@ def ingest(
     return summary
 
 
-def _commit(cluster: Cluster, claims: InputClaims, job: Job, result: InputResult, summary: Summary, fence: Callable[[], None]) -> None:
+def _commit(cluster: Cluster, claims: InputClaims, job: Job, result: InputResult, summary: Summary, fence: Callable[[], None]) -> InputResult:
+    """Register ``result`` (rewritten first if a newer commit shares documents); returns what was registered."""
     store = cluster.store
     while True:
         version, done = claims.commit_point()
@@ -577,6 +579,7 @@ def _commit(cluster: Cluster, claims: InputClaims, job: Job, result: InputResult
     summary.shards += len(result.shards)
     summary.bytes += result.bytes
     summary.replaced_bytes += result.replaced
+    return result
 
 
 def _rewrite(store: Store, job: Job, result: InputResult, drop: np.ndarray, fence: Callable[[], None]) -> InputResult:
