@@ -10,6 +10,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 from gensim.test.utils import datapath
 
 from nlpzk import testing
@@ -85,21 +86,25 @@ def test_sigkill_mid_run_then_rerun_equals_an_uninterrupted_run(zk_server, clust
 
 def test_two_concurrent_ingesters_split_the_work_without_duplicates(zk_server, cluster, cli_env, tmp_path):
     inputs = tmp_path / "in"
-    _make_inputs(inputs, files=6, docs=60, shared=5)
+    _make_inputs(inputs, files=12, docs=300, shared=5)
     args = ["corpus", "ingest", "conc", str(inputs), "--shard-tokens", "8000", "--json"]
-    procs = [_popen(cli_env, *args) for _ in range(2)]
+    first = _popen(cli_env, *args)
+    # start the second once the first is working, so that they really overlap
+    deadline = time.monotonic() + 60
+    while not registry.children(cluster.zk, paths.claims("conc")) and time.monotonic() < deadline and first.poll() is None:
+        time.sleep(0.02)
+    procs = [first, _popen(cli_env, *args)]
     outs = [p.communicate(timeout=240) for p in procs]
     for p, (out, err) in zip(procs, outs):
         assert p.returncode == 0, err
     summaries = [json.loads(out) for out, _ in outs]
-    assert sum(s["ingested"] for s in summaries) == 6
-    assert all(s["ingested"] + s["already_done"] == 6 for s in summaries)
+    assert sum(s["ingested"] for s in summaries) == 12
+    assert all(s["ingested"] + s["already_done"] == 12 for s in summaries)
+    assert all(s["ingested"] >= 1 for s in summaries), summaries  # both did part of the work
 
     corpus = Corpus.open("conc", cluster=cluster)
     hashes = _all_hashes(corpus, cluster)
-    assert len(hashes) == len(np.unique(hashes)) == 6 * 60 + 5  # every distinct document exactly once
-    texts = [t for t in corpus.read(corpus.shards[0]).column("doc_id").to_pylist()]
-    assert texts  # shards are readable
+    assert len(hashes) == len(np.unique(hashes)) == 12 * 300 + 5  # every distinct document exactly once
     fresh = testing.cluster_for(zk_server.address, tmp_path / "store2")
     try:
         seq = ingest(fresh, "conc", [str(inputs)], shard_tokens=8000)
@@ -108,3 +113,28 @@ def test_two_concurrent_ingesters_split_the_work_without_duplicates(zk_server, c
     assert sum(s["documents"] for s in summaries) == seq.documents
     assert sum(s["tokens"] for s in summaries) == seq.tokens == sum(s.tokens for s in corpus.shards)
     assert corpus.verify()["ok"] and corpus.ingesters() == []
+
+
+def test_an_ingester_whose_session_expired_registers_nothing_more(zk_server, cluster, tmp_path):
+    """A paused ingester (session expired, claims possibly taken over) must not commit or publish."""
+    from nlpzk.errors import FencedError
+    from nlpzk.testing import expire_session
+
+    inputs = tmp_path / "in"
+    _make_inputs(inputs, files=3, docs=150)
+    state = {"expired": False}
+
+    def progress(event):
+        if event.get("files") and not state["expired"]:  # the first input is committed: now expire
+            expire_session(cluster.zk, zk_server.address)
+            state["expired"] = True
+
+    with pytest.raises(FencedError):
+        ingest(cluster, "fenced", [str(inputs)], shard_tokens=5000, progress=progress)
+    assert state["expired"] and cluster.watch.connected.wait(15)  # kazoo reconnects with a new session
+    corpus = Corpus.open("fenced", cluster=cluster)
+    assert len(corpus.inputs()) == 1  # the input committed before the expiry, nothing after
+    assert sum(doc["shards"] for doc in corpus.inputs().values()) == len(corpus.shards)
+    again = ingest(cluster, "fenced", [str(inputs)], shard_tokens=5000)
+    assert (again.already_done, again.ingested) == (1, 2)
+    assert corpus.verify()["ok"]

@@ -30,6 +30,7 @@ import json
 import multiprocessing
 import os
 import posixpath
+import threading
 import time
 from typing import Any, Callable
 
@@ -407,6 +408,7 @@ class _Runner:
     def __init__(self, processes: int, progress: Progress | None, fence: Callable[[], None]) -> None:
         self.progress = progress
         self.fence = fence
+        self.lost = threading.Event()  # this run's session ended (the cluster's own flag stays set for ever)
         self.pool = None
         self.slots = 2 * (processes - 1)  # jobs queued for the workers: they never wait for this process
         self.capacity = 4 * processes  # claimed, uncommitted inputs at most (results wait to commit in order)
@@ -428,8 +430,10 @@ class _Runner:
         return fut
 
     def on_lost(self, state: str) -> None:
-        if state == "LOST" and self.pool is not None:
-            self.stop.set()
+        if state == "LOST":
+            self.lost.set()
+            if self.pool is not None:
+                self.stop.set()
 
     def close(self, cancel: bool = False) -> None:
         if self.pool is not None:
@@ -487,7 +491,7 @@ def ingest(
     claims.join()
 
     def fence() -> None:
-        if cluster.watch.lost.is_set() or not claims.alive():
+        if runner.lost.is_set() or not claims.alive():
             raise FencedError("this ingest lost its ZooKeeper session; its claims may belong to another ingester now", hint="run the same command again")
 
     runner = _Runner(processes, progress, fence)
@@ -508,6 +512,7 @@ def ingest(
             if inflight and inflight[0][1].done():
                 job, fut = inflight.popleft()
                 result = fut.result()
+                fence()
                 registered = _commit(cluster, claims, job, result, summary, fence)
                 del claimed[job.key]
                 if progress is not None:
@@ -516,6 +521,7 @@ def ingest(
                     progress({"files": 1, "duplicates": registered.duplicates, "documents": registered.documents - reported[0], "tokens": registered.tokens - reported[1]})
                 continue
             if todo and len(inflight) < runner.capacity:
+                fence()  # claims taken after losing the session would not be fenced by old ones
                 f = todo.popleft()
                 if f.path not in shas:
                     shas[f.path] = readers.content_sha256(f)
