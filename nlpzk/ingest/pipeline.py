@@ -160,8 +160,13 @@ class _Worker:
 _WORKER = _Worker()
 
 
-def _init_pool_worker(stop) -> None:
+def _init_pool_worker(stop, options: dict[str, Any]) -> None:
     _WORKER.stop = stop
+    _WORKER.tokenizer(options)  # build spaCy's pipeline while the main process hashes and claims
+
+
+def _started() -> int:
+    return os.getpid()
 
 
 def read_hashes(store: Store, corpus: str, key: str) -> pa.Table:
@@ -405,7 +410,7 @@ class _Runner:
     check a stop event that is set when the session is lost.
     """
 
-    def __init__(self, processes: int, progress: Progress | None, fence: Callable[[], None]) -> None:
+    def __init__(self, processes: int, options: dict[str, Any], progress: Progress | None, fence: Callable[[], None]) -> None:
         self.progress = progress
         self.fence = fence
         self.lost = threading.Event()  # this run's session ended (the cluster's own flag stays set for ever)
@@ -416,7 +421,9 @@ class _Runner:
         if processes > 1:
             ctx = multiprocessing.get_context("spawn")  # not fork: this process runs kazoo's threads
             self.stop = ctx.Event()
-            self.pool = cf.ProcessPoolExecutor(max_workers=processes - 1, mp_context=ctx, initializer=_init_pool_worker, initargs=(self.stop,))
+            self.pool = cf.ProcessPoolExecutor(max_workers=processes - 1, mp_context=ctx, initializer=_init_pool_worker, initargs=(self.stop, options))
+            for _ in range(processes - 1):  # the pool starts workers lazily: start them all now
+                self.pool.submit(_started)
 
     def submit(self, job: Job) -> cf.Future:
         self._pending = [f for f in self._pending if not f.done()]
@@ -494,7 +501,7 @@ def ingest(
         if runner.lost.is_set() or not claims.alive():
             raise FencedError("this ingest lost its ZooKeeper session; its claims may belong to another ingester now", hint="run the same command again")
 
-    runner = _Runner(processes, progress, fence)
+    runner = _Runner(processes, opts, progress, fence)
     cluster.watch.add(runner.on_lost)
 
     shas: dict[str, str] = {}
