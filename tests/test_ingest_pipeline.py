@@ -207,3 +207,23 @@ def test_gc_keeps_every_file_an_ingest_registered(cluster, tmp_path):
     ingest(cluster, "kept", [str(a)], shard_tokens=10)
     assert gc.find_garbage(cluster, older_than=0) == []
     assert Corpus.open("kept", cluster=cluster).verify()["ok"]
+
+
+def test_paragraph_mode_tsv_ndjson_and_lemmas(cli, cluster, tmp_path):
+    d = tmp_path / "in"
+    d.mkdir()
+    (d / "p.txt").write_text("The dogs were\nbarking loudly.\n\n\nCats slept.\nThey dreamt.\n")
+    (d / "t.tsv").write_text("id\tbody\n1\tMice ran away.\n")
+    (d / "n.ndjson").write_text(json.dumps({"body": "Geese flew south."}) + "\n")
+    res = cli("corpus", "ingest", "para", str(d), "--paragraphs", "--text-field", "body", "--lemmatize", "--json")
+    assert res.exit_code == 0, res.stderr
+    s = json.loads(res.stdout)
+    assert (s["files"], s["documents"]) == (3, 4)
+    corpus = Corpus.open("para", cluster=cluster)
+    got = {tuple(x) for x in corpus.sentences()}
+    assert got == {("the", "dog", "be", "bark", "loudly"), ("cat", "sleep"), ("they", "dream"), ("mouse", "run", "away"), ("goose", "fly", "south")}
+    doc_ids = {r for sh in corpus.shards for r in corpus.read(sh).column("doc_id").to_pylist()}
+    assert any(i.endswith(":1") for i in doc_ids) and any(i.endswith(":5") for i in doc_ids)  # paragraphs start at lines 1 and 5
+    assert corpus.options["lemmatize"] is True
+    bad = cli("corpus", "ingest", "para2", str(d / "p.txt"), "--lemmatize", "--lang", "xx")
+    assert bad.exit_code == 5 and "no lookup lemmatizer table for language 'xx'" in bad.stderr

@@ -145,7 +145,9 @@ class Tokenizer:
         )
         out = text
         if self._lemmas is not None:
-            lemma = self._lemmas.get(text, text)  # spaCy's lookup mode: the table keyed by the exact text
+            # spaCy's lookup mode looks up the exact text only; falling back to the lower-cased text
+            # also lemmatizes sentence-initial words ("Dogs" -> "dog"), which the table lacks.
+            lemma = self._lemmas.get(text) or self._lemmas.get(text.lower()) or text
             out = lemma if isinstance(lemma, str) else text
         if o["lowercase"]:
             out = out.lower()
