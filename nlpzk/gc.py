@@ -31,7 +31,7 @@ class Garbage:
 
 
 def referenced_paths(cluster: Cluster) -> set[str]:
-    """Every store path named by any document in the registry (keys ``path`` or ``*_path``)."""
+    """Every store path named by any document in the registry (any string under a managed folder)."""
     refs: set[str] = set()
     for root in paths.ROOTS:
         for _, doc in registry.walk(cluster.zk, root):
@@ -40,14 +40,15 @@ def referenced_paths(cluster: Cluster) -> set[str]:
 
 
 def _paths_in(doc: Any) -> Iterable[str]:
-    if isinstance(doc, dict):
-        for key, value in doc.items():
-            if (key == "path" or key.endswith("_path")) and isinstance(value, str):
-                yield value
-            elif key.endswith("_paths") and isinstance(value, list):
-                yield from (v for v in value if isinstance(v, str))
-            else:
-                yield from _paths_in(value)
+    # Any string naming a file in a managed folder counts, whatever its key: a finished job keeps its
+    # vectors under ``final.vectors``, its last parameters in ``final.params`` and round logs under
+    # ``log``. Matching on key names alone let gc delete those (found by tests/faults).
+    if isinstance(doc, str):
+        if "/" in doc and doc.split("/", 1)[0] in MANAGED_PREFIXES:
+            yield doc
+    elif isinstance(doc, dict):
+        for value in doc.values():
+            yield from _paths_in(value)
     elif isinstance(doc, list):
         for item in doc:
             yield from _paths_in(item)

@@ -47,3 +47,17 @@ def test_gc_finds_only_unregistered_old_files(cluster, cli):
     for rel in (w.info.path, young, "unmanaged/notes.txt"):
         assert cluster.store.exists(rel)
     assert list(Corpus.open("g", cluster=cluster).sentences()) == [["a"]]
+
+
+def test_gc_keeps_files_named_under_any_key(cluster):
+    # a finished training job names its vectors, last parameters and round logs under keys that
+    # are not ``path``: gc must keep them all
+    files = ["jobs/j/vectors-abc.kv", "jobs/j/rounds/00000003/params-0000-abc.npy", "jobs/j/rounds/00000000/log.json"]
+    for rel in files:
+        cluster.store.write_bytes(rel, b"x")
+    doc = {"state": "done", "final": {"vectors": files[0], "params": [files[1]]}}
+    registry.create_json(cluster.zk, paths.job("j"), doc)
+    registry.create_json(cluster.zk, paths.job_round("j", 0), {"state": "merged", "log": files[2]})
+    orphan = "jobs/j/rounds/00000004/params-0000-def.npy"
+    cluster.store.write_bytes(orphan, b"y")
+    assert [g.path for g in gc.find_garbage(cluster, older_than=0)] == [orphan]
