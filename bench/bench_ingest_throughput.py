@@ -61,6 +61,18 @@ def write_inputs(directory: Path, docs: list[str], files: int) -> None:
         (directory / f"part-{i:03d}.txt").write_text("\n".join(docs[i * per : (i + 1) * per]) + "\n", encoding="utf-8")
 
 
+def zxid(address: str) -> int:
+    """The server's last transaction id (``srvr``): every write transaction, a multi included, adds one."""
+    import socket
+
+    host, port = address.split(",")[0].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(b"srvr")
+        data = b"".join(iter(lambda: sock.recv(4096), b""))
+    line = next(l for l in data.decode().splitlines() if l.startswith("Zxid:"))
+    return int(line.split(":", 1)[1].strip(), 16)
+
+
 class Scratch:
     """A throw-away ZooKeeper server, chroot and store."""
 
@@ -100,12 +112,15 @@ def main() -> None:
             for doc in nlp.tokenizer.pipe(docs, batch_size=1000):
                 n_tokens += len(doc)
             anchor.append(time.perf_counter() - t)
+            z0 = zxid(scratch.server.address)
             t = time.perf_counter()
             summary = ingest(scratch.cluster, f"bench{attempt}", [str(scratch.dir / "in")], processes=1)
             ours.append(time.perf_counter() - t)
+            writes = zxid(scratch.server.address) - z0
         a, o = min(anchor), min(ours)
         print(f"input: {len(docs):,} documents, {sum(map(len, docs)) / 1e6:.1f} MB in {args.files} files, {n_tokens:,} spaCy tokens")
         print(f"nlpzk wrote {summary.tokens:,} tokens (after filters) in {summary.sentences:,} sentences, {summary.shards} shards")
+        print(f"ZooKeeper write transactions per ingest: {writes} for {summary.shards} shards of {summary.ingested} inputs (claim + one commit per input, plus set-up)")
         print(f"spaCy tokenizer.pipe alone : {n_tokens / a:>12,.0f} tokens/s  ({a:.2f}s; runs {', '.join(f'{x:.2f}' for x in anchor)})")
         print(f"nlpzk ingest --processes 1 : {n_tokens / o:>12,.0f} tokens/s  ({o:.2f}s; runs {', '.join(f'{x:.2f}' for x in ours)})")
         print(f"ratio ingest / tokenizer   : {a / o:.2f}  (target >= 0.80); per pair: {', '.join(f'{x / y:.2f}' for x, y in zip(anchor, ours))}")
