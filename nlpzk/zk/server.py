@@ -15,6 +15,7 @@ import dataclasses
 import fcntl
 import glob
 import os
+import random
 import shutil
 import signal
 import socket
@@ -98,7 +99,31 @@ def parse_srvr(text: str | None) -> dict[str, str] | None:
     return out if "mode" in out else None
 
 
+_GIVEN: set[int] = set()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on, picked below the kernel's ephemeral range.
+
+    A port from that range (what ``bind(0)`` gives) can be handed to an outgoing connection as its
+    local port: a member of an ensemble then fails to start, or to restart after a stop, with
+    "Address already in use" (seen in tests/faults, where clients reconnect while a member is down).
+    """
+    low = 32768
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    if low > 2048:
+        for _ in range(100):
+            port = random.randint(max(1024, low - 16384), low - 1)
+            if port in _GIVEN:  # not bound yet by whoever asked for it earlier (an ensemble asks 9 times)
+                continue
+            with socket.socket() as s:
+                try:
+                    s.bind((host, port))
+                except OSError:
+                    continue
+                _GIVEN.add(port)
+                return port
     with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]
