@@ -67,7 +67,7 @@ def ingest(
     max_token_length: int = typer.Option(50, "--max-token-length", help="Drop tokens longer than this many characters."),
     min_sentence_tokens: int = typer.Option(1, "--min-sentence-tokens", help="Drop sentences with fewer tokens (after filtering)."),
     shard_tokens: int = typer.Option(1_000_000, "--shard-tokens", help="Start a new shard after this many tokens (at a document boundary)."),
-    processes: int = typer.Option(1, "--processes", "-p", help="Tokenize this many input files at once."),
+    processes: int = typer.Option(1, "--processes", "-p", help="Tokenize in this many processes (same output for any number)."),
     text_field: str = typer.Option("text", "--text-field", help="JSON field / CSV or Parquet column holding the text."),
     paragraphs: bool = typer.Option(False, "--paragraphs", help=".txt: a document per blank-line separated paragraph (default: per line)."),
     strict: bool = typer.Option(False, "--strict", help="Fail on invalid UTF-8 instead of replacing (and counting) bad bytes."),

@@ -10,13 +10,14 @@ Per input file (identified by its *key*: a hash of its bytes and of how it is re
 Duplicates: a document whose content hash is already in the corpus is dropped. "Already in the
 corpus" means: in an input whose done-marker exists, or earlier in the same input. Inputs commit in
 a single order (the version of the ``inputs`` node is the ordering point); an input that shares a
-document with an input committed after it started is re-tokenized with that knowledge before it may
-commit. So each distinct document is kept exactly once, by the input that commits first, and one
-ingester commits its inputs in input order: its result does not depend on ``--processes``, on timing,
-or on being killed and re-run.
+document with an input another ingester committed after this one started is rewritten without it
+before it may commit. So each distinct document is kept exactly once, by the input that commits
+first, and one ingester (which takes its inputs one after the other, in sorted order) gives a result
+that depends neither on ``--processes`` nor on timing nor on being killed and re-run.
 
-``--processes N`` tokenizes N inputs at once in worker processes (spawned, each with its own spaCy);
-the main process claims, orders and commits. One input is never split across processes.
+``--processes N`` tokenizes batches of documents in N processes (this one and N-1 spawned workers);
+reading, dedup, shards and ZooKeeper stay here, batches are consumed in order, so a single large
+file is parallelized as well as many small ones and the output does not depend on N.
 """
 
 from __future__ import annotations
@@ -129,7 +130,6 @@ class _Worker:
         self.tokenizers: dict[str, Tokenizer] = {}
         self.stores: dict[str, Store] = {}
         self.known: dict[str, tuple[set[str], np.ndarray]] = {}  # corpus -> (loaded keys, sorted hashes)
-        self.stop: Any = None  # an Event set by the main process when its session is lost
 
     def tokenizer(self, options: dict[str, Any]) -> Tokenizer:
         k = json.dumps(options, sort_keys=True)
@@ -158,15 +158,6 @@ class _Worker:
 
 
 _WORKER = _Worker()
-
-
-def _init_pool_worker(stop, options: dict[str, Any]) -> None:
-    _WORKER.stop = stop
-    _WORKER.tokenizer(options)  # build spaCy's pipeline while the main process hashes and claims
-
-
-def _started() -> int:
-    return os.getpid()
 
 
 def read_hashes(store: Store, corpus: str, key: str) -> pa.Table:
@@ -294,26 +285,74 @@ class _Roller:
                 pass
 
 
-def run_job(job: Job, progress: Progress | None = None, fence: Callable[[], None] | None = None) -> InputResult:
+class Tokenizers:
+    """Tokenizer batches for one ingest: in this process, and with ``processes > 1`` also in workers.
+
+    Batches go to ``processes - 1`` spawned workers (``spawn``, not ``fork``: this process runs
+    kazoo's threads) while they have fewer than two queued each, otherwise this process tokenizes
+    the batch itself; results are consumed strictly in submission order. Everything else (reading,
+    dedup, shards, ZooKeeper) stays in this process, so the output is the same for any ``processes``.
+    """
+
+    def __init__(self, options: dict[str, Any], processes: int = 1) -> None:
+        self.options = options
+        self.local = _WORKER.tokenizer(options)
+        self.pool = None
+        self.slots = 2 * (processes - 1)
+        self._pending: list[cf.Future] = []
+        if processes > 1:
+            ctx = multiprocessing.get_context("spawn")
+            self.pool = cf.ProcessPoolExecutor(max_workers=processes - 1, mp_context=ctx, initializer=_init_pool_worker, initargs=(options,))
+            for _ in range(processes - 1):  # the pool starts workers lazily: start them all now
+                self.pool.submit(os.getpid)
+
+    def submit(self, texts: list[str]) -> cf.Future:
+        self._pending = [f for f in self._pending if not f.done()]
+        if self.pool is not None and len(self._pending) < self.slots:
+            fut = self.pool.submit(_pool_batch, self.options, texts)
+            self._pending.append(fut)
+            return fut
+        fut = cf.Future()
+        fut.set_result(self.local.batch(texts))
+        return fut
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _init_pool_worker(options: dict[str, Any]) -> None:
+    _WORKER.tokenizer(options)  # build spaCy's pipeline while the main process starts reading
+
+
+def _pool_batch(options: dict[str, Any], texts: list[str]) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+    return _WORKER.tokenizer(options).batch(texts)
+
+
+def run_job(job: Job, tokenizers: Tokenizers, progress: Progress | None = None, fence: Callable[[], None] | None = None) -> InputResult:
     """Tokenize one input into shards and its hash sidecar (nothing is registered here)."""
     t0 = time.perf_counter()
     store = _WORKER.store(job.store_uri)
-    tokenizer = _WORKER.tokenizer(job.options)
     known = _WORKER.known_hashes(job, store)
-
-    def check_fence() -> None:
-        if _WORKER.stop is not None and _WORKER.stop.is_set():
-            raise FencedError("the ingest lost its ZooKeeper session", hint="run the same command again")
-        if fence is not None:
-            fence()
-
     reader = DocumentReader(job.file, job.read)
-    roller = _Roller(store, job, check_fence)
+    roller = _Roller(store, job, fence or (lambda: None))
     result = InputResult(job.key, job.file.path, [])
     mine = _HashSet()
     kept_records = array.array("Q")  # 8 bytes a document, not a Python int each
     kept_hashes = array.array("Q")
     prefix = f"{job.key}:"
+    inflight: collections.deque[tuple[list[str], cf.Future]] = collections.deque()
+
+    def consume(wait_for: int) -> None:
+        """Hand finished batches to the roller in order; block until at most ``wait_for`` remain."""
+        while inflight and (inflight[0][1].done() or len(inflight) > wait_for):
+            ids, fut = inflight.popleft()
+            tokens, offsets, sentence_doc = fut.result()
+            roller.add(ids, tokens, offsets, sentence_doc)
+            result.sentences += len(sentence_doc)
+            result.tokens += len(tokens)
+            if progress is not None:
+                progress({"documents": len(ids), "tokens": len(tokens)})
 
     def flush(records: list[int], texts: list[str]) -> None:
         hashes = doc_hashes(texts)
@@ -329,15 +368,10 @@ def run_job(job: Job, progress: Progress | None = None, fence: Callable[[], None
             keep_texts.append(text)
             keep_ids.append(prefix + str(rec))
         mine.settle()
-        if not keep_texts:
-            return
-        tokens, offsets, sentence_doc = tokenizer.batch(keep_texts)
-        roller.add(keep_ids, tokens, offsets, sentence_doc)
-        result.documents += len(keep_texts)
-        result.sentences += len(sentence_doc)
-        result.tokens += len(tokens)
-        if progress is not None:
-            progress({"documents": len(keep_texts), "tokens": len(tokens)})
+        if keep_texts:
+            result.documents += len(keep_texts)
+            inflight.append((keep_ids, tokenizers.submit(keep_texts)))
+        consume(wait_for=max(tokenizers.slots, 1))
 
     try:
         records: list[int] = []
@@ -352,6 +386,7 @@ def run_job(job: Job, progress: Progress | None = None, fence: Callable[[], None
                 records, texts, chars = [], [], 0
         if texts:
             flush(records, texts)
+        consume(wait_for=0)
         roller.finish()
     except BaseException as exc:
         roller.abort(exc)
@@ -361,16 +396,13 @@ def run_job(job: Job, progress: Progress | None = None, fence: Callable[[], None
     result.bytes = sum(s.bytes for s in roller.infos)
     result.hashes = np.frombuffer(kept_hashes, np.uint64) if kept_hashes else np.zeros(0, np.uint64)
     table = pa.table([pa.array(np.frombuffer(kept_records, np.uint64) if kept_records else np.zeros(0, np.uint64)), pa.array(result.hashes)], schema=HASHES_SCHEMA)
-    check_fence()
+    if fence is not None:
+        fence()
     with store.atomic_output(naming.input_hashes(job.corpus, job.key)) as out:
         pq.write_table(table, out, compression="zstd")
     result.hashes_sha256, result.hashes_bytes = out.sha256, out.bytes
     result.seconds = time.perf_counter() - t0
     return result
-
-
-def _pool_run(job: Job) -> InputResult:
-    return run_job(job)
 
 
 # -- the coordinating side --------------------------------------------------------------------------
@@ -399,54 +431,6 @@ class Summary:
         d["tokens_per_s"] = round(self.tokens / self.seconds) if self.seconds > 0 else 0
         d["seconds"] = round(self.seconds, 3)
         return d
-
-
-class _Runner:
-    """Runs jobs: in this process, and with ``processes > 1`` also in ``processes - 1`` spawned workers.
-
-    The main process tokenizes too (whenever the workers have enough queued), so N processes really
-    are N tokenizers, and the workers' start-up (importing spaCy) overlaps with useful work.
-    Jobs run here report progress per batch and check the fence before every shard; worker jobs
-    check a stop event that is set when the session is lost.
-    """
-
-    def __init__(self, processes: int, options: dict[str, Any], progress: Progress | None, fence: Callable[[], None]) -> None:
-        self.progress = progress
-        self.fence = fence
-        self.lost = threading.Event()  # this run's session ended (the cluster's own flag stays set for ever)
-        self.pool = None
-        self.slots = 2 * (processes - 1)  # jobs queued for the workers: they never wait for this process
-        self.capacity = 4 * processes  # claimed, uncommitted inputs at most (results wait to commit in order)
-        self._pending: list[cf.Future] = []
-        if processes > 1:
-            ctx = multiprocessing.get_context("spawn")  # not fork: this process runs kazoo's threads
-            self.stop = ctx.Event()
-            self.pool = cf.ProcessPoolExecutor(max_workers=processes - 1, mp_context=ctx, initializer=_init_pool_worker, initargs=(self.stop, options))
-            for _ in range(processes - 1):  # the pool starts workers lazily: start them all now
-                self.pool.submit(_started)
-
-    def submit(self, job: Job) -> cf.Future:
-        self._pending = [f for f in self._pending if not f.done()]
-        if self.pool is not None and len(self._pending) < self.slots:
-            fut = self.pool.submit(_pool_run, job)
-            fut.in_worker = True  # type: ignore[attr-defined]
-            self._pending.append(fut)
-            return fut
-        fut = cf.Future()
-        fut.set_result(run_job(job, self.progress, self.fence))
-        return fut
-
-    def on_lost(self, state: str) -> None:
-        if state == "LOST":
-            self.lost.set()
-            if self.pool is not None:
-                self.stop.set()
-
-    def close(self, cancel: bool = False) -> None:
-        if self.pool is not None:
-            if cancel:
-                self.stop.set()
-            self.pool.shutdown(wait=True, cancel_futures=cancel)
 
 
 def ingest(
@@ -496,71 +480,64 @@ def ingest(
     Corpus.create(cluster, name, opts)
     claims = InputClaims(cluster.zk, name)
     claims.join()
+    lost = threading.Event()  # this run's session ended (the cluster's own flag stays set for ever)
+
+    def on_state(state: str) -> None:
+        if state == "LOST":
+            lost.set()
 
     def fence() -> None:
-        if runner.lost.is_set() or not claims.alive():
+        if lost.is_set() or not claims.alive():
             raise FencedError("this ingest lost its ZooKeeper session; its claims may belong to another ingester now", hint="run the same command again")
 
-    runner = _Runner(processes, opts, progress, fence)
-    cluster.watch.add(runner.on_lost)
-
+    cluster.watch.add(on_state)
+    tokenizers: Tokenizers | None = None
     shas: dict[str, str] = {}
     keys_seen: set[str] = set()
-    inflight: collections.deque[tuple[Job, cf.Future]] = collections.deque()
-    claimed: dict[str, Job] = {}  # claimed by this run and not committed yet
+    job: Job | None = None  # claimed by this run and not committed yet
     todo = collections.deque(files)
     waiting: list[InputFile] = []
     ok = False
     try:
-        while todo or inflight or waiting:
-            # Commit (in dispatch order) whatever is finished; otherwise start more work; only when
-            # nothing can be started, wait for the oldest job. So this process never idles while
-            # a worker is still starting up or busy with the head of the line.
-            if inflight and inflight[0][1].done():
-                job, fut = inflight.popleft()
-                result = fut.result()
-                fence()
-                registered = _commit(cluster, claims, job, result, summary, fence)
-                del claimed[job.key]
-                if progress is not None:
-                    # jobs run in this process reported documents and tokens per batch already
-                    reported = (0, 0) if getattr(fut, "in_worker", False) else (result.documents, result.tokens)
-                    progress({"files": 1, "duplicates": registered.duplicates, "documents": registered.documents - reported[0], "tokens": registered.tokens - reported[1]})
-                continue
-            if todo and len(inflight) < runner.capacity:
-                fence()  # claims taken after losing the session would not be fenced by old ones
-                f = todo.popleft()
-                if f.path not in shas:
-                    shas[f.path] = readers.content_sha256(f)
-                key = input_key(shas[f.path], f.format, read)
-                if key in keys_seen:
-                    summary.same_content += 1
-                elif claims.done(key) is not None:
-                    keys_seen.add(key)
-                    summary.already_done += 1
-                elif not claims.try_claim(key, {"source": f.path, "host": os.uname().nodename, "pid": os.getpid()}):
-                    waiting.append(f)
-                else:
-                    keys_seen.add(key)
-                    job = Job(name, cluster.store.uri, opts, read, f, key, shas[f.path], shard_tokens, tuple(claims.done_keys()))
-                    claimed[key] = job
-                    inflight.append((job, runner.submit(job)))
-                continue
-            if inflight:
-                cf.wait([inflight[0][1]])
-                continue
-            if waiting:
+        tokenizers = Tokenizers(opts, processes)
+        while todo or waiting:
+            if not todo:
+                # the rest is claimed by other live ingesters: wait for them to finish or vanish
                 if progress is not None:
                     progress({"waiting": len(waiting)})
                 claims.wait_for_change(wait_timeout)
                 todo.extend(waiting)
                 waiting = []
+                continue
+            fence()  # claims taken after losing the session would not be fenced by old ones
+            f = todo.popleft()
+            if f.path not in shas:
+                shas[f.path] = readers.content_sha256(f)
+            key = input_key(shas[f.path], f.format, read)
+            if key in keys_seen:
+                summary.same_content += 1
+                continue
+            if claims.done(key) is not None:
+                keys_seen.add(key)
+                summary.already_done += 1
+                continue
+            if not claims.try_claim(key, {"source": f.path, "host": os.uname().nodename, "pid": os.getpid()}):
+                waiting.append(f)
+                continue
+            keys_seen.add(key)
+            job = Job(name, cluster.store.uri, opts, read, f, key, shas[f.path], shard_tokens, tuple(claims.done_keys()))
+            result = run_job(job, tokenizers, progress, fence)
+            registered = _commit(cluster, claims, job, result, summary, fence)
+            job = None
+            if progress is not None:  # documents and tokens were reported per batch; a rewrite corrects them
+                progress({"files": 1, "duplicates": registered.duplicates, "documents": registered.documents - result.documents, "tokens": registered.tokens - result.tokens})
         ok = True
     finally:
-        cluster.watch.remove(runner.on_lost)
-        runner.close(cancel=not ok)
+        cluster.watch.remove(on_state)
+        if tokenizers is not None:
+            tokenizers.close()
         if not ok:
-            _clean_up(cluster, claims, name, list(claimed.values()), existed)
+            _clean_up(cluster, claims, name, [job] if job else [], existed)
         else:
             claims.leave()
     summary.seconds = time.perf_counter() - t0
