@@ -3,7 +3,7 @@
 Counts everything on the nlpzk side from starting the worker processes to the job's end (process
 start-up, shard reads, every sync and merge, the final evaluation); gensim's time is its train() call.
 
-    .venv/bin/python bench/bench_train_throughput.py [--words 4700000] [--epochs 5] [--syncs 4]
+    .venv/bin/python bench/bench_train_throughput.py [--words 4700000] [--epochs 5] [--syncs 4,16]
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--words", type=int, default=None, help="use the first N words of the corpus (default: all)")
     ap.add_argument("--epochs", type=int, default=5)
-    ap.add_argument("--syncs", type=int, default=4)
+    ap.add_argument("--syncs", default="4", help="syncs per epoch, comma-separated for several runs")
     ap.add_argument("--shards", type=int, default=32)
     args = ap.parse_args()
     sents = gcide_sentences(args.words)
@@ -29,19 +29,24 @@ def main() -> None:
     print(f"gensim workers=2: {g_s:.1f}s  {g_rate:,.0f} words/s", flush=True)
     server, config, cluster = start_cluster(args.shards, sents)
     try:
-        wall, st, _ = run_job(cluster, config, "tp", 2, 1, epochs=args.epochs, syncs_per_epoch=args.syncs, seed=1)
-        n_rate = st["words"] / wall
-        print(f"nlpzk 2 workers x 1 thread, {args.syncs} syncs/epoch: {wall:.1f}s  {n_rate:,.0f} words/s", flush=True)
-        print(f"ratio nlpzk/gensim: {n_rate / g_rate:.3f}  (target >= 0.9)")
-        rounds = [h for h in st["history"] if h.get("state") == "merged"]
-        steady = rounds[1:-1]
-        s_rate = sum(h["words"] for h in steady) / sum(h["wall_s"] for h in steady)
-        print(f"steady state (rounds 1..{len(rounds) - 2}: no start-up, no final evaluation): {s_rate:,.0f} words/s, ratio {s_rate / g_rate:.3f}")
-        print(f"sync+merge share of round time: all rounds {sync_share(st):.1%}, steady state {sync_share(st, steady=True):.1%}  (target <= 10%)")
-        print(f"merge alone {sum(h['merge_s'] for h in rounds):.1f}s, final evaluation {sum(h.get('eval_s') or 0 for h in rounds):.1f}s, of {wall:.1f}s")
+        for syncs in (int(x) for x in args.syncs.split(",")):
+            report(cluster, config, args.epochs, syncs, g_rate)
     finally:
         cluster.close()
         server.stop()
+
+
+def report(cluster, config, epochs: int, syncs: int, g_rate: float) -> None:
+    wall, st, _ = run_job(cluster, config, f"tp-{syncs}", 2, 1, epochs=epochs, syncs_per_epoch=syncs, seed=1)
+    n_rate = st["words"] / wall
+    print(f"nlpzk 2 workers x 1 thread, {syncs} syncs/epoch, merge {st['spec']['merge']}: {wall:.1f}s  {n_rate:,.0f} words/s", flush=True)
+    print(f"ratio nlpzk/gensim: {n_rate / g_rate:.3f}  (target >= 0.9)")
+    rounds = [h for h in st["history"] if h.get("state") == "merged"]
+    steady = rounds[1:-1]
+    s_rate = sum(h["words"] for h in steady) / sum(h["wall_s"] for h in steady)
+    print(f"steady state (rounds 1..{len(rounds) - 2}: no start-up, no final evaluation): {s_rate:,.0f} words/s, ratio {s_rate / g_rate:.3f}")
+    print(f"sync+merge share of round time: all rounds {sync_share(st):.1%}, steady state {sync_share(st, steady=True):.1%}  (target <= 10%)")
+    print(f"merge alone {sum(h['merge_s'] for h in rounds):.1f}s, final evaluation {sum(h.get('eval_s') or 0 for h in rounds):.1f}s, of {wall:.1f}s", flush=True)
 
 
 if __name__ == "__main__":

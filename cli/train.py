@@ -116,7 +116,7 @@ def run(
     sample: Optional[float] = typer.Option(None, "--sample", help="Downsampling threshold (default 1e-3)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the shared initial parameters (default 1)."),
     merge: Optional[str] = typer.Option(None, "--merge", help="Merge rule: nbmuf-wmean, nbmuf, bmuf-wmean, bmuf, wmean, mean, sum (default: see docs)."),
-    eta: Optional[float] = typer.Option(None, "--eta", help="Block momentum for bmuf rules (default 1 - 1/contributions)."),
+    eta: Optional[float] = typer.Option(None, "--eta", help="Block momentum for bmuf rules (default 1 - 1/K for bmuf, 1 - 0.6/K for nbmuf; K = contributions)."),
     lease_timeout: Optional[float] = typer.Option(None, "--lease-timeout", help="Seconds before a stuck worker's shard lease is revoked (default 600)."),
     wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait for the job with a progress view."),
     as_json: bool = _util.JsonOption,

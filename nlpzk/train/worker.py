@@ -26,13 +26,11 @@ import numpy as np
 
 from ..cluster import Cluster
 from ..corpus import ShardInfo, read_shard
-from kazoo.exceptions import ConnectionClosedError, ConnectionLoss, OperationTimeoutError, SessionExpiredError
-
 from ..errors import FencedError, TrainingError, ZkUnavailableError
 from ..store import naming
-from ..zk import registry
+from ..zk import paths, registry
 from ..zk.members import Member
-from ..zk.rounds import RoundBarrier
+from ..zk.rounds import CONNECTION_ERRORS, RoundBarrier
 from . import _model, job as _job, merge as _merge
 
 log = logging.getLogger("nlpzk.train")
@@ -116,7 +114,7 @@ class Worker:
                     if self._step():
                         self.report.state = "done"
                         break
-                except (ConnectionLoss, SessionExpiredError, OperationTimeoutError, ConnectionClosedError) as exc:
+                except CONNECTION_ERRORS as exc:
                     # SUSPENDED/LOST: in-flight work is dropped (its leases are gone or will be fenced);
                     # wait for the connection and carry on from whatever the job node says
                     self.on_event("disconnected", {"error": type(exc).__name__})
@@ -180,13 +178,20 @@ class Worker:
         return self.shards[unit].tokens / int(self.spec["syncs_per_epoch"])
 
     def _work_round(self, r: int, doc: dict[str, Any]) -> bool:
-        """Lease and train shards of round ``r`` until none is free, then commit. False if none was free."""
+        """Lease and train shards of round ``r`` until none is free, then commit. False if none was free.
+
+        Shards are leased in batches trained by one gensim ``train()`` call each (a call costs
+        thread start-up and a final flush, too much per small slice). A batch is about half of
+        this worker's fair share of what is still free (guided self-scheduling): big batches
+        first, single shards at the end, so workers still finish the round together.
+        """
         prefer = sorted(self._cache)  # shards already in memory first
         lease, st = self.barrier.lease_next(r, self.id, prefer)
         if lease is None:
             return False
         rd = self.barrier.round_doc(r) or {}
         words_before = int(rd.get("words_before", doc.get("words", 0)))
+        members = max(1, len(registry.children(self.cluster.zk, paths.job_workers(self.job))))
         start = self.clock()
         params = self._global(r)
         _model.set_params(self.model, params)
@@ -194,19 +199,30 @@ class Worker:
         held, raw_total, eff_total, loss_total = [], 0, 0, 0.0
         while lease is not None:
             claimed = sum(self._estimate(u) for u in (set(st.done) | set(st.leased)) if u != lease.unit)
-            data = self._shard(lease.unit)
-            a, b = self._slice_bounds(lease.unit, r)
-            words = int(data.offsets[b] - data.offsets[a])
+            target = sum(self._estimate(u) for u in st.free) / (2 * members)
+            batch = [lease]
+            while sum(self._estimate(l.unit) for l in batch) < target and not self.stop.is_set():
+                more, _ = self.barrier.lease_next(r, self.id, prefer)
+                if more is None:
+                    break
+                batch.append(more)
+            sentences: list[list[str]] = []
+            words = 0
+            for l in batch:
+                data = self._shard(l.unit)
+                a, b = self._slice_bounds(l.unit, r)
+                sentences.extend(data.sentences[a:b])
+                words += int(data.offsets[b] - data.offsets[a])
+                ids = data.ids[data.offsets[a] : data.offsets[b]]
+                counts += np.bincount(ids[ids >= 0], minlength=len(counts))
             a0 = _job.alpha_at(self.spec, words_before + claimed)
             a1 = _job.alpha_at(self.spec, words_before + claimed + words)
-            eff, raw, loss = _model.train_slice(self.model, data.sentences[a:b], words, a0, a1)
-            ids = data.ids[data.offsets[a] : data.offsets[b]]
-            counts += np.bincount(ids[ids >= 0], minlength=len(counts))
-            held.append(lease)
+            eff, raw, loss = _model.train_slice(self.model, sentences, words, a0, a1)
+            held.extend(batch)
             raw_total += raw
             eff_total += eff
             loss_total += loss
-            self.on_event("trained", {"round": r, "shard": lease.unit, "words": raw, "alpha": (a0, a1)})
+            self.on_event("trained", {"round": r, "shards": [l.unit for l in batch], "words": raw, "alpha": (a0, a1)})
             if self.stop.is_set():
                 break
             lease, st = self.barrier.lease_next(r, self.id, prefer)

@@ -35,11 +35,15 @@ import time
 from typing import Any, Callable, Iterable
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
+from kazoo.exceptions import BadVersionError, ConnectionClosedError, ConnectionLoss, NodeExistsError, NoNodeError, OperationTimeoutError, SessionExpiredError
 
 from ..errors import FencedError
 from . import lease as _lease
 from . import paths, registry
+
+
+#: What a caller of this recipe catches to ride out SUSPENDED/LOST (then re-read the job node).
+CONNECTION_ERRORS = (ConnectionLoss, SessionExpiredError, OperationTimeoutError, ConnectionClosedError)
 
 
 @dataclasses.dataclass
