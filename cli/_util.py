@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 import typer
 from rich.console import Console
@@ -17,6 +17,8 @@ from typer.core import TyperGroup
 
 # typer's exceptions for "stop here with this code" and for usage errors pass through untouched.
 _PASS_THROUGH = (typer.Exit, typer.Abort, typer.BadParameter.__mro__[2])  # ..., ClickException
+# typer vendors click: its usage errors live in typer's own copy of click.exceptions
+_click_errors = sys.modules[typer.BadParameter.__module__]
 
 out = Console(soft_wrap=True, highlight=False)
 err = Console(stderr=True, soft_wrap=True, highlight=False)
@@ -31,12 +33,33 @@ def error_line(message: str) -> None:
     )
 
 
+def _usage_error(exc) -> NoReturn:
+    # click's boxed "Usage: ... Try ... Error: ..." block is three lines; scripts and users get one, like every other error
+    where = exc.ctx.command_path if exc.ctx is not None else "nlpzk"
+    error_line(f"{exc.format_message()} — see: {where} --help")
+    raise typer.Exit(exc.exit_code)
+
+
 class NlpzkGroup(TyperGroup):
-    """Root group: maps NlpzkError (and kazoo/OS errors the library translates) to one line + exit code."""
+    """Root group: maps NlpzkError (and kazoo/OS errors the library translates) to one line + exit code,
+    and click's usage errors (missing argument, option out of range, unknown command) to one line + exit 2."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
+        # the root's own options are parsed here, before invoke()
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except _click_errors.NoArgsIsHelpError:
+            raise
+        except _click_errors.UsageError as exc:
+            _usage_error(exc)
 
     def invoke(self, ctx: typer.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except _click_errors.NoArgsIsHelpError:
+            raise
+        except _click_errors.UsageError as exc:
+            _usage_error(exc)
         except _PASS_THROUGH:
             raise
         except KeyboardInterrupt:

@@ -296,6 +296,8 @@ def encode_cmd(
                 texts.append(fh.read())
         except FileNotFoundError:
             raise NotFoundError(f"input file {f} does not exist") from None
+        except IsADirectoryError:
+            raise InvalidInputError(f"input file {f} is a directory", hint="pass text files (or - for stdin)") from None
         except UnicodeDecodeError:
             raise InvalidInputError(f"input file {f} is not UTF-8 text") from None
     import numpy as np

@@ -79,8 +79,14 @@ def status(ctx: typer.Context, as_json: bool = _util.JsonOption) -> None:
 @app.command("tree")
 def tree(ctx: typer.Context, path: str = typer.Argument("/", help="Path under the chroot."), depth: int = typer.Option(4, help="How deep to go.")) -> None:
     """Print the znodes under the chroot (a quick look at the registry)."""
+    from nlpzk.errors import InvalidInputError, NotFoundError
+    from nlpzk.zk.registry import children, exists
+
+    if not path.startswith("/") or "/../" in f"{path}/" or "//" in path:
+        raise InvalidInputError(f"invalid znode path {path!r}", hint="an absolute path under the chroot, e.g. /corpora")
     zk = _util.cluster(ctx).zk
-    from nlpzk.zk.registry import children
+    if not exists(zk, path):
+        raise NotFoundError(f"no znode {path} under the chroot", hint="see: nlpzk zk tree /")
 
     def walk(p: str, level: int) -> None:
         name = p.rsplit("/", 1)[-1] or _util.config(ctx).hosts_and_chroot()[1]

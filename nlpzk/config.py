@@ -110,6 +110,10 @@ class Config:
                 raise ConfigError(f"config file {toml_path} does not exist") from None
             except tomllib.TOMLDecodeError as exc:
                 raise ConfigError(f"config file {toml_path} is not valid TOML: {exc}") from None
+            except UnicodeDecodeError:  # tomllib decodes before parsing: a binary file fails here
+                raise ConfigError(f"config file {toml_path} is not UTF-8 text") from None
+            except IsADirectoryError:
+                raise ConfigError(f"config file {toml_path} is a directory") from None
             file_values = file_values.get("nlpzk", file_values)
             bad = set(file_values) - set(_FIELDS)
             if bad:

@@ -126,6 +126,9 @@ def discover(paths: list[str]) -> list[InputFile]:
                 raise InvalidInputError(f"{arg}: no file matches this pattern")
             for m in matches:
                 add(m, True)
+        elif os.path.exists(arg):
+            # a FIFO would block the reader forever and /dev/zero never ends: refuse them up front
+            raise InvalidInputError(f"{arg}: not a regular file (a FIFO, device or socket)", hint="copy the data into a file first")
         else:
             raise InvalidInputError(f"{arg}: no such file or directory")
     return found

@@ -57,6 +57,8 @@ def check_hyper(hp: dict[str, Any]) -> dict[str, Any]:
     for key in ("epochs", "syncs_per_epoch", "dim", "window", "negative"):
         need(isinstance(out[key], int) and out[key] >= 1, f"{key} must be an integer >= 1, not {out[key]!r}")
     need(out["dim"] <= 10000, "dim must be at most 10000")
+    # every round is a znode, a barrier and a parameter file: a billion of them is a typo, not a job
+    need(out["epochs"] * out["syncs_per_epoch"] <= 100_000, f"epochs x syncs-per-epoch must be at most 100000 rounds, not {out['epochs'] * out['syncs_per_epoch']}")
     need(0 < float(out["alpha"]) <= 1, f"alpha must be in (0, 1], not {out['alpha']}")
     need(0 <= float(out["min_alpha"]) <= float(out["alpha"]), f"min-alpha must be in [0, alpha], not {out['min_alpha']}")
     need(float(out["sample"]) >= 0, f"sample must be >= 0, not {out['sample']}")

@@ -170,6 +170,8 @@ def export(view: VocabView, fmt: str, path: str | os.PathLike[str]) -> int:
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise NotFoundError(f"directory {directory} does not exist", hint="create it or choose another --out")
+    if os.path.isdir(path):
+        raise InvalidInputError(f"{path} is a directory", hint="give a file name with --out")
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:

@@ -50,6 +50,10 @@ def maybe_json(zk: KazooClient, path: str) -> Any | None:
     return loads(data)
 
 
+def exists(zk: KazooClient, path: str) -> bool:
+    return zk.exists(path) is not None
+
+
 def children(zk: KazooClient, path: str) -> list[str]:
     try:
         return sorted(zk.get_children(path))
