@@ -299,7 +299,7 @@ class DocumentReader:
             except json.JSONDecodeError as exc:
                 raise InvalidInputError(f"{self.file.path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from None
             if not isinstance(obj, dict) or field not in obj:
-                fields = ", ".join(list(obj)[:8]) if isinstance(obj, dict) else type(obj).__name__
+                fields = ", ".join(map(_printable, list(obj)[:8])) if isinstance(obj, dict) else type(obj).__name__
                 raise InvalidInputError(f"{self.file.path}:{lineno}: no {field!r} field (found: {fields or 'nothing'})", hint="pick the field with --text-field")
             value = obj[field]
             if value is None:
@@ -326,7 +326,7 @@ class DocumentReader:
             if header is None:
                 return
             if field not in header:
-                raise InvalidInputError(f"{self.file.path}:1: no column {field!r} (columns: {', '.join(header[:8])})", hint="pick the column with --text-field")
+                raise InvalidInputError(f"{self.file.path}:1: no column {field!r} (columns: {', '.join(map(_printable, header[:8]))})", hint="pick the column with --text-field")
             col = header.index(field)
             for row in reader:
                 if not row:
@@ -375,6 +375,11 @@ class DocumentReader:
                     text = value.strip()
                     if text:
                         yield row, text
+
+
+def _printable(name: str) -> str:
+    """A field or column name as it can appear in a one-line error (a quoted CSV header may hold a newline)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
 
 
 class _Counter:
