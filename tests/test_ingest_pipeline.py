@@ -264,3 +264,22 @@ def test_paragraph_mode_tsv_ndjson_and_lemmas(cli, cluster, tmp_path):
     assert corpus.options["lemmatize"] is True
     bad = cli("corpus", "ingest", "para2", str(d / "p.txt"), "--lemmatize", "--lang", "xx")
     assert bad.exit_code == 5 and "no lookup lemmatizer table for language 'xx'" in bad.stderr
+
+
+def test_delete_refuses_while_an_ingest_runs_and_needs_confirmation(cli, cluster, tmp_path):
+    from nlpzk.zk.claims import InputClaims
+
+    a = tmp_path / "a.txt"
+    a.write_text(DOCS[0] + "\n")
+    assert cli("corpus", "ingest", "busy", str(a)).exit_code == 0
+    running = InputClaims(cluster.zk, "busy")
+    running.join()  # as if another ingest were running now
+    res = cli("corpus", "delete", "busy", "--yes")
+    assert res.exit_code == 6 and "being ingested right now" in res.stderr
+    res = cli("corpus", "delete", "busy")  # no terminal to ask on: refuses without --yes
+    assert res.exit_code != 0 and "--yes" in res.stderr
+    running.leave()
+    assert cli("corpus", "delete", "busy", "--yes").exit_code == 0
+    assert cluster.zk.exists(paths.corpus("busy")) is None and cluster.store.list("corpora/busy") == []
+    res = cli("corpus", "show", "busy")
+    assert res.exit_code == 4 and "unknown corpus 'busy'" in res.stderr
