@@ -24,6 +24,16 @@ def _install_stop(stop: threading.Event) -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+def _check_local(workers: int | None, threads: int) -> None:
+    """Refuse impossible local-process counts before anything is registered (a job, a membership)."""
+    from nlpzk.errors import InvalidInputError
+
+    if workers is not None and workers < 0:
+        raise InvalidInputError(f"--workers must be 0 or more, not {workers}")
+    if threads < 1:
+        raise InvalidInputError(f"--threads must be 1 or more, not {threads}")
+
+
 def _scores_line(scores: dict) -> str:
     return (
         f"WS353 {scores.get('ws353')} (oov {scores.get('ws353_oov_pct')}%)  SimLex {scores.get('simlex')} "
@@ -129,6 +139,7 @@ def run(
     from nlpzk.errors import InvalidInputError
     from nlpzk.zk import paths, registry
 
+    _check_local(workers, threads)
     cluster = _util.cluster(ctx)
     exists = registry.maybe_json(cluster.zk, paths.job(job)) is not None
     if not exists and (not corpus or not vocab):
@@ -161,6 +172,7 @@ def resume(
     """
     from nlpzk import train
 
+    _check_local(workers, threads)
     st = train.status(_util.cluster(ctx), job)
     print(f"resuming {job} at round {st['round']} of {st['rounds']}", file=sys.stderr)
     _watch(ctx, job, 0 if st["state"] == "done" else ((os.cpu_count() or 1) if workers is None else workers), threads, True, as_json)
@@ -179,6 +191,7 @@ def worker(
     """
     from nlpzk.train import Worker
 
+    _check_local(None, threads)
     stop = threading.Event()
     _install_stop(stop)
 
