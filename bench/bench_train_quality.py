@@ -3,7 +3,7 @@
 Scores: WS353 and SimLex-999 Spearman, Google analogies accuracy (gensim's shipped files, the 30k most
 frequent words). Ratios are nlpzk / gensim on the same corpus and settings in the same run.
 
-    .venv/bin/python bench/bench_train_quality.py [--words 2000000] [--epochs 5] [--rules mean,wmean,sum,bmuf,bmuf-wmean] [--no-4x]
+    .venv/bin/python bench/bench_train_quality.py [--words 2000000] [--epochs 5] [--syncs 4,16] [--rules mean,...,nbmuf-wmean] [--no-4x]
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--words", type=int, default=2_000_000)
     ap.add_argument("--epochs", type=int, default=5)
-    ap.add_argument("--syncs", type=int, default=4)
+    ap.add_argument("--syncs", default="4,16", help="syncs per epoch, comma-separated; 4x epochs runs at the last")
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--shards", type=int, default=16)
-    ap.add_argument("--rules", default="mean,wmean,sum,bmuf,bmuf-wmean")
+    ap.add_argument("--rules", default="mean,wmean,sum,bmuf,bmuf-wmean,nbmuf,nbmuf-wmean")
     ap.add_argument("--eta", type=float, default=None)
     ap.add_argument("--no-4x", dest="four_x", action="store_false")
     args = ap.parse_args()
@@ -42,13 +42,15 @@ def main() -> None:
 
     server, config, cluster = start_cluster(args.shards, sents)
     try:
-        for rule in args.rules.split(","):
-            wall, st, kv = run_job(cluster, config, f"q-{rule}", args.workers, 1, epochs=args.epochs, syncs_per_epoch=args.syncs, merge=rule, eta=args.eta)
-            print(line(f"nlpzk {args.workers}w {rule}", scores(kv), base, f"{wall:.0f}s, sync share {sync_share(st):.0%}"), flush=True)
+        syncs = [int(x) for x in args.syncs.split(",")]
+        for s in syncs:
+            for rule in args.rules.split(","):
+                wall, st, kv = run_job(cluster, config, f"q-{rule}-{s}", args.workers, 1, epochs=args.epochs, syncs_per_epoch=s, merge=rule, eta=args.eta)
+                print(line(f"nlpzk {args.workers}w {rule} S={s}", scores(kv), base, f"{wall:.0f}s, sync share {sync_share(st):.0%}"), flush=True)
         if args.four_x:
             e4 = args.epochs * 4
-            wall, st, kv = run_job(cluster, config, "q-4x", args.workers, 1, epochs=e4, syncs_per_epoch=args.syncs, merge=DEFAULT_RULE, eta=args.eta)
-            print(line(f"nlpzk {args.workers}w {DEFAULT_RULE} {e4} epochs", scores(kv), base, f"{wall:.0f}s"), flush=True)
+            wall, st, kv = run_job(cluster, config, "q-4x", args.workers, 1, epochs=e4, syncs_per_epoch=syncs[-1], merge=DEFAULT_RULE, eta=args.eta)
+            print(line(f"nlpzk {args.workers}w {DEFAULT_RULE} S={syncs[-1]} {e4} epochs", scores(kv), base, f"{wall:.0f}s (gensim {g_s:.0f}s)"), flush=True)
     finally:
         cluster.close()
         server.stop()
