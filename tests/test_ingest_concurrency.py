@@ -138,3 +138,51 @@ def test_an_ingester_whose_session_expired_registers_nothing_more(zk_server, clu
     again = ingest(cluster, "fenced", [str(inputs)], shard_tokens=5000)
     assert (again.already_done, again.ingested) == (1, 2)
     assert corpus.verify()["ok"]
+
+
+def _spawned_workers(pid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                cmd = fh.read()
+        except OSError:
+            continue
+        if ppid == pid and b"spawn_main" in cmd:
+            out.append(int(entry))
+    return out
+
+
+def test_a_killed_tokenizer_worker_fails_the_run_cleanly(cluster, cli_env, tmp_path):
+    from _helpers import one_line_error
+
+    inputs = tmp_path / "in"
+    _make_inputs(inputs, files=4, docs=2500)  # large files: many batches each
+    args = ["corpus", "ingest", "wk", str(inputs), "--processes", "2"]
+    proc = _popen(cli_env, *args)
+    deadline = time.monotonic() + 60
+    workers: list[int] = []
+    while time.monotonic() < deadline and proc.poll() is None:
+        workers = _spawned_workers(proc.pid)
+        if workers and registry.children(cluster.zk, paths.claims("wk")):
+            break
+        time.sleep(0.05)
+    assert workers, "the worker process never appeared"
+    os.kill(workers[0], signal.SIGKILL)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
+    assert "a tokenizer worker process died while ingesting" in one_line_error(err)
+    # nothing half-registered (if nothing was committed at all, the run even removed the corpus it created)
+    done = registry.children(cluster.zk, paths.inputs("wk"))
+    assert len(done) < 4
+    if done:
+        corpus = Corpus.open("wk", cluster=cluster)
+        assert sum(doc["shards"] for doc in corpus.inputs().values()) == len(corpus.shards)
+    rerun = subprocess.run([sys.executable, "-m", "nlpzk", *args], env=cli_env, capture_output=True, text=True, timeout=240)
+    assert rerun.returncode == 0, rerun.stderr
+    corpus = Corpus.open("wk", cluster=cluster)
+    assert len(corpus.inputs()) == 4 and corpus.verify()["ok"]

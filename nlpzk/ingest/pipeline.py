@@ -42,7 +42,7 @@ import pyarrow.parquet as pq
 
 from ..cluster import Cluster
 from ..corpus import Corpus, ShardInfo, ShardWriter
-from ..errors import FencedError, InvalidInputError
+from ..errors import FencedError, InvalidInputError, NlpzkError
 from ..store import TMP_PREFIX, Store, naming
 from ..zk import paths
 from ..zk.claims import InputClaims
@@ -388,6 +388,12 @@ def run_job(job: Job, tokenizers: Tokenizers, progress: Progress | None = None, 
             flush(records, texts)
         consume(wait_for=0)
         roller.finish()
+    except cf.BrokenExecutor as exc:  # from submit() or from a result: either way the pool is gone
+        roller.abort(exc)
+        raise NlpzkError(
+            f"a tokenizer worker process died while ingesting {job.file.path} (killed, or out of memory)",
+            hint="run the same command again, perhaps with fewer --processes; nothing of this file was registered",
+        ) from None
     except BaseException as exc:
         roller.abort(exc)
         raise
