@@ -12,7 +12,6 @@ import os
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 import zstandard
 
 from nlpzk.corpus import Corpus

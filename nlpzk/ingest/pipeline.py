@@ -82,6 +82,7 @@ class Job:
     sha256: str
     shard_tokens: int
     committed: tuple[str, ...]  # done inputs whose documents count as already present
+    generation: str = ""  # the corpus node's creation time: a deleted and re-created corpus is another one
 
 
 @dataclasses.dataclass
@@ -129,7 +130,7 @@ class _Worker:
     def __init__(self) -> None:
         self.tokenizers: dict[str, Tokenizer] = {}
         self.stores: dict[str, Store] = {}
-        self.known: dict[str, tuple[set[str], np.ndarray]] = {}  # corpus -> (loaded keys, sorted hashes)
+        self.known: dict[tuple[str, str, str], tuple[set[str], np.ndarray]] = {}  # (store, corpus, generation) -> (loaded keys, sorted hashes)
 
     def tokenizer(self, options: dict[str, Any]) -> Tokenizer:
         k = json.dumps(options, sort_keys=True)
@@ -144,16 +145,17 @@ class _Worker:
 
     def known_hashes(self, job: Job, store: Store) -> np.ndarray:
         """Sorted hashes of every document in the inputs ``job.committed`` (loaded once per process)."""
-        loaded, known = self.known.get(job.corpus, (set(), np.zeros(0, np.uint64)))
+        which = (job.store_uri, job.corpus, job.generation)
+        loaded, known = self.known.get(which, (set(), np.zeros(0, np.uint64)))
         committed = set(job.committed)
-        if not loaded <= committed:  # the corpus was deleted and re-created meanwhile: start over
+        if not loaded <= committed:  # an input vanished from the registry: trust nothing loaded
             loaded, known = set(), np.zeros(0, np.uint64)
         todo = sorted(committed - loaded)
         if todo:
             parts = [known] + [read_hashes(store, job.corpus, k)["hash"].to_numpy() for k in todo]
             known = np.unique(np.concatenate(parts))
             loaded = loaded | set(todo)
-        self.known[job.corpus] = (loaded, known)
+        self.known[which] = (loaded, known)
         return known
 
 
@@ -483,7 +485,7 @@ def ingest(
         progress({"total_files": len(files)})
 
     existed = cluster.zk.exists(paths.corpus(name)) is not None
-    Corpus.create(cluster, name, opts)
+    generation = str(Corpus.create(cluster, name, opts).info.get("created", ""))
     claims = InputClaims(cluster.zk, name)
     claims.join()
     lost = threading.Event()  # this run's session ended (the cluster's own flag stays set for ever)
@@ -531,7 +533,7 @@ def ingest(
                 waiting.append(f)
                 continue
             keys_seen.add(key)
-            job = Job(name, cluster.store.uri, opts, read, f, key, shas[f.path], shard_tokens, tuple(claims.done_keys()))
+            job = Job(name, cluster.store.uri, opts, read, f, key, shas[f.path], shard_tokens, tuple(claims.done_keys()), generation)
             result = run_job(job, tokenizers, progress, fence)
             registered = _commit(cluster, claims, job, result, summary, fence)
             job = None
