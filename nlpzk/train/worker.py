@@ -88,6 +88,7 @@ class Worker:
         self.report = WorkerReport(self.id)
         self._cache: dict[str, _Shard] = {}
         self._params: tuple[int, np.ndarray] | None = None
+        self._dropped = False
 
     # -- setup ----------------------------------------------------------------------------------
 
@@ -105,12 +106,15 @@ class Worker:
     # -- main loop ------------------------------------------------------------------------------
 
     def run(self) -> WorkerReport:
-        self._setup()
-        self.member.ensure()
-        self.on_event("joined", {"worker": self.id})
+        joined = False
         try:
             while not self.stop.is_set():
                 try:
+                    if not joined:  # inside the loop: a worker started during an election waits it out
+                        self._setup()
+                        self.member.ensure()
+                        joined = True
+                        self.on_event("joined", {"worker": self.id})
                     if self._step():
                         self.report.state = "done"
                         break
@@ -118,6 +122,7 @@ class Worker:
                     # SUSPENDED/LOST: in-flight work is dropped (its leases are gone or will be fenced);
                     # wait for the connection and carry on from whatever the job node says
                     self.on_event("disconnected", {"error": type(exc).__name__})
+                    self._dropped = True
                     if not self.cluster.watch.connected.wait(self.reconnect_timeout):
                         raise ZkUnavailableError(
                             f"worker {self.id} lost ZooKeeper for more than {self.reconnect_timeout:g}s",
@@ -127,7 +132,8 @@ class Worker:
                 self.report.state = "stopped"
         finally:
             try:
-                self.member.leave()
+                if joined:
+                    self.member.leave()
             except Exception:  # leaving is best effort: the node is ephemeral anyway
                 pass
         return self.report
@@ -135,9 +141,11 @@ class Worker:
     def _step(self) -> bool:
         """One pass of the loop; True when the job is done."""
         doc, version = self.barrier.job_doc()
+        r = int(doc["round"])
+        if self._dropped:
+            self._after_connection_loss(r)
         if doc.get("state") == "done":
             return True
-        r = int(doc["round"])
         if self.member.ensure():
             self.on_event("rejoined", {"worker": self.id, "round": r})
         st = self.barrier.state(r)
@@ -148,6 +156,30 @@ class Worker:
             self.barrier.revoke_stale(r)
             self.barrier.wait(r, self.poll)
         return False
+
+    def _after_connection_loss(self, r: int) -> None:
+        """Undo what a call whose reply was lost may have left behind (the session survived).
+
+        Leases acquired or kept for dropped work are freed for anyone (else they stay until
+        ``lease_timeout``), and the previous round is tidied as its publisher does: if this worker
+        published it and the reply was lost, its nodes were never pruned and would keep naming
+        parameter files deleted later (found by tests/faults with a stopped ZooKeeper leader).
+        Both are idempotent.
+        """
+        released = self.barrier.release_own(r, self.id)
+        if released:
+            self.on_event("released", {"round": r, "units": released})
+        if r > 0:
+            self._tidy(r - 1)
+        self._dropped = False
+
+    def _tidy(self, r: int) -> None:
+        """Drop merged round ``r``'s per-unit nodes, contributions and input parameters."""
+        rd = self.barrier.round_doc(r) or {}
+        self.barrier.prune(r)
+        self.cluster.store.delete_dir(posixpath.dirname(naming.contribution_file(self.job, r, "x")))
+        for old in _params_list(rd):
+            self.cluster.store.delete(old)
 
     def _global(self, r: int) -> np.ndarray:
         if self._params is None or self._params[0] != r:
@@ -342,10 +374,7 @@ class Worker:
         )
         nxt = None if last else {"round": r + 1, "params": param_parts, "words_before": new_doc["words"], "opened": merged_at}
         if self.barrier.publish(r, version, new_doc, summary, nxt):
-            self.barrier.prune(r)
-            self.cluster.store.delete_dir(posixpath.dirname(naming.contribution_file(self.job, r, "x")))
-            for old in _params_list(rd):
-                self.cluster.store.delete(old)
+            self._tidy(r)
             self.on_event("merged", {"round": r, "words": words, "loss": loss, "parts": len(parts), "final": new_doc.get("final")})
         else:
             self.barrier.release_merge(r)

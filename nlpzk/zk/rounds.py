@@ -234,6 +234,34 @@ class RoundBarrier:
         except NoNodeError:
             return False  # round already pruned
 
+    def release_own(self, r: int, owner: str) -> list[str]:
+        """Give up every lease (shard or merge part) and the merge node ``owner`` holds in round ``r``.
+
+        For a worker that dropped its in-flight work after a connection loss its session survived:
+        an acquire or commit whose reply was lost may have left leases that nobody works on, and
+        that would otherwise stay until ``lease_timeout`` (found by tests/faults with a stopped
+        ZooKeeper leader). Deleting them is safe: a re-acquire bumps the fence, so the dropped work
+        can never commit. Returns the released names.
+        """
+        released = []
+        for lease_dir in (paths.round_leases(self.job, r), paths.round_merge_leases(self.job, r)):
+            for unit in registry.children(self.zk, lease_dir):
+                held_by, _czxid = _lease.holder(self.zk, lease_dir, unit)
+                if held_by == owner:
+                    try:
+                        self.zk.delete(f"{lease_dir}/{unit}")
+                        released.append(unit)
+                    except NoNodeError:
+                        pass
+        try:
+            data, _ = self.zk.get(paths.round_merge(self.job, r))
+            if data.decode("utf-8", "replace") == owner:
+                self.release_merge(r)
+                released.append("merge")
+        except NoNodeError:
+            pass
+        return released
+
     def release_merge(self, r: int) -> None:
         try:
             self.zk.delete(paths.round_merge(self.job, r))
