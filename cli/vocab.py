@@ -289,7 +289,11 @@ def encode_cmd(
     texts = []
     for f in files or ["-"]:
         if f == "-":
-            texts.append(sys.stdin.read())
+            # bytes, decoded here: a text stdin in the C locale turns bad bytes into surrogates that spaCy chokes on
+            try:
+                texts.append(sys.stdin.buffer.read().decode("utf-8"))
+            except UnicodeDecodeError as exc:
+                raise InvalidInputError(f"standard input is not UTF-8 text (byte {exc.start + 1})") from None
             continue
         try:
             with open(f, encoding="utf-8") as fh:

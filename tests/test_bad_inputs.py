@@ -372,3 +372,40 @@ def test_unreachable_zookeeper_fails_fast_with_one_line(world, tmp_path):
         line = one_line_error(err)
         assert f"127.0.0.1:{port}" in line, line
     assert _files(world["cluster"]) == store_before
+
+
+# -- standard input and environment ---------------------------------------------------------------
+
+
+def test_encode_refuses_invalid_utf8_on_stdin(world):
+    """A real process too: in the C locale Python's text stdin turns bad bytes into surrogates."""
+    before = _snapshot(world["cluster"])
+    res = world["cli"].runner.invoke(_app(), ["vocab", "encode", "v"], env=world["env"], input=b"caf\xe9 au lait\n", catch_exceptions=False)
+    _check(res.exit_code, res.stdout, res.stderr, INVALID, "standard input is not UTF-8 text (byte 4)")
+    env = dict(world["env"], LC_ALL="C", LANG="C")
+    proc = subprocess.run([sys.executable, "-m", "nlpzk", "vocab", "encode", "v"], input=b"\xff\xfeh\x00i\x00", env=env, cwd=ROOT, capture_output=True, timeout=120)
+    _check(proc.returncode, proc.stdout.decode(), proc.stderr.decode(), INVALID, "standard input is not UTF-8 text (byte 1)")
+    _assert_unchanged(world["cluster"], before)
+
+
+def _app():
+    from cli.main import app
+
+    return app
+
+
+@pytest.mark.parametrize(
+    "variable,value,needle",
+    [
+        ("NLPZK_CONNECT_TIMEOUT", "abc", "NLPZK_CONNECT_TIMEOUT is not a valid float: 'abc'"),
+        ("NLPZK_SESSION_TIMEOUT", "-3", "timeouts must be positive"),
+        ("NLPZK_ZK", "host:notaport", "bad ZooKeeper address 'host:notaport'"),
+        ("NLPZK_ZK_PORT", "70000", "port"),
+        ("NLPZK_CONFIG", "/nonexistent/nlpzk.toml", "/nonexistent/nlpzk.toml"),
+    ],
+)
+def test_bad_environment_is_a_configuration_error(world, variable, value, needle):
+    before = _snapshot(world["cluster"])
+    res = Cli(dict(world["env"], **{variable: value}))("corpus", "list")
+    _check(res.exit_code, res.stdout, res.stderr, CONFIG, needle)
+    _assert_unchanged(world["cluster"], before)
