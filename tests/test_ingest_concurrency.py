@@ -86,7 +86,7 @@ def test_sigkill_mid_run_then_rerun_equals_an_uninterrupted_run(zk_server, clust
 
 def test_two_concurrent_ingesters_split_the_work_without_duplicates(zk_server, cluster, cli_env, tmp_path):
     inputs = tmp_path / "in"
-    _make_inputs(inputs, files=12, docs=300, shared=5)
+    _make_inputs(inputs, files=16, docs=400, shared=5)
     args = ["corpus", "ingest", "conc", str(inputs), "--shard-tokens", "8000", "--json"]
     first = _popen(cli_env, *args)
     # start the second once the first is working, so that they really overlap
@@ -98,13 +98,13 @@ def test_two_concurrent_ingesters_split_the_work_without_duplicates(zk_server, c
     for p, (out, err) in zip(procs, outs):
         assert p.returncode == 0, err
     summaries = [json.loads(out) for out, _ in outs]
-    assert sum(s["ingested"] for s in summaries) == 12
-    assert all(s["ingested"] + s["already_done"] == 12 for s in summaries)
+    assert sum(s["ingested"] for s in summaries) == 16
+    assert all(s["ingested"] + s["already_done"] == 16 for s in summaries)
     assert all(s["ingested"] >= 1 for s in summaries), summaries  # both did part of the work
 
     corpus = Corpus.open("conc", cluster=cluster)
     hashes = _all_hashes(corpus, cluster)
-    assert len(hashes) == len(np.unique(hashes)) == 12 * 300 + 5  # every distinct document exactly once
+    assert len(hashes) == len(np.unique(hashes)) == 16 * 400 + 5  # every distinct document exactly once
     fresh = testing.cluster_for(zk_server.address, tmp_path / "store2")
     try:
         seq = ingest(fresh, "conc", [str(inputs)], shard_tokens=8000)

@@ -81,7 +81,7 @@ def classify(path: str) -> tuple[str | None, str | None]:
 
 
 def discover(paths: list[str]) -> list[InputFile]:
-    """Expand files, directories (recursively) and globs into input files, in a deterministic order."""
+    """Expand files, directories (recursively) and globs into input files, sorted by path."""
     if not paths:
         raise InvalidInputError("no input path given", hint="nlpzk corpus ingest NAME PATH...")
     found: list[InputFile] = []
@@ -131,7 +131,9 @@ def discover(paths: list[str]) -> list[InputFile]:
             raise InvalidInputError(f"{arg}: not a regular file (a FIFO, device or socket)", hint="copy the data into a file first")
         else:
             raise InvalidInputError(f"{arg}: no such file or directory")
-    return found
+    # One order whatever the order of the arguments: inputs commit in it, and the first input
+    # to commit keeps a document several inputs share.
+    return sorted(found, key=lambda f: f.path)
 
 
 # -- opening ---------------------------------------------------------------------------------------
