@@ -113,13 +113,13 @@ class InputClaims:
     def wait_for_change(self, timeout: float) -> None:
         """Block until a claim or done-marker of this corpus changes (or ``timeout`` seconds pass)."""
         self._changed.clear()
-
-        def fire(_event) -> None:
-            self._changed.set()
-
-        self.client.get_children(paths.claims(self.corpus), watch=fire)
-        self.client.get_children(paths.inputs(self.corpus), watch=fire)
+        # one watcher object for every call: kazoo keeps watchers in a set, so repeated waits do not pile up
+        self.client.get_children(paths.claims(self.corpus), watch=self._fire)
+        self.client.get_children(paths.inputs(self.corpus), watch=self._fire)
         self._changed.wait(timeout)
+
+    def _fire(self, _event) -> None:
+        self._changed.set()
 
     # -- commit ------------------------------------------------------------------------------------
 
