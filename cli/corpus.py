@@ -48,6 +48,8 @@ class _ProgressBar:
             self.progress.update(self.task, total=event["total_files"])
         if "waiting" in event:
             self.waiting = event["waiting"]
+        elif event.get("files"):
+            self.waiting = 0
         rate = self.tokens / max(time.perf_counter() - self.t0, 1e-6)
         wait = f" · waiting for {self.waiting} file(s) claimed by other ingesters" if self.waiting else ""
         self.progress.update(self.task, advance=event.get("files", 0), docs=self.docs, dups=self.dups, rate=rate, wait=wait)
