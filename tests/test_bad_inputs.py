@@ -98,6 +98,14 @@ def _write_inputs(d: Path) -> None:
     (d / "latin1.txt").write_bytes("caf\xe9 cr\xe8me\n".encode("latin-1"))
     (d / "binary.bin.txt").write_bytes(b"\x00" * 64)
     (d / "bad.toml").write_text("[nlpzk\nzk = 'x'\n")
+    (d / "garbage.txt.bz2").write_bytes(b"BZh91AY&SY" + b"\x00garbage" * 4)
+    (d / "garbage.txt.xz").write_bytes(b"\xfd7zXZ\x00" + b"garbage" * 4)
+    (d / "garbage.txt.zst").write_bytes(b"\x28\xb5\x2f\xfd" + b"garbage" * 4)
+    import gzip
+
+    whole = gzip.compress("".join(f"line {i} of {i * 7919 % 10007} words\n" for i in range(5000)).encode())
+    (d / "truncated.txt.gz").write_bytes(whole[: len(whole) // 2])
+    (d / "text.txt.gz").write_text(GOOD)  # plain text under a .gz name
     (d / "out_dir").mkdir()
     os.mkfifo(d / "fifo.txt")
 
@@ -228,6 +236,15 @@ INPUTS = [
     ("ingest-binary-csv", ["corpus", "ingest", "b", "{in}/binary.csv"], INVALID, "binary.csv"),
     ("ingest-all-nul", ["corpus", "ingest", "b", "{in}/binary.bin.txt"], INVALID, "looks binary"),
     ("ingest-huge-jsonl-line", ["corpus", "ingest", "b", "{in}/huge.jsonl"], INVALID, "huge.jsonl:1: line is longer than 1000000 bytes"),
+    # compressed inputs that are not what their names say
+    ("ingest-corrupt-bz2", ["corpus", "ingest", "b", "{in}/garbage.txt.bz2"], INVALID, "garbage.txt.bz2: corrupt bzip2 data"),
+    ("ingest-corrupt-xz", ["corpus", "ingest", "b", "{in}/garbage.txt.xz"], INVALID, "garbage.txt.xz: corrupt xz data"),
+    ("ingest-corrupt-zst", ["corpus", "ingest", "b", "{in}/garbage.txt.zst"], INVALID, "garbage.txt.zst: corrupt zstd data"),
+    ("ingest-truncated-gz", ["corpus", "ingest", "b", "{in}/truncated.txt.gz"], INVALID, "truncated.txt.gz: corrupt gzip data"),
+    ("ingest-plain-text-named-gz", ["corpus", "ingest", "b", "{in}/text.txt.gz"], INVALID, "text.txt.gz: corrupt gzip data"),
+    # a corpus's tokenizer options are fixed when it is created
+    ("ingest-into-corpus-with-other-options", ["corpus", "ingest", "c", "{in}/good.txt", "--no-lowercase"], errors.ConflictError.exit_code, "lowercase"),
+    ("ingest-empty-lang", ["corpus", "ingest", "b", "{in}/good.txt", "--lang", ""], CONFIG, "lang"),
     # malformed JSONL / CSV
     ("ingest-jsonl-array", ["corpus", "ingest", "b", "{in}/array.jsonl"], INVALID, "array.jsonl:2"),
     ("ingest-jsonl-scalar", ["corpus", "ingest", "b", "{in}/scalar.jsonl"], INVALID, "scalar.jsonl:2"),
