@@ -68,3 +68,31 @@ def test_resetting_spacy_state_does_not_change_output():
     small = Tokenizer({"lang": "en"}, max_types=50)
     assert list(small.pipe(lines, batch_size=7)) == list(make_tokenizer({"lang": "en"}).pipe(lines))
     assert small.resets >= 5
+
+
+_PIECES = ["a", "Bee", "x.", ".", "!", "?", "...", '"', "(", ")", ",", "-", " ", "  ", "\n", "\n\n", "U.S.", ":)", "e.g.", "12", "3.5", "\u3002", "\u00bf"]
+
+
+@pytest.fixture(scope="module")
+def _reference():
+    nlp = spacy.blank("en")
+    nlp.add_pipe("sentencizer")
+    raw = make_tokenizer(dict(lang="en", lowercase=False, drop_punct=False, drop_urls=False, max_token_length=10**6))
+    return nlp, raw
+
+
+def test_sentence_rule_matches_spacy_on_random_texts(_reference):
+    """Property: for any mix of words, sentence-final marks, quotes and whitespace, the vectorized rule
+    splits exactly where spaCy's Sentencizer does, also when many texts share one batch."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    nlp, raw = _reference
+    texts_strategy = st.lists(st.lists(st.sampled_from(_PIECES), max_size=25).map(" ".join), min_size=1, max_size=6)
+
+    @settings(max_examples=150, deadline=None)
+    @given(texts_strategy)
+    def check(texts):
+        assert list(raw.pipe(texts, batch_size=4)) == [_spacy_sentences(nlp, t) for t in texts]
+
+    check()
