@@ -278,6 +278,11 @@ INPUTS = [
     ("unknown-option", ["corpus", "list", "--nosuch"], USAGE, "--nosuch"),
     ("unknown-command", ["corpus", "nosuch"], USAGE, "nosuch"),
     ("root-option-type", ["--zk-port", "abc", "status"], USAGE, "zk-port"),
+    ("status-interval-too-short", ["status", "--watch", "--interval", "0.01"], USAGE, "--interval"),
+    ("model-eval-workers-negative", ["model", "eval", "m", "--workers", "-1"], USAGE, "--workers"),
+    ("ensemble-zero-servers", ["zk", "ensemble", "start", "--servers", "0"], USAGE, "--servers"),
+    ("ensemble-too-many-servers", ["zk", "ensemble", "status", "--servers", "10"], USAGE, "--servers"),
+    ("config-show-bad-acl", ["--auth", "u:p", "--acl-others", "all", "config", "show"], CONFIG, "acl"),
     ("lookup-id-not-int-type", ["model", "similar", "m", "word", "-n", "x"], USAGE, "topn"),
 ]
 
@@ -368,6 +373,9 @@ UNREACHABLE = [
     ["model", "similar", "m", "word"],
     ["status", "--json"],
     ["gc", "--dry-run"],
+    ["train", "list"],
+    ["zk", "status"],
+    ["demo"],
 ]
 
 
