@@ -212,3 +212,35 @@ def test_bad_input_is_one_line_error(cluster, cli, tmp_path):
     make_corpus(cluster, "other", 1, lee_sentences()[:20])
     res = cli.run_process("train", "run", "x", "--corpus", "other", "--vocab", "lee@v1", "--workers", "0", "--no-wait")
     assert res.returncode == 0 and "warning: vocabulary lee@v1 was built from corpus 'lee'" in res.stderr
+
+
+def test_worker_rides_out_its_session_expiring(cluster, config, zk_server):
+    """ZooKeeper drops the worker's session mid-job: it drops its in-flight round, rejoins under a
+    new session and the job still finishes with every shard trained once per round."""
+    import threading
+
+    from nlpzk import testing
+    from nlpzk.train import Worker
+
+    shards = _setup(cluster, repeat=2)
+    train.create_job(cluster, "jz", "lee", "lee", epochs=6, syncs_per_epoch=1, dim=20)
+    wc = testing.Cluster.connect(config)
+    events = []
+    w = Worker(wc, "jz", on_event=lambda kind, info: events.append(kind), poll=0.2)
+    t = threading.Thread(target=w.run, daemon=True)
+    t.start()
+    try:
+        _wait(lambda: train.status(cluster, "jz")["round"] >= 2)
+        testing.expire_session(wc.zk, zk_server.address)
+        t.join(150)
+        if t.is_alive():
+            import faulthandler
+
+            faulthandler.dump_traceback(all_threads=True)
+        assert not t.is_alive() and w.report.state == "done", (events, train.status(cluster, "jz"))
+        assert "rejoined" in events
+        _assert_each_shard_once_per_round(cluster, "jz", shards)
+    finally:
+        w.stop.set()
+        t.join(10)
+        wc.close()
