@@ -33,7 +33,7 @@ import os
 import posixpath
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -192,9 +192,9 @@ class _HashSet:
     def add(self, h: int) -> None:
         self.recent.add(h)
 
-    def settle(self) -> None:
+    def settle(self, force: bool = False) -> None:
         """Between batches (never within one: :meth:`contains` answered for the batch before it)."""
-        if len(self.recent) >= self.merge_at:
+        if self.recent and (force or len(self.recent) >= self.merge_at):
             self.sorted = np.union1d(self.sorted, np.fromiter(self.recent, np.uint64, len(self.recent)))
             self.recent = set()
 
@@ -331,86 +331,169 @@ def _pool_batch(options: dict[str, Any], texts: list[str]) -> tuple[pa.Array, np
     return _WORKER.tokenizer(options).batch(texts)
 
 
-def run_job(job: Job, tokenizers: Tokenizers, progress: Progress | None = None, fence: Callable[[], None] | None = None) -> InputResult:
-    """Tokenize one input into shards and its hash sidecar (nothing is registered here)."""
-    t0 = time.perf_counter()
-    store = _WORKER.store(job.store_uri)
-    known = _WORKER.known_hashes(job, store)
-    reader = DocumentReader(job.file, job.read)
-    roller = _Roller(store, job, fence or (lambda: None))
-    result = InputResult(job.key, job.file.path, [])
-    mine = _HashSet()
-    kept_records = array.array("Q")  # 8 bytes a document, not a Python int each
-    kept_hashes = array.array("Q")
-    prefix = f"{job.key}:"
-    inflight: collections.deque[tuple[list[str], cf.Future]] = collections.deque()
+class _Input:
+    """One input on its way through: read and deduplicated here, tokenized by :class:`Tokenizers`,
+    its batches handed back in order to its shard roller, then finished into an :class:`InputResult`.
 
-    def consume(wait_for: int) -> None:
-        """Hand finished batches to the roller in order; block until at most ``wait_for`` remain."""
-        while inflight and (inflight[0][1].done() or len(inflight) > wait_for):
-            ids, fut = inflight.popleft()
-            tokens, offsets, sentence_doc = fut.result()
-            roller.add(ids, tokens, offsets, sentence_doc)
-            result.sentences += len(sentence_doc)
-            result.tokens += len(tokens)
-            if progress is not None:
-                progress({"documents": len(ids), "tokens": len(tokens)})
+    ``seen_in_run`` holds the kept document hashes of the inputs this run read before this one (they
+    commit before it), so inputs can overlap in the pipeline without a rewrite between them.
+    """
 
-    def flush(records: list[int], texts: list[str]) -> None:
-        hashes = doc_hashes(texts)
-        seen_before = _in_sorted(known, hashes) | mine.contains(hashes)
-        keep_texts, keep_ids = [], []
-        for rec, text, h, old in zip(records, texts, hashes.tolist(), seen_before.tolist()):
-            if old or h in mine.recent:
-                result.duplicates += 1
-                continue
-            mine.add(h)
-            kept_records.append(rec)
-            kept_hashes.append(h)
-            keep_texts.append(text)
-            keep_ids.append(prefix + str(rec))
-        mine.settle()
-        if keep_texts:
-            result.documents += len(keep_texts)
-            inflight.append((keep_ids, tokenizers.submit(keep_texts)))
-        consume(wait_for=max(tokenizers.slots, 1))
+    def __init__(self, job: Job, fence: Callable[[], None], seen_in_run: _HashSet | None = None) -> None:
+        self.job = job
+        self.t0 = time.perf_counter()
+        self.store = _WORKER.store(job.store_uri)
+        self.known = _WORKER.known_hashes(job, self.store)
+        self.seen_in_run = seen_in_run
+        self.fence = fence
+        self.reader = DocumentReader(job.file, job.read)
+        self.roller = _Roller(self.store, job, fence)
+        self.result = InputResult(job.key, job.file.path, [])
+        self.mine = _HashSet()
+        self.kept_records = array.array("Q")  # 8 bytes a document, not a Python int each
+        self.kept_hashes = array.array("Q")
+        self.prefix = f"{job.key}:"
+        self.batches_open = 0  # submitted, not yet handed to the roller
 
-    try:
+    def batches(self) -> Iterator[tuple[list[int], list[str]]]:
         records: list[int] = []
         texts: list[str] = []
         chars = 0
-        for rec, text in reader:
+        for rec, text in self.reader:
             records.append(rec)
             texts.append(text)
             chars += len(text)
             if len(texts) >= BATCH_DOCS or chars >= BATCH_CHARS:
-                flush(records, texts)
+                yield records, texts
                 records, texts, chars = [], [], 0
         if texts:
-            flush(records, texts)
-        consume(wait_for=0)
-        roller.finish()
-    except cf.BrokenExecutor as exc:  # from submit() or from a result: either way the pool is gone
-        roller.abort(exc)
-        raise NlpzkError(
-            f"a tokenizer worker process died while ingesting {job.file.path} (killed, or out of memory)",
-            hint="run the same command again, perhaps with fewer --processes; nothing of this file was registered",
-        ) from None
+            yield records, texts
+
+    def dedup(self, records: list[int], texts: list[str]) -> tuple[list[str], list[str]]:
+        """Drop documents already in the corpus, in this run, or earlier in this input: (ids, texts) kept."""
+        hashes = doc_hashes(texts)
+        seen_before = _in_sorted(self.known, hashes) | self.mine.contains(hashes)
+        if self.seen_in_run is not None:
+            seen_before |= self.seen_in_run.contains(hashes)
+        run_recent = self.seen_in_run.recent if self.seen_in_run is not None else ()
+        keep_texts, keep_ids = [], []
+        for rec, text, h, old in zip(records, texts, hashes.tolist(), seen_before.tolist()):
+            if old or h in self.mine.recent or h in run_recent:
+                self.result.duplicates += 1
+                continue
+            self.mine.add(h)
+            self.kept_records.append(rec)
+            self.kept_hashes.append(h)
+            keep_texts.append(text)
+            keep_ids.append(self.prefix + str(rec))
+        self.mine.settle()
+        self.result.documents += len(keep_texts)
+        return keep_ids, keep_texts
+
+    def take(self, ids: list[str], batch: tuple[pa.Array, np.ndarray, np.ndarray]) -> None:
+        tokens, offsets, sentence_doc = batch
+        self.roller.add(ids, tokens, offsets, sentence_doc)
+        self.result.sentences += len(sentence_doc)
+        self.result.tokens += len(tokens)
+        self.batches_open -= 1
+
+    def finish(self) -> InputResult:
+        """Close the last shard and write the hash sidecar (nothing is registered here)."""
+        self.roller.finish()
+        result, store, job = self.result, self.store, self.job
+        result.replaced = self.reader.replaced
+        result.shards = self.roller.infos
+        result.bytes = sum(s.bytes for s in self.roller.infos)
+        result.hashes = np.frombuffer(self.kept_hashes, np.uint64) if self.kept_hashes else np.zeros(0, np.uint64)
+        records = np.frombuffer(self.kept_records, np.uint64) if self.kept_records else np.zeros(0, np.uint64)
+        table = pa.table([pa.array(records), pa.array(result.hashes)], schema=HASHES_SCHEMA)
+        self.fence()
+        with store.atomic_output(naming.input_hashes(job.corpus, job.key)) as out:
+            pq.write_table(table, out, compression="zstd")
+        result.hashes_sha256, result.hashes_bytes = out.sha256, out.bytes
+        result.seconds = time.perf_counter() - self.t0
+        return result
+
+    def abort(self, exc: BaseException) -> None:
+        self.roller.abort(exc)
+
+
+class _Pipeline:
+    """Inputs flow through in order: read + dedup here, tokenize (here or in workers), shards, commit.
+
+    While the workers tokenize the last batches of one input, the next input is already being read,
+    so many small files keep the workers as busy as one large file. Batches are consumed strictly in
+    submission order, inputs are finished and committed in reading order.
+    """
+
+    def __init__(self, tokenizers: Tokenizers, on_finished: Callable[[_Input], None], progress: Progress | None) -> None:
+        self.tokenizers = tokenizers
+        self.on_finished = on_finished
+        self.progress = progress
+        self.batches: collections.deque[tuple[_Input, list[str], cf.Future]] = collections.deque()
+        self.inputs: collections.deque[_Input] = collections.deque()  # read (or being read), not finished
+        self.seen_in_run = _HashSet()
+
+    def run(self, item: _Input) -> None:
+        """Read all of ``item`` into the pipeline; finishes (and commits) earlier inputs as they complete."""
+        self.inputs.append(item)
+        for records, texts in item.batches():
+            ids, kept = item.dedup(records, texts)
+            if kept:
+                item.batches_open += 1
+                self.batches.append((item, ids, self.tokenizers.submit(kept)))
+            self._consume(wait_for=max(self.tokenizers.slots, 1))
+        for h in np.frombuffer(item.kept_hashes, np.uint64).tolist() if item.kept_hashes else ():
+            self.seen_in_run.add(h)
+        self.seen_in_run.settle()
+        item.read_all = True
+        self._consume(wait_for=max(self.tokenizers.slots, 1))
+
+    def drain(self) -> None:
+        self._consume(wait_for=0)
+
+    def _consume(self, wait_for: int) -> None:
+        while self.batches and (self.batches[0][2].done() or len(self.batches) > wait_for):
+            item, ids, fut = self.batches.popleft()
+            item.take(ids, fut.result())
+            if self.progress is not None:
+                self.progress({"documents": len(ids), "tokens": len(fut.result()[0])})
+            self._finish_ready()
+        self._finish_ready()
+
+    def _finish_ready(self) -> None:
+        while self.inputs and getattr(self.inputs[0], "read_all", False) and self.inputs[0].batches_open == 0:
+            self.on_finished(self.inputs.popleft())
+
+    def abort(self, exc: BaseException) -> list[_Input]:
+        for item in self.inputs:
+            item.abort(exc)
+        return list(self.inputs)
+
+
+def run_job(job: Job, tokenizers: Tokenizers, progress: Progress | None = None, fence: Callable[[], None] | None = None) -> InputResult:
+    """Tokenize one input into shards and its hash sidecar (nothing is registered here)."""
+    item = _Input(job, fence or (lambda: None))
+    done: list[InputResult] = []
+    pipe = _Pipeline(tokenizers, lambda i: done.append(i.finish()), progress)
+    try:
+        pipe.run(item)
+        pipe.drain()
+    except cf.BrokenExecutor as exc:
+        pipe.abort(exc)
+        raise _worker_died(job) from None
     except BaseException as exc:
-        roller.abort(exc)
+        pipe.abort(exc)
         raise
-    result.replaced = reader.replaced
-    result.shards = roller.infos
-    result.bytes = sum(s.bytes for s in roller.infos)
-    result.hashes = np.frombuffer(kept_hashes, np.uint64) if kept_hashes else np.zeros(0, np.uint64)
-    table = pa.table([pa.array(np.frombuffer(kept_records, np.uint64) if kept_records else np.zeros(0, np.uint64)), pa.array(result.hashes)], schema=HASHES_SCHEMA)
-    if fence is not None:
-        fence()
-    with store.atomic_output(naming.input_hashes(job.corpus, job.key)) as out:
-        pq.write_table(table, out, compression="zstd")
-    result.hashes_sha256, result.hashes_bytes = out.sha256, out.bytes
-    result.seconds = time.perf_counter() - t0
-    return result
+    return done[0]
+
+
+def _worker_died(job: Job | None) -> NlpzkError:
+    where = f" while ingesting {job.file.path}" if job is not None else ""
+    return NlpzkError(
+        f"a tokenizer worker process died{where} (killed, or out of memory)",
+        hint="run the same command again, perhaps with fewer --processes; nothing of this file was registered",
+    )
 
 
 # -- the coordinating side --------------------------------------------------------------------------
@@ -500,17 +583,30 @@ def ingest(
 
     cluster.watch.add(on_state)
     tokenizers: Tokenizers | None = None
+    pipe: _Pipeline | None = None
     shas: dict[str, str] = {}
     keys_seen: set[str] = set()
-    job: Job | None = None  # claimed by this run and not committed yet
+    claimed: dict[str, Job] = {}  # claimed by this run and not committed yet
+    committed_here: set[str] = set()
     todo = collections.deque(files)
     waiting: list[InputFile] = []
+
+    def finished(item: _Input) -> None:
+        result = item.finish()
+        registered = _commit(cluster, claims, item.job, result, summary, fence, committed_here)
+        committed_here.add(item.job.key)
+        del claimed[item.job.key]
+        if progress is not None:  # documents and tokens were reported per batch; a rewrite corrects them
+            progress({"files": 1, "duplicates": registered.duplicates, "documents": registered.documents - result.documents, "tokens": registered.tokens - result.tokens})
+
     ok = False
     try:
         tokenizers = Tokenizers(opts, processes)
+        pipe = _Pipeline(tokenizers, finished, progress)
         while todo or waiting:
             if not todo:
-                # the rest is claimed by other live ingesters: wait for them to finish or vanish
+                # the rest is claimed by other live ingesters: finish ours, then wait for theirs
+                pipe.drain()
                 if progress is not None:
                     progress({"waiting": len(waiting)})
                 claims.wait_for_change(wait_timeout)
@@ -534,30 +630,37 @@ def ingest(
                 continue
             keys_seen.add(key)
             job = Job(name, cluster.store.uri, opts, read, f, key, shas[f.path], shard_tokens, tuple(claims.done_keys()), generation)
-            result = run_job(job, tokenizers, progress, fence)
-            registered = _commit(cluster, claims, job, result, summary, fence)
-            job = None
-            if progress is not None:  # documents and tokens were reported per batch; a rewrite corrects them
-                progress({"files": 1, "duplicates": registered.duplicates, "documents": registered.documents - result.documents, "tokens": registered.tokens - result.tokens})
+            claimed[key] = job
+            pipe.run(_Input(job, fence, pipe.seen_in_run))
+        pipe.drain()
         ok = True
+    except cf.BrokenExecutor:
+        raise _worker_died(next(iter(claimed.values()), None)) from None
     finally:
         cluster.watch.remove(on_state)
+        if not ok and pipe is not None:
+            pipe.abort(RuntimeError("ingest failed"))
         if tokenizers is not None:
             tokenizers.close()
         if not ok:
-            _clean_up(cluster, claims, name, [job] if job else [], existed)
+            _clean_up(cluster, claims, name, list(claimed.values()), existed)
         else:
             claims.leave()
     summary.seconds = time.perf_counter() - t0
     return summary
 
 
-def _commit(cluster: Cluster, claims: InputClaims, job: Job, result: InputResult, summary: Summary, fence: Callable[[], None]) -> InputResult:
-    """Register ``result`` (rewritten first if a newer commit shares documents); returns what was registered."""
+def _commit(
+    cluster: Cluster, claims: InputClaims, job: Job, result: InputResult, summary: Summary, fence: Callable[[], None], ours: set[str] = frozenset()
+) -> InputResult:
+    """Register ``result`` (rewritten first if a newer commit shares documents); returns what was registered.
+
+    ``ours``: inputs this run committed since ``job`` started; it was deduplicated against them already.
+    """
     store = cluster.store
     while True:
         version, done = claims.commit_point()
-        newer = [k for k in done if k not in set(job.committed) and k != job.key]
+        newer = [k for k in done if k not in set(job.committed) and k != job.key and k not in ours]
         if newer and len(result.hashes):
             theirs = np.concatenate([read_hashes(store, job.corpus, k)["hash"].to_numpy() for k in newer])
             shared = np.isin(result.hashes, theirs)
