@@ -12,26 +12,39 @@ def gc(
     ctx: typer.Context,
     dry_run: bool = typer.Option(False, "--dry-run", "-n", help="Only list what would be deleted."),
     older_than: float = typer.Option(3600.0, "--older-than", min=0, help="Leave files younger than this many seconds (a writer may be about to register them)."),
+    include_unknown: bool = typer.Option(
+        False, "--include-unknown", help="Also delete files of corpora/vocabularies/jobs/models this registry does not know (another chroot may share the store!)."
+    ),
     as_json: bool = _util.JsonOption,
 ) -> None:
     """Delete unregistered files (crashed writes, aborted builds) from the store.
+
+    Files under a name this registry does not know are listed as 'unknown owner' and kept, since another
+    chroot may share the store; --include-unknown deletes them too.
 
     Example: nlpzk gc --dry-run --older-than 600
     """
     from nlpzk import gc as _gc
 
-    garbage = _gc.collect(_util.cluster(ctx), older_than=older_than, dry_run=dry_run)
-    data = {"dry_run": dry_run, "files": [g.__dict__ for g in garbage], "bytes": sum(g.bytes for g in garbage)}
+    garbage = _gc.collect(_util.cluster(ctx), older_than=older_than, dry_run=dry_run, include_unknown=include_unknown)
+    deleted = [g for g in garbage if not dry_run and (g.reason != "unknown owner" or include_unknown)]
+    data = {
+        "dry_run": dry_run,
+        "files": [dict(g.__dict__, deleted=g in deleted) for g in garbage],
+        "bytes": sum(g.bytes for g in deleted),
+    }
 
     def human(d):
         if not d["files"]:
             _util.out.print("no garbage")
             return
-        table = Table("file", "size", "age (s)", "why")
+        table = Table("file", "size", "age (s)", "why", "deleted")
         for f in d["files"]:
-            table.add_row(f["path"], _util.human_bytes(f["bytes"]), f"{f['age_seconds']:.0f}", f["reason"])
+            table.add_row(f["path"], _util.human_bytes(f["bytes"]), f"{f['age_seconds']:.0f}", f["reason"], "yes" if f["deleted"] else "no")
         _util.out.print(table)
-        verb = "would delete" if d["dry_run"] else "deleted"
-        _util.out.print(f"{verb} {len(d['files'])} files, {_util.human_bytes(d['bytes'])}")
+        if d["dry_run"]:
+            _util.out.print(f"would delete {sum(f['reason'] != 'unknown owner' or include_unknown for f in d['files'])} files")
+        else:
+            _util.out.print(f"deleted {sum(f['deleted'] for f in d['files'])} files, {_util.human_bytes(d['bytes'])}")
 
     _util.emit(data, as_json, human)

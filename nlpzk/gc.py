@@ -4,6 +4,10 @@ A file is published by registering it *after* writing it, so a crash between the
 with no znode (or a ``.tmp-`` file from a write that never finished). ``find_garbage`` lists them;
 ``collect`` deletes them. Files younger than ``older_than`` seconds are left alone: they may belong to
 a writer that is about to register them right now.
+
+Several chroots (installations) may share one store. A file under a name this registry does not know
+at all (``corpora/<unknown>/...``) may belong to another chroot, so it is only reported, as
+``unknown owner``, and deleted only with ``include_unknown=True``.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ class Garbage:
     path: str
     bytes: int
     age_seconds: float
-    reason: str  # "unfinished write" | "not registered"
+    reason: str  # "unfinished write" | "not registered" | "unknown owner"
 
 
 def referenced_paths(cluster: Cluster) -> set[str]:
@@ -54,11 +58,18 @@ def _paths_in(doc: Any) -> Iterable[str]:
             yield from _paths_in(item)
 
 
+def known_owners(cluster: Cluster) -> set[tuple[str, str]]:
+    """``(store folder, name)`` of every corpus, vocabulary, job and model this registry holds."""
+    roots = dict(zip(MANAGED_PREFIXES, (paths.CORPORA, paths.VOCAB, paths.JOBS, paths.MODELS)))
+    return {(prefix, name) for prefix, root in roots.items() for name in registry.children(cluster.zk, root)}
+
+
 def find_garbage(cluster: Cluster, *, older_than: float = 3600.0, now: float | None = None) -> list[Garbage]:
     store = cluster.store
     # Read the registry first: a file registered after this point is younger than the listing below
     # would need to be to count as garbage, as long as older_than exceeds a write-and-register.
     refs = referenced_paths(cluster)
+    owners = known_owners(cluster)
     now = time.time() if now is None else now
     out = []
     for prefix in MANAGED_PREFIXES:
@@ -74,13 +85,20 @@ def find_garbage(cluster: Cluster, *, older_than: float = 3600.0, now: float | N
             age = now - mtime
             if age < older_than:
                 continue
-            out.append(Garbage(rel, info.size or 0, round(age, 1), "unfinished write" if is_tmp(rel) else "not registered"))
+            parts = rel.split("/")
+            if len(parts) < 3 or (parts[0], parts[1]) not in owners:
+                reason = "unknown owner"
+            else:
+                reason = "unfinished write" if is_tmp(rel) else "not registered"
+            out.append(Garbage(rel, info.size or 0, round(age, 1), reason))
     return sorted(out, key=lambda g: g.path)
 
 
-def collect(cluster: Cluster, *, older_than: float = 3600.0, dry_run: bool = False) -> list[Garbage]:
+def collect(cluster: Cluster, *, older_than: float = 3600.0, dry_run: bool = False, include_unknown: bool = False) -> list[Garbage]:
+    """Delete (unless ``dry_run``) and return the garbage; ``unknown owner`` files only with ``include_unknown``."""
     garbage = find_garbage(cluster, older_than=older_than)
     if not dry_run:
         for g in garbage:
-            cluster.store.delete(g.path)
+            if g.reason != "unknown owner" or include_unknown:
+                cluster.store.delete(g.path)
     return garbage

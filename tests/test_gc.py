@@ -61,3 +61,30 @@ def test_gc_keeps_files_named_under_any_key(cluster):
     orphan = "jobs/j/rounds/00000004/params-0000-def.npy"
     cluster.store.write_bytes(orphan, b"y")
     assert [g.path for g in gc.find_garbage(cluster, older_than=0)] == [orphan]
+
+
+def test_gc_keeps_files_of_names_this_registry_does_not_know(cluster, config, cli):
+    """Two chroots sharing one store: gc in one must not delete the other's registered files."""
+    from nlpzk import testing
+
+    other = testing.Cluster.connect(config.with_overrides(zk=config.zk.rsplit("/", 1)[0] + "/other-install"))
+    try:
+        Corpus.create(other, "theirs", {"lang": "en"})
+        with ShardWriter(other.store, "theirs", "s-0000") as w:
+            w.add("d", "a.txt", ["x"])
+        registry.create_json(other.zk, paths.shard("theirs", "s-0000"), w.info.doc())
+        _age(cluster.store, w.info.path, 7200)
+
+        found = gc.find_garbage(cluster, older_than=0)
+        assert [(g.path, g.reason) for g in found] == [(w.info.path, "unknown owner")]
+        result = cli("gc", "--older-than", "0", "--json")
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["files"][0]["deleted"] is False
+        assert cluster.store.exists(w.info.path)
+        assert list(Corpus.open("theirs", cluster=other).sentences()) == [["x"]]
+
+        result = cli("gc", "--older-than", "0", "--include-unknown", "--json")
+        assert json.loads(result.stdout)["files"][0]["deleted"] is True
+        assert not cluster.store.exists(w.info.path)
+    finally:
+        other.close()
