@@ -140,6 +140,8 @@ def register_model(
         raise InvalidInputError(f"refusing to register model {name!r} with no vectors")
     nonce = uuid.uuid4().hex[:16]
     rel = naming.model_vectors(name, nonce)
+    # Claim the name before writing, so a crash before registering leaves garbage gc can attribute.
+    cluster.zk.ensure_path(_base(name))
     sha, size = _write_vectors(cluster, rel, kv, {"model": name, "vocab": f"{vocab_name}@{vocab_version}"})
     doc = {
         "path": rel,
@@ -152,7 +154,6 @@ def register_model(
         "spec": spec or {},
         "eval": {},
     }
-    cluster.zk.ensure_path(_base(name))
     try:
         return registry.publish_version(cluster.zk, _base(name), doc, tags=tags)
     except BaseException:

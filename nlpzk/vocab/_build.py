@@ -112,6 +112,9 @@ def build(
     metadata = {"nlpzk.vocab": json.dumps(inputs, sort_keys=True), "nlpzk.fingerprint": _table.fingerprint(inputs)}
 
     base = paths.vocab(name)
+    # Claim the name before writing: a build killed between writing and registering then leaves a
+    # file that gc attributes to this registry ("not registered"), not to an unknown other chroot.
+    cluster.zk.ensure_path(base)
     nonce = uuid.uuid4().hex[:12]
     where = {"path": naming.vocab_file(name, registry.peek_next_version(cluster.zk, base), nonce)}
     store = cluster.store
