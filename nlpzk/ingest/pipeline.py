@@ -8,16 +8,18 @@ Per input file (identified by its *key*: a hash of its bytes and of how it is re
     -> ONE transaction: shard znodes + done-marker + claim removal
 
 Duplicates: a document whose content hash is already in the corpus is dropped. "Already in the
-corpus" means: in an input whose done-marker exists, or earlier in the same input. Inputs commit in
+corpus" means: in an input whose done-marker exists, in an input this run read before (it commits
+first), or earlier in the same input. Inputs commit in
 a single order (the version of the ``inputs`` node is the ordering point); an input that shares a
 document with an input another ingester committed after this one started is rewritten without it
 before it may commit. So each distinct document is kept exactly once, by the input that commits
-first, and one ingester (which takes its inputs one after the other, in sorted order) gives a result
+first, and one ingester (which reads and commits its inputs in sorted order) gives a result
 that depends neither on ``--processes`` nor on timing nor on being killed and re-run.
 
 ``--processes N`` tokenizes batches of documents in N processes (this one and N-1 spawned workers);
-reading, dedup, shards and ZooKeeper stay here, batches are consumed in order, so a single large
-file is parallelized as well as many small ones and the output does not depend on N.
+reading, dedup, shards and ZooKeeper stay here, batches are consumed in order and the next input is
+read while the workers finish the last one, so a single large file is parallelized as well as many
+small ones and the output does not depend on N.
 """
 
 from __future__ import annotations
