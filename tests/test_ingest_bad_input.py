@@ -60,13 +60,14 @@ def test_invalid_utf8_is_replaced_and_counted_by_default(cli, cluster, tmp_path)
     assert ["caf", "\ufffd", "cr", "\ufffd", "me"] in list(Corpus.open("lat", cluster=cluster).sentences())
 
 
-def test_a_bad_file_after_good_ones_keeps_the_good_ones_whole(cli, cluster, tmp_path):
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_a_bad_file_after_good_ones_keeps_the_good_ones_whole(processes, cli, cluster, tmp_path):
     """Inputs commit one by one: the good file stays registered, the bad one leaves nothing behind."""
     d = tmp_path / "in"
     d.mkdir()
     (d / "a.txt").write_text(GOOD + "Another one.\n")
     (d / "b.jsonl").write_text('{"text": "fine"}\n' * 3 + "not json\n")
-    res = cli("corpus", "ingest", "half", str(d))
+    res = cli("corpus", "ingest", "half", str(d), "--processes", processes)
     assert res.exit_code == 5
     assert f"{d / 'b.jsonl'}:4: not valid JSON" in one_line_error(res.stderr)
     from nlpzk.corpus import Corpus

@@ -439,12 +439,19 @@ class _Pipeline:
     def run(self, item: _Input) -> None:
         """Read all of ``item`` into the pipeline; finishes (and commits) earlier inputs as they complete."""
         self.inputs.append(item)
-        for records, texts in item.batches():
-            ids, kept = item.dedup(records, texts)
-            if kept:
-                item.batches_open += 1
-                self.batches.append((item, ids, self.tokenizers.submit(kept)))
-            self._consume(wait_for=max(self.tokenizers.slots, 1))
+        try:
+            for records, texts in item.batches():
+                ids, kept = item.dedup(records, texts)
+                if kept:
+                    item.batches_open += 1
+                    self.batches.append((item, ids, self.tokenizers.submit(kept)))
+                self._consume(wait_for=max(self.tokenizers.slots, 1))
+        except InvalidInputError:
+            # this input is bad; the inputs read before it are not: finish and commit them first
+            while self.batches and self.batches[0][0] is not item:
+                self._take_head()
+            self._finish_ready()
+            raise
         for h in np.frombuffer(item.kept_hashes, np.uint64).tolist() if item.kept_hashes else ():
             self.seen_in_run.add(h)
         self.seen_in_run.settle()
@@ -456,11 +463,15 @@ class _Pipeline:
 
     def _consume(self, wait_for: int) -> None:
         while self.batches and (self.batches[0][2].done() or len(self.batches) > wait_for):
-            item, ids, fut = self.batches.popleft()
-            item.take(ids, fut.result())
-            if self.progress is not None:
-                self.progress({"documents": len(ids), "tokens": len(fut.result()[0])})
-            self._finish_ready()
+            self._take_head()
+        self._finish_ready()
+
+    def _take_head(self) -> None:
+        item, ids, fut = self.batches.popleft()
+        batch = fut.result()
+        item.take(ids, batch)
+        if self.progress is not None:
+            self.progress({"documents": len(ids), "tokens": len(batch[0])})
         self._finish_ready()
 
     def _finish_ready(self) -> None:
