@@ -139,3 +139,24 @@ def test_merge_rules_on_known_deltas(cluster):
     assert np.allclose(n2[2], b2[2]) and np.allclose(n2[0, 0], out["bmuf"][0, 0] + 0.5 * (0.5 * 2 + 2) + 2)
     with pytest.raises(InvalidInputError):
         M.check_rule("median")
+
+
+def test_a_worker_a_round_behind_cannot_bump_the_fences_of_the_current_round(cluster):
+    """Pruning a merged round deletes its nodes one by one; a worker still in that round must not
+    lease a unit there (bumping the unit's fence) while the current round's holder relies on it."""
+    b = _job(cluster)
+    for unit in UNITS:
+        l, _ = b.lease_next(0, "A")
+        b.commit(0, [l], {"worker": "A", "contrib": "c"})
+    doc, version = b.job_doc()
+    assert b.publish(0, version, dict(doc, round=1), {"state": "merged"}, {"round": 1, "params": ["p1"]})
+    held, _ = b.lease_next(1, "B", prefer=["s-00000"])
+    cluster.zk.delete(paths.round_done_shard("j", 0, "s-00000"))  # half-way through pruning round 0
+    fence_before = cluster.zk.exists(f"{paths.job_fences('j')}/s-00000").version
+    stale = lease.acquire(
+        cluster.zk, paths.round_leases("j", 0), paths.job_fences("j"), "s-00000", "stale",
+        absent=paths.round_done_shard("j", 0, "s-00000"), guard=(paths.job_round("j", 0), 0),
+    )
+    assert stale is None
+    assert cluster.zk.exists(f"{paths.job_fences('j')}/s-00000").version == fence_before
+    b.commit(1, [held], {"worker": "B", "contrib": "c1"})  # the current holder is unaffected

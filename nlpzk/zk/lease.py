@@ -22,7 +22,7 @@ import time
 from typing import Callable, Iterable
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import NodeExistsError, NoNodeError, RolledBackError
+from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError, RolledBackError
 
 from ..errors import FencedError
 
@@ -47,12 +47,17 @@ def ensure_fences(zk: KazooClient, fence_dir: str, units: Iterable[str]) -> None
             pass
 
 
-def acquire(zk: KazooClient, lease_dir: str, fence_dir: str, unit: str, owner: str, *, absent: str | None = None) -> Lease | None:
+def acquire(
+    zk: KazooClient, lease_dir: str, fence_dir: str, unit: str, owner: str, *, absent: str | None = None, guard: tuple[str, int] | None = None
+) -> Lease | None:
     """Try to lease ``unit`` for ``owner``; ``None`` if someone else holds it (or ``absent`` exists).
 
     One transaction creates the ephemeral lease and bumps the unit's fence, so the returned
     ``fence_version`` is unique to this acquisition. ``absent`` (e.g. the unit's done marker) must
     not exist: ZooKeeper has no "check absent", so the transaction creates and deletes it.
+    ``guard`` ``(path, version)`` must still be at that version (e.g. the round node while the round
+    is open): a caller that is a round behind must not bump a fence that the current round's
+    holders rely on (the previous round's nodes are pruned one by one, not atomically).
     """
     path = f"{lease_dir}/{unit}"
     fence = f"{fence_dir}/{unit}"
@@ -60,12 +65,14 @@ def acquire(zk: KazooClient, lease_dir: str, fence_dir: str, unit: str, owner: s
     tx = zk.transaction()
     tx.create(path, data, ephemeral=True)
     tx.set_data(fence, owner.encode())
+    if guard is not None:
+        tx.check(guard[0], guard[1])
     if absent is not None:
         tx.create(absent, b"")
         tx.delete(absent)
     results = tx.commit()
     real = [r for r in results if isinstance(r, Exception) and not isinstance(r, RolledBackError)]
-    if any(isinstance(r, (NodeExistsError, NoNodeError)) for r in real):
+    if any(isinstance(r, (NodeExistsError, NoNodeError, BadVersionError)) for r in real):
         # held by someone, already done, or the round was merged and pruned meanwhile
         return None
     if real:
@@ -100,6 +107,18 @@ def commit(zk: KazooClient, leases: list[Lease], build: Callable[[object], None]
             f"{what} rejected: lease(s) on {', '.join(lost)} no longer held",
             hint="its session expired or the lease was revoked; the work is dropped and the unit re-leased",
         )
+
+
+def release(zk: KazooClient, leases: Iterable[Lease]) -> None:
+    """Drop leases this session still holds (after a rejected commit), so others can take the units."""
+    session = zk.client_id[0] if zk.client_id else None
+    for lease in leases:
+        try:
+            stat = zk.exists(lease.path)
+            if stat is not None and stat.ephemeralOwner == session:
+                zk.delete(lease.path, version=stat.version)
+        except (NoNodeError, BadVersionError):
+            pass
 
 
 def revoke(zk: KazooClient, lease_dir: str, fence_dir: str, unit: str, seen_czxid: int) -> bool:

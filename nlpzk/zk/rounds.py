@@ -111,6 +111,10 @@ class RoundBarrier:
 
     # -- working --------------------------------------------------------------------------------
 
+    def _open(self, r: int) -> tuple[str, int]:
+        # a round node keeps version 0 while the round is open; publishing sets its summary
+        return paths.job_round(self.job, r), 0
+
     def lease_next(self, r: int, owner: str, prefer: Iterable[str] = ()) -> tuple[_lease.Lease | None, RoundState]:
         """Lease a unit of round ``r`` that is neither done nor leased (``prefer``'s order first).
 
@@ -122,7 +126,8 @@ class RoundBarrier:
         order = prefer + [u for u in free if u not in set(prefer)]
         for unit in order:
             got = _lease.acquire(
-                self.zk, paths.round_leases(self.job, r), paths.job_fences(self.job), unit, owner, absent=paths.round_done_shard(self.job, r, unit)
+                self.zk, paths.round_leases(self.job, r), paths.job_fences(self.job), unit, owner,
+                absent=paths.round_done_shard(self.job, r, unit), guard=self._open(r),
             )
             if got is not None:
                 return got, st
@@ -138,6 +143,7 @@ class RoundBarrier:
         data = registry.dumps(doc)
 
         def build(tx) -> None:
+            tx.check(*self._open(r))
             for l in leases:
                 tx.create(paths.round_done_shard(self.job, r, l.unit), data)
 
@@ -146,6 +152,7 @@ class RoundBarrier:
         except FencedError:
             mine = [registry.maybe_json(self.zk, paths.round_done_shard(self.job, r, l.unit)) for l in leases]
             if doc.get("contrib") is None or any(m is None or m.get("contrib") != doc["contrib"] for m in mine):
+                _lease.release(self.zk, leases)
                 raise
 
     def revoke_stale(self, r: int) -> list[str]:
@@ -211,7 +218,7 @@ class RoundBarrier:
         for part in free:
             got = _lease.acquire(
                 self.zk, paths.round_merge_leases(self.job, r), paths.job_merge_fences(self.job), part, owner,
-                absent=f"{paths.round_merge_done(self.job, r)}/{part}",
+                absent=f"{paths.round_merge_done(self.job, r)}/{part}", guard=self._open(r),
             )
             if got is not None:
                 return got
@@ -220,9 +227,16 @@ class RoundBarrier:
     def commit_merge_part(self, r: int, held: _lease.Lease, doc: dict[str, Any]) -> None:
         """Record a reduced part (fenced, like a shard commit)."""
         data = registry.dumps(doc)
-        self.zk.retry(
-            _lease.commit, self.zk, [held], lambda tx: tx.create(f"{paths.round_merge_done(self.job, r)}/{held.unit}", data), f"merge part {held.unit} of round {r}"
-        )
+
+        def build(tx) -> None:
+            tx.check(*self._open(r))
+            tx.create(f"{paths.round_merge_done(self.job, r)}/{held.unit}", data)
+
+        try:
+            self.zk.retry(_lease.commit, self.zk, [held], build, f"merge part {held.unit} of round {r}")
+        except FencedError:
+            _lease.release(self.zk, [held])
+            raise
 
     def try_merge(self, r: int, owner: str) -> bool:
         """Become the merger of round ``r`` (ephemeral node); False if another worker is merging."""
