@@ -18,7 +18,8 @@ from nlpzk import gc, testing, train
 from nlpzk.store import naming
 from nlpzk.zk import lease, paths, registry
 
-from _faults import assert_registry_matches_store, nlpzk_process, wait_for
+from _faults import ROOT, assert_registry_matches_store, nlpzk_process, wait_for
+from _partition import Partition
 from _train_helpers import lee_sentences, make_corpus, make_vocab
 
 pytestmark = [pytest.mark.ensemble, pytest.mark.timeout(180)]
@@ -198,4 +199,39 @@ def test_worker_paused_past_its_session_is_fenced_off(fault_config, fault_cluste
         thief.close()  # its leases vanish: the woken worker trains those shards again, under new leases
     assert victim.wait(150) == 0, log.read_text()
     assert train.status(fault_cluster, "jp")["state"] == "done"
+    assert_registry_matches_store(fault_cluster)
+
+
+def test_worker_partitioned_from_zookeeper_loses_its_round_and_rejoins(ensemble, fault_config, fault_cluster, fault_env, tmp_path, record_recovery):
+    """A running (not paused) worker in its own network namespace is cut off from every ZooKeeper
+    member mid-round: its session expires, the other worker trains its shards, and after the
+    partition heals it rejoins under a new session; nothing it did while cut off is registered."""
+    _job(fault_cluster, "jn", repeat=4, epochs=10)
+    with Partition([(m.host, m.client_port) for m in ensemble.members]) as part:
+        chroot = fault_config.hosts_and_chroot()[1]
+        env = dict(fault_env, NLPZK_ZK=part.hosts + chroot)
+        logs = [tmp_path / "cut.log", tmp_path / "other.log"]
+        cut_off = subprocess.Popen(part.command(sys.executable, "-m", "nlpzk", "train", "worker", "jn"), env=env, cwd=ROOT, stdout=open(logs[0], "wb"), stderr=subprocess.STDOUT)
+        other = nlpzk_process(fault_env, "train", "worker", "jn", log=logs[1])
+        try:
+            r, held = wait_for(lambda: _holding(fault_cluster, "jn", cut_off.pid, min_round=1), 120, what="the worker holding a lease in round >= 1")
+            part.cut()
+            cut = time.monotonic()
+            wait_for(lambda: not _holding(fault_cluster, "jn", cut_off.pid), 30, what="the cut-off worker's leases vanishing")
+            record_recovery("partition -> the cut-off worker's leases free (session expiry)", time.monotonic() - cut)
+            wait_for(lambda: train.status(fault_cluster, "jn")["round"] > r, 120, what="the round merged by the other worker")
+            record_recovery("partition -> its round merged by the other worker", time.monotonic() - cut)
+            part.heal()
+            healed = time.monotonic()
+            wait_for(lambda: "rejoined:" in logs[0].read_text(), 60, what="the cut-off worker rejoining")
+            assert train.status(fault_cluster, "jn")["state"] == "running"
+            record_recovery("partition healed -> the cut-off worker rejoined", time.monotonic() - healed)
+            _finish([cut_off, other], logs)
+        finally:
+            for p in (cut_off, other):
+                if p.poll() is None:
+                    p.kill()
+    assert train.status(fault_cluster, "jn")["state"] == "done"
+    commits = _round_log(fault_cluster, "jn", r)["commits"]
+    assert all(f"-{other.pid}-" in c["worker"] for c in commits if c["shard"] in held), commits
     assert_registry_matches_store(fault_cluster)
