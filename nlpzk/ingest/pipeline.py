@@ -33,6 +33,7 @@ import json
 import multiprocessing
 import os
 import posixpath
+import signal
 import threading
 import time
 from typing import Any, Callable, Iterator
@@ -326,6 +327,9 @@ class Tokenizers:
 
 
 def _init_pool_worker(options: dict[str, Any]) -> None:
+    # Ctrl-C reaches the whole process group: the main process handles it and shuts the pool down;
+    # workers printing their own KeyboardInterrupt tracebacks would only bury its one error line.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _WORKER.tokenizer(options)  # build spaCy's pipeline while the main process starts reading
 
 
