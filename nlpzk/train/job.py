@@ -8,9 +8,7 @@ is frozen at creation in a store file, so shards ingested later do not change a 
 from __future__ import annotations
 
 import json
-import math
 import pickle
-import time
 import uuid
 from typing import Any
 
@@ -236,13 +234,3 @@ def save_vectors(cluster: Cluster, job: str, vocab: VocabData, vectors: np.ndarr
     with cluster.store.atomic_output(rel) as out:
         kv.save(out)
     return rel, out.sha256, kv
-
-
-def eta_seconds(doc: dict[str, Any], started: float, words_at_start: int) -> float | None:
-    """Seconds left at the rate seen since ``started`` (None before any progress)."""
-    done = doc.get("words", 0) - words_at_start
-    if done <= 0:
-        return None
-    rate = done / max(1e-6, time.time() - started)
-    left = doc["spec"]["total_words"] - doc.get("words", 0)
-    return max(0.0, left / rate) if math.isfinite(rate) and rate > 0 else None

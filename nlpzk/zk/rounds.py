@@ -340,23 +340,3 @@ def create_job(zk: KazooClient, job: str, job_doc: dict[str, Any], round0: dict[
     if isinstance(results[0], NodeExistsError):
         return False
     raise bad[0]
-
-
-def update_job(zk: KazooClient, job: str, change: Callable[[dict[str, Any]], dict[str, Any]], attempts: int = 20) -> dict[str, Any]:
-    """Read-modify-write the job node with a version check, retrying lost races."""
-    for _ in range(attempts):
-        doc, stat = registry.get_json(zk, paths.job(job), what=f"job {job!r}")
-        new = change(dict(doc))
-        try:
-            zk.set(paths.job(job), registry.dumps(new), version=stat.version)
-            return new
-        except BadVersionError:
-            continue
-    raise registry.TransactionConflict(f"job {job!r} kept changing while being updated; try again")
-
-
-def delete_job(zk: KazooClient, job: str) -> None:
-    try:
-        zk.delete(paths.job(job), recursive=True)
-    except NoNodeError:
-        pass
