@@ -439,6 +439,9 @@ class _Pipeline:
         self.batches: collections.deque[tuple[_Input, list[str], cf.Future]] = collections.deque()
         self.inputs: collections.deque[_Input] = collections.deque()  # read (or being read), not finished
         self.seen_in_run = _HashSet()
+        # Batches this process may run ahead of the oldest unfinished one: enough to keep tokenizing
+        # here while a worker is busy (or still starting) instead of waiting for it; bounded for memory.
+        self.ahead = 2 * tokenizers.slots + 2
 
     def run(self, item: _Input) -> None:
         """Read all of ``item`` into the pipeline; finishes (and commits) earlier inputs as they complete."""
@@ -449,7 +452,7 @@ class _Pipeline:
                 if kept:
                     item.batches_open += 1
                     self.batches.append((item, ids, self.tokenizers.submit(kept)))
-                self._consume(wait_for=max(self.tokenizers.slots, 1))
+                self._consume(wait_for=self.ahead)
         except InvalidInputError:
             # this input is bad; the inputs read before it are not: finish and commit them first
             while self.batches and self.batches[0][0] is not item:
@@ -460,7 +463,7 @@ class _Pipeline:
             self.seen_in_run.add(h)
         self.seen_in_run.settle()
         item.read_all = True
-        self._consume(wait_for=max(self.tokenizers.slots, 1))
+        self._consume(wait_for=self.ahead)
 
     def drain(self) -> None:
         self._consume(wait_for=0)
