@@ -243,3 +243,13 @@ def test_worker_rides_out_its_session_expiring(cluster, config, zk_server):
         w.stop.set()
         t.join(10)
         wc.close()
+
+
+def test_fewer_shards_than_workers(cluster, cli_env, tmp_path):
+    shards = _setup(cluster, shards=1)
+    train.create_job(cluster, "j1s", "lee", "lee", epochs=2, syncs_per_epoch=2, dim=16)
+    procs = [_worker(cli_env, "j1s", tmp_path / f"w{i}.log") for i in range(3)]
+    for p in procs:
+        assert p.wait(120) == 0  # the idle workers wait at the barrier and leave when the job is done
+    logs = _assert_each_shard_once_per_round(cluster, "j1s", shards)
+    assert all(len(log["contributions"]) == 1 and len(log["merge_parts"]) == 1 for log in logs)
