@@ -54,7 +54,10 @@ def start(ctx: typer.Context, as_json: bool = _util.JsonOption) -> None:
 
 @app.command("stop")
 def stop(ctx: typer.Context, as_json: bool = _util.JsonOption) -> None:
-    """Stop the embedded ZooKeeper (does nothing if it is not running)."""
+    """Stop the embedded ZooKeeper (does nothing if it is not running).
+
+    Example: nlpzk zk stop
+    """
     cfg = _util.config(ctx)
     server = zkserver.embedded_server(cfg.state_path, cfg.zk_port)
     stopped = server.stop()
@@ -63,7 +66,10 @@ def stop(ctx: typer.Context, as_json: bool = _util.JsonOption) -> None:
 
 @app.command("status")
 def status(ctx: typer.Context, as_json: bool = _util.JsonOption) -> None:
-    """Mode and version of each configured server (via the `srvr` four-letter word). Exit 3 if none serves."""
+    """Mode and version of each configured server (via the `srvr` four-letter word). Exit 3 if none serves.
+
+    Example: nlpzk --zk zk1:2181,zk2:2181,zk3:2181 zk status --json
+    """
     cfg = _util.config(ctx)
     hosts, chroot = cfg.hosts_and_chroot()
     rows = _status_rows(hosts.split(","))
@@ -79,7 +85,10 @@ def status(ctx: typer.Context, as_json: bool = _util.JsonOption) -> None:
 
 @app.command("tree")
 def tree(ctx: typer.Context, path: str = typer.Argument("/", help="Path under the chroot."), depth: int = typer.Option(4, help="How deep to go.")) -> None:
-    """Print the znodes under the chroot (a quick look at the registry)."""
+    """Print the znodes under the chroot (a quick look at the registry).
+
+    Example: nlpzk zk tree /vocab --depth 3
+    """
     from nlpzk.errors import InvalidInputError, NotFoundError
     from nlpzk.zk.registry import children, exists
 
@@ -110,7 +119,10 @@ def ensemble_start(
     base_port: int = typer.Option(12281, "--base-port", help="Client ports base..base+n-1; quorum +100; election +200."),
     as_json: bool = _util.JsonOption,
 ) -> None:
-    """Start a local ensemble and wait for a leader. Use it with --zk set to the printed hosts."""
+    """Start a local ensemble and wait for a leader. Use it with --zk set to the printed hosts.
+
+    Example: nlpzk zk ensemble start --servers 3 --base-port 12281
+    """
     cfg = _util.config(ctx)
     ens = _ensemble(cfg, servers, base_port)
     ens.start()
@@ -126,7 +138,10 @@ def ensemble_stop(
     base_port: int = typer.Option(12281, "--base-port"),
     member: Optional[int] = typer.Option(None, "--member", help="Stop only this server id (1-based), e.g. to test fail-over."),
 ) -> None:
-    """Stop the local ensemble (or one member of it)."""
+    """Stop the local ensemble (or one member of it).
+
+    Example: nlpzk zk ensemble stop --member 2
+    """
     cfg = _util.config(ctx)
     ens = _ensemble(cfg, servers, base_port)
     if member is not None:
@@ -144,7 +159,10 @@ def ensemble_status(
     base_port: int = typer.Option(12281, "--base-port"),
     as_json: bool = _util.JsonOption,
 ) -> None:
-    """Mode of each member of the local ensemble."""
+    """Mode of each member of the local ensemble.
+
+    Example: nlpzk zk ensemble status --json
+    """
     cfg = _util.config(ctx)
     ens = _ensemble(cfg, servers, base_port)
     rows = _status_rows(ens.hosts.split(","))
