@@ -181,9 +181,10 @@ class Worker:
         for old in _params_list(rd):
             self.cluster.store.delete(old)
 
-    def _global(self, r: int) -> np.ndarray:
+    def _global(self, r: int, round_doc: dict[str, Any] | None = None) -> np.ndarray:
         if self._params is None or self._params[0] != r:
-            self._params = (r, _merge.load_params(self.cluster.store, _params_list(self.barrier.round_doc(r) or {})))
+            rd = round_doc if round_doc is not None else (self.barrier.round_doc(r) or {})
+            self._params = (r, _merge.load_params(self.cluster.store, _params_list(rd)))
         return self._params[1]
 
     def _shard(self, unit: str) -> _Shard:
@@ -218,14 +219,16 @@ class Worker:
         first, single shards at the end, so workers still finish the round together.
         """
         prefer = sorted(self._cache)  # shards already in memory first
-        lease, st = self.barrier.lease_next(r, self.id, prefer)
-        if lease is None:
-            return False
+        # every ZooKeeper read comes before the first lease: once shards are held, only leasing
+        # more and the commit talk to ZooKeeper, so a connection error never strands held work
         rd = self.barrier.round_doc(r) or {}
         words_before = int(rd.get("words_before", doc.get("words", 0)))
         members = max(1, len(registry.children(self.cluster.zk, paths.job_workers(self.job))))
+        lease, st = self.barrier.lease_next(r, self.id, prefer)
+        if lease is None:
+            return False
         start = self.clock()
-        params = self._global(r)
+        params = self._global(r, rd)
         _model.set_params(self.model, params)
         counts = np.zeros(len(self.vocab.tokens), dtype=np.int64)
         held, raw_total, eff_total, loss_total = [], 0, 0, 0.0
@@ -234,7 +237,7 @@ class Worker:
             target = sum(self._estimate(u) for u in st.free) / (2 * members)
             batch = [lease]
             while sum(self._estimate(l.unit) for l in batch) < target and not self.stop.is_set():
-                more, _ = self.barrier.lease_next(r, self.id, prefer)
+                more, _ = self._lease_more(r, prefer)
                 if more is None:
                     break
                 batch.append(more)
@@ -257,10 +260,21 @@ class Worker:
             self.on_event("trained", {"round": r, "shards": [l.unit for l in batch], "words": raw, "alpha": (a0, a1)})
             if self.stop.is_set():
                 break
-            lease, st = self.barrier.lease_next(r, self.id, prefer)
+            lease, st = self._lease_more(r, prefer)
         seconds = self.clock() - start
         self._commit(r, held, params, counts, raw_total, eff_total, loss_total, seconds)
         return True
+
+    def _lease_more(self, r: int, prefer: list[str]):
+        """Lease the next unit of a round already started; on a connection error, stop leasing and
+        let the commit try what was trained (the fence rejects it if the session did not survive,
+        and it is saved work if it did)."""
+        try:
+            return self.barrier.lease_next(r, self.id, prefer)
+        except CONNECTION_ERRORS as exc:
+            self.on_event("disconnected", {"error": type(exc).__name__})
+            self.cluster.watch.connected.wait(self.reconnect_timeout)
+            return None, None
 
     def _commit(self, r, held, params, counts, raw, eff, loss, seconds) -> None:
         name = f"{self.id}-{uuid.uuid4().hex[:8]}"
