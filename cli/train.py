@@ -187,7 +187,7 @@ def worker(
 ) -> None:
     """Join a job as a worker (from any machine that reaches the ZooKeeper and the store); SIGTERM leaves cleanly.
 
-    Example: nlpzk --zk zk1:2181,zk2:2181/nlpzk --store s3://bucket/nlpzk train worker w2v --threads 2
+    Example: nlpzk train worker w2v --threads 2   (with NLPZK_ZK and NLPZK_STORE naming the shared ZooKeeper and store)
     """
     from nlpzk.train import Worker
 
