@@ -12,8 +12,10 @@ from typing import Optional
 import typer
 
 from . import _util
+from .report import report
 
 app = typer.Typer(help="Run, join, resume and inspect distributed word2vec training jobs.", no_args_is_help=True)
+app.command("report")(report)
 
 
 def _install_stop(stop: threading.Event) -> None:
@@ -99,12 +101,20 @@ def _watch(ctx: typer.Context, job: str, workers: int, threads: int, wait: bool,
         p.wait(30)
     st = train.status(cluster, job)
     final = st["final"] or {}
+    from nlpzk import models
+
+    # The publisher of the last round registers the model; doing it again is a no-op that covers a
+    # publisher that died between finishing the job and registering it.
+    model, model_version = models.register_job(cluster, job, (st.get("spec") or {}).get("model") or job)
 
     def human(_):
         print(f"job {job} done: {st['rounds']} rounds, {st['words']:,} words, vectors for {final.get('vocab')} at {final.get('vectors')}")
+        print(f"registered as model {model}@v{model_version}")
         print(_scores_line(final.get("scores") or {}))
 
-    _util.emit({"job": job, "final": final, "rounds": st["rounds"], "words": st["words"]}, as_json, human)
+    _util.emit(
+        {"job": job, "final": final, "rounds": st["rounds"], "words": st["words"], "model": model, "model_version": model_version}, as_json, human
+    )
 
 
 @app.command()
@@ -128,6 +138,7 @@ def run(
     merge: Optional[str] = typer.Option(None, "--merge", help="Merge rule: nbmuf-wmean, nbmuf, bmuf-wmean, bmuf, wmean, mean, sum (default: see docs)."),
     eta: Optional[float] = typer.Option(None, "--eta", help="Block momentum for bmuf rules (default 1 - 1/K for bmuf, 1 - 0.6/K for nbmuf; K = contributions)."),
     lease_timeout: Optional[float] = typer.Option(None, "--lease-timeout", help="Seconds before a stuck worker's shard lease is revoked (default 600)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Register the final vectors as the next version of this model (default: the job name)."),
     wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait for the job with a progress view."),
     as_json: bool = _util.JsonOption,
 ) -> None:
@@ -148,7 +159,7 @@ def run(
         epochs=epochs, syncs_per_epoch=syncs_per_epoch, dim=dim, window=window, negative=negative, sg=sg, alpha=alpha,
         min_alpha=min_alpha, sample=sample, seed=seed, merge=merge, eta=eta, lease_timeout=lease_timeout,
     )
-    doc, warnings = train.create_job(cluster, job, corpus or "", vocab or "", **hyper)
+    doc, warnings = train.create_job(cluster, job, corpus or "", vocab or "", model=model, **hyper)
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
     if exists:

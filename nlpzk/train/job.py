@@ -100,8 +100,11 @@ def parse_vocab_ref(ref: str) -> tuple[str, int | None, str | None]:
     return paths.check_name("vocabulary", ref), None, None
 
 
-def create_job(cluster: Cluster, job: str, corpus: str, vocab: str, **hyper: Any) -> tuple[dict[str, Any], list[str]]:
+def create_job(cluster: Cluster, job: str, corpus: str, vocab: str, *, model: str | None = None, **hyper: Any) -> tuple[dict[str, Any], list[str]]:
     """Create job ``job`` (or find it, if it exists with the same corpus and vocabulary).
+
+    When the job finishes, its vectors are registered as the next version of model ``model``
+    (default: the job's name).
 
     Returns ``(job document, warnings)``. Writes the frozen shard list and the seeded initial
     parameters to the store first, then creates the job node and round 0 in one transaction.
@@ -128,7 +131,8 @@ def create_job(cluster: Cluster, job: str, corpus: str, vocab: str, **hyper: Any
     if vd.corpus not in (None, corpus):
         warnings.append(f"vocabulary {vd.ref} was built from corpus {vd.corpus!r}, not {corpus!r}: words missing from it are skipped")
     total_tokens = sum(s.tokens for s in shards)
-    spec = dict(hp, corpus=corpus, vocab=vd.name, vocab_version=vd.version, vocab_size=len(vd.tokens), corpus_words=total_tokens)
+    model = paths.check_name("model", model or job)
+    spec = dict(hp, corpus=corpus, vocab=vd.name, vocab_version=vd.version, vocab_size=len(vd.tokens), corpus_words=total_tokens, model=model)
     spec["total_words"] = total_tokens * spec["epochs"]
     spec["rounds"] = spec["epochs"] * spec["syncs_per_epoch"]
     nonce = uuid.uuid4().hex[:12]
@@ -144,7 +148,7 @@ def create_job(cluster: Cluster, job: str, corpus: str, vocab: str, **hyper: Any
     if not rounds.create_job(cluster.zk, job, doc, round0, [s.id for s in shards]):
         cluster.store.delete(params_rel)
         cluster.store.delete(shard_rel)
-        return create_job(cluster, job, corpus, vocab, **hyper)
+        return create_job(cluster, job, corpus, vocab, model=model, **hyper)
     return doc, warnings
 
 

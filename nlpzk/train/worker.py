@@ -390,8 +390,26 @@ class Worker:
         if self.barrier.publish(r, version, new_doc, summary, nxt):
             self._tidy(r)
             self.on_event("merged", {"round": r, "words": words, "loss": loss, "parts": len(parts), "final": new_doc.get("final")})
+            if last:
+                self._register_model()
         else:
             self.barrier.release_merge(r)
+
+
+    def _register_model(self) -> None:
+        """Register the finished job's vectors as the next version of its model (idempotent per job).
+
+        The job is done whether or not this succeeds: ``nlpzk train run`` and ``nlpzk model register
+        JOB`` register it again if the publisher died in between.
+        """
+        from .. import models
+        from ..errors import NlpzkError
+
+        try:
+            name, number = models.register_job(self.cluster, self.job, self.spec.get("model") or self.job)
+            self.on_event("registered", {"model": name, "version": number})
+        except NlpzkError as exc:
+            self.on_event("register_failed", {"error": exc.line()})
 
 
 def _params_list(round_doc: dict[str, Any]) -> list[str]:
