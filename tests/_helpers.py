@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+ROOT = Path(__file__).resolve().parent.parent
+
 
 def one_line_error(result_stderr: str) -> str:
     """Assert helper: stderr is exactly one 'error: ...' line and no traceback; returns it."""
@@ -9,3 +17,21 @@ def one_line_error(result_stderr: str) -> str:
     assert "Traceback" not in result_stderr, result_stderr
     assert len(lines) == 1 and lines[0].startswith("error: "), result_stderr
     return lines[0]
+
+
+class Cli:
+    """Runs ``nlpzk`` in-process (CliRunner) or as a real subprocess (``run_process``)."""
+
+    def __init__(self, env: dict[str, str]):
+        self.env = env
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, input: str | None = None):
+        from cli.main import app
+
+        return self.runner.invoke(app, list(args), env=self.env, input=input, catch_exceptions=False)
+
+    def run_process(self, *args: str, timeout: float = 300, input: str | None = None, **kw) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "nlpzk", *args], env=self.env, capture_output=True, text=True, timeout=timeout, input=input, cwd=kw.pop("cwd", ROOT), **kw
+        )

@@ -3,15 +3,11 @@ chroot and store per test. Server logs are attached to the report of a failing t
 
 from __future__ import annotations
 
-import os
-import shlex
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
+from _helpers import Cli
 from nlpzk import testing
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,24 +49,6 @@ def cli_env(config, tmp_path):
     env["NLPZK_STATE_DIR"] = str(tmp_path / "state")
     env["COLUMNS"] = "200"
     return env
-
-
-class Cli:
-    """Runs ``nlpzk`` in-process (CliRunner) or as a real subprocess (``run_process``)."""
-
-    def __init__(self, env: dict[str, str]):
-        self.env = env
-        self.runner = CliRunner()
-
-    def __call__(self, *args: str, input: str | None = None):
-        from cli.main import app
-
-        return self.runner.invoke(app, list(args), env=self.env, input=input, catch_exceptions=False)
-
-    def run_process(self, *args: str, timeout: float = 300, input: str | None = None, **kw) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "nlpzk", *args], env=self.env, capture_output=True, text=True, timeout=timeout, input=input, cwd=kw.pop("cwd", ROOT), **kw
-        )
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from _helpers import one_line_error
-from conftest import Cli
+from _helpers import Cli
 from nlpzk import errors, testing
 from nlpzk.store import is_tmp
 

@@ -18,7 +18,7 @@ from nlpzk.corpus import Corpus
 from nlpzk.ingest import ReadOptions, ingest, make_tokenizer
 from nlpzk.ingest.pipeline import input_key
 from nlpzk.store import naming
-from nlpzk.zk import paths, registry
+from nlpzk.zk import paths
 
 DOCS = [
     "The cat sat on the mat. It was happy.",

@@ -18,7 +18,6 @@ import os
 import posixpath
 import uuid
 from typing import IO, Iterator
-from urllib.parse import urlparse
 
 import pyarrow as pa
 import pyarrow.fs as pafs
