@@ -68,7 +68,7 @@ def stop(ctx: typer.Context, as_json: bool = _util.JsonOption) -> None:
 def status(ctx: typer.Context, as_json: bool = _util.JsonOption) -> None:
     """Mode and version of each configured server (via the `srvr` four-letter word). Exit 3 if none serves.
 
-    Example: nlpzk --zk zk1:2181,zk2:2181,zk3:2181 zk status --json
+    Example: nlpzk zk status --json  (another ensemble: NLPZK_ZK=zk1:2181,zk2:2181 nlpzk zk status)
     """
     cfg = _util.config(ctx)
     hosts, chroot = cfg.hosts_and_chroot()

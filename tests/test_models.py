@@ -201,10 +201,10 @@ def test_every_model_status_and_report_command_is_documented_with_an_example():
     from cli.report import report
     from cli.status import status
 
-    doc = (Path(__file__).resolve().parent.parent / "docs" / "_parts" / "models-cli.md").read_text()
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "cli.md").read_text()
     commands = [(f"nlpzk model {c.name}", c.callback) for c in model_cli.app.registered_commands if not c.hidden]
     commands += [("nlpzk train report", report), ("nlpzk status", status)]
     assert len(commands) >= 12
     for name, fn in commands:
-        assert f"`{name}" in doc, f"{name} is missing from docs/_parts/models-cli.md"
+        assert f"`{name}" in doc, f"{name} is missing from docs/cli.md"
         assert "Example: nlpzk " in (fn.__doc__ or ""), f"{name} has no Example line"

@@ -194,7 +194,7 @@ def test_every_vocab_command_is_documented_with_an_example():
 
     from cli.vocab import app
 
-    doc = (Path(__file__).resolve().parent.parent / "docs" / "_parts" / "vocab-cli.md").read_text(encoding="utf-8")
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "cli.md").read_text(encoding="utf-8")
     group = typer.main.get_command(app)
     assert set(group.commands) == {"build", "list", "show", "tag", "verify", "diff", "export", "lookup", "encode"}
     for name, command in group.commands.items():

@@ -1,23 +1,31 @@
 """The znode layout, in one place. Every path nlpzk reads or writes is built here.
 
-All paths are relative to the chroot (default ``/nlpzk``)::
+All paths are relative to the chroot (default ``/nlpzk``); ``docs/architecture.md`` documents each
+node's document::
 
-    /corpora/<corpus>                           {lang, tokenizer options, created}
-    /corpora/<corpus>/shards/<shard-id>         {uri, sha256, sentences, tokens, bytes, sources}
-    /corpora/<corpus>/inputs/<input-key>        done-marker per input file (idempotent ingest)
-    /corpora/<corpus>/claims/<input-key>        ephemeral: an ingester is working on this file
-    /corpora/<corpus>/docs/<bucket>             content hashes of documents seen (dedup across runs)
-    /corpora/<corpus>/ingesters/<member>        ephemeral: one per running ingest (fences commits)
-    /vocab/<name>/versions/v0000000001          {uri, sha256, size, parent, corpus, shard set hash, params}
-    /vocab/<name>/tags/<tag>                    "v0000000007"
-    /jobs/<job>                                 {spec, state}
-    /jobs/<job>/workers/<worker-id>             ephemeral membership
-    /jobs/<job>/rounds/<r>                      {state, params uri, words so far, loss}
-    /jobs/<job>/rounds/<r>/leases/<shard>       ephemeral lease
-    /jobs/<job>/rounds/<r>/done/<shard>         {worker, contribution uri, words, loss}
-    /jobs/<job>/leader                          election
-    /models/<name>/versions/v0000000001         {uri, vocab name@version, job, eval scores}
-    /models/<name>/tags/<tag>
+    /corpora/<c>                                 {options, created}
+    /corpora/<c>/inputs                          {"last": key}: bumped by every commit
+    /corpora/<c>/inputs/<key>                    done-marker of one input file
+    /corpora/<c>/shards/<key>-<seq>              {path, sha256, bytes, sentences, tokens, documents, ...}
+    /corpora/<c>/claims/<key>                    ephemeral: an ingester works on this input
+    /corpora/<c>/ingesters/<member>              ephemeral: one per running ingest
+    /vocab/<name>                                {next_version}
+    /vocab/<name>/versions/vNNNNNNNNNN           {path, sha256, size, parent, corpus, shards, params}
+    /vocab/<name>/tags/<tag>                     "vNNNNNNNNNN"
+    /jobs/<job>                                  {spec, state, round, words, final}
+    /jobs/<job>/workers/<worker-id>              ephemeral membership
+    /jobs/<job>/fences/<shard>                   fence counter per shard (its znode version)
+    /jobs/<job>/mfences/<part>                   fence counter per merge part
+    /jobs/<job>/rounds/<r>                       {params, words_before, opened; when merged: words, loss, ...}
+    /jobs/<job>/rounds/<r>/leases/<shard>        ephemeral lease
+    /jobs/<job>/rounds/<r>/done/<shard>          {worker, contrib, words, loss}
+    /jobs/<job>/rounds/<r>/mleases/<part>        ephemeral lease of a merge row range
+    /jobs/<job>/rounds/<r>/mdone/<part>          {worker, path, rows}
+    /jobs/<job>/rounds/<r>/merge                 ephemeral: the worker publishing round r
+    /models/<name>                               {next_version}
+    /models/<name>/versions/vNNNNNNNNNN          {path, sha256, vocab, job, spec, eval}
+    /models/<name>/tags/<tag>                    "vNNNNNNNNNN"
+    /models/<name>/evals/<id>[/fences|leases|done/<shard>]   a running distributed evaluation
 """
 
 from __future__ import annotations
@@ -88,10 +96,6 @@ def claim(name: str, key: str) -> str:
     return f"{claims(name)}/{key}"
 
 
-def doc_hashes(name: str) -> str:
-    return f"{corpus(name)}/docs"
-
-
 def ingesters(name: str) -> str:
     return f"{corpus(name)}/ingesters"
 
@@ -158,10 +162,6 @@ def round_done(name: str, r: int) -> str:
 
 def round_done_shard(name: str, r: int, shard_id: str) -> str:
     return f"{round_done(name, r)}/{shard_id}"
-
-
-def job_leader(name: str) -> str:
-    return f"{job(name)}/leader"
 
 
 # -- models ----------------------------------------------------------------------------------------
