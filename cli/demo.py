@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from pathlib import Path
 from typing import Optional
 
@@ -56,7 +57,7 @@ def demo(
     view = vocab.build(cluster, name, name, min_count=2, specials=["<unk>"], parent=parent, tags=("latest",))
     _util.out.print(f"    {name}@v{view.version}: {len(view):,} tokens, {int(view.active.sum()):,} at or above min-count 2")
 
-    job = f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    job = f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"  # two demos in one second differ
     _step(3, f"train word2vec job {job!r} with {workers} local workers ({epochs} epochs)")
     _, warnings = create_job(cluster, job, name, f"{name}@v{view.version}", model=name, epochs=epochs, dim=50, window=5, negative=5, syncs_per_epoch=2, seed=1)
     for w in warnings:

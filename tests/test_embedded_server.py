@@ -50,15 +50,15 @@ def test_start_stop_twice_is_idempotent(embedded_env):
 
 
 def test_commands_start_embedded_server_once_and_say_so(embedded_env):
-    first = _nlpzk(embedded_env, "demo")
+    first = _nlpzk(embedded_env, "corpus", "list")
     assert first.returncode == 0, first.stderr
     assert "started the embedded ZooKeeper" in first.stderr
-    second = _nlpzk(embedded_env, "demo")
+    second = _nlpzk(embedded_env, "corpus", "list")
     assert second.returncode == 0 and "started the embedded ZooKeeper" not in second.stderr
 
 
 def test_concurrent_commands_share_one_embedded_server(embedded_env):
-    procs = [subprocess.Popen([sys.executable, "-m", "nlpzk", "demo"], env=embedded_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    procs = [subprocess.Popen([sys.executable, "-m", "nlpzk", "corpus", "list"], env=embedded_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
     outs = [p.communicate(timeout=90) for p in procs]
     assert all(p.returncode == 0 for p in procs), outs
     assert sum("started the embedded ZooKeeper" in err for _, err in outs) == 1

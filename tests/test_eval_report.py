@@ -11,7 +11,6 @@ from cli import _util
 from cli.report import report
 from nlpzk.errors import InvalidInputError, NotFoundError
 from nlpzk.eval.report import build_report, job_history, pca_2d
-from nlpzk.models import register_model
 from test_models_support import run_tiny_job
 
 
@@ -30,20 +29,16 @@ def test_report_html_and_png_from_a_real_job(cluster, finished_job, tmp_path):
     for r in history["rounds"]:
         assert sum(w["words"] for w in history["per_worker"] if w["round"] == r["round"]) == r["words"]
 
-    # before any model is registered, the job's own final vectors feed the word map
+    # the finished job registered its own vectors as model j1 (the job's name); they feed the word map
     out = build_report(cluster, "j1", str(tmp_path / "before.png"), words=["fire", "police", "nosuchword"])
-    assert out["model"] is None and out["words"] == ["fire", "police"] and "map" in out["figures"]
+    assert out["model"] == "j1@v1" and out["words"] == ["fire", "police"] and "map" in out["figures"]
 
-    from nlpzk.train import final_vectors
-
-    kv, _ = final_vectors(cluster, "j1")
-    register_model(cluster, "lee", kv, vocab_name="lee", vocab_version=finished_job.version, job="j1")
     from nlpzk.eval import evaluate_model
 
-    evaluate_model(cluster, "lee", benchmarks=("wordsim353",))
+    evaluate_model(cluster, "j1", benchmarks=("wordsim353",))
 
     html_out = build_report(cluster, "j1", str(tmp_path / "report.html"))
-    assert html_out["model"] == "lee@v1" and html_out["rounds"] == 2 and len(html_out["workers"]) == 2
+    assert html_out["model"] == "j1@v1" and html_out["rounds"] == 2 and len(html_out["workers"]) == 2
     assert html_out["figures"] == ["loss", "speed", "scores", "map"]
     page = (tmp_path / "report.html").read_text()
     assert page.count("<img") == 4 and page.count("<tr><td>") >= 3 and "wordsim353" in page

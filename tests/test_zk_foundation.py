@@ -98,12 +98,15 @@ def test_unauthorized_cli_write_is_one_line(cli, cli_env, zk_server, tmp_path):
     chroot = "/" + cli_env["NLPZK_ZK"].split("/", 1)[1]
     owner = testing.cluster_for(zk_server.address, tmp_path / "s", chroot=chroot, auth="carol:pw")
     try:
-        registry.put_json(owner.zk, "/demo", {"owner": "carol"})
+        registry.put_json(owner.zk, "/corpora", {})  # carol's registry: others may read, not write
     finally:
         owner.close()
-    proc = cli.run_process("demo", timeout=60)
+    text = tmp_path / "a.txt"
+    text.write_text("Hello world.\n")
+    proc = cli.run_process("corpus", "ingest", "c", str(text), timeout=60)
     assert proc.returncode == NotAuthorizedError.exit_code, proc.stdout + proc.stderr
     assert "not authorized" in one_line_error(proc.stderr)
+    assert cli.run_process("corpus", "list", "--json").returncode == 0  # reading is allowed
 
 
 def test_publish_version_concurrent_distinct_and_complete(cluster, config):

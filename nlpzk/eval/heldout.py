@@ -50,9 +50,10 @@ def output_vectors(cluster: Cluster, model: Model) -> np.ndarray:
     params = ((doc or {}).get("final") or {}).get("params")
     if not params:
         raise NotFoundError(f"the final parameters of job {job!r} (which trained {model.ref}) are gone", hint="held-out loss needs them; the job may have been deleted")
-    from ..train.merge import load_array
+    from ..train.merge import load_params
 
-    arr = load_array(cluster.store, params)
+    # the final parameters are row-range parts (reduce-scattered merge); older jobs kept one file
+    arr = load_params(cluster.store, [params] if isinstance(params, str) else params)
     if arr.ndim != 3 or arr.shape[0] < 2 or arr.shape[1] != len(model.kv.index_to_key):
         raise IntegrityError(f"parameters of job {job!r} have shape {arr.shape}, which does not fit model {model.ref} ({len(model.kv.index_to_key)} rows)")
     return np.asarray(arr[1])
