@@ -26,7 +26,7 @@ import numpy as np
 
 from ..cluster import Cluster
 from ..corpus import ShardInfo, read_shard
-from ..errors import FencedError, TrainingError, ZkUnavailableError
+from ..errors import FencedError, StoreError, TrainingError, ZkUnavailableError
 from ..store import naming
 from ..zk import paths, registry
 from ..zk.members import Member
@@ -280,8 +280,19 @@ class Worker:
         name = f"{self.id}-{uuid.uuid4().hex[:8]}"
         delta_rel = naming.contribution_file(self.job, r, name)
         counts_rel = naming.contribution_counts(self.job, r, name)
-        _merge.save_array(self.cluster.store, delta_rel, _model.get_params(self.model) - params[:2])
-        _merge.save_array(self.cluster.store, counts_rel, counts.astype(np.int32))
+        try:
+            _merge.save_array(self.cluster.store, delta_rel, _model.get_params(self.model) - params[:2])
+            _merge.save_array(self.cluster.store, counts_rel, counts.astype(np.int32))
+        except StoreError:
+            # The round may have been merged without us (our leases were revoked or expired) and its
+            # contribution folder tidied away under our write: that is a fence, not a crash.
+            if int((registry.maybe_json(self.cluster.zk, paths.job(self.job)) or {}).get("round", 0)) <= r:
+                raise
+            self.cluster.store.delete(delta_rel)
+            self.cluster.store.delete(counts_rel)
+            self.report.fenced += 1
+            self.on_event("fenced", {"round": r, "shards": [l.unit for l in held], "error": f"round {r} was merged while this worker wrote its contribution"})
+            return
         doc = {"worker": self.id, "contrib": name, "words": raw, "effective": eff, "loss": round(loss, 3), "seconds": round(seconds, 3), "shards": len(held)}
         try:
             self.barrier.commit(r, held, doc)
