@@ -68,6 +68,12 @@ def demo(
     result = showcase(cluster, name, words=["cat", "oven", "server", "rain"], topn=4)
     for line in summary_lines(result):
         _util.out.print("    " + line, markup=False)
+    if source == SAMPLE:
+        _util.out.print(
+            f"    (the sample corpus has {len(view)} word types, so the public benchmarks barely overlap it: its neighbours "
+            "are the thing to look at; docs/benchmarks.md has scores on a real corpus)",
+            markup=False,
+        )
 
     _step(5, f"vocabulary lookups in {name}@v{view.version}")
     probe = ["the", "cat", "kettle", "zebra"]
