@@ -28,9 +28,12 @@ YesOption = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation
 
 
 def error_line(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True) if err.is_terminal else print(
-        f"error: {message}", file=sys.stderr
-    )
+    """The one ``error: ...`` line on stderr (red on a terminal; plain text for scripts and logs)."""
+    if err.is_terminal:
+        err.print("[bold red]error:[/] ", end="", markup=True)
+        err.print(message, markup=False, highlight=False, soft_wrap=True)
+    else:
+        print(f"error: {message}", file=sys.stderr)
 
 
 def _usage_error(exc) -> NoReturn:

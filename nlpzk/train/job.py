@@ -18,6 +18,7 @@ from ..cluster import Cluster
 from ..corpus import Corpus, ShardInfo
 from ..errors import ConflictError, InvalidInputError, NotFoundError, TrainingError
 from ..store import naming
+from ..vocab import parse_spec
 from ..zk import members as _members
 from ..zk import paths, registry, rounds
 from . import merge as _merge
@@ -89,17 +90,6 @@ def load_vocab(cluster: Cluster, name: str, version: int | str | None = None, ta
     return VocabData(view.name, int(view.version), tokens, np.asarray(view.counts, dtype=np.int64), (view.doc or {}).get("corpus"))
 
 
-def parse_vocab_ref(ref: str) -> tuple[str, int | None, str | None]:
-    """``name``, ``name@v3`` or ``name:tag``."""
-    if "@" in ref:
-        name, _, v = ref.partition("@")
-        return paths.check_name("vocabulary", name), paths.parse_version(v), None
-    if ":" in ref:
-        name, _, tag = ref.partition(":")
-        return paths.check_name("vocabulary", name), None, paths.check_name("tag", tag)
-    return paths.check_name("vocabulary", ref), None, None
-
-
 def create_job(cluster: Cluster, job: str, corpus: str, vocab: str, *, model: str | None = None, **hyper: Any) -> tuple[dict[str, Any], list[str]]:
     """Create job ``job`` (or find it, if it exists with the same corpus and vocabulary).
 
@@ -113,7 +103,7 @@ def create_job(cluster: Cluster, job: str, corpus: str, vocab: str, *, model: st
     existing = registry.maybe_json(cluster.zk, paths.job(job))
     if existing is not None:
         spec = existing.get("spec", {})
-        vname, vnum, vtag = parse_vocab_ref(vocab) if vocab else (None, None, None)
+        vname, vnum, vtag = parse_spec(vocab) if vocab else (None, None, None)
         if (corpus and corpus != spec.get("corpus")) or (vname and vname != spec.get("vocab")) or (vnum is not None and vnum != spec.get("vocab_version")):
             raise ConflictError(
                 f"job {job!r} exists for corpus {spec.get('corpus')!r} and vocabulary {spec.get('vocab')}@v{spec.get('vocab_version')}",
@@ -125,7 +115,7 @@ def create_job(cluster: Cluster, job: str, corpus: str, vocab: str, *, model: st
     shards = corp.shards
     if not shards:
         raise InvalidInputError(f"corpus {corpus!r} has no shards", hint=f"ingest text first: nlpzk corpus ingest {corpus} FILES")
-    name, version, tag = parse_vocab_ref(vocab)
+    name, version, tag = parse_spec(vocab)
     vd = load_vocab(cluster, name, version, tag)
     warnings = []
     if vd.corpus not in (None, corpus):
