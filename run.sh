@@ -35,6 +35,8 @@ setup_system() {
   command -v java >/dev/null || [ -x "${JAVA_HOME:-/nonexistent}/bin/java" ] || need+=(default-jre-headless)
   have_zookeeper || need+=(zookeeper)
   "$PY" -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+  # the fault-injection tests cut a worker off in a network namespace (ip netns) and fill a tmpfs
+  if [ "${1:-}" = test ]; then command -v ip >/dev/null || need+=(iproute2); fi
   if [ ${#need[@]} -gt 0 ]; then
     apt_install "${need[@]}" || die "cannot install ${need[*]}: no apt-get here. Install a JRE and Apache ZooKeeper, and set ZOOKEEPER_HOME to the unpacked release."
   fi
@@ -59,11 +61,11 @@ setup_python() {
   fi
 }
 
-setup() { setup_system; setup_python; }
+setup() { setup_system "${1:-}"; setup_python; }
 
 case "${1:-}" in
-  setup) setup ;;
-  demo)  shift; setup; exec "$VENV/bin/nlpzk" demo "$@" ;;
-  test)  shift; setup; exec "$VENV/bin/python" -m pytest "$@" ;;
+  setup) setup test ;;
+  demo)  shift; setup demo; exec "$VENV/bin/nlpzk" demo "$@" ;;
+  test)  shift; setup test; exec "$VENV/bin/python" -m pytest "$@" ;;
   *) echo "usage: ./run.sh demo|test|setup [args...]" >&2; exit 2 ;;
 esac
