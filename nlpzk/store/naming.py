@@ -40,16 +40,8 @@ def round_params(job: str, r: int, nonce: str) -> str:
     return f"{job_dir(job)}/rounds/{r:08d}/params-{nonce}.npy"
 
 
-def contribution(job: str, r: int, shard_id: str, worker: str) -> str:
-    return f"{job_dir(job)}/rounds/{r:08d}/contrib/{shard_id}-{worker}.npy"
-
-
 def model_dir(name: str) -> str:
     return f"models/{paths.check_name('model', name)}"
-
-
-def model_file(name: str, nonce: str) -> str:
-    return f"{model_dir(name)}/{nonce}.kv"
 
 
 def model_vectors(name: str, nonce: str) -> str:
