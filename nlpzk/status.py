@@ -44,15 +44,20 @@ def corpora(cluster: Cluster) -> list[dict[str, Any]]:
     return rows
 
 
+def _latest(zk, base: str, version_path) -> tuple[list[int], dict[str, int], int | None, dict[str, Any]]:
+    """Versions, tags, the ``latest`` version (the tag, else the highest) and its document."""
+    numbers = versioned.versions(zk, base)
+    tags = versioned.tags(zk, base)
+    latest = tags.get("latest", numbers[-1] if numbers else None)
+    doc = (registry.maybe_json(zk, version_path(latest)) if latest else None) or {}
+    return numbers, tags, latest, doc
+
+
 def vocabularies(cluster: Cluster) -> list[dict[str, Any]]:
     zk = cluster.zk
     rows = []
     for name in registry.children(zk, paths.VOCAB):
-        base = paths.vocab(name)
-        numbers = versioned.versions(zk, base)
-        tags = versioned.tags(zk, base)
-        latest = tags.get("latest", numbers[-1] if numbers else None)
-        doc = (registry.maybe_json(zk, paths.vocab_version(name, latest)) if latest else None) or {}
+        numbers, tags, latest, doc = _latest(zk, paths.vocab(name), lambda n: paths.vocab_version(name, n))
         rows.append({"name": name, "versions": len(numbers), "latest": latest, "tags": tags, "tokens": doc.get("rows"), "corpus": doc.get("corpus")})
     return rows
 
@@ -102,11 +107,7 @@ def models(cluster: Cluster) -> list[dict[str, Any]]:
     zk = cluster.zk
     rows = []
     for name in registry.children(zk, paths.MODELS):
-        base = paths.model(name)
-        numbers = versioned.versions(zk, base)
-        tags = versioned.tags(zk, base)
-        latest = tags.get("latest", numbers[-1] if numbers else None)
-        doc = (registry.maybe_json(zk, paths.model_version(name, latest)) if latest else None) or {}
+        numbers, tags, latest, doc = _latest(zk, paths.model(name), lambda n: paths.model_version(name, n))
         vocab = doc.get("vocab") or {}
         rows.append(
             {
