@@ -46,12 +46,17 @@ def cluster_for(hosts: str, store: str | os.PathLike[str], chroot: str | None = 
     return Cluster.connect(config_for(hosts, store, chroot, **kwargs))
 
 
-def env_for(config: Config) -> dict[str, str]:
-    """Environment variables that make a child ``nlpzk`` process use ``config``."""
+def env_for(config: Config, state_dir: str | os.PathLike[str] | None = None) -> dict[str, str]:
+    """Environment variables that make a child ``nlpzk`` process use ``config`` (and ``state_dir``).
+
+    ``COLUMNS`` is set wide so rich does not wrap the lines tests read.
+    """
     env = dict(os.environ)
     env.update(NLPZK_ZK=config.zk or "", NLPZK_STORE=config.store_uri, NLPZK_SESSION_TIMEOUT=str(config.session_timeout))
     if config.auth:
         env["NLPZK_AUTH"] = config.auth
+    if state_dir is not None:
+        env.update(NLPZK_STATE_DIR=str(state_dir), COLUMNS="200")
     return env
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import subprocess
+import time
 import sys
 from pathlib import Path
+from typing import Any, Callable
 
 from typer.testing import CliRunner
 
@@ -35,3 +37,13 @@ class Cli:
         return subprocess.run(
             [sys.executable, "-m", "nlpzk", *args], env=self.env, capture_output=True, text=True, timeout=timeout, input=input, cwd=kw.pop("cwd", ROOT), **kw
         )
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, every: float = 0.02, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = predicate()
+        if got:
+            return got
+        time.sleep(every)
+    raise AssertionError(f"{what} not reached within {timeout:g}s")

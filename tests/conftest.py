@@ -45,10 +45,7 @@ def cluster(config):
 @pytest.fixture
 def cli_env(config, tmp_path):
     """Environment for CLI runs against this test's chroot and store."""
-    env = testing.env_for(config)
-    env["NLPZK_STATE_DIR"] = str(tmp_path / "state")
-    env["COLUMNS"] = "200"
-    return env
+    return testing.env_for(config, tmp_path / "state")
 
 
 @pytest.fixture

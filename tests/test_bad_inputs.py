@@ -72,8 +72,7 @@ def world(zk_server, tmp_path_factory):
     files = base / "in"
     files.mkdir()
     _write_inputs(files)
-    env = testing.env_for(config)
-    env.update(NLPZK_STATE_DIR=str(base / "state"), COLUMNS="200")
+    env = testing.env_for(config, base / "state")
     yield dict(cluster=cluster, config=config, cli=Cli(env), files=files, env=env)
     cluster.close()
 
@@ -335,8 +334,7 @@ EMPTY_CHROOT = [
 def test_wrong_chroot_says_unknown_and_registers_nothing(world, zk_server, tmp_path):
     """The store is the module's (full of files); the chroot is empty: nothing crashes, nothing appears."""
     config = testing.config_for(zk_server.address, world["config"].store_uri)
-    env = testing.env_for(config)
-    env.update(NLPZK_STATE_DIR=str(tmp_path / "state"), COLUMNS="200")
+    env = testing.env_for(config, tmp_path / "state")
     cli = Cli(env)
     with testing.Cluster.connect(config) as empty:
         before = _snapshot(empty)

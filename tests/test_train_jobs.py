@@ -6,7 +6,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ from nlpzk import train
 from nlpzk.store import naming
 from nlpzk.zk import registry
 
-from _helpers import one_line_error
+from _helpers import one_line_error, wait_for
 from _train_helpers import lee_sentences, make_corpus, make_vocab
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,16 +32,6 @@ def _worker(env, job, log: Path) -> subprocess.Popen:
         stdout=open(log, "wb"),
         stderr=subprocess.STDOUT,
     )
-
-
-def _wait(predicate, timeout=120.0, every=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = predicate()
-        if got:
-            return got
-        time.sleep(every)
-    raise AssertionError("condition not reached in time")
 
 
 def _round_logs(cluster, job, rounds):
@@ -116,7 +105,7 @@ def test_three_workers_with_one_joining_mid_job(cluster, cli_env, tmp_path):
     shards = _setup(cluster, shards=6, repeat=3)
     train.create_job(cluster, "j3", "lee", "lee", epochs=4, syncs_per_epoch=2, dim=30, seed=1)
     procs = [_worker(cli_env, "j3", tmp_path / f"w{i}.log") for i in range(2)]
-    _wait(lambda: train.status(cluster, "j3")["round"] >= 2)
+    wait_for(lambda: train.status(cluster, "j3")["round"] >= 2, timeout=120)
     procs.append(_worker(cli_env, "j3", tmp_path / "w2.log"))
     for p in procs:
         assert p.wait(180) == 0
@@ -133,7 +122,7 @@ def test_killed_worker_does_not_hang_the_round(cluster, cli_env, tmp_path):
     train.create_job(cluster, "jk", "lee", "lee", epochs=3, syncs_per_epoch=1, dim=30)
     victim = _worker(cli_env, "jk", tmp_path / "victim.log")
     other = _worker(cli_env, "jk", tmp_path / "other.log")
-    r, held = _wait(lambda: _holding(cluster, "jk", victim.pid) if train.status(cluster, "jk")["round"] >= 1 else None)
+    r, held = wait_for(lambda: _holding(cluster, "jk", victim.pid) if train.status(cluster, "jk")["round"] >= 1 else None, timeout=120)
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     assert other.wait(180) == 0
@@ -148,11 +137,11 @@ def test_paused_worker_past_session_timeout_is_fenced(cluster, cli_env, tmp_path
     train.create_job(cluster, "jp", "lee", "lee", epochs=3, syncs_per_epoch=1, dim=30)
     victim = _worker(cli_env, "jp", tmp_path / "victim.log")
     other = _worker(cli_env, "jp", tmp_path / "other.log")
-    r, held = _wait(lambda: _holding(cluster, "jp", victim.pid))
+    r, held = wait_for(lambda: _holding(cluster, "jp", victim.pid), timeout=120)
     victim.send_signal(signal.SIGSTOP)
     try:
         # its session expires (4 s in tests), its leases vanish and the other worker trains those shards
-        _wait(lambda: train.status(cluster, "jp")["round"] > r, timeout=120)
+        wait_for(lambda: train.status(cluster, "jp")["round"] > r, timeout=120)
     finally:
         victim.send_signal(signal.SIGCONT)
     assert other.wait(180) == 0
@@ -171,12 +160,12 @@ def test_stopped_job_resumes_from_its_last_round(cluster, cli, cli_env, tmp_path
         [sys.executable, "-m", "nlpzk", "train", "run", "jr", "--corpus", "lee", "--vocab", "lee@v1", "--workers", "2", "--epochs", "8", "--syncs-per-epoch", "1", "--dim", "30"],
         env=cli_env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    _wait(lambda: registry.maybe_json(cluster.zk, "/jobs/jr") and train.status(cluster, "jr")["round"] >= 2, timeout=120)
+    wait_for(lambda: registry.maybe_json(cluster.zk, "/jobs/jr") and train.status(cluster, "jr")["round"] >= 2, timeout=120)
     run.send_signal(signal.SIGTERM)
     out, err = run.communicate(timeout=60)
     assert run.returncode == 130, err
     assert "train resume jr" in err
-    _wait(lambda: not train.status(cluster, "jr")["workers"], timeout=30)
+    wait_for(lambda: not train.status(cluster, "jr")["workers"], timeout=30)
     stopped = train.status(cluster, "jr")
     assert stopped["state"] == "running" and 2 <= stopped["round"] < 8
     before = {h["round"]: h["merged_at"] for h in stopped["history"] if h["state"] == "merged"}
@@ -229,7 +218,7 @@ def test_worker_rides_out_its_session_expiring(cluster, config, zk_server):
     t = threading.Thread(target=w.run, daemon=True)
     t.start()
     try:
-        _wait(lambda: train.status(cluster, "jz")["round"] >= 2)
+        wait_for(lambda: train.status(cluster, "jz")["round"] >= 2, timeout=120)
         testing.expire_session(wc.zk, zk_server.address)
         t.join(150)
         if t.is_alive():

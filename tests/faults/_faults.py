@@ -7,10 +7,10 @@ import collections
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from _helpers import wait_for  # noqa: F401 - the fault tests import it from here
 from nlpzk import gc, vocab
 from nlpzk.cluster import Cluster
 from nlpzk.corpus import Corpus
@@ -30,16 +30,6 @@ def nlpzk_process_stopping_at(env: dict[str, str], function: str, *args: str, lo
     """Like :func:`nlpzk_process`, but the process SIGSTOPs itself when it first calls ``function``
     (``"package.module:name"``): a deterministic place to kill it. The hook lives in the test suite."""
     return subprocess.Popen([sys.executable, str(STOP_AT), function, *args], env=env, cwd=ROOT, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, every: float = 0.02, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = predicate()
-        if got:
-            return got
-        time.sleep(every)
-    raise AssertionError(f"{what} not reached within {timeout:g}s")
 
 
 def process_state(pid: int) -> str:

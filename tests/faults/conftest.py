@@ -38,10 +38,7 @@ def fault_cluster(fault_config, ensemble):
 @pytest.fixture
 def fault_env(fault_config, tmp_path):
     """Environment for ``python -m nlpzk`` processes against this test's chroot and store."""
-    env = testing.env_for(fault_config)
-    env["NLPZK_STATE_DIR"] = str(tmp_path / "state")
-    env["COLUMNS"] = "200"
-    return env
+    return testing.env_for(fault_config, tmp_path / "state")
 
 
 @pytest.fixture

@@ -38,9 +38,7 @@ def _tmpfs(where, size: str):
 
 def _env_and_cluster(ensemble, store, tmp_path):
     config = testing.config_for(ensemble.hosts, store, session_timeout=3.0)
-    env = testing.env_for(config)
-    env["NLPZK_STATE_DIR"] = str(tmp_path / "state")
-    return env, testing.Cluster.connect(config)
+    return testing.env_for(config, tmp_path / "state"), testing.Cluster.connect(config)
 
 
 def _ingest(env, *args):
