@@ -145,7 +145,7 @@ def _stop_member(ensemble, index, job_cluster, job, record, label):
 
 
 def test_leader_then_follower_stopped_mid_training_the_job_finishes(ensemble, fault_cluster, fault_env, tmp_path, record_recovery):
-    _job(fault_cluster, "jl", repeat=2, epochs=4, syncs=2)
+    _job(fault_cluster, "jl", repeat=2, epochs=8, syncs=2)  # 16 rounds: room for two faults even on an idle machine
     logs = [tmp_path / f"w{i}.log" for i in range(2)]
     procs = [nlpzk_process(fault_env, "train", "worker", "jl", log=log) for log in logs]
     try:
