@@ -117,8 +117,10 @@ def test_merge_rules_on_known_deltas(cluster):
     d1[:, 1] = 2.0  # only contribution 1 saw word 1
     d2 = np.zeros((2, 3, 2), np.float32)
     d2[:, 0] = 3.0
-    c1 = _contrib(cluster, 0, "a", d1, [1, 4, 0], 100)
-    c2 = _contrib(cluster, 0, "b", d2, [3, 0, 0], 100)
+    d1[:, 2] = [1.0, 0.0]  # word 2: the two contributions moved it in orthogonal directions
+    d2[:, 2] = [0.0, 1.0]
+    c1 = _contrib(cluster, 0, "a", d1, [1, 4, 1], 100)
+    c2 = _contrib(cluster, 0, "b", d2, [3, 0, 1], 100)
     out = {}
     for rule in M.RULES:
         M.merge(cluster.store, "g.npy", [c1, c2], rule, f"{rule}.npy", eta=0.5, block_rows=2)
@@ -127,6 +129,12 @@ def test_merge_rules_on_known_deltas(cluster):
     assert np.allclose(out["sum"][0, 0], [5, 5]) and np.allclose(out["sum"][0, 1], [2, 2])
     # per word: word 0 = (1*1 + 3*3)/4 = 2.5, word 1 keeps contribution 1's full step
     assert np.allclose(out["wmean"][0, 0], [1 + 2.5, 1 + 2.5]) and np.allclose(out["wmean"][0, 1], [2, 2])
+    # Adasum per row: parallel steps are averaged (word 0: (1 + 3) / 2), a step only one
+    # contribution made is kept whole (word 1), orthogonal steps are summed (word 2)
+    assert np.allclose(out["adasum"][0, 0], [1 + 2, 1 + 2]) and np.allclose(out["adasum"][0, 1], [2, 2])
+    assert np.allclose(out["adasum"][:, 2], [1, 1])
+    assert np.allclose(out["nbmuf-adasum"][0, 0], [1 + 0.5 * 2 + 2, 1 + 0.5 * 2 + 2])  # first round: step = G
+    assert np.allclose(out["nbmuf-adasum"][2], out["adasum"][:2] - g)
     assert out["bmuf"].shape == (4, 3, 2) and np.allclose(out["bmuf"][2], out["mean"][:2] - g)
     # the second block-momentum round adds eta x the previous step
     M.save_array(cluster.store, "g1.npy", out["bmuf"])

@@ -30,15 +30,16 @@ TMP_PREFIX = ".tmp-"
 class HashingWriter:
     """A write-only file object that sha256-hashes and counts what passes through it."""
 
-    def __init__(self, raw: IO[bytes] | pa.NativeFile) -> None:
+    def __init__(self, raw: IO[bytes] | pa.NativeFile, checksum: bool = True) -> None:
         self._raw = raw
-        self._hash = hashlib.sha256()
+        self._hash = hashlib.sha256() if checksum else None
         self.bytes = 0
         self.closed = False
 
     def write(self, data) -> int:
         mv = memoryview(data)
-        self._hash.update(mv)
+        if self._hash is not None:
+            self._hash.update(mv)
         self._raw.write(mv)
         self.bytes += mv.nbytes
         return mv.nbytes
@@ -62,8 +63,9 @@ class HashingWriter:
         self.closed = True
 
     @property
-    def sha256(self) -> str:
-        return self._hash.hexdigest()
+    def sha256(self) -> str | None:
+        """The hex digest, or ``None`` for a writer opened with ``checksum=False``."""
+        return None if self._hash is None else self._hash.hexdigest()
 
 
 def _os_error(exc: OSError, what: str) -> StoreError:
@@ -110,8 +112,12 @@ class Store:
     # -- writing ------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def atomic_output(self, rel: str) -> Iterator[HashingWriter]:
-        """Write ``rel`` atomically; the yielded writer reports ``sha256`` and ``bytes`` afterwards."""
+    def atomic_output(self, rel: str, *, checksum: bool = True) -> Iterator[HashingWriter]:
+        """Write ``rel`` atomically; the yielded writer reports ``sha256`` and ``bytes`` afterwards.
+
+        ``checksum=False`` skips the sha256 for bulk files nobody verifies by hash (a training
+        round's deltas and parameters: a few hundred MB per round on a large model).
+        """
         target = self.full(rel)
         parent = posixpath.dirname(target)
         tmp = posixpath.join(parent, f"{TMP_PREFIX}{uuid.uuid4().hex}-{posixpath.basename(target)}")
@@ -123,13 +129,13 @@ class Store:
         try:
             if self.local:
                 with open(tmp, "wb") as raw:
-                    writer = HashingWriter(raw)
+                    writer = HashingWriter(raw, checksum)
                     yield writer
                     raw.flush()
                     os.fsync(raw.fileno())
             else:
                 with self.fs.open_output_stream(tmp) as raw:
-                    writer = HashingWriter(raw)
+                    writer = HashingWriter(raw, checksum)
                     yield writer
             self.fs.move(tmp, target)
             if self.local:

@@ -84,22 +84,70 @@ def get_params(model: Word2Vec) -> np.ndarray:
     return np.stack([model.wv.vectors, model.syn1neg])
 
 
+def delta_into(model: Word2Vec, params: np.ndarray) -> np.ndarray:
+    """``local - params`` written over ``params`` (a ``(2, V, D)`` float32 buffer), returned."""
+    np.subtract(model.wv.vectors, params[0], out=params[0])
+    np.subtract(model.syn1neg, params[1], out=params[1])
+    return params
+
+
 def train_slice(model: Word2Vec, sentences: Sequence[list[str]], words: int, start_alpha: float, end_alpha: float) -> tuple[int, int, float]:
     """Train one pass over ``sentences`` with the learning rate going linearly from start to end.
 
-    Returns ``(effective words, raw words, loss)``.
+    Returns ``(effective words, raw words, loss)``. With one thread the batches go straight to
+    gensim's Cython kernels (``train_batch_sg``/``train_batch_cbow``) in this thread: the same
+    batches of at most 10,000 words and the same per-batch learning rate as ``Word2Vec.train``,
+    without its producer thread, job queue and the GIL hand-offs between them (6-7 % faster on
+    one core, measured in docs/benchmarks.md). More threads use ``Word2Vec.train``.
     """
     if not sentences:
         return 0, 0, 0.0
-    trained, raw = model.train(
-        sentences,
-        total_words=max(1, words),
-        epochs=1,
-        start_alpha=start_alpha,
-        end_alpha=end_alpha,
-        compute_loss=True,
-    )
-    return int(trained), int(raw), float(model.get_latest_training_loss())
+    if model.workers > 1:
+        trained, raw = model.train(
+            sentences,
+            total_words=max(1, words),
+            epochs=1,
+            start_alpha=start_alpha,
+            end_alpha=end_alpha,
+            compute_loss=True,
+        )
+        return int(trained), int(raw), float(model.get_latest_training_loss())
+    return _train_direct(model, sentences, max(1, words), start_alpha, end_alpha)
+
+
+def _train_direct(model: Word2Vec, sentences: Sequence[list[str]], total: int, a0: float, a1: float) -> tuple[int, int, float]:
+    from gensim.models.word2vec_inner import MAX_WORDS_IN_BATCH, train_batch_cbow, train_batch_sg
+
+    work = np.zeros(model.layer1_size, dtype=np.float32)
+    neu1 = np.zeros(model.layer1_size, dtype=np.float32)
+    model.compute_loss = True
+    model.running_training_loss = 0.0
+    cap = min(int(model.batch_words), MAX_WORDS_IN_BATCH)
+    effective = pushed = 0
+
+    def run(batch: list[list[str]]) -> int:
+        # gensim's producer: a job's learning rate is where the schedule is when it is queued
+        alpha = a0 - (a0 - a1) * min(1.0, pushed / total)
+        if model.sg:
+            return train_batch_sg(model, batch, alpha, work, True)
+        return train_batch_cbow(model, batch, alpha, work, neu1, True)
+
+    batch: list[list[str]] = []
+    size = 0
+    for sentence in sentences:
+        n = len(sentence)
+        if size + n <= cap or not batch:
+            batch.append(sentence)
+            size += n
+            continue
+        effective += run(batch)
+        pushed += size
+        batch, size = [sentence], n
+    if batch:
+        effective += run(batch)
+        pushed += size
+    model.wv.norms = None
+    return int(effective), int(pushed), float(model.running_training_loss)
 
 
 def keyed_vectors(vocab: VocabData, vectors: np.ndarray) -> KeyedVectors:

@@ -13,6 +13,12 @@ word occurred in the data it was trained on. Rules:
   as ``[2:4]``.
 * ``nbmuf`` / ``nbmuf-wmean`` — the same with a Nesterov look-ahead: the parameters move by
   ``eta * step + G`` (BMUF's Nesterov variant), so the next round starts where the momentum is going.
+* ``adasum`` — per-row Adasum (Maleki et al., 2021): two deltas ``a``, ``b`` of one word's row become
+  ``(1 - a.b / 2|a|^2) a + (1 - a.b / 2|b|^2) b``, reduced pairwise over the contributions. Rows
+  that point in independent directions are summed (a word seen by one worker keeps its whole step,
+  like sequential SGD), rows that agree are averaged (a frequent word every worker moved the same
+  way does not overshoot). It needs no K: workers joining or leaving do not change its scale.
+* ``bmuf-adasum`` / ``nbmuf-adasum`` — block momentum over the Adasum-combined delta.
 
 The merge streams row blocks: it holds one block of every contribution at a time, never K full
 copies, reading through the store's random access (``read_at``), so it works on any store.
@@ -29,8 +35,8 @@ import numpy as np
 from ..errors import InvalidInputError
 from ..store import Store
 
-RULES = ("mean", "wmean", "sum", "bmuf", "bmuf-wmean", "nbmuf", "nbmuf-wmean")
-DEFAULT_RULE = "nbmuf"
+RULES = ("mean", "wmean", "sum", "adasum", "bmuf", "bmuf-wmean", "bmuf-adasum", "nbmuf", "nbmuf-wmean", "nbmuf-adasum")
+DEFAULT_RULE = "nbmuf-adasum"
 BLOCK_ROWS = 16384
 
 
@@ -40,12 +46,18 @@ def check_rule(rule: str) -> str:
     return rule
 
 
-def default_eta(k: int, nesterov: bool = False) -> float:
-    """Block momentum for ``k`` contributions: BMUF's 1 - 1/k; for the Nesterov rules 1 - 0.6/k,
-    the value that scored best at k = 4 in the quality benchmark (no momentum for a single worker)."""
-    if k <= 1:
+def default_eta(k: int, rule: str = DEFAULT_RULE) -> float:
+    """Block momentum for ``k`` contributions, as the quality benchmark chose it (docs/benchmarks.md).
+
+    BMUF's classical ``1 - 1/k`` for ``bmuf*``; ``1 - 0.6/k`` for ``nbmuf``/``nbmuf-wmean`` (best at
+    k = 4); ``0.8 * (1 - 1/k)`` over Adasum, which already sums what the workers learned
+    independently and so needs less (0.4 at k = 2, 0.6 at k = 4). No momentum for one worker.
+    """
+    if k <= 1 or "bmuf" not in rule:
         return 0.0
-    return 1.0 - (0.6 if nesterov else 1.0) / k
+    if rule.endswith("adasum"):
+        return 0.8 * (1.0 - 1.0 / k)
+    return 1.0 - (0.6 if rule.startswith("nbmuf") else 1.0) / k
 
 
 class NpyReader:
@@ -109,10 +121,25 @@ def part_bounds(v: int, parts: int) -> list[tuple[int, int]]:
     return [(i * v // parts, (i + 1) * v // parts) for i in range(parts)]
 
 
-def load_params(store: Store, parts: Sequence[str]) -> np.ndarray:
-    """The model's matrices ``(2, V, D)`` from the parts (momentum left out; memory-mapped when local)."""
-    arrays = [np.asarray(load_array(store, p)[:2]) for p in parts]
-    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays, axis=1)
+def load_params(store: Store, parts: Sequence[str], out: np.ndarray | None = None) -> np.ndarray:
+    """The model's matrices ``(2, V, D)`` from the parts (momentum left out).
+
+    Without ``out`` a single local part comes back memory-mapped; with ``out`` (a preallocated
+    ``(2, V, D)`` float32 array, as a worker keeps across rounds) the parts are copied straight
+    into it, with no intermediate concatenation.
+    """
+    arrays = [load_array(store, p) for p in parts]
+    if out is None:
+        arrays = [np.asarray(a[:2]) for a in arrays]
+        return arrays[0] if len(arrays) == 1 else np.concatenate(arrays, axis=1)
+    at = 0
+    for a in arrays:
+        n = a.shape[1]
+        out[:, at : at + n] = a[:2]
+        at += n
+    if at != out.shape[1]:
+        raise InvalidInputError(f"parameter parts hold {at} rows; the model has {out.shape[1]}")
+    return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,7 +164,8 @@ def merge(
     rows: tuple[int, int] | None = None,
     eta: float | None = None,
     block_rows: int = BLOCK_ROWS,
-) -> tuple[str, int]:
+    checksum: bool = True,
+) -> tuple[str | None, int]:
     """Write rows ``rows`` (default: all) of the next global parameters to ``out_path``.
 
     Returns ``(sha256, bytes)``. Each worker can reduce its own row range (reduce-scatter): the
@@ -156,12 +184,12 @@ def merge(
         v = hi - lo
         momentum = "bmuf" in rule
         if eta is None:
-            eta = default_eta(len(contributions), nesterov)
+            eta = default_eta(len(contributions), rule)
         words = np.array([max(1, c.words) for c in contributions], dtype=np.float64)
         wshare = (words / words.sum()).astype(np.float32)
         m_out = 4 if momentum else 2
         header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False, "shape": (m_out, v, d)}
-        with store.atomic_output(out_path) as out:
+        with store.atomic_output(out_path, checksum=checksum) as out:
             np.lib.format.write_array_header_1_0(out, header)
             # the (M, V, D) file is written matrix by matrix; each block needs every contribution's rows
             steps: dict[tuple[int, int], np.ndarray] = {}
@@ -184,7 +212,26 @@ def merge(
             r.close()
 
 
+def _adasum_pair(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    dot = np.einsum("ij,ij->i", a, b)
+    na = np.einsum("ij,ij->i", a, a)
+    nb = np.einsum("ij,ij->i", b, b)
+    ca = 1 - np.divide(dot, 2 * na, out=np.zeros_like(dot), where=na > 0)
+    cb = 1 - np.divide(dot, 2 * nb, out=np.zeros_like(dot), where=nb > 0)
+    return (ca[:, None] * a + cb[:, None] * b).astype(np.float32, copy=False)
+
+
+def adasum(blocks: Sequence[np.ndarray]) -> np.ndarray:
+    """Per-row Adasum of ``blocks`` (each ``(rows, D)``), reduced as a balanced binary tree in the given order."""
+    xs = [np.asarray(b, dtype=np.float32) for b in blocks]
+    while len(xs) > 1:
+        xs = [_adasum_pair(xs[i], xs[i + 1]) if i + 1 < len(xs) else xs[i] for i in range(0, len(xs), 2)]
+    return np.array(xs[0], dtype=np.float32, copy=True)
+
+
 def _combine(rule: str, blocks: list[np.ndarray], counts: list[np.ndarray], wshare: np.ndarray) -> np.ndarray:
+    if rule.endswith("adasum"):
+        return adasum(blocks)
     # accumulate in place: no (K, rows, D) stack, one pass over each contribution's block
     if rule == "sum" or not rule.endswith("wmean"):
         acc = np.zeros_like(blocks[0], dtype=np.float32)
@@ -207,9 +254,9 @@ def _combine(rule: str, blocks: list[np.ndarray], counts: list[np.ndarray], wsha
     return np.where(seen[:, None], weighted, mean)
 
 
-def save_array(store: Store, rel: str, arr: np.ndarray) -> tuple[str, int]:
+def save_array(store: Store, rel: str, arr: np.ndarray, *, checksum: bool = True) -> tuple[str | None, int]:
     """Write ``arr`` as ``.npy`` through the store (atomic)."""
-    with store.atomic_output(rel) as out:
+    with store.atomic_output(rel, checksum=checksum) as out:
         np.lib.format.write_array(out, np.ascontiguousarray(arr), allow_pickle=False)
     return out.sha256, out.bytes
 

@@ -87,7 +87,8 @@ class Worker:
         self.id = worker_id or f"{socket.gethostname()[:20]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.report = WorkerReport(self.id)
         self._cache: dict[str, _Shard] = {}
-        self._params: tuple[int, np.ndarray] | None = None
+        self._buf: np.ndarray | None = None  # the global parameters of round _buf_round
+        self._buf_round: int | None = None
         self._dropped = False
 
     # -- setup ----------------------------------------------------------------------------------
@@ -182,10 +183,15 @@ class Worker:
             self.cluster.store.delete(old)
 
     def _global(self, r: int, round_doc: dict[str, Any] | None = None) -> np.ndarray:
-        if self._params is None or self._params[0] != r:
+        """Round ``r``'s global parameters, loaded into one buffer kept across rounds."""
+        if self._buf is None:
+            self._buf = np.empty((2, len(self.vocab.tokens), int(self.spec["dim"])), np.float32)
+        if self._buf_round != r:
             rd = round_doc if round_doc is not None else (self.barrier.round_doc(r) or {})
-            self._params = (r, _merge.load_params(self.cluster.store, _params_list(rd)))
-        return self._params[1]
+            self._buf_round = None  # a failed load leaves no stale round behind
+            _merge.load_params(self.cluster.store, _params_list(rd), out=self._buf)
+            self._buf_round = r
+        return self._buf
 
     def _shard(self, unit: str) -> _Shard:
         got = self._cache.get(unit)
@@ -194,7 +200,7 @@ class Worker:
             col = read_shard(self.cluster.store, info, columns=["tokens"]).column("tokens").combine_chunks()
             sentences = col.to_pylist()
             offsets = np.zeros(len(sentences) + 1, dtype=np.int64)
-            np.cumsum([len(s) for s in sentences], out=offsets[1:])
+            np.cumsum([len(x) for x in sentences], out=offsets[1:])
             enc = col.flatten().dictionary_encode()
             lut = np.fromiter((self.index.get(t, -1) for t in enc.dictionary.to_pylist()), dtype=np.int32, count=len(enc.dictionary))
             ids = lut[enc.indices.to_numpy(zero_copy_only=False)] if len(enc.indices) else np.zeros(0, np.int32)
@@ -202,6 +208,11 @@ class Worker:
         return got
 
     def _slice_bounds(self, unit: str, r: int) -> tuple[int, int]:
+        """Round ``r``'s slice of a shard: a contiguous run of its sentences.
+
+        (Every S-th sentence instead scored the same in bench/sim_train_merge.py and trained ~20 %
+        slower: consecutive sentences share words, so their rows are still in the CPU's caches.)
+        """
         n = self.shards[unit].sentences
         s = int(self.spec["syncs_per_epoch"])
         k = r % s
@@ -218,7 +229,13 @@ class Worker:
         this worker's fair share of what is still free (guided self-scheduling): big batches
         first, single shards at the end, so workers still finish the round together.
         """
-        prefer = sorted(self._cache)  # shards already in memory first
+        # shards already in memory first, each group in an order of this worker's own for this
+        # round: workers do not all race for the same free shard, and a worker's data in a round is
+        # a random mix of shards rather than a run of neighbouring ones
+        rng = np.random.default_rng([zlib.crc32(self.id.encode()), r])
+        cached = [u for u in sorted(self.shards) if u in self._cache]
+        rest = [u for u in sorted(self.shards) if u not in self._cache]
+        prefer = [cached[i] for i in rng.permutation(len(cached))] + [rest[i] for i in rng.permutation(len(rest))]
         # every ZooKeeper read comes before the first lease: once shards are held, only leasing
         # more and the commit talk to ZooKeeper, so a connection error never strands held work
         rd = self.barrier.round_doc(r) or {}
@@ -228,8 +245,10 @@ class Worker:
         if lease is None:
             return False
         start = self.clock()
+        started_at = registry.now()
         params = self._global(r, rd)
         _model.set_params(self.model, params)
+        load_s = self.clock() - start
         counts = np.zeros(len(self.vocab.tokens), dtype=np.int64)
         held, raw_total, eff_total, loss_total = [], 0, 0, 0.0
         while lease is not None:
@@ -262,7 +281,7 @@ class Worker:
                 break
             lease, st = self._lease_more(r, prefer)
         seconds = self.clock() - start
-        self._commit(r, held, params, counts, raw_total, eff_total, loss_total, seconds)
+        self._commit(r, held, params, counts, raw_total, eff_total, loss_total, seconds, {"started_at": started_at, "load_s": round(load_s, 3)})
         return True
 
     def _lease_more(self, r: int, prefer: list[str]):
@@ -276,12 +295,17 @@ class Worker:
             self.cluster.watch.connected.wait(self.reconnect_timeout)
             return None, None
 
-    def _commit(self, r, held, params, counts, raw, eff, loss, seconds) -> None:
+    def _commit(self, r, held, params, counts, raw, eff, loss, seconds, timing) -> None:
+        t_save = self.clock()
         name = f"{self.id}-{uuid.uuid4().hex[:8]}"
         delta_rel = naming.contribution_file(self.job, r, name)
         counts_rel = naming.contribution_counts(self.job, r, name)
+        # the delta is computed in the global parameters' buffer (no second model-sized array), so
+        # that buffer no longer holds round r: the next _global() reloads whatever round comes
+        self._buf_round = None
+        delta = _model.delta_into(self.model, params)
         try:
-            _merge.save_array(self.cluster.store, delta_rel, _model.get_params(self.model) - params[:2])
+            _merge.save_array(self.cluster.store, delta_rel, delta, checksum=False)
             _merge.save_array(self.cluster.store, counts_rel, counts.astype(np.int32))
         except StoreError:
             # The round may have been merged without us (our leases were revoked or expired) and its
@@ -293,7 +317,9 @@ class Worker:
             self.report.fenced += 1
             self.on_event("fenced", {"round": r, "shards": [l.unit for l in held], "error": f"round {r} was merged while this worker wrote its contribution"})
             return
-        doc = {"worker": self.id, "contrib": name, "words": raw, "effective": eff, "loss": round(loss, 3), "seconds": round(seconds, 3), "shards": len(held)}
+        # timing (for train report and the benchmarks): seconds = load + training; save_s = writing the contribution
+        doc = {"worker": self.id, "contrib": name, "words": raw, "effective": eff, "loss": round(loss, 3), "seconds": round(seconds, 3), "shards": len(held),
+               "save_s": round(self.clock() - t_save, 3), "committed_at": registry.now(), **timing}
         try:
             self.barrier.commit(r, held, doc)
         except FencedError as exc:
@@ -341,7 +367,7 @@ class Worker:
         rd = self.barrier.round_doc(r) or {}
         out_rel = naming.round_params_part(self.job, r + 1, i, uuid.uuid4().hex[:12])
         eta = self.spec.get("eta")
-        _merge.merge(self.cluster.store, _params_list(rd), contribs, self.spec["merge"], out_rel, rows=bounds[i], eta=None if eta is None else float(eta))
+        _merge.merge(self.cluster.store, _params_list(rd), contribs, self.spec["merge"], out_rel, rows=bounds[i], eta=None if eta is None else float(eta), checksum=False)
         try:
             self.barrier.commit_merge_part(r, held, {"worker": self.id, "path": out_rel, "rows": list(bounds[i]), "seconds": round(self.clock() - t0, 3)})
         except FencedError as exc:

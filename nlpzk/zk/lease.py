@@ -147,8 +147,12 @@ def holder(zk: KazooClient, lease_dir: str, unit: str) -> tuple[str | None, int 
         data, stat = zk.get(f"{lease_dir}/{unit}")
     except NoNodeError:
         return None, None
+    return owner_of(data), stat.czxid
+
+
+def owner_of(data: bytes) -> str | None:
+    """The owner named in a lease node's data (None if unreadable)."""
     try:
-        owner = json.loads(data.decode()).get("owner")
+        return json.loads(data.decode()).get("owner")
     except ValueError:
-        owner = None
-    return owner, stat.czxid
+        return None

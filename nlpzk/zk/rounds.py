@@ -35,7 +35,7 @@ import time
 from typing import Any, Callable, Iterable
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import BadVersionError, ConnectionClosedError, ConnectionLoss, NodeExistsError, NoNodeError, OperationTimeoutError, SessionExpiredError
+from kazoo.exceptions import BadVersionError, ConnectionClosedError, ConnectionLoss, NodeExistsError, NoNodeError, NotEmptyError, OperationTimeoutError, SessionExpiredError
 
 from ..errors import FencedError
 from . import lease as _lease
@@ -95,18 +95,22 @@ class RoundBarrier:
         return registry.maybe_json(self.zk, paths.job_round(self.job, r))
 
     def state(self, r: int) -> RoundState:
-        # leases are read before done markers: a commit turns a lease into a done marker atomically,
-        # so a unit committed between the two reads shows up as done, never as free
+        """Who holds and who finished which unit of round ``r``.
+
+        The reads are pipelined (one round trip per list, not one per unit: a worker calls this
+        before every lease). Leases are read before done markers: a commit turns a lease into a
+        done marker atomically, so a unit committed between the two reads shows up as done, never
+        as free (ZooKeeper answers one session's requests in order).
+        """
+        lease_dir = paths.round_leases(self.job, r)
         leased = {}
-        for unit in registry.children(self.zk, paths.round_leases(self.job, r)):
-            owner, czxid = _lease.holder(self.zk, paths.round_leases(self.job, r), unit)
-            if czxid is not None:
-                leased[unit] = (owner, czxid)
+        for unit, got in zip(*_many_get(self.zk, lease_dir)):
+            if got is not None:
+                leased[unit] = (_lease.owner_of(got[0]), got[1].czxid)
         done = {}
-        for unit in registry.children(self.zk, paths.round_done(self.job, r)):
-            doc = registry.maybe_json(self.zk, paths.round_done_shard(self.job, r, unit))
-            if doc is not None:
-                done[unit] = doc
+        for unit, got in zip(*_many_get(self.zk, paths.round_done(self.job, r))):
+            if got is not None:
+                done[unit] = registry.loads(got[0])
         return RoundState(r, done, leased, self.units)
 
     # -- working --------------------------------------------------------------------------------
@@ -178,14 +182,21 @@ class RoundBarrier:
         waiting in a loop does not pile them up.
         """
         self._changed.clear()
-        try:
-            self.zk.get_children(paths.round_done(self.job, r), watch=self._poke)
-            self.zk.get_children(paths.round_leases(self.job, r), watch=self._poke)
-            self.zk.get_children(paths.round_merge_done(self.job, r), watch=self._poke)
-            self.zk.get_children(paths.round_merge_leases(self.job, r), watch=self._poke)
-            self.zk.get(paths.job(self.job), watch=self._poke)
-            self.zk.exists(paths.round_merge(self.job, r), watch=self._poke)
-        except NoNodeError:
+        pending = [
+            self.zk.get_children_async(paths.round_done(self.job, r), watch=self._poke),
+            self.zk.get_children_async(paths.round_leases(self.job, r), watch=self._poke),
+            self.zk.get_children_async(paths.round_merge_done(self.job, r), watch=self._poke),
+            self.zk.get_children_async(paths.round_merge_leases(self.job, r), watch=self._poke),
+            self.zk.get_async(paths.job(self.job), watch=self._poke),
+            self.zk.exists_async(paths.round_merge(self.job, r), watch=self._poke),
+        ]
+        pruned = False
+        for req in pending:  # all sent at once (one round trip), each answer checked
+            try:
+                req.get()
+            except NoNodeError:
+                pruned = True
+        if pruned:
             return True  # the round was pruned: it has been merged, so things did change
         return self._changed.wait(timeout)
 
@@ -202,10 +213,9 @@ class RoundBarrier:
         """Round ``r``'s merged parts ``{part: doc}`` and the parts neither merged nor leased."""
         leased = set(registry.children(self.zk, paths.round_merge_leases(self.job, r)))
         done = {}
-        for name in registry.children(self.zk, paths.round_merge_done(self.job, r)):
-            doc = registry.maybe_json(self.zk, f"{paths.round_merge_done(self.job, r)}/{name}")
-            if doc is not None:
-                done[name] = doc
+        for name, got in zip(*_many_get(self.zk, paths.round_merge_done(self.job, r))):
+            if got is not None:
+                done[name] = registry.loads(got[0])
         free = [self.part_name(i) for i in range(parts) if self.part_name(i) not in done and self.part_name(i) not in leased]
         return done, free
 
@@ -309,13 +319,44 @@ class RoundBarrier:
         raise bad[0]
 
     def prune(self, r: int) -> None:
-        """Drop round ``r``'s per-unit nodes once it is merged (its summary stays on the round node)."""
-        for sub in (paths.round_done(self.job, r), paths.round_leases(self.job, r), paths.round_merge_done(self.job, r), paths.round_merge_leases(self.job, r)):
+        """Drop round ``r``'s per-unit nodes once it is merged (its summary stays on the round node).
+
+        Pipelined: one round trip lists the four folders, one deletes every node in them, one the
+        folders (this runs between two rounds, on the path every worker waits on)."""
+        subs = [paths.round_done(self.job, r), paths.round_leases(self.job, r), paths.round_merge_done(self.job, r), paths.round_merge_leases(self.job, r)]
+        listed = [self.zk.get_children_async(sub) for sub in subs]
+        leaves = []
+        for sub, req in zip(subs, listed):
             try:
-                self.zk.delete(sub, recursive=True)
+                leaves += [f"{sub}/{c}" for c in req.get()]
             except NoNodeError:
                 pass
+        for batch in (leaves, subs):
+            for req in [self.zk.delete_async(p) for p in batch]:
+                try:
+                    req.get()
+                except (NoNodeError, NotEmptyError):
+                    pass  # gone already / a late node: the recursive delete below catches it
+        for sub in subs:
+            if self.zk.exists(sub):
+                try:
+                    self.zk.delete(sub, recursive=True)
+                except NoNodeError:
+                    pass
         self.release_merge(r)
+
+
+def _many_get(zk: KazooClient, folder: str) -> tuple[list[str], list[tuple[bytes, Any] | None]]:
+    """The children of ``folder`` and each one's ``(data, stat)`` (None if it vanished), pipelined."""
+    names = registry.children(zk, folder)
+    pending = [zk.get_async(f"{folder}/{n}") for n in names]
+    out: list[tuple[bytes, Any] | None] = []
+    for req in pending:
+        try:
+            out.append(req.get())
+        except NoNodeError:
+            out.append(None)
+    return names, out
 
 
 def create_job(zk: KazooClient, job: str, job_doc: dict[str, Any], round0: dict[str, Any], units: Iterable[str]) -> bool:
