@@ -39,12 +39,17 @@ def _round_logs(cluster, job, rounds):
 
 
 def _assert_each_shard_once_per_round(cluster, job, shards):
+    """Every work unit (a shard, or a piece of one) of ``shards`` trained exactly once in every round."""
+    from nlpzk.train import job as job_mod
+
     st = train.status(cluster, job)
     assert st["state"] == "done"
+    units = job_mod.work_units(st["spec"], job_mod.frozen_shards(cluster, st["spec"]))
+    assert {u.shard for u in units} == set(shards)
     logs = _round_logs(cluster, job, st["rounds"])
     for log in logs:
         trained = sorted(c["shard"] for c in log["commits"])
-        assert trained == sorted(shards), log  # every shard exactly once in every round
+        assert trained == sorted(u.name for u in units), log
     merged = [h for h in st["history"] if h["state"] == "merged"]
     assert [h["round"] for h in merged] == list(range(st["rounds"]))
     return logs
@@ -235,10 +240,37 @@ def test_worker_rides_out_its_session_expiring(cluster, config, zk_server):
 
 
 def test_fewer_shards_than_workers(cluster, cli_env, tmp_path):
-    shards = _setup(cluster, shards=1)
-    train.create_job(cluster, "j1s", "lee", "lee", epochs=2, syncs_per_epoch=2, dim=16)
+    from nlpzk.train import job as job_mod
+
+    _setup(cluster, shards=1)
+    doc, _ = train.create_job(cluster, "j1s", "lee", "lee", epochs=2, syncs_per_epoch=2, dim=16)
+    units = [u.name for u in job_mod.work_units(doc["spec"], job_mod.frozen_shards(cluster, doc["spec"]))]
+    assert len(units) < 3  # one shard: at most a couple of work units for three workers
     procs = [_worker(cli_env, "j1s", tmp_path / f"w{i}.log") for i in range(3)]
     for p in procs:
         assert p.wait(120) == 0  # the idle workers wait at the barrier and leave when the job is done
-    logs = _assert_each_shard_once_per_round(cluster, "j1s", shards)
-    assert all(len(log["contributions"]) == 1 and len(log["merge_parts"]) == 1 for log in logs)
+    logs = _assert_each_shard_once_per_round(cluster, "j1s", ["s-00000"])
+    assert all(len(log["contributions"]) <= len(units) and len(log["merge_parts"]) == len(log["contributions"]) for log in logs)
+
+
+def test_shards_split_into_work_units_cover_every_sentence_once_per_epoch(cluster, cli_env, tmp_path, monkeypatch):
+    """A corpus of few big shards is leased in pieces (work units), and the pieces' slices still
+    cover every sentence exactly once per epoch."""
+    from nlpzk.train import job as job_mod
+
+    shards = _setup(cluster, shards=2, repeat=3)
+    # small units for a small corpus (the defaults are 20k tokens per slice, 64 units per job)
+    monkeypatch.setattr(job_mod, "UNIT_MIN_SLICE_TOKENS", 1000)
+    monkeypatch.setattr(job_mod, "UNIT_TARGET", 8)
+    doc, _ = train.create_job(cluster, "ju", "lee", "lee", epochs=2, syncs_per_epoch=2, dim=16, seed=3)
+    units = job_mod.work_units(doc["spec"], job_mod.frozen_shards(cluster, doc["spec"]))
+    assert len(units) >= 8 and {u.shard for u in units} == set(shards)
+    assert all("+" in u.name for u in units)
+    procs = [_worker(cli_env, "ju", tmp_path / f"w{i}.log") for i in range(2)]
+    for p in procs:
+        assert p.wait(180) == 0, (tmp_path / "w0.log").read_text()
+    logs = _assert_each_shard_once_per_round(cluster, "ju", shards)
+    total = sum(s.tokens for s in job_mod.frozen_shards(cluster, doc["spec"]))
+    for epoch in range(2):
+        words = sum(c["words"] for log in logs[2 * epoch : 2 * epoch + 2] for c in log["contributions"])
+        assert words == total, (epoch, words, total)

@@ -7,6 +7,7 @@ is frozen at creation in a store file, so shards ingested later do not change a 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pickle
 import uuid
@@ -125,6 +126,7 @@ def create_job(cluster: Cluster, job: str, corpus: str, vocab: str, *, model: st
     spec = dict(hp, corpus=corpus, vocab=vd.name, vocab_version=vd.version, vocab_size=len(vd.tokens), corpus_words=total_tokens, model=model)
     spec["total_words"] = total_tokens * spec["epochs"]
     spec["rounds"] = spec["epochs"] * spec["syncs_per_epoch"]
+    spec["unit_tokens"] = unit_tokens(total_tokens, spec["syncs_per_epoch"])
     nonce = uuid.uuid4().hex[:12]
     shard_rel = naming.job_shards(job, nonce)
     shard_list = [dict(id=s.id, path=s.path, sha256=s.sha256, bytes=s.bytes, sentences=s.sentences, tokens=s.tokens, documents=s.documents) for s in shards]
@@ -135,11 +137,50 @@ def create_job(cluster: Cluster, job: str, corpus: str, vocab: str, *, model: st
     now = registry.now()
     doc = {"spec": spec, "state": "running", "round": 0, "words": 0, "created": now}
     round0 = {"round": 0, "params": [params_rel], "words_before": 0, "opened": now}
-    if not rounds.create_job(cluster.zk, job, doc, round0, [s.id for s in shards]):
+    if not rounds.create_job(cluster.zk, job, doc, round0, [u.name for u in work_units(spec, shards)]):
         cluster.store.delete(params_rel)
         cluster.store.delete(shard_rel)
         return create_job(cluster, job, corpus, vocab, model=model, **hyper)
     return doc, warnings
+
+
+# A round's slice of a work unit holds at least this many tokens (smaller ones cost more in leasing
+# than they gain in balance), and a job aims at this many units so that the last unit of a round
+# is a small share of it (workers finish a round together) however the corpus was sharded.
+UNIT_MIN_SLICE_TOKENS = 20_000
+UNIT_TARGET = 64
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkUnit:
+    """What a worker leases in a round: a shard, or one of ``pieces`` equal runs of its sentences."""
+
+    name: str
+    shard: str
+    piece: int
+    pieces: int
+    tokens: float
+
+    def sentences(self, info: ShardInfo) -> tuple[int, int]:
+        n = info.sentences
+        return self.piece * n // self.pieces, (self.piece + 1) * n // self.pieces
+
+
+def unit_tokens(total_tokens: int, syncs_per_epoch: int) -> int:
+    """The size a job's work units aim at (stored in the spec when the job is created)."""
+    return max(UNIT_MIN_SLICE_TOKENS * syncs_per_epoch, -(-total_tokens // UNIT_TARGET))
+
+
+def work_units(spec: dict[str, Any], shards: list[ShardInfo]) -> list[WorkUnit]:
+    """The job's units: each shard split into ``ceil(tokens / unit_tokens)`` pieces (a shard of one
+    piece keeps its own name; jobs created before units existed have one unit per shard)."""
+    size = spec.get("unit_tokens")
+    out = []
+    for sh in shards:
+        n = max(1, min(sh.sentences, -(-sh.tokens // size))) if size else 1
+        for j in range(n):
+            out.append(WorkUnit(sh.id if n == 1 else f"{sh.id}+{j:03d}", sh.id, j, n, sh.tokens / n))
+    return out
 
 
 def frozen_shards(cluster: Cluster, spec: dict[str, Any]) -> list[ShardInfo]:

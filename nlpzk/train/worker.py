@@ -97,11 +97,12 @@ class Worker:
         doc = _job.job_doc(self.cluster, self.job)
         self.spec = doc["spec"]
         self.shards = {s.id: s for s in _job.frozen_shards(self.cluster, self.spec)}
+        self.units = {u.name: u for u in _job.work_units(self.spec, list(self.shards.values()))}
         self.vocab = _job.load_vocab(self.cluster, self.spec["vocab"], self.spec["vocab_version"])
         self.index = {t: i for i, t in enumerate(self.vocab.tokens)}
         seed = int(self.spec["seed"]) + zlib.crc32(self.id.encode()) % 100000
         self.model = _model.build_model(self.spec, self.vocab, threads=self.threads, seed=seed)
-        self.barrier = RoundBarrier(self.cluster.zk, self.job, sorted(self.shards), lease_timeout=float(self.spec["lease_timeout"]), clock=self.clock)
+        self.barrier = RoundBarrier(self.cluster.zk, self.job, sorted(self.units), lease_timeout=float(self.spec["lease_timeout"]), clock=self.clock)
         self.member = Member(self.cluster.zk, self.job, self.id, {"host": socket.gethostname(), "pid": os.getpid(), "threads": self.threads, "joined": registry.now()})
 
     # -- main loop ------------------------------------------------------------------------------
@@ -193,10 +194,10 @@ class Worker:
             self._buf_round = r
         return self._buf
 
-    def _shard(self, unit: str) -> _Shard:
-        got = self._cache.get(unit)
+    def _shard(self, shard: str) -> _Shard:
+        got = self._cache.get(shard)
         if got is None:
-            info: ShardInfo = self.shards[unit]
+            info: ShardInfo = self.shards[shard]
             col = read_shard(self.cluster.store, info, columns=["tokens"]).column("tokens").combine_chunks()
             sentences = col.to_pylist()
             offsets = np.zeros(len(sentences) + 1, dtype=np.int64)
@@ -204,22 +205,23 @@ class Worker:
             enc = col.flatten().dictionary_encode()
             lut = np.fromiter((self.index.get(t, -1) for t in enc.dictionary.to_pylist()), dtype=np.int32, count=len(enc.dictionary))
             ids = lut[enc.indices.to_numpy(zero_copy_only=False)] if len(enc.indices) else np.zeros(0, np.int32)
-            got = self._cache[unit] = _Shard(sentences, offsets, ids)
+            got = self._cache[shard] = _Shard(sentences, offsets, ids)
         return got
 
     def _slice_bounds(self, unit: str, r: int) -> tuple[int, int]:
-        """Round ``r``'s slice of a shard: a contiguous run of its sentences.
+        """Round ``r``'s slice of a unit: a contiguous run of its shard's sentences.
 
         (Every S-th sentence instead scored the same in bench/sim_train_merge.py and trained ~20 %
         slower: consecutive sentences share words, so their rows are still in the CPU's caches.)
         """
-        n = self.shards[unit].sentences
+        u = self.units[unit]
+        lo, hi = u.sentences(self.shards[u.shard])
         s = int(self.spec["syncs_per_epoch"])
         k = r % s
-        return k * n // s, (k + 1) * n // s
+        return lo + k * (hi - lo) // s, lo + (k + 1) * (hi - lo) // s
 
     def _estimate(self, unit: str) -> float:
-        return self.shards[unit].tokens / int(self.spec["syncs_per_epoch"])
+        return self.units[unit].tokens / int(self.spec["syncs_per_epoch"])
 
     def _work_round(self, r: int, doc: dict[str, Any]) -> bool:
         """Lease and train shards of round ``r`` until none is free, then commit. False if none was free.
@@ -233,8 +235,8 @@ class Worker:
         # round: workers do not all race for the same free shard, and a worker's data in a round is
         # a random mix of shards rather than a run of neighbouring ones
         rng = np.random.default_rng([zlib.crc32(self.id.encode()), r])
-        cached = [u for u in sorted(self.shards) if u in self._cache]
-        rest = [u for u in sorted(self.shards) if u not in self._cache]
+        cached = [u for u in sorted(self.units) if self.units[u].shard in self._cache]
+        rest = [u for u in sorted(self.units) if self.units[u].shard not in self._cache]
         prefer = [cached[i] for i in rng.permutation(len(cached))] + [rest[i] for i in rng.permutation(len(rest))]
         # every ZooKeeper read comes before the first lease: once shards are held, only leasing
         # more and the commit talk to ZooKeeper, so a connection error never strands held work
@@ -263,7 +265,7 @@ class Worker:
             sentences: list[list[str]] = []
             words = 0
             for l in batch:
-                data = self._shard(l.unit)
+                data = self._shard(self.units[l.unit].shard)
                 a, b = self._slice_bounds(l.unit, r)
                 sentences.extend(data.sentences[a:b])
                 words += int(data.offsets[b] - data.offsets[a])
@@ -363,13 +365,14 @@ class Worker:
             self.barrier.wait(r, self.poll)
             return
         t0 = self.clock()
+        started_at = registry.now()
         i = int(held.unit[1:])
         rd = self.barrier.round_doc(r) or {}
         out_rel = naming.round_params_part(self.job, r + 1, i, uuid.uuid4().hex[:12])
         eta = self.spec.get("eta")
         _merge.merge(self.cluster.store, _params_list(rd), contribs, self.spec["merge"], out_rel, rows=bounds[i], eta=None if eta is None else float(eta), checksum=False)
         try:
-            self.barrier.commit_merge_part(r, held, {"worker": self.id, "path": out_rel, "rows": list(bounds[i]), "seconds": round(self.clock() - t0, 3)})
+            self.barrier.commit_merge_part(r, held, {"worker": self.id, "path": out_rel, "rows": list(bounds[i]), "seconds": round(self.clock() - t0, 3), "started_at": started_at, "done_at": registry.now()})
         except FencedError as exc:
             self.cluster.store.delete(out_rel)
             self.report.fenced += 1
