@@ -40,6 +40,11 @@ DEFAULT_RULE = "nbmuf-adasum"
 BLOCK_ROWS = 16384
 
 
+def needs_counts(rule: str) -> bool:
+    """Whether the rule reads the contributions' per-word counts (only the ``*wmean`` rules do)."""
+    return rule.endswith("wmean")
+
+
 def check_rule(rule: str) -> str:
     if rule not in RULES:
         raise InvalidInputError(f"unknown merge rule {rule!r}", hint=f"use one of: {', '.join(RULES)}")
@@ -177,7 +182,7 @@ def merge(
     nesterov = rule.startswith("nbmuf")
     glob = ParamsReader(store, [global_parts] if isinstance(global_parts, str) else global_parts)
     deltas = [NpyReader(store, c.delta) for c in contributions]
-    counts = [NpyReader(store, c.counts) for c in contributions] if rule.endswith("wmean") else []
+    counts = [NpyReader(store, c.counts) for c in contributions] if needs_counts(rule) else []
     try:
         v_all, d = glob.shape[1], glob.shape[2]
         lo, hi = rows or (0, v_all)

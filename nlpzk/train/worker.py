@@ -11,6 +11,7 @@ the next round (or the final vectors) atomically.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import logging
 import os
@@ -87,6 +88,7 @@ class Worker:
         self.id = worker_id or f"{socket.gethostname()[:20]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.report = WorkerReport(self.id)
         self._cache: dict[str, _Shard] = {}
+        self._tidier = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="nlpzk-tidy")
         self._buf: np.ndarray | None = None  # the global parameters of round _buf_round
         self._buf_round: int | None = None
         self._dropped = False
@@ -133,6 +135,7 @@ class Worker:
             if self.stop.is_set():
                 self.report.state = "stopped"
         finally:
+            self._tidier.shutdown(wait=True)  # a finished job leaves no round debris behind
             try:
                 if joined:
                     self.member.leave()
@@ -174,6 +177,12 @@ class Worker:
         if r > 0:
             self._tidy(r - 1)
         self._dropped = False
+
+    def _tidy_quietly(self, r: int) -> None:
+        try:
+            self._tidy(r)
+        except Exception as exc:  # idempotent: the next publisher's or a reconnect's tidy, or nlpzk gc, finishes it
+            log.warning("tidying round %d of %s failed: %s", r, self.job, exc)
 
     def _tidy(self, r: int) -> None:
         """Drop merged round ``r``'s per-unit nodes, contributions and input parameters."""
@@ -308,7 +317,8 @@ class Worker:
         delta = _model.delta_into(self.model, params)
         try:
             _merge.save_array(self.cluster.store, delta_rel, delta, checksum=False)
-            _merge.save_array(self.cluster.store, counts_rel, counts.astype(np.int32))
+            if _merge.needs_counts(self.spec["merge"]):
+                _merge.save_array(self.cluster.store, counts_rel, counts.astype(np.int32))
         except StoreError:
             # The round may have been merged without us (our leases were revoked or expired) and its
             # contribution folder tidied away under our write: that is a fence, not a crash.
@@ -428,7 +438,8 @@ class Worker:
         )
         nxt = None if last else {"round": r + 1, "params": param_parts, "words_before": new_doc["words"], "opened": merged_at}
         if self.barrier.publish(r, version, new_doc, summary, nxt):
-            self._tidy(r)
+            # off the path every worker waits on: the next round is already open
+            self._tidier.submit(self._tidy_quietly, r)
             self.on_event("merged", {"round": r, "words": words, "loss": loss, "parts": len(parts), "final": new_doc.get("final")})
             if last:
                 self._register_model()
