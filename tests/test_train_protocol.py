@@ -168,3 +168,26 @@ def test_a_worker_a_round_behind_cannot_bump_the_fences_of_the_current_round(clu
     assert stale is None
     assert cluster.zk.exists(f"{paths.job_fences('j')}/s-00000").version == fence_before
     b.commit(1, [held], {"worker": "B", "contrib": "c1"})  # the current holder is unaffected
+
+
+def test_lease_many_takes_all_or_nothing_and_each_lease_is_fenced(cluster):
+    b = _job(cluster)
+    one, _ = b.lease_next(0, "A", prefer=["s-00001"])
+    assert one.unit == "s-00001"
+    # one of the wanted units is held: nothing is leased, not even the free ones
+    assert b.lease_many(0, "B", ["s-00000", "s-00001"]) == []
+    assert sorted(b.state(0).leased) == ["s-00001"]
+    got = b.lease_many(0, "B", ["s-00000", "s-00002"])
+    assert [l.unit for l in got] == ["s-00000", "s-00002"]
+    st = b.state(0)
+    assert {u: o for u, (o, _) in st.leased.items()} == {"s-00000": "B", "s-00001": "A", "s-00002": "B"}
+    # each lease carries its own unit's fence version: a commit checks them all
+    fences = {u: cluster.zk.exists(f"{paths.job_fences('j')}/{u}").version for u in UNITS}
+    assert all(l.fence_version == fences[l.unit] for l in got)
+    b.commit(0, got, {"worker": "B", "contrib": "cb"})
+    assert sorted(b.state(0).done) == ["s-00000", "s-00002"]
+    # a done unit cannot be leased again in the round, in a batch either
+    assert b.lease_many(0, "C", ["s-00000"]) == []
+    # a round that is not open (no round node yet) refuses a batch: the guard check fails
+    assert b.lease_many(1, "A", ["s-00000"]) == []
+    assert not cluster.zk.exists(paths.round_leases("j", 1) + "/s-00000")

@@ -261,13 +261,24 @@ class Worker:
         _model.set_params(self.model, params)
         load_s = self.clock() - start
         counts = np.zeros(len(self.vocab.tokens), dtype=np.int64)
+        need_counts = _merge.needs_counts(self.spec["merge"])
         held, raw_total, eff_total, loss_total = [], 0, 0, 0.0
         while lease is not None:
             claimed = sum(self._estimate(u) for u in (set(st.done) | set(st.leased)) if u != lease.unit)
             target = sum(self._estimate(u) for u in st.free) / (2 * members)
             batch = [lease]
+            # the rest of the batch in one transaction, picked from the state read with the lease
+            size, want = self._estimate(lease.unit), []
+            for u in prefer:
+                if size >= target:
+                    break
+                if u in st.free and u != lease.unit:
+                    want.append(u)
+                    size += self._estimate(u)
+            if want and not self.stop.is_set():
+                batch += self._lease_batch(r, want)
             while sum(self._estimate(l.unit) for l in batch) < target and not self.stop.is_set():
-                more, _ = self._lease_more(r, prefer)
+                more, _ = self._lease_more(r, prefer)  # someone took one of them: one by one
                 if more is None:
                     break
                 batch.append(more)
@@ -278,8 +289,9 @@ class Worker:
                 a, b = self._slice_bounds(l.unit, r)
                 sentences.extend(data.sentences[a:b])
                 words += int(data.offsets[b] - data.offsets[a])
-                ids = data.ids[data.offsets[a] : data.offsets[b]]
-                counts += np.bincount(ids[ids >= 0], minlength=len(counts))
+                if need_counts:
+                    ids = data.ids[data.offsets[a] : data.offsets[b]]
+                    counts += np.bincount(ids[ids >= 0], minlength=len(counts))
             a0 = _job.alpha_at(self.spec, words_before + claimed)
             a1 = _job.alpha_at(self.spec, words_before + claimed + words)
             eff, raw, loss = _model.train_slice(self.model, sentences, words, a0, a1)
@@ -295,6 +307,17 @@ class Worker:
         self._commit(r, held, params, counts, raw_total, eff_total, loss_total, seconds, {"started_at": started_at, "load_s": round(load_s, 3)})
         return True
 
+    def _lease_batch(self, r: int, units: list[str]) -> list:
+        """Lease ``units`` of a round already started in one transaction; [] if any was taken (or
+        on a connection error, as in ``_lease_more``)."""
+        try:
+            return self.barrier.lease_many(r, self.id, units)
+        except CONNECTION_ERRORS as exc:
+            self.on_event("disconnected", {"error": type(exc).__name__})
+            self._dropped = True  # a lease whose reply was lost is freed at the next step (release_own)
+            self.cluster.watch.connected.wait(self.reconnect_timeout)
+            return []
+
     def _lease_more(self, r: int, prefer: list[str]):
         """Lease the next unit of a round already started; on a connection error, stop leasing and
         let the commit try what was trained (the fence rejects it if the session did not survive,
@@ -303,6 +326,7 @@ class Worker:
             return self.barrier.lease_next(r, self.id, prefer)
         except CONNECTION_ERRORS as exc:
             self.on_event("disconnected", {"error": type(exc).__name__})
+            self._dropped = True  # a lease whose reply was lost is freed at the next step (release_own)
             self.cluster.watch.connected.wait(self.reconnect_timeout)
             return None, None
 

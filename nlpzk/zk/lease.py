@@ -80,6 +80,37 @@ def acquire(
     return Lease(unit=unit, path=path, fence_path=fence, fence_version=results[1].version, owner=owner)
 
 
+def acquire_many(
+    zk: KazooClient, lease_dir: str, fence_dir: str, units: list[str], owner: str, *, absent: Callable[[str], str] | None = None, guard: tuple[str, int] | None = None
+) -> list[Lease]:
+    """Lease all of ``units`` in ONE transaction (as :func:`acquire` does each), or none: ``[]`` if
+    any of them is held or done (the caller reads the state again and picks others)."""
+    if not units:
+        return []
+    data = json.dumps({"owner": owner, "since": round(time.time(), 3)}).encode()
+    tx = zk.transaction()
+    if guard is not None:
+        tx.check(guard[0], guard[1])
+    for unit in units:
+        tx.create(f"{lease_dir}/{unit}", data, ephemeral=True)
+        tx.set_data(f"{fence_dir}/{unit}", owner.encode())
+        if absent is not None:
+            tx.create(absent(unit), b"")
+            tx.delete(absent(unit))
+    results = tx.commit()
+    real = [r for r in results if isinstance(r, Exception) and not isinstance(r, RolledBackError)]
+    if any(isinstance(r, (NodeExistsError, NoNodeError, BadVersionError)) for r in real):
+        return []
+    if real:
+        raise real[0]
+    per = 2 + (2 if absent is not None else 0)
+    first = 1 if guard is not None else 0
+    return [
+        Lease(unit=u, path=f"{lease_dir}/{u}", fence_path=f"{fence_dir}/{u}", fence_version=results[first + i * per + 1].version, owner=owner)
+        for i, u in enumerate(units)
+    ]
+
+
 def add_commit_ops(tx, leases: Iterable[Lease]) -> None:
     """Add the fencing operations of ``leases`` to a transaction: check each fence, release each lease."""
     for lease in leases:

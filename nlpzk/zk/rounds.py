@@ -137,6 +137,13 @@ class RoundBarrier:
                 return got, st
         return None, st
 
+    def lease_many(self, r: int, owner: str, units: list[str]) -> list[_lease.Lease]:
+        """Lease all of ``units`` of round ``r`` in one transaction, or none (``[]``) if any is taken."""
+        return _lease.acquire_many(
+            self.zk, paths.round_leases(self.job, r), paths.job_fences(self.job), units, owner,
+            absent=lambda u: paths.round_done_shard(self.job, r, u), guard=self._open(r),
+        )
+
     def commit(self, r: int, leases: list[_lease.Lease], doc: dict[str, Any]) -> None:
         """Mark the leased units done with ``doc`` (the contribution), fenced; FencedError if not held.
 
