@@ -134,12 +134,15 @@ def assert_registry_matches_store(cluster: Cluster, *, garbage_ok: Callable[[gc.
 
 
 def job_problems(cluster: Cluster, job: str) -> list[str]:
-    """For a finished job: every round merged once, every frozen shard trained exactly once in it."""
+    """For a finished job: every round merged once, every work unit of the frozen shards (a shard, or
+    a piece of a big one) trained exactly once in it."""
+    from nlpzk.train import job as job_mod
+
     doc = registry.maybe_json(cluster.zk, paths.job(job)) or {}
     if doc.get("state") != "done":
         return []
     spec = doc["spec"]
-    shard_ids = sorted(s["id"] for s in json.loads(cluster.store.read_bytes(spec["shards"]["path"])))
+    shard_ids = sorted(u.name for u in job_mod.work_units(spec, job_mod.frozen_shards(cluster, spec)))
     out = []
     for r in range(int(spec["rounds"])):
         try:
@@ -150,5 +153,5 @@ def job_problems(cluster: Cluster, job: str) -> list[str]:
         trained = sorted(c["shard"] for c in log["commits"])
         if trained != shard_ids:
             twice = sorted(u for u, n in collections.Counter(trained).items() if n > 1)
-            out.append(f"job {job} round {r}: trained {len(trained)} shard slices for {len(shard_ids)} shards (twice: {twice}, missing: {sorted(set(shard_ids) - set(trained))})")
+            out.append(f"job {job} round {r}: trained {len(trained)} unit slices for {len(shard_ids)} units (twice: {twice}, missing: {sorted(set(shard_ids) - set(trained))})")
     return out
