@@ -26,9 +26,14 @@ class Member:
         self._session: int | None = None
 
     def ensure(self) -> bool:
-        """Make sure the membership node exists under the current session; True if (re)created."""
+        """Make sure the membership node exists under the current session; True if (re)created.
+
+        Free while the session is the one that created the node (no request: a worker calls this on
+        every step): an ephemeral node lives as long as its session, only :meth:`leave` deletes it,
+        and :meth:`update` re-creates it should anyone else have.
+        """
         session = self.zk.client_id[0] if self.zk.client_id else None
-        if session == self._session and self.zk.exists(self.path):
+        if session is not None and session == self._session:
             return False
         try:
             self.zk.create(self.path, registry.dumps(self.info), ephemeral=True, makepath=True)
