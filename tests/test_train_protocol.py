@@ -191,3 +191,38 @@ def test_lease_many_takes_all_or_nothing_and_each_lease_is_fenced(cluster):
     # a round that is not open (no round node yet) refuses a batch: the guard check fails
     assert b.lease_many(1, "A", ["s-00000"]) == []
     assert not cluster.zk.exists(paths.round_leases("j", 1) + "/s-00000")
+
+
+@pytest.mark.parametrize("sg", [True, False])
+def test_one_thread_training_calls_gensims_kernel_like_word2vec_train(sg):
+    """The one-thread path (gensim's Cython kernel called directly) trains what ``Word2Vec.train``
+    trains: same raw words, about the same effective words and loss, parameters moved."""
+    from collections import Counter
+
+    from _train_helpers import lee_sentences
+
+    from nlpzk.train import _model
+    from nlpzk.train.job import HYPER
+
+    sents = lee_sentences()
+    counts = Counter(w for s in sents for w in s)
+    tokens = [w for w, n in counts.most_common() if n >= 2]
+    vocab = _model.VocabData("lee", 1, tokens, np.array([counts[t] for t in tokens]))
+    spec = dict(HYPER, dim=32, sg=sg)
+    start = _model.initial_params(spec, vocab)
+    words = sum(map(len, sents))
+    out = {}
+    for path in ("kernel", "train"):
+        model = _model.build_model(spec, vocab, threads=1)
+        _model.set_params(model, start)
+        if path == "kernel":
+            eff, raw, loss = _model.train_slice(model, sents, words, 0.025, 0.02)
+        else:  # gensim's own loop, one worker thread (with two, gensim's loss tally loses updates)
+            eff, raw = model.train(sents, total_words=words, epochs=1, start_alpha=0.025, end_alpha=0.02, compute_loss=True)
+            loss = model.get_latest_training_loss()
+        out[path] = (eff, raw, loss, _model.get_params(model))
+    (e1, r1, l1, p1), (e2, r2, l2, p2) = out["kernel"], out["train"]
+    assert r1 == r2 == words
+    assert 0 < e1 <= r1 and abs(e1 - e2) / e2 < 0.05
+    assert l1 > 0 and abs(l1 - l2) / l2 < 0.1
+    assert np.abs(p1 - start).mean() > 0.5 * np.abs(p2 - start).mean() > 0

@@ -1,12 +1,13 @@
-"""The worker loop: join a job, lease shards round by round, train, commit under fencing, merge.
+"""The worker loop: join a job, lease work units round by round, train, commit under fencing, merge.
 
-In round ``r`` a worker starts from the round's global parameters, leases shards one by one until
-none is free, trains each shard's ``r``-th slice on its local model (learning rate from the global
-schedule: words of the round already claimed by anyone), then writes ONE contribution (delta and
-per-word counts) to the store and commits it for all the shards it leased in one fenced
-transaction. It then waits at the barrier: shards freed by a dead or revoked worker are leased
-again; when every shard is done, one worker takes the round's merge node, merges, and publishes
-the next round (or the final vectors) atomically.
+In round ``r`` a worker starts from the round's global parameters, leases work units (shards, or
+pieces of big ones) in batches until none is free, trains each unit's ``r``-th slice on its local
+model (learning rate from the global schedule: words of the round already claimed by anyone), then
+writes ONE contribution (the delta, plus per-word counts for the rules that use them) to the store
+and commits it for all the units it leased in one fenced transaction. It then waits at the barrier:
+units freed by a dead or revoked worker are leased again; when every unit is done, the workers
+reduce row ranges of the merge, and one of them publishes the next round (or the final vectors)
+atomically.
 """
 
 from __future__ import annotations
@@ -135,7 +136,10 @@ class Worker:
             if self.stop.is_set():
                 self.report.state = "stopped"
         finally:
-            self._tidier.shutdown(wait=True)  # a finished job leaves no round debris behind
+            # a finished job leaves no round debris behind; a worker that stops or fails does not
+            # wait on ZooKeeper for it (the next publisher, a rejoin or nlpzk gc tidies up)
+            done = self.report.state == "done"
+            self._tidier.shutdown(wait=done, cancel_futures=not done)
             try:
                 if joined:
                     self.member.leave()
@@ -308,27 +312,24 @@ class Worker:
         return True
 
     def _lease_batch(self, r: int, units: list[str]) -> list:
-        """Lease ``units`` of a round already started in one transaction; [] if any was taken (or
-        on a connection error, as in ``_lease_more``)."""
-        try:
-            return self.barrier.lease_many(r, self.id, units)
-        except CONNECTION_ERRORS as exc:
-            self.on_event("disconnected", {"error": type(exc).__name__})
-            self._dropped = True  # a lease whose reply was lost is freed at the next step (release_own)
-            self.cluster.watch.connected.wait(self.reconnect_timeout)
-            return []
+        """Lease ``units`` of a round already started in one transaction; [] if any was taken."""
+        return self._leasing(lambda: self.barrier.lease_many(r, self.id, units), [])
 
     def _lease_more(self, r: int, prefer: list[str]):
-        """Lease the next unit of a round already started; on a connection error, stop leasing and
-        let the commit try what was trained (the fence rejects it if the session did not survive,
-        and it is saved work if it did)."""
+        """Lease the next unit of a round already started."""
+        return self._leasing(lambda: self.barrier.lease_next(r, self.id, prefer), (None, None))
+
+    def _leasing(self, call, on_error):
+        """Leasing more in a round already started: on a connection error, stop leasing and let the
+        commit try what was trained (the fence rejects it if the session did not survive, and it is
+        saved work if it did)."""
         try:
-            return self.barrier.lease_next(r, self.id, prefer)
+            return call()
         except CONNECTION_ERRORS as exc:
             self.on_event("disconnected", {"error": type(exc).__name__})
             self._dropped = True  # a lease whose reply was lost is freed at the next step (release_own)
             self.cluster.watch.connected.wait(self.reconnect_timeout)
-            return None, None
+            return on_error
 
     def _commit(self, r, held, params, counts, raw, eff, loss, seconds, timing) -> None:
         t_save = self.clock()
