@@ -59,25 +59,8 @@ def acquire(
     is open): a caller that is a round behind must not bump a fence that the current round's
     holders rely on (the previous round's nodes are pruned one by one, not atomically).
     """
-    path = f"{lease_dir}/{unit}"
-    fence = f"{fence_dir}/{unit}"
-    data = json.dumps({"owner": owner, "since": round(time.time(), 3)}).encode()
-    tx = zk.transaction()
-    tx.create(path, data, ephemeral=True)
-    tx.set_data(fence, owner.encode())
-    if guard is not None:
-        tx.check(guard[0], guard[1])
-    if absent is not None:
-        tx.create(absent, b"")
-        tx.delete(absent)
-    results = tx.commit()
-    real = [r for r in results if isinstance(r, Exception) and not isinstance(r, RolledBackError)]
-    if any(isinstance(r, (NodeExistsError, NoNodeError, BadVersionError)) for r in real):
-        # held by someone, already done, or the round was merged and pruned meanwhile
-        return None
-    if real:
-        raise real[0]
-    return Lease(unit=unit, path=path, fence_path=fence, fence_version=results[1].version, owner=owner)
+    got = acquire_many(zk, lease_dir, fence_dir, [unit], owner, absent=None if absent is None else (lambda _u: absent), guard=guard)
+    return got[0] if got else None
 
 
 def acquire_many(
