@@ -74,10 +74,11 @@ def _watch(ctx: typer.Context, job: str, workers: int, threads: int, wait: bool,
             rate = (st["words"] - words0) / max(1e-6, time.time() - started)
             per = ", ".join(f"{w.get('words_per_s', 0)}" for w in st["workers"].values())
             loss = next((h.get("loss") for h in reversed(st["history"]) if h.get("loss") is not None), None)
-            info = f"round {min(st['round'] + 1, st['rounds'])}/{st['rounds']}  workers {len(st['workers'])} [{per}] w/s  total {rate:,.0f} w/s  loss {loss}"
+            members = f"workers {len(st['workers'])} [{per}] w/s" if st["workers"] else "waiting for workers to join"
+            info = f"round {min(st['round'] + 1, st['rounds'])}/{st['rounds']}  {members}  total {rate:,.0f} w/s  loss {loss}"
             if progress is not None:
                 progress.update(task, total=st["total_words"], completed=st["words"], info=info)
-            elif st["round"] != last_round:
+            elif st["round"] != last_round and st["state"] != "done":  # the summary line follows
                 print(info, file=sys.stderr, flush=True)
             last_round = st["round"]
             if st["state"] == "done":
