@@ -157,9 +157,9 @@ class Worker:
             return True
         if self.member.ensure():
             self.on_event("rejoined", {"worker": self.id, "round": r})
-        st = self.barrier.state(r)
+        st = self.barrier.state(r, docs=False)
         if st.complete:
-            self._merge_step(r, doc, version, st)
+            self._merge_step(r, doc, version, self.barrier.state(r))  # the merge needs the done documents
             return False
         if not self._work_round(r, doc):
             self.barrier.revoke_stale(r)
@@ -269,14 +269,15 @@ class Worker:
         held, raw_total, eff_total, loss_total = [], 0, 0, 0.0
         while lease is not None:
             claimed = sum(self._estimate(u) for u in (set(st.done) | set(st.leased)) if u != lease.unit)
-            target = sum(self._estimate(u) for u in st.free) / (2 * members)
+            free = set(st.free)
+            target = sum(self._estimate(u) for u in free) / (2 * members)
             batch = [lease]
             # the rest of the batch in one transaction, picked from the state read with the lease
             size, want = self._estimate(lease.unit), []
             for u in prefer:
                 if size >= target:
                     break
-                if u in st.free and u != lease.unit:
+                if u in free and u != lease.unit:
                     want.append(u)
                     size += self._estimate(u)
             if want and not self.stop.is_set():
@@ -388,14 +389,14 @@ class Worker:
         parts = max(1, len(by_name))
         bounds = _merge.part_bounds(len(self.vocab.tokens), parts)
         parts = len(bounds)
-        done, _free = self.barrier.merge_state(r, parts)
+        done, free = self.barrier.merge_state(r, parts)
         if len(done) == parts:
             if self.barrier.try_merge(r, self.id):
                 self._publish(r, doc, version, st, by_name, done)
             else:
                 self.barrier.wait(r, self.poll)
             return
-        held = self.barrier.lease_merge_part(r, self.id, parts)
+        held = self.barrier.lease_merge_part(r, self.id, parts, free)
         if held is None:
             self.barrier.wait(r, self.poll)
             return

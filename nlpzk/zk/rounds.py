@@ -94,21 +94,34 @@ class RoundBarrier:
     def round_doc(self, r: int) -> dict[str, Any] | None:
         return registry.maybe_json(self.zk, paths.job_round(self.job, r))
 
-    def state(self, r: int) -> RoundState:
+    def state(self, r: int, docs: bool = True) -> RoundState:
         """Who holds and who finished which unit of round ``r``.
+
+        ``docs=False`` reads the two lists only (one round trip, no per-unit reads): the lease
+        owners and done documents are left empty. Enough to pick a free unit or to see whether the
+        round is complete; the merge and lease revocation read the full state.
 
         The reads are pipelined (one round trip per list, not one per unit: a worker calls this
         before every lease). Leases are read before done markers: a commit turns a lease into a
         done marker atomically, so a unit committed between the two reads shows up as done, never
         as free (ZooKeeper answers one session's requests in order).
         """
-        lease_dir = paths.round_leases(self.job, r)
+        lease_dir, done_dir = paths.round_leases(self.job, r), paths.round_done(self.job, r)
+        if not docs:
+            lists = [self.zk.get_children_async(lease_dir), self.zk.get_children_async(done_dir)]
+            leased_names, done_names = (_children(req) for req in lists)
+            return RoundState(r, {u: {} for u in done_names}, {u: (None, None) for u in leased_names}, self.units)
+        names = registry.children(self.zk, lease_dir)
+        # the done list goes out right behind the lease reads, so it is answered after them
+        lease_reqs = [self.zk.get_async(f"{lease_dir}/{n}") for n in names]
+        done_req = self.zk.get_children_async(done_dir)
         leased = {}
-        for unit, got in zip(*_many_get(self.zk, lease_dir)):
+        for unit, got in zip(names, _answers(lease_reqs)):
             if got is not None:
                 leased[unit] = (_lease.owner_of(got[0]), got[1].czxid)
+        done_names = _children(done_req)
         done = {}
-        for unit, got in zip(*_many_get(self.zk, paths.round_done(self.job, r))):
+        for unit, got in zip(done_names, _answers([self.zk.get_async(f"{done_dir}/{n}") for n in done_names])):
             if got is not None:
                 done[unit] = registry.loads(got[0])
         return RoundState(r, done, leased, self.units)
@@ -124,7 +137,7 @@ class RoundBarrier:
 
         Returns the lease (None if no unit was free) and the round state seen just before.
         """
-        st = self.state(r)
+        st = self.state(r, docs=False)
         free = st.free
         prefer = [u for u in prefer if u in free]
         order = prefer + [u for u in free if u not in set(prefer)]
@@ -226,9 +239,13 @@ class RoundBarrier:
         free = [self.part_name(i) for i in range(parts) if self.part_name(i) not in done and self.part_name(i) not in leased]
         return done, free
 
-    def lease_merge_part(self, r: int, owner: str, parts: int) -> _lease.Lease | None:
-        """Lease a row range of round ``r``'s merge (reduce-scatter: every worker reduces some rows)."""
-        _done, free = self.merge_state(r, parts)
+    def lease_merge_part(self, r: int, owner: str, parts: int, free: list[str] | None = None) -> _lease.Lease | None:
+        """Lease a row range of round ``r``'s merge (reduce-scatter: every worker reduces some rows).
+
+        ``free``: the free parts as the caller just read them (:meth:`merge_state`), saving the
+        reads; a part taken since then is simply skipped (the acquire is atomic)."""
+        if free is None:
+            _done, free = self.merge_state(r, parts)
         if free and self._merge_fences < parts:
             _lease.ensure_fences(self.zk, paths.job_merge_fences(self.job), [self.part_name(i) for i in range(parts)])
             self._merge_fences = max(self._merge_fences, parts)
@@ -356,14 +373,26 @@ class RoundBarrier:
 def _many_get(zk: KazooClient, folder: str) -> tuple[list[str], list[tuple[bytes, Any] | None]]:
     """The children of ``folder`` and each one's ``(data, stat)`` (None if it vanished), pipelined."""
     names = registry.children(zk, folder)
-    pending = [zk.get_async(f"{folder}/{n}") for n in names]
+    return names, _answers([zk.get_async(f"{folder}/{n}") for n in names])
+
+
+def _children(req: Any) -> list[str]:
+    """The sorted names of a pipelined ``get_children``, [] if the folder is gone."""
+    try:
+        return sorted(req.get())
+    except NoNodeError:
+        return []
+
+
+def _answers(pending: list[Any]) -> list[tuple[bytes, Any] | None]:
+    """The ``(data, stat)`` of pipelined gets, None for a node that vanished."""
     out: list[tuple[bytes, Any] | None] = []
     for req in pending:
         try:
             out.append(req.get())
         except NoNodeError:
             out.append(None)
-    return names, out
+    return out
 
 
 def create_job(zk: KazooClient, job: str, job_doc: dict[str, Any], round0: dict[str, Any], units: Iterable[str]) -> bool:
