@@ -92,6 +92,7 @@ class Worker:
         self._tidier = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="nlpzk-tidy")
         self._buf: np.ndarray | None = None  # the global parameters of round _buf_round
         self._buf_round: int | None = None
+        self._rd: tuple[int, dict[str, Any]] | None = None  # see _open_round_doc
         self._dropped = False
 
     # -- setup ----------------------------------------------------------------------------------
@@ -196,6 +197,16 @@ class Worker:
         for old in _params_list(rd):
             self.cluster.store.delete(old)
 
+    def _open_round_doc(self, r: int) -> dict[str, Any]:
+        """Round ``r``'s document while it is open, read once: it does not change until the
+        transaction that publishes the round (and that one checks its version)."""
+        if self._rd is None or self._rd[0] != r:
+            rd = self.barrier.round_doc(r)
+            if rd is None:
+                return {}
+            self._rd = (r, rd)
+        return self._rd[1]
+
     def _global(self, r: int, round_doc: dict[str, Any] | None = None) -> np.ndarray:
         """Round ``r``'s global parameters, loaded into one buffer kept across rounds."""
         if self._buf is None:
@@ -253,7 +264,7 @@ class Worker:
         prefer = [cached[i] for i in rng.permutation(len(cached))] + [rest[i] for i in rng.permutation(len(rest))]
         # every ZooKeeper read comes before the first lease: once shards are held, only leasing
         # more and the commit talk to ZooKeeper, so a connection error never strands held work
-        rd = self.barrier.round_doc(r) or {}
+        rd = self._open_round_doc(r)
         words_before = int(rd.get("words_before", doc.get("words", 0)))
         members = max(1, len(registry.children(self.cluster.zk, paths.job_workers(self.job))))
         lease, st = self.barrier.lease_next(r, self.id, prefer)
@@ -403,7 +414,7 @@ class Worker:
         t0 = self.clock()
         started_at = registry.now()
         i = int(held.unit[1:])
-        rd = self.barrier.round_doc(r) or {}
+        rd = self._open_round_doc(r)
         out_rel = naming.round_params_part(self.job, r + 1, i, uuid.uuid4().hex[:12])
         eta = self.spec.get("eta")
         _merge.merge(self.cluster.store, _params_list(rd), contribs, self.spec["merge"], out_rel, rows=bounds[i], eta=None if eta is None else float(eta), checksum=False)
@@ -419,7 +430,7 @@ class Worker:
     def _publish(self, r: int, doc: dict[str, Any], version: int, st, by_name: dict[str, dict[str, Any]], parts: dict[str, dict[str, Any]]) -> None:
         t0 = self.clock()
         spec = self.spec
-        rd = self.barrier.round_doc(r) or {}
+        rd = self._open_round_doc(r)
         param_parts = [parts[name]["path"] for name in sorted(parts)]
         words = sum(int(d["words"]) for d in by_name.values())
         loss = sum(float(d["loss"]) for d in by_name.values())
@@ -464,8 +475,10 @@ class Worker:
         )
         nxt = None if last else {"round": r + 1, "params": param_parts, "words_before": new_doc["words"], "opened": merged_at}
         if self.barrier.publish(r, version, new_doc, summary, nxt):
-            # off the path every worker waits on: the next round is already open
-            self._tidier.submit(self._tidy_quietly, r)
+            # off the path every worker waits on: the next round is already open. The previous
+            # round again too (a no-op when done): its publisher may have died before its tidy ran
+            for old in (r - 1, r) if r > 0 else (r,):
+                self._tidier.submit(self._tidy_quietly, old)
             self.on_event("merged", {"round": r, "words": words, "loss": loss, "parts": len(parts), "final": new_doc.get("final")})
             if last:
                 self._register_model()
