@@ -61,18 +61,21 @@ def children(zk: KazooClient, path: str) -> list[str]:
         return []
 
 
-def many_json(zk: KazooClient, node_paths: list[str]) -> list[Any | None]:
-    """Read many documents with pipelined requests (one round trip for all, not one each); None if gone."""
+def get_many(zk: KazooClient, node_paths: list[str]) -> list[tuple[bytes, Any] | None]:
+    """``(data, stat)`` of many nodes with pipelined requests (one round trip for all, not one each); None if gone."""
     pending = [zk.get_async(p) for p in node_paths]
-    out: list[Any | None] = []
+    out: list[tuple[bytes, Any] | None] = []
     for req in pending:
         try:
-            data, _ = req.get()
+            out.append(req.get())
         except NoNodeError:
             out.append(None)
-            continue
-        out.append(loads(data))
     return out
+
+
+def many_json(zk: KazooClient, node_paths: list[str]) -> list[Any | None]:
+    """Read many documents with pipelined requests (one round trip for all, not one each); None if gone."""
+    return [None if got is None else loads(got[0]) for got in get_many(zk, node_paths)]
 
 
 def delete_tree(zk: KazooClient, path: str) -> bool:

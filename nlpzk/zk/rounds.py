@@ -112,18 +112,11 @@ class RoundBarrier:
             leased_names, done_names = (_children(req) for req in lists)
             return RoundState(r, {u: {} for u in done_names}, {u: (None, None) for u in leased_names}, self.units)
         names = registry.children(self.zk, lease_dir)
-        # the done list goes out right behind the lease reads, so it is answered after them
-        lease_reqs = [self.zk.get_async(f"{lease_dir}/{n}") for n in names]
-        done_req = self.zk.get_children_async(done_dir)
         leased = {}
-        for unit, got in zip(names, _answers(lease_reqs)):
+        for unit, got in zip(names, registry.get_many(self.zk, [f"{lease_dir}/{n}" for n in names])):
             if got is not None:
                 leased[unit] = (_lease.owner_of(got[0]), got[1].czxid)
-        done_names = _children(done_req)
-        done = {}
-        for unit, got in zip(done_names, _answers([self.zk.get_async(f"{done_dir}/{n}") for n in done_names])):
-            if got is not None:
-                done[unit] = registry.loads(got[0])
+        done = _docs(self.zk, done_dir)
         return RoundState(r, done, leased, self.units)
 
     # -- working --------------------------------------------------------------------------------
@@ -232,10 +225,7 @@ class RoundBarrier:
     def merge_state(self, r: int, parts: int) -> tuple[dict[str, dict[str, Any]], list[str]]:
         """Round ``r``'s merged parts ``{part: doc}`` and the parts neither merged nor leased."""
         leased = set(registry.children(self.zk, paths.round_merge_leases(self.job, r)))
-        done = {}
-        for name, got in zip(*_many_get(self.zk, paths.round_merge_done(self.job, r))):
-            if got is not None:
-                done[name] = registry.loads(got[0])
+        done = _docs(self.zk, paths.round_merge_done(self.job, r))
         free = [self.part_name(i) for i in range(parts) if self.part_name(i) not in done and self.part_name(i) not in leased]
         return done, free
 
@@ -370,10 +360,10 @@ class RoundBarrier:
         self.release_merge(r)
 
 
-def _many_get(zk: KazooClient, folder: str) -> tuple[list[str], list[tuple[bytes, Any] | None]]:
-    """The children of ``folder`` and each one's ``(data, stat)`` (None if it vanished), pipelined."""
+def _docs(zk: KazooClient, folder: str) -> dict[str, Any]:
+    """The documents of ``folder``'s children by name (pipelined reads; a child gone meanwhile is left out)."""
     names = registry.children(zk, folder)
-    return names, _answers([zk.get_async(f"{folder}/{n}") for n in names])
+    return {n: doc for n, doc in zip(names, registry.many_json(zk, [f"{folder}/{n}" for n in names])) if doc is not None}
 
 
 def _children(req: Any) -> list[str]:
@@ -382,17 +372,6 @@ def _children(req: Any) -> list[str]:
         return sorted(req.get())
     except NoNodeError:
         return []
-
-
-def _answers(pending: list[Any]) -> list[tuple[bytes, Any] | None]:
-    """The ``(data, stat)`` of pipelined gets, None for a node that vanished."""
-    out: list[tuple[bytes, Any] | None] = []
-    for req in pending:
-        try:
-            out.append(req.get())
-        except NoNodeError:
-            out.append(None)
-    return out
 
 
 def create_job(zk: KazooClient, job: str, job_doc: dict[str, Any], round0: dict[str, Any], units: Iterable[str]) -> bool:
