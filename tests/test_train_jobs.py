@@ -241,6 +241,40 @@ def test_worker_rides_out_its_session_expiring(cluster, config, zk_server):
         wc.close()
 
 
+def test_a_job_whose_open_round_predates_contribution_nodes_still_finishes(cluster, config):
+    """Round 0 laid out as before ``contribs`` existed (no folder, no flag): its commits and merge
+    use the done markers; the rounds it publishes have the folder and use it."""
+    import threading
+
+    from nlpzk import testing
+    from nlpzk.train import Worker
+    from nlpzk.zk import paths
+
+    shards = _setup(cluster)
+    train.create_job(cluster, "jold", "lee", "lee", epochs=3, syncs_per_epoch=1, dim=16)
+    r0 = paths.job_round("jold", 0)
+    doc0 = registry.get_json(cluster.zk, r0)[0]
+    del doc0["contribs"]
+    cluster.zk.delete(r0, recursive=True)
+    cluster.zk.create(r0, registry.dumps(doc0))
+    for sub in (paths.round_leases, paths.round_done, paths.round_merge_leases, paths.round_merge_done):
+        cluster.zk.create(sub("jold", 0), b"")
+    wc = testing.Cluster.connect(config)
+    w = Worker(wc, "jold", poll=0.2)
+    t = threading.Thread(target=w.run, daemon=True)
+    t.start()
+    try:
+        t.join(150)
+        assert not t.is_alive() and w.report.state == "done"
+        logs = _assert_each_shard_once_per_round(cluster, "jold", shards)
+        assert [len(log["contributions"]) for log in logs] == [1, 1, 1]
+        assert "units" in logs[0]["contributions"][0] and logs[0]["contributions"][0]["units"] == sorted(c["shard"] for c in logs[0]["commits"])
+    finally:
+        w.stop.set()
+        t.join(10)
+        wc.close()
+
+
 def test_fewer_shards_than_workers(cluster, cli_env, tmp_path):
     from nlpzk.train import job as job_mod
 

@@ -102,6 +102,33 @@ def test_publish_advances_the_round_exactly_once(cluster):
     assert b.wait(1, 0.05) is False  # nothing happens in round 1: the wait times out
 
 
+def test_a_commit_writes_one_contribution_node_and_small_done_markers(cluster):
+    """The merge reads one node per commit (``contribs/<name>``), not one per unit; a fenced commit
+    leaves none; publishing gives the next round the folder and pruning removes it."""
+    b = _job(cluster)
+    assert b.round_doc(0)["contribs"] is True and cluster.zk.exists(paths.round_contribs("j", 0))
+    l1, _ = b.lease_next(0, "A")
+    l2, _ = b.lease_next(0, "A")
+    doc = {"worker": "A", "contrib": "c1", "words": 7, "units": [l1.unit, l2.unit]}
+    b.commit(0, [l1, l2], doc, separate=True)
+    assert b.contributions(0) == {"c1": doc}
+    assert b.state(0).done == {u: {"worker": "A", "contrib": "c1"} for u in (l1.unit, l2.unit)}
+    l3, _ = b.lease_next(0, "B")
+    stat = cluster.zk.exists(l3.path)
+    assert lease.revoke(cluster.zk, paths.round_leases("j", 0), paths.job_fences("j"), l3.unit, stat.czxid)
+    with pytest.raises(FencedError):
+        b.commit(0, [l3], {"worker": "B", "contrib": "c2", "units": [l3.unit]}, separate=True)
+    assert set(b.contributions(0)) == {"c1"} and l3.unit not in b.state(0).done
+    l3, _ = b.lease_next(0, "B")
+    b.commit(0, [l3], {"worker": "B", "contrib": "c3", "units": [l3.unit]}, separate=True)
+    assert b.state(0).complete and set(b.contributions(0)) == {"c1", "c3"}
+    doc0, version = b.job_doc()
+    assert b.publish(0, version, dict(doc0, round=1), {"state": "merged"}, {"round": 1, "params": "p1"})
+    assert b.round_doc(1)["contribs"] is True and b.contributions(1) == {}
+    b.prune(0)
+    assert not cluster.zk.exists(paths.round_contribs("j", 0))
+
+
 def _contrib(cluster, r, name, delta, counts, words):
     M.save_array(cluster.store, naming.contribution_file("j", r, name), delta.astype(np.float32))
     M.save_array(cluster.store, naming.contribution_counts("j", r, name), np.asarray(counts, np.int32))

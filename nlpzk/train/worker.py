@@ -93,6 +93,7 @@ class Worker:
         self._buf: np.ndarray | None = None  # the global parameters of round _buf_round
         self._buf_round: int | None = None
         self._rd: tuple[int, dict[str, Any]] | None = None  # see _open_round_doc
+        self._contribs: tuple[int, Any] | None = None  # see _round_contributions
         self._dropped = False
 
     # -- setup ----------------------------------------------------------------------------------
@@ -160,7 +161,7 @@ class Worker:
             self.on_event("rejoined", {"worker": self.id, "round": r})
         st = self.barrier.state(r, docs=False)
         if st.complete:
-            self._merge_step(r, doc, version, self.barrier.state(r))  # the merge needs the done documents
+            self._merge_step(r, doc, version)
             return False
         if not self._work_round(r, doc):
             self.barrier.revoke_stale(r)
@@ -368,9 +369,9 @@ class Worker:
             return
         # timing (for train report and the benchmarks): seconds = load + training; save_s = writing the contribution
         doc = {"worker": self.id, "contrib": name, "words": raw, "effective": eff, "loss": round(loss, 3), "seconds": round(seconds, 3), "shards": len(held),
-               "save_s": round(self.clock() - t_save, 3), "committed_at": registry.now(), **timing}
+               "units": sorted(l.unit for l in held), "save_s": round(self.clock() - t_save, 3), "committed_at": registry.now(), **timing}
         try:
-            self.barrier.commit(r, held, doc)
+            self.barrier.commit(r, held, doc, separate=bool(self._open_round_doc(r).get("contribs")))
         except FencedError as exc:
             self.cluster.store.delete(delta_rel)
             self.cluster.store.delete(counts_rel)
@@ -384,26 +385,48 @@ class Worker:
 
     # -- merging --------------------------------------------------------------------------------
 
-    def _contributions(self, r: int, st) -> tuple[dict[str, dict[str, Any]], list[_merge.Contribution]]:
+    def _round_contributions(self, r: int) -> tuple[dict[str, dict[str, Any]], list[dict[str, str]]] | None:
+        """A complete round's contributions ``{name: doc}`` and its commits ``[{shard, worker, contrib}]``.
+
+        Read once per round: once every unit is done nothing more can commit in it. Rounds with a
+        ``contribs`` folder read one node per commit; older ones read every unit's done marker.
+        None if what was read does not cover every unit (the round was merged and pruned meanwhile).
+        """
+        if self._contribs is not None and self._contribs[0] == r:
+            return self._contribs[1]
         by_name: dict[str, dict[str, Any]] = {}
-        for _unit, d in sorted(st.done.items()):
-            by_name.setdefault(d["contrib"], d)
+        if self._open_round_doc(r).get("contribs"):
+            by_name = self.barrier.contributions(r)
+            commits = [{"shard": u, "worker": d["worker"], "contrib": n} for n, d in by_name.items() for u in d.get("units", [])]
+        else:
+            st = self.barrier.state(r)
+            for _unit, d in sorted(st.done.items()):
+                by_name.setdefault(d["contrib"], d)
+            commits = [{"shard": u, "worker": d["worker"], "contrib": d["contrib"]} for u, d in st.done.items()]
+        commits.sort(key=lambda c: c["shard"])
+        if sorted(c["shard"] for c in commits) != sorted(self.units):
+            return None  # the round was merged and pruned under us: nothing cached, the caller re-reads the job node
+        self._contribs = (r, (by_name, commits))
+        return by_name, commits
+
+    def _merge_step(self, r: int, doc: dict[str, Any], version: int) -> None:
+        """Reduce a free row range of the round's merge, or publish once every range is reduced."""
+        got = self._round_contributions(r)
+        if got is None:
+            self.barrier.wait(r, self.poll)
+            return
+        by_name, commits = got
         contribs = [
             _merge.Contribution(naming.contribution_file(self.job, r, n), naming.contribution_counts(self.job, r, n), int(d["words"]))
             for n, d in sorted(by_name.items())
         ]
-        return by_name, contribs
-
-    def _merge_step(self, r: int, doc: dict[str, Any], version: int, st) -> None:
-        """Reduce a free row range of the round's merge, or publish once every range is reduced."""
-        by_name, contribs = self._contributions(r, st)
         parts = max(1, len(by_name))
         bounds = _merge.part_bounds(len(self.vocab.tokens), parts)
         parts = len(bounds)
         done, free = self.barrier.merge_state(r, parts)
         if len(done) == parts:
             if self.barrier.try_merge(r, self.id):
-                self._publish(r, doc, version, st, by_name, done)
+                self._publish(r, doc, version, commits, by_name, done)
             else:
                 self.barrier.wait(r, self.poll)
             return
@@ -427,7 +450,7 @@ class Worker:
             return
         self.report.merges += 1
 
-    def _publish(self, r: int, doc: dict[str, Any], version: int, st, by_name: dict[str, dict[str, Any]], parts: dict[str, dict[str, Any]]) -> None:
+    def _publish(self, r: int, doc: dict[str, Any], version: int, commits: list[dict[str, str]], by_name: dict[str, dict[str, Any]], parts: dict[str, dict[str, Any]]) -> None:
         t0 = self.clock()
         spec = self.spec
         rd = self._open_round_doc(r)
@@ -442,7 +465,7 @@ class Worker:
         log_rel = naming.round_log(self.job, r)
         log_doc = {
             "round": r,
-            "commits": [{"shard": u, "worker": d["worker"], "contrib": d["contrib"]} for u, d in sorted(st.done.items())],
+            "commits": commits,
             "contributions": list(by_name.values()),
             "merge_parts": [dict(parts[name], part=name) for name in sorted(parts)],
         }
@@ -462,7 +485,7 @@ class Worker:
             words=words,
             loss=round(loss, 3),
             commits=len(by_name),
-            shards=len(st.done),
+            shards=len(commits),
             workers=len(train_s),
             train_s=round(max(train_s.values(), default=0.0), 3),
             merge_s=round(max((float(p.get("seconds", 0)) for p in parts.values()), default=0.0) + self.clock() - t0 - eval_s, 3),

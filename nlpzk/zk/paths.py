@@ -231,3 +231,10 @@ def round_merge_leases(name: str, r: int) -> str:
 def round_merge_done(name: str, r: int) -> str:
     """``{worker, path, rows, seconds}`` per merged part of round ``r``."""
     return f"{job_round(name, r)}/mdone"
+
+
+def round_contribs(name: str, r: int) -> str:
+    """One node per contribution committed in round ``r``: ``{worker, units, words, loss, timings}``.
+
+    The merge reads these (one per commit, a handful) instead of every unit's done marker."""
+    return f"{job_round(name, r)}/contribs"
