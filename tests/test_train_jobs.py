@@ -275,6 +275,26 @@ def test_a_job_whose_open_round_predates_contribution_nodes_still_finishes(clust
         wc.close()
 
 
+def test_a_workers_shard_cache_holds_in_vocabulary_tokens_as_the_models_own_keys(cluster):
+    from nlpzk.corpus import read_shard
+    from nlpzk.train import Worker
+
+    shards = _setup(cluster)
+    train.create_job(cluster, "jc", "lee", "lee", epochs=1, dim=8)
+    w = Worker(cluster, "jc")
+    w._setup()
+    data = w._shard(shards[0])
+    raw = read_shard(cluster.store, w.shards[shards[0]], columns=["tokens"]).column("tokens").to_pylist()
+    vocab = set(w.vocab.tokens)
+    assert data.sentences == [[t for t in s if t in vocab] for s in raw]
+    assert sum(map(len, raw)) > sum(map(len, data.sentences)) > 0  # min_count=2 leaves some tokens out
+    assert data.offsets.tolist() == np.cumsum([0] + [len(s) for s in raw]).tolist()
+    assert data.kept.tolist() == np.cumsum([0] + [len(s) for s in data.sentences]).tolist()
+    assert data.ids.tolist() == [w.index.get(t, -1) for s in raw for t in s]
+    keys = {id(k) for k in w.model.wv.index_to_key}
+    assert all(id(t) in keys for s in data.sentences for t in s)
+
+
 def test_fewer_shards_than_workers(cluster, cli_env, tmp_path):
     from nlpzk.train import job as job_mod
 

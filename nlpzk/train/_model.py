@@ -94,7 +94,8 @@ def delta_into(model: Word2Vec, params: np.ndarray) -> np.ndarray:
 def train_slice(model: Word2Vec, sentences: Sequence[list[str]], words: int, start_alpha: float, end_alpha: float) -> tuple[int, int, float]:
     """Train one pass over ``sentences`` with the learning rate going linearly from start to end.
 
-    Returns ``(effective words, raw words, loss)``. With one thread the batches go straight to
+    ``words``: the tokens in ``sentences`` (what the learning rate's progress is counted in).
+    Returns ``(effective words, words passed to gensim, loss)``. With one thread the batches go straight to
     gensim's Cython kernels (``train_batch_sg``/``train_batch_cbow``) in this thread: the same
     batches of at most 10,000 words and the same per-batch learning rate as ``Word2Vec.train``,
     without its producer thread, job queue and the GIL hand-offs between them (6-7 % faster on

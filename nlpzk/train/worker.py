@@ -42,9 +42,19 @@ Event = Callable[[str, dict[str, Any]], None]
 
 @dataclasses.dataclass
 class _Shard:
+    """A shard as a worker trains it (kept in memory across rounds).
+
+    ``sentences`` hold only in-vocabulary tokens, and as the vocabulary's own ``str`` objects (the
+    model's ``index_to_key``), not one new object per token: gensim skips out-of-vocabulary tokens
+    without counting them in the window, so dropping them first trains the same; the cache is
+    8 bytes a token instead of a string object each (~60), it is built ~30 % faster, and gensim's
+    per-token dictionary lookups hit the same few objects (~3 % faster training here).
+    """
+
     sentences: list[list[str]]
-    offsets: np.ndarray  # cumulative tokens before each sentence (len = sentences + 1)
-    ids: np.ndarray  # flat vocab ids, -1 for words not in the vocabulary
+    offsets: np.ndarray  # cumulative tokens (all of them) before each sentence: len = sentences + 1
+    kept: np.ndarray  # cumulative in-vocabulary tokens before each sentence
+    ids: np.ndarray  # flat vocab ids of all tokens, -1 for words not in the vocabulary
 
 
 @dataclasses.dataclass
@@ -107,6 +117,8 @@ class Worker:
         self.index = {t: i for i, t in enumerate(self.vocab.tokens)}
         seed = int(self.spec["seed"]) + zlib.crc32(self.id.encode()) % 100000
         self.model = _model.build_model(self.spec, self.vocab, threads=self.threads, seed=seed)
+        self._keys = np.empty(len(self.model.wv.index_to_key), dtype=object)
+        self._keys[:] = self.model.wv.index_to_key  # the very objects gensim's lookups hash and compare
         self.barrier = RoundBarrier(self.cluster.zk, self.job, sorted(self.units), lease_timeout=float(self.spec["lease_timeout"]), clock=self.clock)
         self.member = Member(self.cluster.zk, self.job, self.id, {"host": socket.gethostname(), "pid": os.getpid(), "threads": self.threads, "joined": registry.now()})
 
@@ -224,13 +236,19 @@ class Worker:
         if got is None:
             info: ShardInfo = self.shards[shard]
             col = read_shard(self.cluster.store, info, columns=["tokens"]).column("tokens").combine_chunks()
-            sentences = col.to_pylist()
-            offsets = np.zeros(len(sentences) + 1, dtype=np.int64)
-            np.cumsum([len(x) for x in sentences], out=offsets[1:])
+            offsets = np.zeros(len(col) + 1, dtype=np.int64)
+            np.cumsum(col.value_lengths().fill_null(0).to_numpy(zero_copy_only=False), out=offsets[1:])
             enc = col.flatten().dictionary_encode()
             lut = np.fromiter((self.index.get(t, -1) for t in enc.dictionary.to_pylist()), dtype=np.int32, count=len(enc.dictionary))
             ids = lut[enc.indices.to_numpy(zero_copy_only=False)] if len(enc.indices) else np.zeros(0, np.int32)
-            got = self._cache[shard] = _Shard(sentences, offsets, ids)
+            keep = ids >= 0
+            kept = np.zeros(len(ids) + 1, dtype=np.int64)
+            np.cumsum(keep, out=kept[1:])
+            kept = kept[offsets]
+            flat = self._keys[ids[keep]].tolist()
+            bounds = kept.tolist()
+            sentences = [flat[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+            got = self._cache[shard] = _Shard(sentences, offsets, kept, ids)
         return got
 
     def _slice_bounds(self, unit: str, r: int) -> tuple[int, int]:
@@ -300,23 +318,24 @@ class Worker:
                     break
                 batch.append(more)
             sentences: list[list[str]] = []
-            words = 0
+            words = known = 0  # all tokens (the global schedule counts these), in-vocabulary ones
             for l in batch:
                 data = self._shard(self.units[l.unit].shard)
                 a, b = self._slice_bounds(l.unit, r)
                 sentences.extend(data.sentences[a:b])
                 words += int(data.offsets[b] - data.offsets[a])
+                known += int(data.kept[b] - data.kept[a])
                 if need_counts:
                     ids = data.ids[data.offsets[a] : data.offsets[b]]
                     counts += np.bincount(ids[ids >= 0], minlength=len(counts))
             a0 = _job.alpha_at(self.spec, words_before + claimed)
             a1 = _job.alpha_at(self.spec, words_before + claimed + words)
-            eff, raw, loss = _model.train_slice(self.model, sentences, words, a0, a1)
+            eff, _known, loss = _model.train_slice(self.model, sentences, known, a0, a1)
             held.extend(batch)
-            raw_total += raw
+            raw_total += words
             eff_total += eff
             loss_total += loss
-            self.on_event("trained", {"round": r, "shards": [l.unit for l in batch], "words": raw, "alpha": (a0, a1)})
+            self.on_event("trained", {"round": r, "shards": [l.unit for l in batch], "words": words, "alpha": (a0, a1)})
             if self.stop.is_set():
                 break
             lease, st = self._lease_more(r, prefer)
