@@ -213,13 +213,17 @@ def list_corpora(cluster: Cluster) -> list[dict[str, Any]]:
     return out
 
 
-def read_shard(store: Store, info: ShardInfo, columns: list[str] | None = None, verify: bool = False) -> pa.Table:
-    """Read one shard's table (optionally checking its sha256 first)."""
+def read_shard(store: Store, info: ShardInfo, columns: list[str] | None = None, verify: bool = False, tokens_as_dictionary: bool = False) -> pa.Table:
+    """Read one shard's table (optionally checking its sha256 first).
+
+    ``tokens_as_dictionary``: the tokens come back dictionary-encoded (``list<dictionary<string>>``),
+    straight from Parquet's own dictionary pages, without materialising one string per token.
+    """
     if verify:
         store.verify(info.path, info.sha256)
     try:
         with store.open_input(info.path) as fh:
-            return pq.read_table(fh, columns=columns)
+            return pq.read_table(fh, columns=columns, read_dictionary=["tokens.list.element"] if tokens_as_dictionary else None)
     except (pa.ArrowInvalid, OSError) as exc:
         if isinstance(exc, IntegrityError):
             raise

@@ -295,6 +295,21 @@ def test_a_workers_shard_cache_holds_in_vocabulary_tokens_as_the_models_own_keys
     assert all(id(t) in keys for s in data.sentences for t in s)
 
 
+def test_token_ids_of_row_groups_with_their_own_dictionaries():
+    import pyarrow as pa
+
+    from nlpzk.train.worker import token_ids
+
+    def chunk(sentences):
+        return pa.array(sentences, type=pa.list_(pa.dictionary(pa.int32(), pa.string())))
+
+    col = pa.chunked_array([chunk([["a", "b"], [], ["zz", "a"]]), chunk([["b", "c", "b"]]), chunk([])])
+    assert col.chunks[0].flatten().dictionary.to_pylist() != col.chunks[1].flatten().dictionary.to_pylist()
+    offsets, ids = token_ids(col, {"a": 0, "b": 1, "c": 2})
+    assert offsets.tolist() == [0, 2, 2, 4, 7]
+    assert ids.tolist() == [0, 1, -1, 0, 1, 2, 1]
+
+
 def test_fewer_shards_than_workers(cluster, cli_env, tmp_path):
     from nlpzk.train import job as job_mod
 

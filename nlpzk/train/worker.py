@@ -235,12 +235,8 @@ class Worker:
         got = self._cache.get(shard)
         if got is None:
             info: ShardInfo = self.shards[shard]
-            col = read_shard(self.cluster.store, info, columns=["tokens"]).column("tokens").combine_chunks()
-            offsets = np.zeros(len(col) + 1, dtype=np.int64)
-            np.cumsum(col.value_lengths().fill_null(0).to_numpy(zero_copy_only=False), out=offsets[1:])
-            enc = col.flatten().dictionary_encode()
-            lut = np.fromiter((self.index.get(t, -1) for t in enc.dictionary.to_pylist()), dtype=np.int32, count=len(enc.dictionary))
-            ids = lut[enc.indices.to_numpy(zero_copy_only=False)] if len(enc.indices) else np.zeros(0, np.int32)
+            col = read_shard(self.cluster.store, info, columns=["tokens"], tokens_as_dictionary=True).column("tokens")
+            offsets, ids = token_ids(col, self.index)
             keep = ids >= 0
             kept = np.zeros(len(ids) + 1, dtype=np.int64)
             np.cumsum(keep, out=kept[1:])
@@ -542,6 +538,20 @@ class Worker:
             self.on_event("registered", {"model": name, "version": number})
         except NlpzkError as exc:
             self.on_event("register_failed", {"error": exc.line()})
+
+
+def token_ids(col: Any, index: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """``(offsets, ids)`` of a ``list<dictionary<string>>`` column (chunked, each chunk with its own
+    dictionary, as Parquet row groups come back): cumulative tokens before each sentence, and each
+    token's id in ``index`` (-1 if absent), looked up once per distinct token of a chunk."""
+    lengths, pieces = [np.zeros(1, np.int64)], [np.zeros(0, np.int32)]
+    for chunk in col.chunks:
+        lengths.append(chunk.value_lengths().fill_null(0).to_numpy(zero_copy_only=False))
+        values = chunk.flatten()
+        if len(values):
+            lut = np.fromiter((index.get(t, -1) for t in values.dictionary.to_pylist()), dtype=np.int32, count=len(values.dictionary))
+            pieces.append(lut[values.indices.to_numpy(zero_copy_only=False)])
+    return np.cumsum(np.concatenate(lengths), dtype=np.int64), np.concatenate(pieces)
 
 
 def _params_list(round_doc: dict[str, Any]) -> list[str]:
