@@ -127,7 +127,7 @@ def run(
     workers: Optional[int] = typer.Option(None, "--workers", "-k", help="Local worker processes to start (default: cores; 0: none)."),
     threads: int = typer.Option(1, "--threads", "-t", help="gensim threads per worker."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Passes over the corpus (default 5)."),
-    syncs_per_epoch: Optional[int] = typer.Option(None, "--syncs-per-epoch", help="Merges per epoch (default 4; 16 for analogy-grade parity with one gensim process at equal epochs, at a throughput cost on small corpora)."),
+    syncs_per_epoch: Optional[int] = typer.Option(None, "--syncs-per-epoch", help="Merges per epoch (default: 4 with 1-2 workers, 16 with more or with --workers 0: a merge of more deltas needs more syncs to score like one gensim process; each sync costs ~0.2 s, so on a small corpus 16 is slower)."),
     dim: Optional[int] = typer.Option(None, "--dim", help="Vector size (default 100)."),
     window: Optional[int] = typer.Option(None, "--window", help="Context window (default 5)."),
     negative: Optional[int] = typer.Option(None, "--negative", help="Negative samples (default 5)."),
@@ -160,14 +160,15 @@ def run(
         epochs=epochs, syncs_per_epoch=syncs_per_epoch, dim=dim, window=window, negative=negative, sg=sg, alpha=alpha,
         min_alpha=min_alpha, sample=sample, seed=seed, merge=merge, eta=eta, lease_timeout=lease_timeout,
     )
-    doc, warnings = train.create_job(cluster, job, corpus or "", vocab or "", model=model, **hyper)
+    workers = (os.cpu_count() or 1) if workers is None else workers
+    doc, warnings = train.create_job(cluster, job, corpus or "", vocab or "", model=model, workers=workers, **hyper)
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
     if exists:
         print(f"job {job} exists: resuming at round {doc.get('round')} of {doc['spec']['rounds']}", file=sys.stderr)
     if doc.get("state") == "done":
         workers = 0
-    _watch(ctx, job, (os.cpu_count() or 1) if workers is None else workers, threads, wait, as_json)
+    _watch(ctx, job, workers, threads, wait, as_json)
 
 
 @app.command()

@@ -295,6 +295,17 @@ def test_a_workers_shard_cache_holds_in_vocabulary_tokens_as_the_models_own_keys
     assert all(id(t) in keys for s in data.sentences for t in s)
 
 
+def test_default_syncs_per_epoch_follow_the_expected_workers(cluster):
+    _setup(cluster)
+    got = {}
+    for i, workers in enumerate([1, 2, 3, 4, 0, None]):
+        doc, _ = train.create_job(cluster, f"js{i}", "lee", "lee", epochs=2, workers=workers)
+        got[workers] = (doc["spec"]["syncs_per_epoch"], doc["spec"]["rounds"])
+    assert got == {1: (4, 8), 2: (4, 8), 3: (16, 32), 4: (16, 32), 0: (16, 32), None: (16, 32)}
+    doc, _ = train.create_job(cluster, "jsx", "lee", "lee", epochs=2, workers=4, syncs_per_epoch=3)
+    assert doc["spec"]["syncs_per_epoch"] == 3
+
+
 def test_token_ids_of_row_groups_with_their_own_dictionaries():
     import pyarrow as pa
 
