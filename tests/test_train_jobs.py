@@ -176,6 +176,13 @@ def test_stopped_job_resumes_from_its_last_round(cluster, cli, cli_env, tmp_path
     stopped = train.status(cluster, "jr")
     assert stopped["state"] == "running" and 2 <= stopped["round"] < 8
     before = {h["round"]: h["merged_at"] for h in stopped["history"] if h["state"] == "merged"}
+    # a stopped job may wait for days: nlpzk gc must keep the open round's committed contributions
+    from nlpzk import gc
+    from nlpzk.zk import rounds
+
+    kept = [d["delta"] for d in rounds.RoundBarrier(cluster.zk, "jr", []).contributions(stopped["round"]).values()]
+    gc.collect(cluster, older_than=0)
+    assert all(cluster.store.exists(p) for p in kept)
 
     res = cli.run_process("train", "resume", "jr", "--workers", "2", "--json", timeout=180)
     assert res.returncode == 0, res.stderr

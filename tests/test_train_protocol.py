@@ -129,6 +129,19 @@ def test_a_commit_writes_one_contribution_node_and_small_done_markers(cluster):
     assert not cluster.zk.exists(paths.round_contribs("j", 0))
 
 
+def test_gc_keeps_the_files_a_commit_names_and_deletes_an_uncommitted_delta(cluster):
+    from nlpzk import gc
+
+    b = _job(cluster)
+    committed, orphan = naming.contribution_file("j", 0, "c1"), naming.contribution_file("j", 0, "c2")
+    for rel in (committed, orphan):
+        M.save_array(cluster.store, rel, np.zeros((2, 3, 4), np.float32))
+    l1, _ = b.lease_next(0, "A")
+    b.commit(0, [l1], {"worker": "A", "contrib": "c1", "words": 1, "units": [l1.unit], "delta": committed}, separate=True)
+    gc.collect(cluster, older_than=0)
+    assert cluster.store.exists(committed) and not cluster.store.exists(orphan)
+
+
 def _contrib(cluster, r, name, delta, counts, words):
     M.save_array(cluster.store, naming.contribution_file("j", r, name), delta.astype(np.float32))
     M.save_array(cluster.store, naming.contribution_counts("j", r, name), np.asarray(counts, np.int32))

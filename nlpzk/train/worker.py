@@ -383,8 +383,12 @@ class Worker:
             self.on_event("fenced", {"round": r, "shards": [l.unit for l in held], "error": f"round {r} was merged while this worker wrote its contribution"})
             return
         # timing (for train report and the benchmarks): seconds = load + training; save_s = writing the contribution
+        # the store paths are in the document so that nlpzk gc sees the files as registered: a
+        # stopped job's open round keeps its committed contributions until it is resumed
         doc = {"worker": self.id, "contrib": name, "words": raw, "effective": eff, "loss": round(loss, 3), "seconds": round(seconds, 3), "shards": len(held),
-               "units": sorted(l.unit for l in held), "save_s": round(self.clock() - t_save, 3), "committed_at": registry.now(), **timing}
+               "units": sorted(l.unit for l in held), "delta": delta_rel, "save_s": round(self.clock() - t_save, 3), "committed_at": registry.now(), **timing}
+        if _merge.needs_counts(self.spec["merge"]):
+            doc["counts"] = counts_rel
         try:
             self.barrier.commit(r, held, doc, separate=bool(self._open_round_doc(r).get("contribs")))
         except FencedError as exc:
