@@ -266,3 +266,31 @@ def test_one_thread_training_calls_gensims_kernel_like_word2vec_train(sg):
     assert 0 < e1 <= r1 and abs(e1 - e2) / e2 < 0.05
     assert l1 > 0 and abs(l1 - l2) / l2 < 0.1
     assert np.abs(p1 - start).mean() > 0.5 * np.abs(p2 - start).mean() > 0
+
+
+@pytest.mark.parametrize("sample", [1e-3, 0.0, 5.0])
+def test_vocabulary_tables_are_gensims_bit_for_bit(sample, monkeypatch):
+    """build_model fills gensim's tables itself (vectorised); they equal build_vocab_from_freq's."""
+    from collections import Counter
+
+    from _train_helpers import lee_sentences
+
+    from nlpzk.train import _model
+    from nlpzk.train.job import HYPER
+
+    counts = Counter(w for s in lee_sentences() for w in s)
+    tokens = [w for w, n in counts.most_common() if n >= 2] + ["<unk>"]  # a special: count 0, raised to 1
+    vocab = _model.VocabData("lee", 1, tokens, np.array([counts.get(t, 0) for t in tokens]))
+    spec = dict(HYPER, dim=16, sample=sample)
+    monkeypatch.setattr(_model, "_FAST_TABLES", False)
+    want = _model.build_model(spec, vocab, seed=5)
+    monkeypatch.setattr(_model, "_FAST_TABLES", True)
+    got = _model.build_model(spec, vocab, seed=5)
+    assert got.wv.index_to_key == want.wv.index_to_key and got.wv.key_to_index == want.wv.key_to_index
+    for attr in ("count", "sample_int"):
+        assert got.wv.expandos[attr].dtype == want.wv.expandos[attr].dtype
+        assert np.array_equal(got.wv.expandos[attr], want.wv.expandos[attr]), attr
+    assert (want.wv.expandos["sample_int"] < 2**32 - 1).any() == (sample > 0)  # downsampling happened (or not)
+    assert got.cum_table.dtype == want.cum_table.dtype and np.array_equal(got.cum_table, want.cum_table)
+    assert np.array_equal(got.wv.vectors, want.wv.vectors) and np.array_equal(got.syn1neg, want.syn1neg)
+    assert (got.min_count, got.sample, got.corpus_count, got.effective_min_count) == (want.min_count, want.sample, want.corpus_count, want.effective_min_count)
