@@ -302,6 +302,47 @@ def test_a_workers_shard_cache_holds_in_vocabulary_tokens_as_the_models_own_keys
     assert all(id(t) in keys for s in data.sentences for t in s)
 
 
+def test_an_unreadable_contribution_is_dropped_and_its_units_trained_again(cluster, config):
+    """A committed delta that was truncated before its round's merge (a disk error, a crash on a
+    store without fsync, a file deleted by hand) would stop every worker at that merge, on every
+    resume. The workers un-commit it instead and train its units again in the same round."""
+    import threading
+
+    from nlpzk import testing
+    from nlpzk.train import Worker
+    from nlpzk.zk import rounds
+
+    shards = _setup(cluster)
+    train.create_job(cluster, "jd", "lee", "lee", epochs=3, syncs_per_epoch=1, dim=16)
+
+    def run(worker):
+        t = threading.Thread(target=worker.run, daemon=True)
+        t.start()
+        t.join(150)
+        assert not t.is_alive()
+
+    wc = testing.Cluster.connect(config)
+    try:
+        first = Worker(wc, "jd", poll=0.2)
+        first.on_event = lambda kind, info: first.stop.set() if kind == "committed" and info["round"] == 1 else None
+        run(first)  # stops after committing round 1, before its merge
+        assert first.report.state == "stopped" and train.status(cluster, "jd")["round"] == 1
+        (broken, doc), = rounds.RoundBarrier(cluster.zk, "jd", []).contributions(1).items()
+        with open(cluster.store.local_path(doc["delta"]), "r+b") as fh:
+            fh.truncate(1000)
+        events = []
+        second = Worker(wc, "jd", poll=0.2, on_event=lambda kind, info: events.append((kind, info)))
+        run(second)
+        assert second.report.state == "done"
+        dropped = [info for kind, info in events if kind == "dropped"]
+        assert dropped == [{"round": 1, "contributions": [broken], "units": sorted(doc["units"])}]
+        logs = _assert_each_shard_once_per_round(cluster, "jd", shards)
+        assert broken not in {c["contrib"] for c in logs[1]["commits"]}
+        assert not cluster.store.exists(doc["delta"])
+    finally:
+        wc.close()
+
+
 def test_default_syncs_per_epoch_follow_the_expected_workers(cluster):
     _setup(cluster)
     got = {}

@@ -28,11 +28,11 @@ from __future__ import annotations
 
 import dataclasses
 import io
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, NlpzkError
 from ..store import Store
 
 RULES = ("mean", "wmean", "sum", "adasum", "bmuf", "bmuf-wmean", "bmuf-adasum", "nbmuf", "nbmuf-wmean", "nbmuf-adasum")
@@ -82,6 +82,10 @@ class NpyReader:
         self._offset = buf.tell()
         self._row_bytes = (shape[2] if len(shape) == 3 else 1) * self.dtype.itemsize
 
+    def complete(self) -> bool:
+        """The file holds every byte its header announces (a truncated file does not)."""
+        return self._fh.size() == self._offset + int(np.prod(self.shape)) * self.dtype.itemsize
+
     def rows(self, m: int | None, a: int, b: int) -> np.ndarray:
         """Rows ``a:b`` of matrix ``m`` (for 3-d files) or elements ``a:b`` (for 1-d files)."""
         if len(self.shape) == 1:
@@ -118,6 +122,18 @@ class ParamsReader:
     def close(self) -> None:
         for p in self._parts:
             p.close()
+
+
+def readable(store: Store, rel: str, shape: tuple[int, ...], dtype: Any) -> bool:
+    """Whether ``rel`` is a complete ``.npy`` of ``shape`` and ``dtype`` (header and size only)."""
+    try:
+        r = NpyReader(store, rel)
+    except (NlpzkError, OSError, ValueError):
+        return False
+    try:
+        return tuple(r.shape) == tuple(shape) and r.dtype == np.dtype(dtype) and r.complete()
+    finally:
+        r.close()
 
 
 def part_bounds(v: int, parts: int) -> list[tuple[int, int]]:

@@ -104,6 +104,7 @@ class Worker:
         self._buf_round: int | None = None
         self._rd: tuple[int, dict[str, Any]] | None = None  # see _open_round_doc
         self._contribs: tuple[int, Any] | None = None  # see _round_contributions
+        self._validated: int | None = None  # the round whose contribution files were found readable
         self._dropped = False
 
     # -- setup ----------------------------------------------------------------------------------
@@ -428,6 +429,37 @@ class Worker:
         self._contribs = (r, (by_name, commits))
         return by_name, commits
 
+    def _drop_unreadable(self, r: int, by_name: dict[str, dict[str, Any]], commits: list[dict[str, str]]) -> bool:
+        """Un-commit the round's contributions whose files are missing or incomplete; True if any.
+
+        Checked once per round (headers and sizes only) before any merge work: a contribution that
+        cannot be read (deleted by hand or by an old nlpzk gc, a disk error, a crash on a store
+        without fsync) would otherwise stop every worker at this merge, on every resume. Its units
+        are trained again in this round instead.
+        """
+        if self._validated == r:
+            return False
+        shape = (2, len(self.vocab.tokens), int(self.spec["dim"]))
+        counts = _merge.needs_counts(self.spec["merge"])
+        bad = [
+            n for n in sorted(by_name)
+            if not _merge.readable(self.cluster.store, naming.contribution_file(self.job, r, n), shape, np.float32)
+            or (counts and not _merge.readable(self.cluster.store, naming.contribution_counts(self.job, r, n), shape[1:2], np.int32))
+        ]
+        if not bad:
+            self._validated = r
+            return False
+        units = {n: [c["shard"] for c in commits if c["contrib"] == n] for n in bad}
+        self._contribs = None
+        if self.barrier.drop_contributions(r, units, separate=bool(self._open_round_doc(r).get("contribs"))):
+            for n in bad:
+                self.cluster.store.delete(naming.contribution_file(self.job, r, n))
+                self.cluster.store.delete(naming.contribution_counts(self.job, r, n))
+            self.on_event("dropped", {"round": r, "contributions": bad, "units": sorted(u for us in units.values() for u in us)})
+            log.warning("round %d of %s: dropped %d unreadable contribution(s) %s; their %d unit(s) are trained again",
+                        r, self.job, len(bad), ", ".join(bad), sum(map(len, units.values())))
+        return True
+
     def _merge_step(self, r: int, doc: dict[str, Any], version: int) -> None:
         """Reduce a free row range of the round's merge, or publish once every range is reduced."""
         got = self._round_contributions(r)
@@ -435,6 +467,8 @@ class Worker:
             self.barrier.wait(r, self.poll)
             return
         by_name, commits = got
+        if self._drop_unreadable(r, by_name, commits):
+            return
         contribs = [
             _merge.Contribution(naming.contribution_file(self.job, r, n), naming.contribution_counts(self.job, r, n), int(d["words"]))
             for n, d in sorted(by_name.items())

@@ -185,6 +185,27 @@ class RoundBarrier:
                 _lease.release(self.zk, leases)
                 raise
 
+    def drop_contributions(self, r: int, units: dict[str, list[str]], *, separate: bool) -> bool:
+        """Un-commit contributions (``{name: units}``) whose files cannot be read: one transaction,
+        only while round ``r`` is open, deletes their done markers (and contribution nodes), so
+        their units are leased and trained again in this round. It also deletes the round's merged
+        parts and bumps every merge-part fence: a part reduced from the old contributions, or being
+        reduced now, can never be published. False if the round changed meanwhile (look again)."""
+        mdone = paths.round_merge_done(self.job, r)
+        done_parts, fences = (_children(q) for q in [self.zk.get_children_async(mdone), self.zk.get_children_async(paths.job_merge_fences(self.job))])
+        tx = self.zk.transaction()
+        tx.check(*self._open(r))
+        for name, names in units.items():
+            if separate:
+                tx.delete(f"{paths.round_contribs(self.job, r)}/{name}")
+            for unit in names:
+                tx.delete(paths.round_done_shard(self.job, r, unit))
+        for part in done_parts:
+            tx.delete(f"{mdone}/{part}")
+        for part in fences:
+            tx.set_data(f"{paths.job_merge_fences(self.job)}/{part}", b"dropped")
+        return not any(isinstance(x, Exception) for x in tx.commit())
+
     def contributions(self, r: int) -> dict[str, dict[str, Any]]:
         """Round ``r``'s committed contributions ``{name: doc}`` (rounds with a ``contribs`` folder)."""
         return _docs(self.zk, paths.round_contribs(self.job, r))
