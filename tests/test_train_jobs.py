@@ -251,8 +251,6 @@ def test_worker_rides_out_its_session_expiring(cluster, config, zk_server):
 def test_a_job_whose_open_round_predates_contribution_nodes_still_finishes(cluster, config):
     """Round 0 laid out as before ``contribs`` existed (no folder, no flag): its commits and merge
     use the done markers; the rounds it publishes have the folder and use it."""
-    import threading
-
     from nlpzk import testing
     from nlpzk.train import Worker
     from nlpzk.zk import paths
@@ -268,18 +266,25 @@ def test_a_job_whose_open_round_predates_contribution_nodes_still_finishes(clust
         cluster.zk.create(sub("jold", 0), b"")
     wc = testing.Cluster.connect(config)
     w = Worker(wc, "jold", poll=0.2)
-    t = threading.Thread(target=w.run, daemon=True)
-    t.start()
     try:
-        t.join(150)
-        assert not t.is_alive() and w.report.state == "done"
+        _run_to_end(w)
+        assert w.report.state == "done"
         logs = _assert_each_shard_once_per_round(cluster, "jold", shards)
         assert [len(log["contributions"]) for log in logs] == [1, 1, 1]
         assert "units" in logs[0]["contributions"][0] and logs[0]["contributions"][0]["units"] == sorted(c["shard"] for c in logs[0]["commits"])
     finally:
         w.stop.set()
-        t.join(10)
         wc.close()
+
+
+def _run_to_end(worker, timeout: float = 150) -> None:
+    """Run an in-process Worker in a thread until it returns (done, stopped or failed)."""
+    import threading
+
+    t = threading.Thread(target=worker.run, daemon=True)
+    t.start()
+    t.join(timeout)
+    assert not t.is_alive(), f"worker still running after {timeout:g}s"
 
 
 def test_a_workers_shard_cache_holds_in_vocabulary_tokens_as_the_models_own_keys(cluster):
@@ -306,33 +311,24 @@ def test_an_unreadable_contribution_is_dropped_and_its_units_trained_again(clust
     """A committed delta that was truncated before its round's merge (a disk error, a crash on a
     store without fsync, a file deleted by hand) would stop every worker at that merge, on every
     resume. The workers un-commit it instead and train its units again in the same round."""
-    import threading
-
     from nlpzk import testing
     from nlpzk.train import Worker
     from nlpzk.zk import rounds
 
     shards = _setup(cluster)
     train.create_job(cluster, "jd", "lee", "lee", epochs=3, syncs_per_epoch=1, dim=16)
-
-    def run(worker):
-        t = threading.Thread(target=worker.run, daemon=True)
-        t.start()
-        t.join(150)
-        assert not t.is_alive()
-
     wc = testing.Cluster.connect(config)
     try:
         first = Worker(wc, "jd", poll=0.2)
         first.on_event = lambda kind, info: first.stop.set() if kind == "committed" and info["round"] == 1 else None
-        run(first)  # stops after committing round 1, before its merge
+        _run_to_end(first)  # stops after committing round 1, before its merge
         assert first.report.state == "stopped" and train.status(cluster, "jd")["round"] == 1
         (broken, doc), = rounds.RoundBarrier(cluster.zk, "jd", []).contributions(1).items()
         with open(cluster.store.local_path(doc["delta"]), "r+b") as fh:
             fh.truncate(1000)
         events = []
         second = Worker(wc, "jd", poll=0.2, on_event=lambda kind, info: events.append((kind, info)))
-        run(second)
+        _run_to_end(second)
         assert second.report.state == "done"
         dropped = [info for kind, info in events if kind == "dropped"]
         assert dropped == [{"round": 1, "contributions": [broken], "units": sorted(doc["units"])}]

@@ -214,9 +214,8 @@ class RoundBarrier:
         """Revoke leases held longer than ``lease_timeout`` (as seen from here). Returns the units.
 
         Reads the lease nodes (for their czxid) and the done list, not the done documents."""
-        lease_dir, done_dir = paths.round_leases(self.job, r), paths.round_done(self.job, r)
-        leased_names, done_names = (_children(q) for q in [self.zk.get_children_async(lease_dir), self.zk.get_children_async(done_dir)])
-        done = set(done_names)
+        st = self.state(r, docs=False)
+        lease_dir, leased_names, done = paths.round_leases(self.job, r), sorted(st.leased), set(st.done)
         now = self.clock()
         live = set()
         revoked = []
