@@ -114,6 +114,7 @@ class Worker:
         self.spec = doc["spec"]
         self.shards = {s.id: s for s in _job.frozen_shards(self.cluster, self.spec)}
         self.units = {u.name: u for u in _job.work_units(self.spec, list(self.shards.values()))}
+        self.needs_counts = _merge.needs_counts(self.spec["merge"])  # whether contributions carry per-word counts
         self.vocab = _job.load_vocab(self.cluster, self.spec["vocab"], self.spec["vocab_version"])
         self.index = {t: i for i, t in enumerate(self.vocab.tokens)}
         seed = int(self.spec["seed"]) + zlib.crc32(self.id.encode()) % 100000
@@ -257,7 +258,7 @@ class Worker:
         u = self.units[unit]
         lo, hi = u.sentences(self.shards[u.shard])
         s = int(self.spec["syncs_per_epoch"])
-        k = r % s
+        _epoch, k = _job.round_slice(self.spec, r)
         return lo + k * (hi - lo) // s, lo + (k + 1) * (hi - lo) // s
 
     def _estimate(self, unit: str) -> float:
@@ -292,7 +293,6 @@ class Worker:
         _model.set_params(self.model, params)
         load_s = self.clock() - start
         counts = np.zeros(len(self.vocab.tokens), dtype=np.int64)
-        need_counts = _merge.needs_counts(self.spec["merge"])
         held, raw_total, eff_total, loss_total = [], 0, 0, 0.0
         while lease is not None:
             claimed = sum(self._estimate(u) for u in (set(st.done) | set(st.leased)) if u != lease.unit)
@@ -322,7 +322,7 @@ class Worker:
                 sentences.extend(data.sentences[a:b])
                 words += int(data.offsets[b] - data.offsets[a])
                 known += int(data.kept[b] - data.kept[a])
-                if need_counts:
+                if self.needs_counts:
                     ids = data.ids[data.offsets[a] : data.offsets[b]]
                     counts += np.bincount(ids[ids >= 0], minlength=len(counts))
             a0 = _job.alpha_at(self.spec, words_before + claimed)
@@ -363,15 +363,14 @@ class Worker:
     def _commit(self, r, held, params, counts, raw, eff, loss, seconds, timing) -> None:
         t_save = self.clock()
         name = f"{self.id}-{uuid.uuid4().hex[:8]}"
-        delta_rel = naming.contribution_file(self.job, r, name)
-        counts_rel = naming.contribution_counts(self.job, r, name)
+        delta_rel, counts_rel = self._contribution_files(r, name)
         # the delta is computed in the global parameters' buffer (no second model-sized array), so
         # that buffer no longer holds round r: the next _global() reloads whatever round comes
         self._buf_round = None
         delta = _model.delta_into(self.model, params)
         try:
             _merge.save_array(self.cluster.store, delta_rel, delta, checksum=False)
-            if _merge.needs_counts(self.spec["merge"]):
+            if self.needs_counts:
                 _merge.save_array(self.cluster.store, counts_rel, counts.astype(np.int32))
         except StoreError:
             # The round may have been merged without us (our leases were revoked or expired) and its
@@ -388,10 +387,10 @@ class Worker:
         # stopped job's open round keeps its committed contributions until it is resumed
         doc = {"worker": self.id, "contrib": name, "words": raw, "effective": eff, "loss": round(loss, 3), "seconds": round(seconds, 3), "shards": len(held),
                "units": sorted(l.unit for l in held), "delta": delta_rel, "save_s": round(self.clock() - t_save, 3), "committed_at": registry.now(), **timing}
-        if _merge.needs_counts(self.spec["merge"]):
+        if self.needs_counts:
             doc["counts"] = counts_rel
         try:
-            self.barrier.commit(r, held, doc, separate=bool(self._open_round_doc(r).get("contribs")))
+            self.barrier.commit(r, held, doc, separate=self._separate(r))
         except FencedError as exc:
             self.cluster.store.delete(delta_rel)
             self.cluster.store.delete(counts_rel)
@@ -405,6 +404,14 @@ class Worker:
 
     # -- merging --------------------------------------------------------------------------------
 
+    def _contribution_files(self, r: int, name: str) -> tuple[str, str]:
+        """The store paths of contribution ``name`` of round ``r``: its delta and its per-word counts."""
+        return naming.contribution_file(self.job, r, name), naming.contribution_counts(self.job, r, name)
+
+    def _separate(self, r: int) -> bool:
+        """Whether round ``r`` keeps one node per contribution (rounds created before that do not)."""
+        return bool(self._open_round_doc(r).get("contribs"))
+
     def _round_contributions(self, r: int) -> tuple[dict[str, dict[str, Any]], list[dict[str, str]]] | None:
         """A complete round's contributions ``{name: doc}`` and its commits ``[{shard, worker, contrib}]``.
 
@@ -415,7 +422,7 @@ class Worker:
         if self._contribs is not None and self._contribs[0] == r:
             return self._contribs[1]
         by_name: dict[str, dict[str, Any]] = {}
-        if self._open_round_doc(r).get("contribs"):
+        if self._separate(r):
             by_name = self.barrier.contributions(r)
             commits = [{"shard": u, "worker": d["worker"], "contrib": n} for n, d in by_name.items() for u in d.get("units", [])]
         else:
@@ -424,7 +431,7 @@ class Worker:
                 by_name.setdefault(d["contrib"], d)
             commits = [{"shard": u, "worker": d["worker"], "contrib": d["contrib"]} for u, d in st.done.items()]
         commits.sort(key=lambda c: c["shard"])
-        if sorted(c["shard"] for c in commits) != sorted(self.units):
+        if [c["shard"] for c in commits] != sorted(self.units):
             return None  # the round was merged and pruned under us: nothing cached, the caller re-reads the job node
         self._contribs = (r, (by_name, commits))
         return by_name, commits
@@ -440,21 +447,23 @@ class Worker:
         if self._validated == r:
             return False
         shape = (2, len(self.vocab.tokens), int(self.spec["dim"]))
-        counts = _merge.needs_counts(self.spec["merge"])
-        bad = [
-            n for n in sorted(by_name)
-            if not _merge.readable(self.cluster.store, naming.contribution_file(self.job, r, n), shape, np.float32)
-            or (counts and not _merge.readable(self.cluster.store, naming.contribution_counts(self.job, r, n), shape[1:2], np.int32))
-        ]
+
+        def unreadable(name: str) -> bool:
+            delta, counts = self._contribution_files(r, name)
+            return not _merge.readable(self.cluster.store, delta, shape, np.float32) or (
+                self.needs_counts and not _merge.readable(self.cluster.store, counts, shape[1:2], np.int32)
+            )
+
+        bad = [n for n in sorted(by_name) if unreadable(n)]
         if not bad:
             self._validated = r
             return False
         units = {n: [c["shard"] for c in commits if c["contrib"] == n] for n in bad}
         self._contribs = None
-        if self.barrier.drop_contributions(r, units, separate=bool(self._open_round_doc(r).get("contribs"))):
+        if self.barrier.drop_contributions(r, units, separate=self._separate(r)):
             for n in bad:
-                self.cluster.store.delete(naming.contribution_file(self.job, r, n))
-                self.cluster.store.delete(naming.contribution_counts(self.job, r, n))
+                for rel in self._contribution_files(r, n):
+                    self.cluster.store.delete(rel)
             self.on_event("dropped", {"round": r, "contributions": bad, "units": sorted(u for us in units.values() for u in us)})
             log.warning("round %d of %s: dropped %d unreadable contribution(s) %s; their %d unit(s) are trained again",
                         r, self.job, len(bad), ", ".join(bad), sum(map(len, units.values())))
@@ -469,10 +478,7 @@ class Worker:
         by_name, commits = got
         if self._drop_unreadable(r, by_name, commits):
             return
-        contribs = [
-            _merge.Contribution(naming.contribution_file(self.job, r, n), naming.contribution_counts(self.job, r, n), int(d["words"]))
-            for n, d in sorted(by_name.items())
-        ]
+        contribs = [_merge.Contribution(*self._contribution_files(r, n), int(d["words"])) for n, d in sorted(by_name.items())]
         parts = max(1, len(by_name))
         bounds = _merge.part_bounds(len(self.vocab.tokens), parts)
         parts = len(bounds)

@@ -113,8 +113,7 @@ class RoundBarrier:
         """
         lease_dir, done_dir = paths.round_leases(self.job, r), paths.round_done(self.job, r)
         if not docs:
-            lists = [self.zk.get_children_async(lease_dir), self.zk.get_children_async(done_dir)]
-            leased_names, done_names = (_children(req) for req in lists)
+            leased_names, done_names = _lists(self.zk, lease_dir, done_dir)
             return RoundState(r, {u: {} for u in done_names}, {u: (None, None) for u in leased_names}, self.units)
         names = registry.children(self.zk, lease_dir)
         leased = {}
@@ -192,7 +191,7 @@ class RoundBarrier:
         parts and bumps every merge-part fence: a part reduced from the old contributions, or being
         reduced now, can never be published. False if the round changed meanwhile (look again)."""
         mdone = paths.round_merge_done(self.job, r)
-        done_parts, fences = (_children(q) for q in [self.zk.get_children_async(mdone), self.zk.get_children_async(paths.job_merge_fences(self.job))])
+        done_parts, fences = _lists(self.zk, mdone, paths.job_merge_fences(self.job))
         tx = self.zk.transaction()
         tx.check(*self._open(r))
         for name, names in units.items():
@@ -271,7 +270,7 @@ class RoundBarrier:
 
         Two round trips: both lists (leases first, as in :meth:`state`), then the done documents."""
         mdone = paths.round_merge_done(self.job, r)
-        leased_names, done_names = (_children(q) for q in [self.zk.get_children_async(paths.round_merge_leases(self.job, r)), self.zk.get_children_async(mdone)])
+        leased_names, done_names = _lists(self.zk, paths.round_merge_leases(self.job, r), mdone)
         leased = set(leased_names)
         done = {n: doc for n, doc in zip(done_names, registry.many_json(self.zk, [f"{mdone}/{n}" for n in done_names])) if doc is not None}
         free = [self.part_name(i) for i in range(parts) if self.part_name(i) not in done and self.part_name(i) not in leased]
@@ -386,13 +385,7 @@ class RoundBarrier:
         Pipelined: one round trip lists the folders, one deletes every node in them, one the
         folders (this runs between two rounds, on the path every worker waits on)."""
         subs = [sub(self.job, r) for sub in ROUND_FOLDERS]
-        listed = [self.zk.get_children_async(sub) for sub in subs]
-        leaves = []
-        for sub, req in zip(subs, listed):
-            try:
-                leaves += [f"{sub}/{c}" for c in req.get()]
-            except NoNodeError:
-                pass
+        leaves = [f"{sub}/{c}" for sub, names in zip(subs, _lists(self.zk, *subs)) for c in names]
         for batch in (leaves, subs):
             for req in [self.zk.delete_async(p) for p in batch]:
                 try:
@@ -414,12 +407,16 @@ def _docs(zk: KazooClient, folder: str) -> dict[str, Any]:
     return {n: doc for n, doc in zip(names, registry.many_json(zk, [f"{folder}/{n}" for n in names])) if doc is not None}
 
 
-def _children(req: Any) -> list[str]:
-    """The sorted names of a pipelined ``get_children``, [] if the folder is gone."""
-    try:
-        return sorted(req.get())
-    except NoNodeError:
-        return []
+def _lists(zk: KazooClient, *folders: str) -> list[list[str]]:
+    """The sorted children of each folder, in one round trip (requests pipelined and answered in
+    order); [] for a folder that is gone."""
+    out = []
+    for req in [zk.get_children_async(f) for f in folders]:
+        try:
+            out.append(sorted(req.get()))
+        except NoNodeError:
+            out.append([])
+    return out
 
 
 def create_job(zk: KazooClient, job: str, job_doc: dict[str, Any], round0: dict[str, Any], units: Iterable[str]) -> bool:
