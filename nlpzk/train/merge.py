@@ -206,6 +206,7 @@ def merge(
         momentum = "bmuf" in rule
         if eta is None:
             eta = default_eta(len(contributions), rule)
+        eta32 = np.float32(eta)
         words = np.array([max(1, c.words) for c in contributions], dtype=np.float64)
         wshare = (words / words.sum()).astype(np.float32)
         m_out = 4 if momentum else 2
@@ -217,16 +218,25 @@ def merge(
             for m in (0, 1):
                 for a, b in _blocks(lo, hi, block_rows):
                     g = _combine(rule, [r.rows(m, a, b) for r in deltas], [c.rows(None, a, b) for c in counts], wshare)
+                    # in place and in float32 (g is the combine's own array): the same operations
+                    # and roundings as step = eta * prev + g; g = eta * step + g; out = glob + g
                     if momentum:
-                        prev = glob.rows(m + 2, a, b) if glob.shape[0] >= 4 else np.zeros((b - a, d), np.float32)
-                        step = (eta * prev + g).astype(np.float32, copy=False)
+                        if glob.shape[0] >= 4:
+                            step = np.multiply(glob.rows(m + 2, a, b), eta32)
+                            step += g
+                        else:
+                            step = g.copy()
                         steps[(m, a)] = step
-                        g = eta * step + g if nesterov else step
-                    out.write(np.ascontiguousarray(glob.rows(m, a, b) + g, dtype=np.float32).tobytes())
+                        if nesterov:
+                            g += np.multiply(step, eta32)
+                        else:
+                            g[...] = step
+                    g += glob.rows(m, a, b)
+                    out.write(g)
             if momentum:
                 for m in (0, 1):
                     for a, _b in _blocks(lo, hi, block_rows):
-                        out.write(steps.pop((m, a)).tobytes())
+                        out.write(steps.pop((m, a)))
         return out.sha256, out.bytes
     finally:
         for r in [glob, *deltas, *counts]:
@@ -239,15 +249,22 @@ def _adasum_pair(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     nb = np.einsum("ij,ij->i", b, b)
     ca = 1 - np.divide(dot, 2 * na, out=np.zeros_like(dot), where=na > 0)
     cb = 1 - np.divide(dot, 2 * nb, out=np.zeros_like(dot), where=nb > 0)
-    return (ca[:, None] * a + cb[:, None] * b).astype(np.float32, copy=False)
+    out = np.multiply(a, ca[:, None])
+    out += np.multiply(b, cb[:, None])
+    return out
 
 
 def adasum(blocks: Sequence[np.ndarray]) -> np.ndarray:
-    """Per-row Adasum of ``blocks`` (each ``(rows, D)``), reduced as a balanced binary tree in the given order."""
+    """Per-row Adasum of ``blocks`` (each ``(rows, D)``), reduced as a balanced binary tree in the given order.
+
+    The result is a new array (the caller may change it in place), never one of ``blocks``.
+    """
     xs = [np.asarray(b, dtype=np.float32) for b in blocks]
+    if len(xs) == 1:
+        return xs[0].copy()
     while len(xs) > 1:
         xs = [_adasum_pair(xs[i], xs[i + 1]) if i + 1 < len(xs) else xs[i] for i in range(0, len(xs), 2)]
-    return np.array(xs[0], dtype=np.float32, copy=True)
+    return xs[0]
 
 
 def _combine(rule: str, blocks: list[np.ndarray], counts: list[np.ndarray], wshare: np.ndarray) -> np.ndarray:
@@ -276,9 +293,14 @@ def _combine(rule: str, blocks: list[np.ndarray], counts: list[np.ndarray], wsha
 
 
 def save_array(store: Store, rel: str, arr: np.ndarray, *, checksum: bool = True) -> tuple[str | None, int]:
-    """Write ``arr`` as ``.npy`` through the store (atomic)."""
+    """Write ``arr`` as ``.npy`` through the store (atomic).
+
+    The array's buffer goes to the file as it is (``np.save`` would copy it into chunks first).
+    """
+    arr = np.ascontiguousarray(arr)
     with store.atomic_output(rel, checksum=checksum) as out:
-        np.lib.format.write_array(out, np.ascontiguousarray(arr), allow_pickle=False)
+        np.lib.format.write_array_header_1_0(out, np.lib.format.header_data_from_array_1_0(arr))
+        out.write(arr.reshape(-1).view(np.uint8))
     return out.sha256, out.bytes
 
 
