@@ -400,3 +400,31 @@ def test_shards_split_into_work_units_cover_every_sentence_once_per_epoch(cluste
     for epoch in range(2):
         words = sum(c["words"] for log in logs[2 * epoch : 2 * epoch + 2] for c in log["contributions"])
         assert words == total, (epoch, words, total)
+
+
+def test_workers_are_dealt_disjoint_shards_first_and_the_deal_changes_every_round(cluster):
+    """Workers starting a round together prefer different units (no race for the same ones), and
+    over the rounds a worker's preferred data changes."""
+    from nlpzk.train import Worker
+
+    shards = _setup(cluster, shards=6, repeat=6)
+    train.create_job(cluster, "jp", "lee", "lee", epochs=2, syncs_per_epoch=1, dim=8)
+    workers = [Worker(cluster, "jp", worker_id=i) for i in ("a", "b", "c")]
+    for w in workers:
+        w._setup()
+    units = sorted(workers[0].units)
+    assert len(units) > len(shards)  # units are parts of shards: a shard's units go together
+    for members in (["a", "b"], ["a", "b", "c"]):
+        deals = []
+        for r in (0, 1, 2):
+            own = [w._own_shards(r, members) for w in workers if w.id in members]
+            assert set().union(*own) == set(shards) and sum(map(len, own)) == len(shards)  # disjoint, complete
+            assert max(map(len, own)) - min(map(len, own)) <= 1
+            deals.append(own)
+            for w, mine in zip(workers, own):
+                pref = w._preference(r, members)
+                assert sorted(pref) == units
+                k = sum(1 for u in units if w.units[u].shard in mine)
+                assert {w.units[u].shard for u in pref[:k]} == mine  # its own shards' units first
+        assert deals[0] != deals[1] or deals[1] != deals[2]
+    assert workers[2]._own_shards(0, ["a", "b"]) == set()  # not a member (yet): no part
