@@ -26,7 +26,7 @@ def _install_stop(stop: threading.Event) -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def _check_local(workers: int | None, threads: int) -> None:
+def _check_local(workers: int | None, threads: int, cache_mb: int | None = None) -> None:
     """Refuse impossible local-process counts before anything is registered (a job, a membership)."""
     from nlpzk.errors import InvalidInputError
 
@@ -34,6 +34,8 @@ def _check_local(workers: int | None, threads: int) -> None:
         raise InvalidInputError(f"--workers must be 0 or more, not {workers}")
     if threads < 1:
         raise InvalidInputError(f"--threads must be 1 or more, not {threads}")
+    if cache_mb is not None and cache_mb < 0:
+        raise InvalidInputError(f"--cache-mb must be 0 or more, not {cache_mb}")
 
 
 def _scores_line(scores: dict) -> str:
@@ -43,14 +45,14 @@ def _scores_line(scores: dict) -> str:
     )
 
 
-def _watch(ctx: typer.Context, job: str, workers: int, threads: int, wait: bool, as_json: bool) -> None:
+def _watch(ctx: typer.Context, job: str, workers: int, threads: int, wait: bool, as_json: bool, cache_mb: int | None = None) -> None:
     from nlpzk import train
 
     cluster = _util.cluster(ctx)
     procs = []
     if workers:
         log_dir = os.path.join(str(cluster.config.state_path), "train", job)
-        procs = train.start_local_workers(cluster.config, job, workers, threads, log_dir=log_dir)
+        procs = train.start_local_workers(cluster.config, job, workers, threads, log_dir=log_dir, cache_mb=cache_mb)
         print(f"started {workers} worker(s) (logs in {log_dir})", file=sys.stderr)
     if not wait:
         _util.emit(train.status(cluster, job) if as_json else None, as_json, lambda _: print(f"job {job} created"))
@@ -126,6 +128,7 @@ def run(
     vocab: Optional[str] = typer.Option(None, "--vocab", help="Vocabulary NAME, NAME@vN or NAME:tag."),
     workers: Optional[int] = typer.Option(None, "--workers", "-k", help="Local worker processes to start (default: cores; 0: none)."),
     threads: int = typer.Option(1, "--threads", "-t", help="gensim threads per worker."),
+    cache_mb: Optional[int] = typer.Option(None, "--cache-mb", help="Memory per worker for shards kept across rounds, in MiB (default: a quarter of RAM / cores, at most 4096; 0 reads every shard every round).", show_default=False),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Passes over the corpus (default 5)."),
     syncs_per_epoch: Optional[int] = typer.Option(None, "--syncs-per-epoch", help="Merges per epoch (default: 4 with 1-2 workers, 16 with more or with --workers 0: a merge of more deltas needs more syncs to score like one gensim process; each sync costs ~0.2 s, so on a small corpus 16 is slower)."),
     dim: Optional[int] = typer.Option(None, "--dim", help="Vector size (default 100)."),
@@ -151,7 +154,7 @@ def run(
     from nlpzk.errors import InvalidInputError
     from nlpzk.zk import paths, registry
 
-    _check_local(workers, threads)
+    _check_local(workers, threads, cache_mb)
     cluster = _util.cluster(ctx)
     exists = registry.maybe_json(cluster.zk, paths.job(job)) is not None
     if not exists and (not corpus or not vocab):
@@ -168,7 +171,7 @@ def run(
         print(f"job {job} exists: resuming at round {doc.get('round')} of {doc['spec']['rounds']}", file=sys.stderr)
     if doc.get("state") == "done":
         workers = 0
-    _watch(ctx, job, workers, threads, wait, as_json)
+    _watch(ctx, job, workers, threads, wait, as_json, cache_mb)
 
 
 @app.command()
@@ -177,6 +180,7 @@ def resume(
     job: str = typer.Argument(..., help="Job to continue."),
     workers: Optional[int] = typer.Option(None, "--workers", "-k", help="Local worker processes to start (default: cores)."),
     threads: int = typer.Option(1, "--threads", "-t", help="gensim threads per worker."),
+    cache_mb: Optional[int] = typer.Option(None, "--cache-mb", help="Memory per worker for shards kept across rounds, in MiB (default: a quarter of RAM / cores, at most 4096; 0 reads every shard every round).", show_default=False),
     as_json: bool = _util.JsonOption,
 ) -> None:
     """Continue a stopped job from its last published round (its checkpoint).
@@ -185,10 +189,10 @@ def resume(
     """
     from nlpzk import train
 
-    _check_local(workers, threads)
+    _check_local(workers, threads, cache_mb)
     st = train.status(_util.cluster(ctx), job)
     print(f"resuming {job} at round {st['round']} of {st['rounds']}", file=sys.stderr)
-    _watch(ctx, job, 0 if st["state"] == "done" else ((os.cpu_count() or 1) if workers is None else workers), threads, True, as_json)
+    _watch(ctx, job, 0 if st["state"] == "done" else ((os.cpu_count() or 1) if workers is None else workers), threads, True, as_json, cache_mb)
 
 
 @app.command()
@@ -196,6 +200,7 @@ def worker(
     ctx: typer.Context,
     job: str = typer.Argument(..., help="Job to join."),
     threads: int = typer.Option(1, "--threads", "-t", help="gensim threads."),
+    cache_mb: Optional[int] = typer.Option(None, "--cache-mb", help="Memory per worker for shards kept across rounds, in MiB (default: a quarter of RAM / cores, at most 4096; 0 reads every shard every round).", show_default=False),
     as_json: bool = _util.JsonOption,
 ) -> None:
     """Join a job as a worker (from any machine that reaches the ZooKeeper and the store); SIGTERM leaves cleanly.
@@ -204,7 +209,7 @@ def worker(
     """
     from nlpzk.train import Worker
 
-    _check_local(None, threads)
+    _check_local(None, threads, cache_mb)
     stop = threading.Event()
     _install_stop(stop)
 
@@ -212,7 +217,7 @@ def worker(
         if kind in ("joined", "rejoined", "fenced", "committed", "merged"):
             print(f"{kind}: " + " ".join(f"{k}={v}" for k, v in info.items() if k != "final"), file=sys.stderr, flush=True)
 
-    w = Worker(_util.cluster(ctx), job, threads=threads, stop=stop, on_event=event)
+    w = Worker(_util.cluster(ctx), job, threads=threads, stop=stop, on_event=event, cache_bytes=None if cache_mb is None else cache_mb << 20)
     report = w.run()
     _util.emit(vars(report), as_json, lambda r: print(f"worker {r['worker']} {r['state']}: {r['commits']} commits, {r['fenced']} fenced, {r['merges']} merges, {r['words']:,} words"))
 

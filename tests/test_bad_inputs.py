@@ -189,6 +189,7 @@ NAMES = [
     ("train-resume-unknown", ["train", "resume", "nosuch", "--workers", "0"], NOT_FOUND, "unknown training job 'nosuch'"),
     ("train-worker-unknown", ["train", "worker", "nosuch"], NOT_FOUND, "unknown training job 'nosuch'"),
     ("train-worker-threads-0", ["train", "worker", "j", "--threads", "0"], INVALID, "--threads must be 1 or more"),
+    ("train-worker-cache-negative", ["train", "worker", "j", "--cache-mb", "-1"], INVALID, "--cache-mb must be 0 or more, not -1"),
     ("train-resume-workers-negative", ["train", "resume", "j", "--workers", "-2"], INVALID, "--workers must be 0 or more"),
     ("train-run-dotdot", ["train", "run", "../j", "--corpus", "c", "--vocab", "c", "--workers", "0", "--no-wait"], INVALID, "invalid job name"),
     ("train-run-vocab-v99", ["train", "run", "x", "--corpus", "c", "--vocab", "c@v99", "--workers", "0", "--no-wait"], NOT_FOUND, "no version v99"),
@@ -214,6 +215,7 @@ HYPER = [
     pytest.param(["--lease-timeout", "0"], "lease timeout must be positive", id="lease-timeout-0"),
     pytest.param(["--workers", "-1"], "--workers must be 0 or more, not -1", id="workers-negative"),
     pytest.param(["--workers", "0", "--threads", "0"], "--threads must be 1 or more, not 0", id="threads-0"),
+    pytest.param(["--workers", "0", "--cache-mb", "-5"], "--cache-mb must be 0 or more, not -5", id="cache-negative"),
 ]
 
 INPUTS = [

@@ -184,9 +184,12 @@ def test_stopped_job_resumes_from_its_last_round(cluster, cli, cli_env, tmp_path
     gc.collect(cluster, older_than=0)
     assert all(cluster.store.exists(p) for p in kept)
 
-    res = cli.run_process("train", "resume", "jr", "--workers", "2", "--json", timeout=180)
+    # --cache-mb 0 (passed on to the local workers): every shard is read again for every round
+    res = cli.run_process("train", "resume", "jr", "--workers", "2", "--cache-mb", "0", "--json", timeout=180)
     assert res.returncode == 0, res.stderr
     assert f"resuming jr at round {stopped['round']} of 8" in res.stderr
+    logs = sorted((tmp_path / "state" / "train" / "jr").glob("worker-*.log"))
+    assert logs and all("cache_mb=0" in p.read_text() for p in logs[-2:])
     assert json.loads(res.stdout)["rounds"] == 8
     _assert_each_shard_once_per_round(cluster, "jr", shards)
     after = {h["round"]: h["merged_at"] for h in train.status(cluster, "jr")["history"]}
@@ -428,3 +431,44 @@ def test_workers_are_dealt_disjoint_shards_first_and_the_deal_changes_every_roun
                 assert {w.units[u].shard for u in pref[:k]} == mine  # its own shards' units first
         assert deals[0] != deals[1] or deals[1] != deals[2]
     assert workers[2]._own_shards(0, ["a", "b"]) == set()  # not a member (yet): no part
+
+
+def test_the_shard_cache_stays_within_its_budget_and_a_job_still_trains_every_unit_once(cluster, config):
+    """A worker whose share of the corpus does not fit its cache evicts the least recently used
+    shards and reads them again later, instead of holding the whole corpus in memory."""
+    from nlpzk import testing
+    from nlpzk.train import Worker
+
+    shards = _setup(cluster, shards=4)
+    train.create_job(cluster, "jb", "lee", "lee", epochs=2, syncs_per_epoch=2, dim=16)
+    probe = Worker(cluster, "jb")
+    probe._setup()
+    sizes = {s: probe._shard(s).nbytes for s in shards}
+    assert all(n > 0 for n in sizes.values())
+    budget = sizes[shards[0]] + sizes[shards[1]]  # room for two shards
+
+    w = Worker(cluster, "jb", cache_bytes=budget)
+    w._setup()
+    first = w._shard(shards[0])
+    w._shard(shards[1])
+    assert w._shard(shards[0]) is first  # a hit (and now the most recently used)
+    w._shard(shards[2])  # evicts shards[1], the least recently used
+    assert list(w._cache) == [shards[0], shards[2]] and w._cache_bytes == sizes[shards[0]] + sizes[shards[2]] <= budget
+    again = w._shard(shards[1])  # read again: the same content
+    assert again is not first and again.sentences == probe._shard(shards[1]).sentences
+    assert list(w._cache) == [shards[2], shards[1]]
+
+    none = Worker(cluster, "jb", cache_bytes=0)
+    none._setup()
+    assert none._shard(shards[0]).sentences == first.sentences and not none._cache and none._cache_bytes == 0
+
+    wc = testing.Cluster.connect(config)
+    small = Worker(wc, "jb", poll=0.2, cache_bytes=max(sizes.values()))  # one shard at a time
+    try:
+        _run_to_end(small)
+        assert small.report.state == "done"
+        _assert_each_shard_once_per_round(cluster, "jb", shards)
+        assert len(small._cache) == 1 and small._cache_bytes <= small.cache_budget
+    finally:
+        small.stop.set()
+        wc.close()

@@ -34,8 +34,13 @@ def worker_env(config: Config) -> dict[str, str]:
     return env
 
 
-def start_local_workers(config: Config, job: str, workers: int, threads: int = 1, log_dir: str | None = None) -> list[subprocess.Popen]:
-    """Start ``workers`` worker processes; their output goes to ``log_dir/worker-N.log`` (or is dropped)."""
+def start_local_workers(
+    config: Config, job: str, workers: int, threads: int = 1, log_dir: str | None = None, cache_mb: int | None = None
+) -> list[subprocess.Popen]:
+    """Start ``workers`` worker processes; their output goes to ``log_dir/worker-N.log`` (or is dropped).
+
+    ``cache_mb``: each worker's shard cache budget (``nlpzk train worker --cache-mb``; None: its default).
+    """
     procs = []
     env = worker_env(config)
     for i in range(workers):
@@ -45,7 +50,8 @@ def start_local_workers(config: Config, job: str, workers: int, threads: int = 1
             out = open(os.path.join(log_dir, f"worker-{i}.log"), "ab")
         procs.append(
             subprocess.Popen(
-                [sys.executable, "-m", "nlpzk", "train", "worker", job, "--threads", str(threads)],
+                [sys.executable, "-m", "nlpzk", "train", "worker", job, "--threads", str(threads)]
+                + ([] if cache_mb is None else ["--cache-mb", str(cache_mb)]),
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,

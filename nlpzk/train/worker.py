@@ -12,6 +12,7 @@ atomically.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import dataclasses
 import logging
@@ -56,6 +57,22 @@ class _Shard:
     kept: np.ndarray  # cumulative in-vocabulary tokens before each sentence
     ids: np.ndarray  # flat vocab ids of all tokens, -1 for words not in the vocabulary
 
+    @property
+    def nbytes(self) -> int:
+        """Memory held, near enough for a budget: a list object (56 bytes) and a slot in the outer
+        list per sentence, a pointer per kept token, and the three arrays."""
+        return 64 * len(self.sentences) + 8 * int(self.kept[-1]) + self.offsets.nbytes + self.kept.nbytes + self.ids.nbytes
+
+
+def default_cache_bytes() -> int:
+    """The shard cache's default budget per worker: a quarter of the machine's memory shared by
+    its cores (``train run`` starts a worker per core by default), at least 256 MiB, at most 4 GiB."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        total = 8 << 30
+    return int(max(256 << 20, min(4 << 30, total // (4 * (os.cpu_count() or 1)))))
+
 
 @dataclasses.dataclass
 class WorkerReport:
@@ -87,6 +104,7 @@ class Worker:
         poll: float = 2.0,
         worker_id: str | None = None,
         reconnect_timeout: float = 120.0,
+        cache_bytes: int | None = None,
     ) -> None:
         self.cluster = cluster
         self.job = job
@@ -98,7 +116,10 @@ class Worker:
         self.reconnect_timeout = reconnect_timeout
         self.id = worker_id or f"{socket.gethostname()[:20]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.report = WorkerReport(self.id)
-        self._cache: dict[str, _Shard] = {}
+        # shards in memory, least recently used first, within a budget (see _shard)
+        self._cache: collections.OrderedDict[str, _Shard] = collections.OrderedDict()
+        self._cache_bytes = 0
+        self.cache_budget = default_cache_bytes() if cache_bytes is None else max(0, int(cache_bytes))
         self._tidier = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="nlpzk-tidy")
         self._buf: np.ndarray | None = None  # the global parameters of round _buf_round
         self._buf_round: int | None = None
@@ -122,7 +143,7 @@ class Worker:
         self._keys = np.empty(len(self.model.wv.index_to_key), dtype=object)
         self._keys[:] = self.model.wv.index_to_key  # the very objects gensim's lookups hash and compare
         self.barrier = RoundBarrier(self.cluster.zk, self.job, sorted(self.units), lease_timeout=float(self.spec["lease_timeout"]), clock=self.clock)
-        self.member = Member(self.cluster.zk, self.job, self.id, {"host": socket.gethostname(), "pid": os.getpid(), "threads": self.threads, "joined": registry.now()})
+        self.member = Member(self.cluster.zk, self.job, self.id, {"host": socket.gethostname(), "pid": os.getpid(), "threads": self.threads, "cache_mb": self.cache_budget >> 20, "joined": registry.now()})
 
     # -- main loop ------------------------------------------------------------------------------
 
@@ -135,7 +156,7 @@ class Worker:
                         self._setup()
                         self.member.ensure()
                         joined = True
-                        self.on_event("joined", {"worker": self.id})
+                        self.on_event("joined", {"worker": self.id, "cache_mb": self.cache_budget >> 20})
                     if self._step():
                         self.report.state = "done"
                         break
@@ -234,19 +255,34 @@ class Worker:
         return self._buf
 
     def _shard(self, shard: str) -> _Shard:
+        """A shard's tokens, from memory or read from the store into memory.
+
+        The cache keeps shards across rounds (each round trains another slice of them) within
+        ``cache_budget`` bytes, evicting the least recently used: a worker whose share of the corpus
+        does not fit reads shards again in later rounds instead of running out of memory. A shard
+        bigger than the whole budget is still read for the batch that needs it.
+        """
         got = self._cache.get(shard)
-        if got is None:
-            info: ShardInfo = self.shards[shard]
-            col = read_shard(self.cluster.store, info, columns=["tokens"], tokens_as_dictionary=True).column("tokens")
-            offsets, ids = token_ids(col, self.index)
-            keep = ids >= 0
-            kept = np.zeros(len(ids) + 1, dtype=np.int64)
-            np.cumsum(keep, out=kept[1:])
-            kept = kept[offsets]
-            flat = self._keys[ids[keep]].tolist()
-            bounds = kept.tolist()
-            sentences = [flat[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
-            got = self._cache[shard] = _Shard(sentences, offsets, kept, ids)
+        if got is not None:
+            self._cache.move_to_end(shard)
+            return got
+        info: ShardInfo = self.shards[shard]
+        col = read_shard(self.cluster.store, info, columns=["tokens"], tokens_as_dictionary=True).column("tokens")
+        offsets, ids = token_ids(col, self.index)
+        keep = ids >= 0
+        kept = np.zeros(len(ids) + 1, dtype=np.int64)
+        np.cumsum(keep, out=kept[1:])
+        kept = kept[offsets]
+        flat = self._keys[ids[keep]].tolist()
+        bounds = kept.tolist()
+        sentences = [flat[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+        got = _Shard(sentences, offsets, kept, ids)
+        if got.nbytes <= self.cache_budget:
+            while self._cache and self._cache_bytes + got.nbytes > self.cache_budget:
+                _, old = self._cache.popitem(last=False)
+                self._cache_bytes -= old.nbytes
+            self._cache[shard] = got
+            self._cache_bytes += got.nbytes
         return got
 
     def _slice_bounds(self, unit: str, r: int) -> tuple[int, int]:
