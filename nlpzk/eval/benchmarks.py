@@ -102,6 +102,8 @@ def analogies(kv, path: str, *, restrict_vocab: int = RESTRICT_VOCAB, case_insen
     clip = min(restrict_vocab, len(kv.index_to_key))
     vectors = kv.vectors[:clip]
     norms = kv.norms[:clip]
+    # unit rows once (as gensim's most_similar does), so a batch's cosines are one matrix product
+    unit_rows = vectors / norms[:, None]
     keys = kv.index_to_key
 
     rows: list[dict[str, Any]] = []
@@ -113,13 +115,13 @@ def analogies(kv, path: str, *, restrict_vocab: int = RESTRICT_VOCAB, case_insen
         for start in range(0, len(known), step):
             batch = known[start : start + step]
             idx = np.array([[ok_vocab[w] for w in q] for q in batch], dtype=np.int64)
-            unit = vectors[idx[:, :3]] / norms[idx[:, :3]][..., None]
+            unit = unit_rows[idx[:, :3]]
             means = unit[:, 1] + unit[:, 2] - unit[:, 0]
             means /= np.linalg.norm(means, axis=1, keepdims=True)
-            dists = (means @ vectors.T) / norms[None, :]
+            dists = means @ unit_rows.T
             dists[np.arange(len(batch))[:, None], idx[:, :3]] = -np.inf  # gensim never returns the question's own words
             k = min(6, clip)
-            part = np.argpartition(-dists, k - 1, axis=1)[:, :k]
+            part = np.argpartition(dists, clip - k, axis=1)[:, clip - k :]  # the k largest, in no order
             vals = np.take_along_axis(dists, part, axis=1)
             order = np.argsort(-vals, axis=1, kind="stable")
             tops = np.take_along_axis(part, order, axis=1)
