@@ -301,13 +301,17 @@ def test_a_workers_shard_cache_holds_in_vocabulary_tokens_as_the_models_own_keys
     data = w._shard(shards[0])
     raw = read_shard(cluster.store, w.shards[shards[0]], columns=["tokens"]).column("tokens").to_pylist()
     vocab = set(w.vocab.tokens)
-    assert data.sentences == [[t for t in s if t in vocab] for s in raw]
-    assert sum(map(len, raw)) > sum(map(len, data.sentences)) > 0  # min_count=2 leaves some tokens out
+    sentences = data.sentences(0, len(raw))
+    assert sentences == [[t for t in s if t in vocab] for s in raw]
+    assert data.sentences(1, 3) == sentences[1:3] and data.sentences(2, 2) == []
+    assert data.tokens == [t for s in sentences for t in s]
+    assert sum(map(len, raw)) > len(data.tokens) > 0  # min_count=2 leaves some tokens out
     assert data.offsets.tolist() == np.cumsum([0] + [len(s) for s in raw]).tolist()
-    assert data.kept.tolist() == np.cumsum([0] + [len(s) for s in data.sentences]).tolist()
-    assert data.ids.tolist() == [w.index.get(t, -1) for s in raw for t in s]
+    assert data.kept.tolist() == np.cumsum([0] + [len(s) for s in sentences]).tolist()
+    index = {t: i for i, t in enumerate(w.vocab.tokens)}
+    assert data.ids.tolist() == [index.get(t, -1) for s in raw for t in s]
     keys = {id(k) for k in w.model.wv.index_to_key}
-    assert all(id(t) in keys for s in data.sentences for t in s)
+    assert all(id(t) in keys for t in data.tokens)
 
 
 def test_an_unreadable_contribution_is_dropped_and_its_units_trained_again(cluster, config):
@@ -363,7 +367,7 @@ def test_token_ids_of_row_groups_with_their_own_dictionaries():
 
     col = pa.chunked_array([chunk([["a", "b"], [], ["zz", "a"]]), chunk([["b", "c", "b"]]), chunk([])])
     assert col.chunks[0].flatten().dictionary.to_pylist() != col.chunks[1].flatten().dictionary.to_pylist()
-    offsets, ids = token_ids(col, {"a": 0, "b": 1, "c": 2})
+    offsets, ids = token_ids(col, pa.array(["a", "b", "c"]))
     assert offsets.tolist() == [0, 2, 2, 4, 7]
     assert ids.tolist() == [0, 1, -1, 0, 1, 2, 1]
 
@@ -455,12 +459,12 @@ def test_the_shard_cache_stays_within_its_budget_and_a_job_still_trains_every_un
     w._shard(shards[2])  # evicts shards[1], the least recently used
     assert list(w._cache) == [shards[0], shards[2]] and w._cache_bytes == sizes[shards[0]] + sizes[shards[2]] <= budget
     again = w._shard(shards[1])  # read again: the same content
-    assert again is not first and again.sentences == probe._shard(shards[1]).sentences
+    assert again is not first and again.tokens == probe._shard(shards[1]).tokens
     assert list(w._cache) == [shards[2], shards[1]]
 
     none = Worker(cluster, "jb", cache_bytes=0)
     none._setup()
-    assert none._shard(shards[0]).sentences == first.sentences and not none._cache and none._cache_bytes == 0
+    assert none._shard(shards[0]).tokens == first.tokens and not none._cache and none._cache_bytes == 0
 
     wc = testing.Cluster.connect(config)
     small = Worker(wc, "jb", poll=0.2, cache_bytes=max(sizes.values()))  # one shard at a time

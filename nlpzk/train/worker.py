@@ -26,6 +26,8 @@ import zlib
 from typing import Any, Callable
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..cluster import Cluster
 from ..corpus import ShardInfo, read_shard
@@ -45,23 +47,32 @@ Event = Callable[[str, dict[str, Any]], None]
 class _Shard:
     """A shard as a worker trains it (kept in memory across rounds).
 
-    ``sentences`` hold only in-vocabulary tokens, and as the vocabulary's own ``str`` objects (the
-    model's ``index_to_key``), not one new object per token: gensim skips out-of-vocabulary tokens
-    without counting them in the window, so dropping them first trains the same; the cache is
-    8 bytes a token instead of a string object each (~60), it is built ~30 % faster, and gensim's
-    per-token dictionary lookups hit the same few objects (~3 % faster training here).
+    ``tokens`` holds the shard's in-vocabulary tokens in one flat list, as the vocabulary's own
+    ``str`` objects (the model's ``index_to_key``), not one new object per token: gensim skips
+    out-of-vocabulary tokens without counting them in the window, so dropping them first trains the
+    same; 8 bytes a token instead of a string object each (~60), and gensim's per-token dictionary
+    lookups hit the same few objects (~3 % faster training here). The per-sentence lists gensim
+    takes are sliced from it for the round's slice only (:meth:`sentences`): a list per sentence
+    kept for the whole job cost 64 bytes a sentence more, and hundreds of thousands of long-lived
+    lists made each of Python's full garbage collections scan them all (~0.1 s each, ~1 s per
+    worker while the shards were first read).
     """
 
-    sentences: list[list[str]]
+    tokens: list[str]
     offsets: np.ndarray  # cumulative tokens (all of them) before each sentence: len = sentences + 1
     kept: np.ndarray  # cumulative in-vocabulary tokens before each sentence
     ids: np.ndarray  # flat vocab ids of all tokens, -1 for words not in the vocabulary
 
+    def sentences(self, a: int, b: int) -> list[list[str]]:
+        """Sentences ``a:b`` as lists of their in-vocabulary tokens."""
+        bounds = self.kept[a : b + 1].tolist()
+        flat = self.tokens
+        return [flat[x:y] for x, y in zip(bounds[:-1], bounds[1:])]
+
     @property
     def nbytes(self) -> int:
-        """Memory held, near enough for a budget: a list object (56 bytes) and a slot in the outer
-        list per sentence, a pointer per kept token, and the three arrays."""
-        return 64 * len(self.sentences) + 8 * int(self.kept[-1]) + self.offsets.nbytes + self.kept.nbytes + self.ids.nbytes
+        """Memory held: a pointer per kept token, the list object, and the three arrays."""
+        return 56 + 8 * len(self.tokens) + self.offsets.nbytes + self.kept.nbytes + self.ids.nbytes
 
 
 def default_cache_bytes() -> int:
@@ -137,7 +148,7 @@ class Worker:
         self.units = {u.name: u for u in _job.work_units(self.spec, list(self.shards.values()))}
         self.needs_counts = _merge.needs_counts(self.spec["merge"])  # whether contributions carry per-word counts
         self.vocab = _job.load_vocab(self.cluster, self.spec["vocab"], self.spec["vocab_version"])
-        self.index = {t: i for i, t in enumerate(self.vocab.tokens)}
+        self._vocab_strings = pa.array(self.vocab.tokens, type=pa.string())  # id order: a token's position is its id
         seed = int(self.spec["seed"]) + zlib.crc32(self.id.encode()) % 100000
         self.model = _model.build_model(self.spec, self.vocab, threads=self.threads, seed=seed)
         self._keys = np.empty(len(self.model.wv.index_to_key), dtype=object)
@@ -268,15 +279,12 @@ class Worker:
             return got
         info: ShardInfo = self.shards[shard]
         col = read_shard(self.cluster.store, info, columns=["tokens"], tokens_as_dictionary=True).column("tokens")
-        offsets, ids = token_ids(col, self.index)
+        offsets, ids = token_ids(col, self._vocab_strings)
         keep = ids >= 0
         kept = np.zeros(len(ids) + 1, dtype=np.int64)
         np.cumsum(keep, out=kept[1:])
         kept = kept[offsets]
-        flat = self._keys[ids[keep]].tolist()
-        bounds = kept.tolist()
-        sentences = [flat[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
-        got = _Shard(sentences, offsets, kept, ids)
+        got = _Shard(self._keys[ids[keep]].tolist(), offsets, kept, ids)
         if got.nbytes <= self.cache_budget:
             while self._cache and self._cache_bytes + got.nbytes > self.cache_budget:
                 _, old = self._cache.popitem(last=False)
@@ -356,7 +364,7 @@ class Worker:
             for l in batch:
                 data = self._shard(self.units[l.unit].shard)
                 a, b = self._slice_bounds(l.unit, r)
-                sentences.extend(data.sentences[a:b])
+                sentences.extend(data.sentences(a, b))
                 words += int(data.offsets[b] - data.offsets[a])
                 known += int(data.kept[b] - data.kept[a])
                 if self.needs_counts:
@@ -651,16 +659,17 @@ class Worker:
             self.on_event("register_failed", {"error": exc.line()})
 
 
-def token_ids(col: Any, index: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+def token_ids(col: Any, vocab: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """``(offsets, ids)`` of a ``list<dictionary<string>>`` column (chunked, each chunk with its own
     dictionary, as Parquet row groups come back): cumulative tokens before each sentence, and each
-    token's id in ``index`` (-1 if absent), looked up once per distinct token of a chunk."""
+    token's id (its position in ``vocab``, a string array in id order; -1 if absent), looked up
+    once per distinct token of a chunk, in Arrow's hash table (no Python loop over the tokens)."""
     lengths, pieces = [np.zeros(1, np.int64)], [np.zeros(0, np.int32)]
     for chunk in col.chunks:
         lengths.append(chunk.value_lengths().fill_null(0).to_numpy(zero_copy_only=False))
         values = chunk.flatten()
         if len(values):
-            lut = np.fromiter((index.get(t, -1) for t in values.dictionary.to_pylist()), dtype=np.int32, count=len(values.dictionary))
+            lut = pc.index_in(values.dictionary, value_set=vocab).fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
             pieces.append(lut[values.indices.to_numpy(zero_copy_only=False)])
     return np.cumsum(np.concatenate(lengths), dtype=np.int64), np.concatenate(pieces)
 
