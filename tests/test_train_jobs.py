@@ -370,6 +370,9 @@ def test_token_ids_of_row_groups_with_their_own_dictionaries():
     offsets, ids = token_ids(col, pa.array(["a", "b", "c"]))
     assert offsets.tolist() == [0, 2, 2, 4, 7]
     assert ids.tolist() == [0, 1, -1, 0, 1, 2, 1]
+    big = pa.chunked_array([pa.array([["c", "é"], ["a"]], type=pa.list_(pa.dictionary(pa.int32(), pa.large_string())))])
+    offsets, ids = token_ids(big, pa.array(["a", "é", "c"]))  # large_string dictionaries too
+    assert offsets.tolist() == [0, 2, 3] and ids.tolist() == [2, 1, 0]
 
 
 def test_fewer_shards_than_workers(cluster, cli_env, tmp_path):

@@ -669,7 +669,8 @@ def token_ids(col: Any, vocab: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         lengths.append(chunk.value_lengths().fill_null(0).to_numpy(zero_copy_only=False))
         values = chunk.flatten()
         if len(values):
-            lut = pc.index_in(values.dictionary, value_set=vocab).fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
+            words = values.dictionary if values.dictionary.type == vocab.type else values.dictionary.cast(vocab.type)
+            lut = pc.index_in(words, value_set=vocab).fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
             pieces.append(lut[values.indices.to_numpy(zero_copy_only=False)])
     return np.cumsum(np.concatenate(lengths), dtype=np.int64), np.concatenate(pieces)
 
