@@ -357,22 +357,33 @@ def test_default_syncs_per_epoch_follow_the_expected_workers(cluster):
     assert doc["spec"]["syncs_per_epoch"] == 3
 
 
-def test_token_ids_of_row_groups_with_their_own_dictionaries():
+def test_token_ids_of_row_groups_with_their_own_dictionaries(cluster):
     import pyarrow as pa
 
+    from nlpzk.train.job import load_vocab
     from nlpzk.train.worker import token_ids
 
-    def chunk(sentences):
-        return pa.array(sentences, type=pa.list_(pa.dictionary(pa.int32(), pa.string())))
+    _setup(cluster)
+    vocab = load_vocab(cluster, "lee", 1)
+    a, b, c = vocab.tokens[:3]  # ids 0, 1, 2
 
-    col = pa.chunked_array([chunk([["a", "b"], [], ["zz", "a"]]), chunk([["b", "c", "b"]]), chunk([])])
+    def encode(words):
+        return vocab.view.encode(words, oov=-1)
+
+    def chunk(sentences, strings=pa.string()):
+        return pa.array(sentences, type=pa.list_(pa.dictionary(pa.int32(), strings)))
+
+    col = pa.chunked_array([chunk([[a, b], [], ["not-a-word-here", a]]), chunk([[b, c, b]]), chunk([])])
     assert col.chunks[0].flatten().dictionary.to_pylist() != col.chunks[1].flatten().dictionary.to_pylist()
-    offsets, ids = token_ids(col, pa.array(["a", "b", "c"]))
+    offsets, ids = token_ids(col, encode)
     assert offsets.tolist() == [0, 2, 2, 4, 7]
     assert ids.tolist() == [0, 1, -1, 0, 1, 2, 1]
-    big = pa.chunked_array([pa.array([["c", "é"], ["a"]], type=pa.list_(pa.dictionary(pa.int32(), pa.large_string())))])
-    offsets, ids = token_ids(big, pa.array(["a", "é", "c"]))  # large_string dictionaries too
+    offsets, ids = token_ids(pa.chunked_array([chunk([[c, b], [a]], pa.large_string())]), encode)  # large_string dictionaries too
     assert offsets.tolist() == [0, 2, 3] and ids.tolist() == [2, 1, 0]
+    # a dictionary big enough for the vocabulary's Arrow join (not its dict lookups), with a word it lacks
+    many = list(vocab.tokens[: len(vocab.tokens) // 2]) + ["not-a-word-here"]
+    offsets, ids = token_ids(pa.chunked_array([chunk([many])]), encode)
+    assert ids.tolist() == list(range(len(many) - 1)) + [-1]
 
 
 def test_fewer_shards_than_workers(cluster, cli_env, tmp_path):

@@ -29,6 +29,7 @@ class VocabData:
     tokens: list[str]
     counts: np.ndarray
     corpus: str | None = None
+    view: Any = dataclasses.field(default=None, compare=False, repr=False)  # the VocabView it came from (its lookups)
 
     @property
     def ref(self) -> str:

@@ -106,7 +106,7 @@ def load_vocab(cluster: Cluster, name: str, version: int | str | None = None, ta
     view = Vocabulary.open(name, version=version, tag=tag, cluster=cluster)
     tokens = view.tokens
     tokens = tokens.to_pylist() if hasattr(tokens, "to_pylist") else list(tokens)
-    return VocabData(view.name, int(view.version), tokens, np.asarray(view.counts, dtype=np.int64), (view.doc or {}).get("corpus"))
+    return VocabData(view.name, int(view.version), tokens, np.asarray(view.counts, dtype=np.int64), (view.doc or {}).get("corpus"), view)
 
 
 def create_job(

@@ -27,7 +27,6 @@ from typing import Any, Callable
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..cluster import Cluster
 from ..corpus import ShardInfo, read_shard
@@ -148,7 +147,6 @@ class Worker:
         self.units = {u.name: u for u in _job.work_units(self.spec, list(self.shards.values()))}
         self.needs_counts = _merge.needs_counts(self.spec["merge"])  # whether contributions carry per-word counts
         self.vocab = _job.load_vocab(self.cluster, self.spec["vocab"], self.spec["vocab_version"])
-        self._vocab_strings = pa.array(self.vocab.tokens, type=pa.string())  # id order: a token's position is its id
         seed = int(self.spec["seed"]) + zlib.crc32(self.id.encode()) % 100000
         self.model = _model.build_model(self.spec, self.vocab, threads=self.threads, seed=seed)
         self._keys = np.empty(len(self.model.wv.index_to_key), dtype=object)
@@ -279,7 +277,7 @@ class Worker:
             return got
         info: ShardInfo = self.shards[shard]
         col = read_shard(self.cluster.store, info, columns=["tokens"], tokens_as_dictionary=True).column("tokens")
-        offsets, ids = token_ids(col, self._vocab_strings)
+        offsets, ids = token_ids(col, lambda words: self.vocab.view.encode(words, oov=-1))
         keep = ids >= 0
         kept = np.zeros(len(ids) + 1, dtype=np.int64)
         np.cumsum(keep, out=kept[1:])
@@ -659,19 +657,17 @@ class Worker:
             self.on_event("register_failed", {"error": exc.line()})
 
 
-def token_ids(col: Any, vocab: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+def token_ids(col: Any, encode: Callable[[pa.Array], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """``(offsets, ids)`` of a ``list<dictionary<string>>`` column (chunked, each chunk with its own
     dictionary, as Parquet row groups come back): cumulative tokens before each sentence, and each
-    token's id (its position in ``vocab``, a string array in id order; -1 if absent), looked up
-    once per distinct token of a chunk, in Arrow's hash table (no Python loop over the tokens)."""
+    token's id (-1 if absent) from ``encode``, a vocabulary's ``VocabView.encode(..., oov=-1)``,
+    which looks a dictionary-encoded chunk up once per distinct token (in Arrow's hash table)."""
     lengths, pieces = [np.zeros(1, np.int64)], [np.zeros(0, np.int32)]
     for chunk in col.chunks:
         lengths.append(chunk.value_lengths().fill_null(0).to_numpy(zero_copy_only=False))
         values = chunk.flatten()
         if len(values):
-            words = values.dictionary if values.dictionary.type == vocab.type else values.dictionary.cast(vocab.type)
-            lut = pc.index_in(words, value_set=vocab).fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
-            pieces.append(lut[values.indices.to_numpy(zero_copy_only=False)])
+            pieces.append(encode(values))
     return np.cumsum(np.concatenate(lengths), dtype=np.int64), np.concatenate(pieces)
 
 
