@@ -18,6 +18,13 @@ app = typer.Typer(help="Run, join, resume and inspect distributed word2vec train
 app.command("report")(report)
 
 
+# train run, resume and worker: each worker's shard cache budget
+_CACHE_MB = typer.Option(
+    None, "--cache-mb", show_default=False,
+    help="Memory per worker for shards kept across rounds, in MiB (default: a quarter of RAM / cores, at most 4096; 0 reads every shard every round).",
+)
+
+
 def _install_stop(stop: threading.Event) -> None:
     def handler(signum, frame):  # noqa: ARG001 - signal handler signature
         stop.set()
@@ -128,7 +135,7 @@ def run(
     vocab: Optional[str] = typer.Option(None, "--vocab", help="Vocabulary NAME, NAME@vN or NAME:tag."),
     workers: Optional[int] = typer.Option(None, "--workers", "-k", help="Local worker processes to start (default: cores; 0: none)."),
     threads: int = typer.Option(1, "--threads", "-t", help="gensim threads per worker."),
-    cache_mb: Optional[int] = typer.Option(None, "--cache-mb", help="Memory per worker for shards kept across rounds, in MiB (default: a quarter of RAM / cores, at most 4096; 0 reads every shard every round).", show_default=False),
+    cache_mb: Optional[int] = _CACHE_MB,
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Passes over the corpus (default 5)."),
     syncs_per_epoch: Optional[int] = typer.Option(None, "--syncs-per-epoch", help="Merges per epoch (default: 4 with 1-2 workers, 16 with more or with --workers 0: a merge of more deltas needs more syncs to score like one gensim process; each sync costs ~0.2 s, so on a small corpus 16 is slower)."),
     dim: Optional[int] = typer.Option(None, "--dim", help="Vector size (default 100)."),
@@ -180,7 +187,7 @@ def resume(
     job: str = typer.Argument(..., help="Job to continue."),
     workers: Optional[int] = typer.Option(None, "--workers", "-k", help="Local worker processes to start (default: cores)."),
     threads: int = typer.Option(1, "--threads", "-t", help="gensim threads per worker."),
-    cache_mb: Optional[int] = typer.Option(None, "--cache-mb", help="Memory per worker for shards kept across rounds, in MiB (default: a quarter of RAM / cores, at most 4096; 0 reads every shard every round).", show_default=False),
+    cache_mb: Optional[int] = _CACHE_MB,
     as_json: bool = _util.JsonOption,
 ) -> None:
     """Continue a stopped job from its last published round (its checkpoint).
@@ -200,7 +207,7 @@ def worker(
     ctx: typer.Context,
     job: str = typer.Argument(..., help="Job to join."),
     threads: int = typer.Option(1, "--threads", "-t", help="gensim threads."),
-    cache_mb: Optional[int] = typer.Option(None, "--cache-mb", help="Memory per worker for shards kept across rounds, in MiB (default: a quarter of RAM / cores, at most 4096; 0 reads every shard every round).", show_default=False),
+    cache_mb: Optional[int] = _CACHE_MB,
     as_json: bool = _util.JsonOption,
 ) -> None:
     """Join a job as a worker (from any machine that reaches the ZooKeeper and the store); SIGTERM leaves cleanly.
