@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+
 import json
 import signal
 import subprocess
@@ -308,10 +310,73 @@ def test_a_workers_shard_cache_holds_in_vocabulary_tokens_as_the_models_own_keys
     assert sum(map(len, raw)) > len(data.tokens) > 0  # min_count=2 leaves some tokens out
     assert data.offsets.tolist() == np.cumsum([0] + [len(s) for s in raw]).tolist()
     assert data.kept.tolist() == np.cumsum([0] + [len(s) for s in sentences]).tolist()
-    index = {t: i for i, t in enumerate(w.vocab.tokens)}
-    assert data.ids.tolist() == [index.get(t, -1) for s in raw for t in s]
     keys = {id(k) for k in w.model.wv.index_to_key}
     assert all(id(t) in keys for t in data.tokens)
+    # the default rule reads no per-word counts, so the cache keeps no ids for them
+    assert data.ids is None and data.nbytes == 56 + 8 * len(data.tokens) + data.offsets.nbytes + data.kept.nbytes
+
+
+def test_a_shard_cache_keeps_the_ids_a_counting_merge_rule_needs(cluster):
+    from nlpzk.corpus import read_shard
+    from nlpzk.train import Worker
+
+    shards = _setup(cluster)
+    train.create_job(cluster, "jcw", "lee", "lee", epochs=1, dim=8, merge="nbmuf-wmean")
+    w = Worker(cluster, "jcw")
+    w._setup()
+    data = w._shard(shards[0])
+    raw = read_shard(cluster.store, w.shards[shards[0]], columns=["tokens"]).column("tokens").to_pylist()
+    index = {t: i for i, t in enumerate(w.vocab.tokens)}
+    assert data.ids.dtype == np.int32
+    assert data.ids.tolist() == [index[t] for s in raw for t in s if t in index]
+    assert data.nbytes == 56 + 12 * len(data.tokens) + data.offsets.nbytes + data.kept.nbytes
+    counts = np.zeros(len(w.vocab.tokens), np.int64)
+    data.counts(1, 4, counts)
+    data.counts(1, 2, counts)
+    expected = collections.Counter(index[t] for s in raw[1:4] + raw[1:2] for t in s if t in index)
+    assert counts.sum() > 0 and {i: c for i, c in enumerate(counts.tolist()) if c} == dict(expected)
+
+
+def test_a_counting_rules_job_commits_the_per_word_counts_of_what_each_contribution_trained(cluster):
+    """With ``*wmean`` each contribution carries how often every word occurred in the slices it
+    trained; the file is checked against the shards' raw tokens before the round is merged."""
+    from nlpzk.corpus import read_shard
+    from nlpzk.train import Worker
+    from nlpzk.train import merge as M
+
+    shards = _setup(cluster)
+    train.create_job(cluster, "jcn", "lee", "lee", epochs=2, syncs_per_epoch=2, dim=8, merge="nbmuf-wmean")
+    w = Worker(cluster, "jcn", poll=0.2)
+    checked: list[int] = []
+    seen: list[str] = []
+
+    def on_event(kind, info):
+        if kind != "committed":
+            return
+        r = info["round"]
+        index = {t: i for i, t in enumerate(w.vocab.tokens)}
+        for doc in w.barrier.contributions(r).values():
+            if doc["contrib"] in seen:
+                continue
+            seen.append(doc["contrib"])
+            expected = np.zeros(len(index), np.int64)
+            for unit in doc["units"]:
+                u = w.units[unit]
+                raw = read_shard(cluster.store, w.shards[u.shard], columns=["tokens"]).column("tokens").to_pylist()
+                a, b = w._slice_bounds(unit, r)
+                for sentence in raw[a:b]:
+                    for t in sentence:
+                        if t in index:
+                            expected[index[t]] += 1
+            got = M.load_array(cluster.store, doc["counts"])
+            assert got.shape == expected.shape and got.tolist() == expected.tolist()
+            checked.append(r)
+
+    w.on_event = on_event
+    _run_to_end(w)
+    assert w.report.state == "done"
+    assert sorted(set(checked)) == [0, 1, 2, 3]
+    _assert_each_shard_once_per_round(cluster, "jcn", shards)
 
 
 def test_an_unreadable_contribution_is_dropped_and_its_units_trained_again(cluster, config):
