@@ -134,7 +134,7 @@ def run(
     corpus: Optional[str] = typer.Option(None, "--corpus", help="Corpus to train on."),
     vocab: Optional[str] = typer.Option(None, "--vocab", help="Vocabulary NAME, NAME@vN or NAME:tag."),
     workers: Optional[int] = typer.Option(None, "--workers", "-k", help="Local worker processes to start (default: cores; 0: none)."),
-    threads: int = typer.Option(1, "--threads", "-t", help="gensim threads per worker."),
+    threads: int = typer.Option(1, "--threads", "-t", help="Threads per worker, training its one model copy together."),
     cache_mb: Optional[int] = _CACHE_MB,
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Passes over the corpus (default 5)."),
     syncs_per_epoch: Optional[int] = typer.Option(None, "--syncs-per-epoch", help="Merges per epoch (default: 4 with 1-2 workers, 16 with more or with --workers 0: a merge of more deltas needs more syncs to score like one gensim process; each sync costs ~0.2 s, so on a small corpus 16 is slower)."),
@@ -186,7 +186,7 @@ def resume(
     ctx: typer.Context,
     job: str = typer.Argument(..., help="Job to continue."),
     workers: Optional[int] = typer.Option(None, "--workers", "-k", help="Local worker processes to start (default: cores)."),
-    threads: int = typer.Option(1, "--threads", "-t", help="gensim threads per worker."),
+    threads: int = typer.Option(1, "--threads", "-t", help="Threads per worker, training its one model copy together."),
     cache_mb: Optional[int] = _CACHE_MB,
     as_json: bool = _util.JsonOption,
 ) -> None:
@@ -206,7 +206,7 @@ def resume(
 def worker(
     ctx: typer.Context,
     job: str = typer.Argument(..., help="Job to join."),
-    threads: int = typer.Option(1, "--threads", "-t", help="gensim threads."),
+    threads: int = typer.Option(1, "--threads", "-t", help="Threads training this worker's one model copy together."),
     cache_mb: Optional[int] = _CACHE_MB,
     as_json: bool = _util.JsonOption,
 ) -> None:

@@ -379,6 +379,36 @@ def test_a_counting_rules_job_commits_the_per_word_counts_of_what_each_contribut
     _assert_each_shard_once_per_round(cluster, "jcn", shards)
 
 
+def test_a_worker_with_two_threads_trains_its_copy_from_both(cluster):
+    """``--threads 2``: one worker, one model copy, two threads taking the batches in turn."""
+    import threading
+
+    from nlpzk.train import Worker
+
+    shards = _setup(cluster)
+    train.create_job(cluster, "jt2", "lee", "lee", epochs=2, syncs_per_epoch=1, dim=16)
+    w = Worker(cluster, "jt2", threads=2, poll=0.2)
+    names: set[str] = set()
+    from gensim.models import word2vec_inner
+
+    real = word2vec_inner.train_batch_sg
+
+    def spy(*args):
+        names.add((threading.current_thread().name, threading.get_ident()))
+        return real(*args)
+
+    word2vec_inner.train_batch_sg = spy
+    try:
+        _run_to_end(w)
+    finally:
+        word2vec_inner.train_batch_sg = real
+    assert w.report.state == "done" and w.model.workers == 2
+    # the batches were trained in the training threads, by more than one (a thread's id can be reused by the next round's)
+    assert len(names) >= 2 and {n for n, _ in names} == {"nlpzk-train"}
+    logs = _assert_each_shard_once_per_round(cluster, "jt2", shards)
+    assert all(c["loss"] > 0 and c["effective"] > 0 for log in logs for c in log["contributions"])
+
+
 def test_an_unreadable_contribution_is_dropped_and_its_units_trained_again(cluster, config):
     """A committed delta that was truncated before its round's merge (a disk error, a crash on a
     store without fsync, a file deleted by hand) would stop every worker at that merge, on every

@@ -233,10 +233,11 @@ def test_lease_many_takes_all_or_nothing_and_each_lease_is_fenced(cluster):
     assert not cluster.zk.exists(paths.round_leases("j", 1) + "/s-00000")
 
 
-@pytest.mark.parametrize("sg", [True, False])
-def test_one_thread_training_calls_gensims_kernel_like_word2vec_train(sg):
-    """The one-thread path (gensim's Cython kernel called directly) trains what ``Word2Vec.train``
-    trains: same raw words, about the same effective words and loss, parameters moved."""
+@pytest.mark.parametrize("sg,threads", [(True, 1), (False, 1), (True, 2), (False, 3)])
+def test_training_calls_gensims_kernel_like_word2vec_train(sg, threads):
+    """Calling gensim's Cython kernel directly, from one thread or several sharing the model, trains
+    what ``Word2Vec.train`` trains: same raw words, about the same effective words and loss (each
+    thread tallies its own: none is lost), parameters moved."""
     from collections import Counter
 
     from _train_helpers import lee_sentences
@@ -253,7 +254,7 @@ def test_one_thread_training_calls_gensims_kernel_like_word2vec_train(sg):
     words = sum(map(len, sents))
     out = {}
     for path in ("kernel", "train"):
-        model = _model.build_model(spec, vocab, threads=1)
+        model = _model.build_model(spec, vocab, threads=threads if path == "kernel" else 1)
         _model.set_params(model, start)
         if path == "kernel":
             eff, raw, loss = _model.train_slice(model, sents, words, 0.025, 0.02)

@@ -8,9 +8,11 @@ matrices (block momentum keeps its previous global step as ``[2]``, ``[3]``). Ro
 from __future__ import annotations
 
 import collections
+import copy
 import dataclasses
 import logging
-from typing import Any, Sequence
+import threading
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 from gensim.models import KeyedVectors, Word2Vec
@@ -139,44 +141,26 @@ def train_slice(model: Word2Vec, sentences: Sequence[list[str]], words: int, sta
     """Train one pass over ``sentences`` with the learning rate going linearly from start to end.
 
     ``words``: the tokens in ``sentences`` (what the learning rate's progress is counted in).
-    Returns ``(effective words, words passed to gensim, loss)``. With one thread the batches go straight to
-    gensim's Cython kernels (``train_batch_sg``/``train_batch_cbow``) in this thread: the same
-    batches of at most 10,000 words and the same per-batch learning rate as ``Word2Vec.train``,
-    without its producer thread, job queue and the GIL hand-offs between them (6-7 % faster on
-    one core, measured in docs/benchmarks.md). More threads use ``Word2Vec.train``.
+    Returns ``(effective words, words passed to gensim, loss)``. The batches go straight to gensim's
+    Cython kernels (``train_batch_sg``/``train_batch_cbow``): the same batches of at most 10,000
+    words and the same per-batch learning rate as ``Word2Vec.train``, without its producer thread,
+    job queue and the GIL hand-offs between them (6-7 % faster on one core, measured in
+    docs/benchmarks.md). With ``model.workers`` > 1, that many threads take the batches in turn and
+    train the one model copy together (Hogwild, as gensim's own threads do); each thread tallies its
+    own loss (gensim's threads share one tally and lose updates to each other).
     """
     if not sentences:
         return 0, 0, 0.0
     if model.workers > 1:
-        trained, raw = model.train(
-            sentences,
-            total_words=max(1, words),
-            epochs=1,
-            start_alpha=start_alpha,
-            end_alpha=end_alpha,
-            compute_loss=True,
-        )
-        return int(trained), int(raw), float(model.get_latest_training_loss())
+        return _train_threads(model, sentences, max(1, words), start_alpha, end_alpha, int(model.workers))
     return _train_direct(model, sentences, max(1, words), start_alpha, end_alpha)
 
 
-def _train_direct(model: Word2Vec, sentences: Sequence[list[str]], total: int, a0: float, a1: float) -> tuple[int, int, float]:
-    from gensim.models.word2vec_inner import MAX_WORDS_IN_BATCH, train_batch_cbow, train_batch_sg
+def _batches(model: Word2Vec, sentences: Sequence[list[str]]) -> Iterator[tuple[list[list[str]], int]]:
+    """gensim's jobs: runs of whole sentences of at most ``batch_words`` (10,000) words, with their size."""
+    from gensim.models.word2vec_inner import MAX_WORDS_IN_BATCH
 
-    work = np.zeros(model.layer1_size, dtype=np.float32)
-    neu1 = np.zeros(model.layer1_size, dtype=np.float32)
-    model.compute_loss = True
-    model.running_training_loss = 0.0
     cap = min(int(model.batch_words), MAX_WORDS_IN_BATCH)
-    effective = pushed = 0
-
-    def run(batch: list[list[str]]) -> int:
-        # gensim's producer: a job's learning rate is where the schedule is when it is queued
-        alpha = a0 - (a0 - a1) * min(1.0, pushed / total)
-        if model.sg:
-            return train_batch_sg(model, batch, alpha, work, True)
-        return train_batch_cbow(model, batch, alpha, work, neu1, True)
-
     batch: list[list[str]] = []
     size = 0
     for sentence in sentences:
@@ -185,11 +169,83 @@ def _train_direct(model: Word2Vec, sentences: Sequence[list[str]], total: int, a
             batch.append(sentence)
             size += n
             continue
-        effective += run(batch)
-        pushed += size
+        yield batch, size
         batch, size = [sentence], n
     if batch:
-        effective += run(batch)
+        yield batch, size
+
+
+def _train_threads(model: Word2Vec, sentences: Sequence[list[str]], total: int, a0: float, a1: float, threads: int) -> tuple[int, int, float]:
+    """``threads`` threads calling gensim's kernel on batches taken in turn from one queue.
+
+    The kernel releases the GIL for its arithmetic, so the threads train in parallel on the shared
+    parameter arrays. Each thread calls it with a shallow copy of the model: the same arrays and
+    tables, its own loss tally and its own random generator (seeded from the model's).
+    """
+    from gensim.models.word2vec_inner import train_batch_cbow, train_batch_sg
+
+    jobs = _batches(model, sentences)
+    lock = threading.Lock()
+    state = {"pushed": 0, "effective": 0, "loss": 0.0}
+    errors: list[BaseException] = []
+
+    def loop(twin: Word2Vec) -> None:
+        work = np.zeros(model.layer1_size, dtype=np.float32)
+        neu1 = np.zeros(model.layer1_size, dtype=np.float32)
+        effective = 0
+        try:
+            while not errors:
+                with lock:
+                    job = next(jobs, None)
+                    if job is None:
+                        break
+                    batch, size = job
+                    # gensim's producer: a job's learning rate is where the schedule is when it is queued
+                    alpha = a0 - (a0 - a1) * min(1.0, state["pushed"] / total)
+                    state["pushed"] += size
+                if model.sg:
+                    effective += train_batch_sg(twin, batch, alpha, work, True)
+                else:
+                    effective += train_batch_cbow(twin, batch, alpha, work, neu1, True)
+        except BaseException as exc:  # re-raised in the calling thread
+            errors.append(exc)
+        with lock:
+            state["effective"] += effective
+            state["loss"] += twin.running_training_loss
+
+    twins = []
+    for _ in range(threads):
+        twin = copy.copy(model)
+        twin.running_training_loss = 0.0
+        twin.random = np.random.RandomState(model.random.randint(0, 2**31 - 1))
+        twins.append(twin)
+    pool = [threading.Thread(target=loop, args=(t,), name="nlpzk-train") for t in twins]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    if errors:
+        raise errors[0]
+    model.running_training_loss = state["loss"]
+    model.wv.norms = None
+    return int(state["effective"]), int(state["pushed"]), float(state["loss"])
+
+
+def _train_direct(model: Word2Vec, sentences: Sequence[list[str]], total: int, a0: float, a1: float) -> tuple[int, int, float]:
+    from gensim.models.word2vec_inner import train_batch_cbow, train_batch_sg
+
+    work = np.zeros(model.layer1_size, dtype=np.float32)
+    neu1 = np.zeros(model.layer1_size, dtype=np.float32)
+    model.compute_loss = True
+    model.running_training_loss = 0.0
+    effective = pushed = 0
+    for batch, size in _batches(model, sentences):
+        # gensim's producer: a job's learning rate is where the schedule is when it is queued
+        alpha = a0 - (a0 - a1) * min(1.0, pushed / total)
+        if model.sg:
+            effective += train_batch_sg(model, batch, alpha, work, True)
+        else:
+            effective += train_batch_cbow(model, batch, alpha, work, neu1, True)
         pushed += size
     model.wv.norms = None
     return int(effective), int(pushed), float(model.running_training_loss)
