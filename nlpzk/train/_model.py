@@ -151,9 +151,7 @@ def train_slice(model: Word2Vec, sentences: Sequence[list[str]], words: int, sta
     """
     if not sentences:
         return 0, 0, 0.0
-    if model.workers > 1:
-        return _train_threads(model, sentences, max(1, words), start_alpha, end_alpha, int(model.workers))
-    return _train_direct(model, sentences, max(1, words), start_alpha, end_alpha)
+    return _train_kernel(model, sentences, max(1, words), start_alpha, end_alpha, max(1, int(model.workers)))
 
 
 def _batches(model: Word2Vec, sentences: Sequence[list[str]]) -> Iterator[tuple[list[list[str]], int]]:
@@ -175,11 +173,11 @@ def _batches(model: Word2Vec, sentences: Sequence[list[str]]) -> Iterator[tuple[
         yield batch, size
 
 
-def _train_threads(model: Word2Vec, sentences: Sequence[list[str]], total: int, a0: float, a1: float, threads: int) -> tuple[int, int, float]:
-    """``threads`` threads calling gensim's kernel on batches taken in turn from one queue.
+def _train_kernel(model: Word2Vec, sentences: Sequence[list[str]], total: int, a0: float, a1: float, threads: int) -> tuple[int, int, float]:
+    """gensim's kernel called on the batches by ``threads`` threads taking them in turn (one: this thread).
 
-    The kernel releases the GIL for its arithmetic, so the threads train in parallel on the shared
-    parameter arrays. Each thread calls it with a shallow copy of the model: the same arrays and
+    The kernel releases the GIL for its arithmetic, so several threads train in parallel on the
+    shared parameter arrays. Each calls it with a shallow copy of the model: the same arrays and
     tables, its own loss tally and its own random generator (seeded from the model's).
     """
     from gensim.models.word2vec_inner import train_batch_cbow, train_batch_sg
@@ -219,36 +217,19 @@ def _train_threads(model: Word2Vec, sentences: Sequence[list[str]], total: int, 
         twin.running_training_loss = 0.0
         twin.random = np.random.RandomState(model.random.randint(0, 2**31 - 1))
         twins.append(twin)
-    pool = [threading.Thread(target=loop, args=(t,), name="nlpzk-train") for t in twins]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
+    if threads == 1:
+        loop(twins[0])
+    else:
+        pool = [threading.Thread(target=loop, args=(t,), name="nlpzk-train") for t in twins]
+        for t in pool:
+            t.start()
+        for t in pool:
+            t.join()
     if errors:
         raise errors[0]
     model.running_training_loss = state["loss"]
     model.wv.norms = None
     return int(state["effective"]), int(state["pushed"]), float(state["loss"])
-
-
-def _train_direct(model: Word2Vec, sentences: Sequence[list[str]], total: int, a0: float, a1: float) -> tuple[int, int, float]:
-    from gensim.models.word2vec_inner import train_batch_cbow, train_batch_sg
-
-    work = np.zeros(model.layer1_size, dtype=np.float32)
-    neu1 = np.zeros(model.layer1_size, dtype=np.float32)
-    model.compute_loss = True
-    model.running_training_loss = 0.0
-    effective = pushed = 0
-    for batch, size in _batches(model, sentences):
-        # gensim's producer: a job's learning rate is where the schedule is when it is queued
-        alpha = a0 - (a0 - a1) * min(1.0, pushed / total)
-        if model.sg:
-            effective += train_batch_sg(model, batch, alpha, work, True)
-        else:
-            effective += train_batch_cbow(model, batch, alpha, work, neu1, True)
-        pushed += size
-    model.wv.norms = None
-    return int(effective), int(pushed), float(model.running_training_loss)
 
 
 def keyed_vectors(vocab: VocabData, vectors: np.ndarray) -> KeyedVectors:
