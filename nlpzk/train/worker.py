@@ -65,8 +65,9 @@ class _Shard:
     def sentences(self, a: int, b: int) -> list[list[str]]:
         """Sentences ``a:b`` as lists of their in-vocabulary tokens."""
         bounds = self.kept[a : b + 1].tolist()
-        flat = self.tokens
-        return [flat[x:y] for x, y in zip(bounds[:-1], bounds[1:])]
+        # map over slice objects: half the time of a list comprehension over zip (47 vs 96-126 ms
+        # for a round's 62k sentences), time in which this worker trains nothing
+        return list(map(self.tokens.__getitem__, map(slice, bounds[:-1], bounds[1:])))
 
     @property
     def nbytes(self) -> int:
