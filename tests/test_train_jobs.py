@@ -380,33 +380,46 @@ def test_a_counting_rules_job_commits_the_per_word_counts_of_what_each_contribut
 
 
 def test_a_worker_with_two_threads_trains_its_copy_from_both(cluster):
-    """``--threads 2``: one worker, one model copy, two threads taking the batches in turn."""
+    """``--threads 2``: one worker, one model copy, two threads taking the batches in turn from a
+    pool kept for the round, next to a one-thread worker: every unit still trained once a round."""
     import threading
 
     from nlpzk.train import Worker
 
-    shards = _setup(cluster)
-    train.create_job(cluster, "jt2", "lee", "lee", epochs=2, syncs_per_epoch=1, dim=16)
-    w = Worker(cluster, "jt2", threads=2, poll=0.2)
-    names: set[str] = set()
+    shards = _setup(cluster, shards=6)
+    train.create_job(cluster, "jt2", "lee", "lee", epochs=2, syncs_per_epoch=2, dim=16)
+    two = Worker(cluster, "jt2", threads=2, poll=0.2)
+    one = Worker(cluster, "jt2", threads=1, poll=0.2)
+    names: set[tuple[str, int]] = set()
+    queued: list[int] = []
+    two.on_event = lambda kind, info: queued.append(info["round"]) if kind == "queued" else None
     from gensim.models import word2vec_inner
 
     real = word2vec_inner.train_batch_sg
 
-    def spy(*args):
-        names.add((threading.current_thread().name, threading.get_ident()))
-        return real(*args)
+    def spy(twin, *args):
+        if twin.workers == 2:
+            names.add((threading.current_thread().name, threading.get_ident()))
+        return real(twin, *args)
 
     word2vec_inner.train_batch_sg = spy
     try:
-        _run_to_end(w)
+        runs = [threading.Thread(target=w.run, daemon=True) for w in (two, one)]
+        for t in runs:
+            t.start()
+        for t in runs:
+            t.join(150)
+        assert not any(t.is_alive() for t in runs)
     finally:
         word2vec_inner.train_batch_sg = real
-    assert w.report.state == "done" and w.model.workers == 2
-    # the batches were trained in the training threads, by more than one (a thread's id can be reused by the next round's)
-    assert len(names) >= 2 and {n for n, _ in names} == {"nlpzk-train"}
+    assert two.report.state == one.report.state == "done" and two.model.workers == 2
+    # the two-thread worker's batches went through its pool and were trained by more than one of
+    # its threads (a thread's id can be reused by the next round's)
+    assert queued and len(names) >= 2 and {n for n, _ in names} == {"nlpzk-train"}
     logs = _assert_each_shard_once_per_round(cluster, "jt2", shards)
     assert all(c["loss"] > 0 and c["effective"] > 0 for log in logs for c in log["contributions"])
+    by = collections.Counter(c["worker"] for log in logs for c in log["contributions"])
+    assert two.report.commits == by[two.id] > 0 and one.report.commits == by[one.id]
 
 
 def test_an_unreadable_contribution_is_dropped_and_its_units_trained_again(cluster, config):

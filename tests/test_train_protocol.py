@@ -269,6 +269,50 @@ def test_training_calls_gensims_kernel_like_word2vec_train(sg, threads):
     assert np.abs(p1 - start).mean() > 0.5 * np.abs(p2 - start).mean() > 0
 
 
+def test_a_kernel_pool_trains_batch_after_batch_and_stops_on_a_failing_thread():
+    """A round's pool takes batch after batch (the worker leases the next while it trains) and
+    trains what one call on all of them trains; a thread's error comes back to the caller, and the
+    threads stop instead of hanging."""
+    import threading
+
+    from _train_helpers import lee_sentences
+
+    from nlpzk.train import _model
+    from nlpzk.train.job import HYPER
+
+    sents = lee_sentences()
+    tokens = sorted({w for s in sents for w in s})
+    vocab = _model.VocabData("lee", 1, tokens, np.ones(len(tokens)))
+    spec = dict(HYPER, dim=16)
+    start = _model.initial_params(spec, vocab)
+    half = len(sents) // 2
+    results = {}
+    for path in ("pool", "one call"):
+        model = _model.build_model(spec, vocab, threads=2)
+        _model.set_params(model, start)
+        if path == "pool":
+            with _model.KernelPool(model, 2) as pool:
+                for part in (sents[:half], sents[half:]):
+                    pool.submit(part, sum(map(len, part)), 0.025, 0.02)
+                    pool.wait_below(3)
+                results[path] = pool.finish() + (_model.get_params(model),)
+        else:
+            results[path] = _model.train_slice(model, sents, sum(map(len, sents)), 0.025, 0.02) + (_model.get_params(model),)
+    (e1, r1, l1, p1), (e2, r2, l2, p2) = results["pool"], results["one call"]
+    assert r1 == r2 == sum(map(len, sents)) and abs(e1 - e2) / e2 < 0.05 and abs(l1 - l2) / l2 < 0.1
+    assert np.abs(p1 - start).mean() > 0.5 * np.abs(p2 - start).mean() > 0
+    before = threading.active_count()
+    model = _model.build_model(spec, vocab, threads=2)
+    pool = _model.KernelPool(model, 2)
+    # the bad sentence is in the first of many jobs: the error comes long before the queue drains
+    pool.submit(sents[:50] + [["the", ["not", "a", "token"]]] + sents * 6, 10**6, 0.025, 0.02)
+    with pytest.raises(TypeError):
+        pool.wait_below(1)  # the worker stops leasing more at the error
+    with pytest.raises(TypeError):
+        pool.finish()
+    assert threading.active_count() == before
+
+
 @pytest.mark.parametrize("sample", [1e-3, 0.0, 5.0])
 def test_vocabulary_tables_are_gensims_bit_for_bit(sample, monkeypatch):
     """build_model fills gensim's tables itself (vectorised); they equal build_vocab_from_freq's."""

@@ -174,62 +174,141 @@ def _batches(model: Word2Vec, sentences: Sequence[list[str]]) -> Iterator[tuple[
 
 
 def _train_kernel(model: Word2Vec, sentences: Sequence[list[str]], total: int, a0: float, a1: float, threads: int) -> tuple[int, int, float]:
-    """gensim's kernel called on the batches by ``threads`` threads taking them in turn (one: this thread).
-
-    The kernel releases the GIL for its arithmetic, so several threads train in parallel on the
-    shared parameter arrays. Each calls it with a shallow copy of the model: the same arrays and
-    tables, its own loss tally and its own random generator (seeded from the model's).
-    """
+    """gensim's kernel on the batches of ``sentences``: inline for one thread, else from a :class:`KernelPool`."""
+    if threads > 1:
+        with KernelPool(model, threads) as pool:
+            pool.submit(sentences, total, a0, a1)
+            return pool.finish()
     from gensim.models.word2vec_inner import train_batch_cbow, train_batch_sg
 
-    jobs = _batches(model, sentences)
-    lock = threading.Lock()
-    state = {"pushed": 0, "effective": 0, "loss": 0.0}
-    errors: list[BaseException] = []
+    twin = _twin(model)  # the same arrays and tables, its own loss tally and random generator
+    work = np.zeros(model.layer1_size, dtype=np.float32)
+    neu1 = np.zeros(model.layer1_size, dtype=np.float32)
+    effective = pushed = 0
+    for batch, size in _batches(model, sentences):
+        # gensim's producer: a job's learning rate is where the schedule is when it is queued
+        alpha = a0 - (a0 - a1) * min(1.0, pushed / total)
+        pushed += size
+        if model.sg:
+            effective += train_batch_sg(twin, batch, alpha, work, True)
+        else:
+            effective += train_batch_cbow(twin, batch, alpha, work, neu1, True)
+    model.running_training_loss = twin.running_training_loss
+    model.wv.norms = None
+    return int(effective), int(pushed), float(twin.running_training_loss)
 
-    def loop(twin: Word2Vec) -> None:
-        work = np.zeros(model.layer1_size, dtype=np.float32)
-        neu1 = np.zeros(model.layer1_size, dtype=np.float32)
+
+def _twin(model: Word2Vec) -> Word2Vec:
+    """A shallow copy of ``model`` for one training thread: the same parameter arrays and tables,
+    its own loss tally (gensim's threads share one and lose updates to each other) and its own
+    random generator, seeded from the model's."""
+    twin = copy.copy(model)
+    twin.running_training_loss = 0.0
+    twin.random = np.random.RandomState(model.random.randint(0, 2**31 - 1))
+    return twin
+
+
+class KernelPool:
+    """``threads`` threads training one model copy together (Hogwild, as gensim's own threads do),
+    taking gensim's 10,000-word jobs from a queue.
+
+    A worker keeps one pool for a whole round: it submits a batch of leased units and, while the
+    threads train it, leases and slices the next (:meth:`wait_below` keeps it from leasing far
+    ahead of the training, which would take units the other workers could train). The threads then
+    never wait for the leasing and slicing between batches, and their tails (threads done while one
+    finishes its last job) come once a round instead of once a batch.
+    """
+
+    def __init__(self, model: Word2Vec, threads: int) -> None:
+        from gensim.models.word2vec_inner import train_batch_cbow, train_batch_sg
+
+        self.model = model
+        self._kernel = train_batch_sg if model.sg else train_batch_cbow
+        self._jobs: collections.deque[tuple[list[list[str]], float] | None] = collections.deque()
+        self._cond = threading.Condition()
+        self._effective = self._pushed = 0
+        self._loss = 0.0
+        self._errors: list[BaseException] = []
+        self._abort = False
+        self._threads = [threading.Thread(target=self._loop, args=(_twin(model),), name="nlpzk-train", daemon=True) for _ in range(max(1, threads))]
+        for t in self._threads:
+            t.start()
+
+    def submit(self, sentences: Sequence[list[str]], total: int, a0: float, a1: float) -> None:
+        """Queue a batch, its learning rate going from ``a0`` to ``a1`` over its ``total`` words."""
+        jobs, pushed = [], 0
+        for batch, size in _batches(self.model, sentences):
+            # gensim's producer: a job's learning rate is where the schedule is when it is queued
+            jobs.append((batch, a0 - (a0 - a1) * min(1.0, pushed / max(1, total))))
+            pushed += size
+        with self._cond:
+            self._jobs.extend(jobs)
+            self._pushed += pushed
+            self._cond.notify_all()
+
+    def wait_below(self, jobs: int) -> None:
+        """Block until fewer than ``jobs`` jobs are waiting; raises what a training thread raised."""
+        with self._cond:
+            self._cond.wait_for(lambda: len(self._jobs) < jobs or bool(self._errors))
+            if self._errors:
+                raise self._errors[0]
+
+    def finish(self) -> tuple[int, int, float]:
+        """Wait for every queued job; ``(effective words, words passed to gensim, loss)``."""
+        self._stop(abort=False)
+        if self._errors:
+            raise self._errors[0]
+        self.model.running_training_loss = self._loss
+        self.model.wv.norms = None
+        return int(self._effective), int(self._pushed), float(self._loss)
+
+    def close(self) -> None:
+        """Drop what is still queued and stop the threads (after an error in the caller)."""
+        self._stop(abort=True)
+
+    def __enter__(self) -> KernelPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _stop(self, abort: bool) -> None:
+        with self._cond:
+            if abort:
+                self._abort = True
+                self._jobs.clear()
+            self._jobs.extend([None] * len(self._threads))
+            self._cond.notify_all()
+        for t in self._threads:
+            t.join()
+        self._threads = []
+
+    def _loop(self, twin: Word2Vec) -> None:
+        work = np.zeros(self.model.layer1_size, dtype=np.float32)
+        neu1 = np.zeros(self.model.layer1_size, dtype=np.float32)
         effective = 0
         try:
-            while not errors:
-                with lock:
-                    job = next(jobs, None)
-                    if job is None:
-                        break
-                    batch, size = job
-                    # gensim's producer: a job's learning rate is where the schedule is when it is queued
-                    alpha = a0 - (a0 - a1) * min(1.0, state["pushed"] / total)
-                    state["pushed"] += size
-                if model.sg:
-                    effective += train_batch_sg(twin, batch, alpha, work, True)
+            while True:
+                with self._cond:
+                    self._cond.wait_for(lambda: bool(self._jobs))
+                    job = self._jobs.popleft()
+                    self._cond.notify_all()  # wait_below
+                if job is None or self._abort:
+                    break
+                batch, alpha = job
+                if self.model.sg:
+                    effective += self._kernel(twin, batch, alpha, work, True)
                 else:
-                    effective += train_batch_cbow(twin, batch, alpha, work, neu1, True)
-        except BaseException as exc:  # re-raised in the calling thread
-            errors.append(exc)
-        with lock:
-            state["effective"] += effective
-            state["loss"] += twin.running_training_loss
-
-    twins = []
-    for _ in range(threads):
-        twin = copy.copy(model)
-        twin.running_training_loss = 0.0
-        twin.random = np.random.RandomState(model.random.randint(0, 2**31 - 1))
-        twins.append(twin)
-    if threads == 1:
-        loop(twins[0])
-    else:
-        pool = [threading.Thread(target=loop, args=(t,), name="nlpzk-train") for t in twins]
-        for t in pool:
-            t.start()
-        for t in pool:
-            t.join()
-    if errors:
-        raise errors[0]
-    model.running_training_loss = state["loss"]
-    model.wv.norms = None
-    return int(state["effective"]), int(state["pushed"]), float(state["loss"])
+                    effective += self._kernel(twin, batch, alpha, work, neu1, True)
+        except BaseException as exc:  # re-raised by finish()
+            with self._cond:
+                self._errors.append(exc)
+                self._abort = True
+                self._jobs.clear()
+                self._cond.notify_all()
+        with self._cond:
+            self._effective += effective
+            self._loss += twin.running_training_loss
 
 
 def keyed_vectors(vocab: VocabData, vectors: np.ndarray) -> KeyedVectors:

@@ -338,57 +338,81 @@ class Worker:
         load_s = self.clock() - start
         counts = np.zeros(len(self.vocab.tokens), dtype=np.int64)
         held, raw_total, eff_total, loss_total = [], 0, 0, 0.0
-        while lease is not None:
-            claimed = sum(self._estimate(u) for u in (set(st.done) | set(st.leased)) if u != lease.unit)
-            free = set(st.free)
-            target = sum(self._estimate(u) for u in free) / (2 * max(1, len(members)))
-            batch = [lease]
-            # the rest of the batch in one transaction, picked from the state read with the lease;
-            # if someone took one of them, one more lease reads the state afresh and the rest is
-            # picked again from that (not one lease, and one state read, per unit)
-            while not self.stop.is_set():
-                size, want, mine = sum(self._estimate(l.unit) for l in batch), [], {l.unit for l in batch}
-                for u in prefer:
-                    if size >= target:
-                        break
-                    if u in free and u not in mine:
-                        want.append(u)
-                        size += self._estimate(u)
-                if not want:
-                    break
-                got = self._lease_batch(r, want)
-                if got:
-                    batch += got
-                    break
-                more, fresh = self._lease_more(r, prefer)
-                if more is None:
-                    break
-                batch.append(more)
-                free = set(fresh.free)
-            sentences: list[list[str]] = []
-            words = known = 0  # all tokens (the global schedule counts these), in-vocabulary ones
-            for l in batch:
-                data = self._shard(self.units[l.unit].shard)
-                a, b = self._slice_bounds(l.unit, r)
-                sentences.extend(data.sentences(a, b))
-                words += int(data.offsets[b] - data.offsets[a])
-                known += int(data.kept[b] - data.kept[a])
-                if self.needs_counts:
-                    data.counts(a, b, counts)
-            a0 = _job.alpha_at(self.spec, words_before + claimed)
-            a1 = _job.alpha_at(self.spec, words_before + claimed + words)
-            eff, _known, loss = _model.train_slice(self.model, sentences, known, a0, a1)
-            held.extend(batch)
-            raw_total += words
-            eff_total += eff
-            loss_total += loss
-            self.on_event("trained", {"round": r, "shards": [l.unit for l in batch], "words": words, "alpha": (a0, a1)})
-            if self.stop.is_set():
-                break
-            lease, st = self._lease_more(r, prefer)
+        # several threads train from a pool kept for the round: they go on training a batch while
+        # this thread leases and slices the next (one thread trains each batch here, inline)
+        pool = _model.KernelPool(self.model, self.threads) if self.threads > 1 else None
+        try:
+            while lease is not None:
+                lease, st, trained = self._train_batch(r, lease, st, prefer, members, words_before, counts, pool)
+                held.extend(trained[0])
+                raw_total += trained[1]
+                eff_total += trained[2]
+                loss_total += trained[3]
+            if pool is not None:
+                eff_total, _pushed, loss_total = pool.finish()
+        finally:
+            if pool is not None:
+                pool.close()
         seconds = self.clock() - start
         self._commit(r, held, params, counts, raw_total, eff_total, loss_total, seconds, {"started_at": started_at, "load_s": round(load_s, 3)})
         return True
+
+    def _train_batch(self, r, lease, st, prefer, members, words_before, counts, pool):
+        """Lease the rest of a batch that starts with ``lease``, train it (or queue it in ``pool``),
+        lease the first unit of the next. Returns (next lease, state, (leases, words, effective, loss))."""
+        claimed = sum(self._estimate(u) for u in (set(st.done) | set(st.leased)) if u != lease.unit)
+        free = set(st.free)
+        target = sum(self._estimate(u) for u in free) / (2 * max(1, len(members)))
+        batch = [lease]
+        # the rest of the batch in one transaction, picked from the state read with the lease;
+        # if someone took one of them, one more lease reads the state afresh and the rest is
+        # picked again from that (not one lease, and one state read, per unit)
+        while not self.stop.is_set():
+            size, want, mine = sum(self._estimate(l.unit) for l in batch), [], {l.unit for l in batch}
+            for u in prefer:
+                if size >= target:
+                    break
+                if u in free and u not in mine:
+                    want.append(u)
+                    size += self._estimate(u)
+            if not want:
+                break
+            got = self._lease_batch(r, want)
+            if got:
+                batch += got
+                break
+            more, fresh = self._lease_more(r, prefer)
+            if more is None:
+                break
+            batch.append(more)
+            free = set(fresh.free)
+        sentences: list[list[str]] = []
+        words = known = 0  # all tokens (the global schedule counts these), in-vocabulary ones
+        for l in batch:
+            data = self._shard(self.units[l.unit].shard)
+            a, b = self._slice_bounds(l.unit, r)
+            sentences.extend(data.sentences(a, b))
+            words += int(data.offsets[b] - data.offsets[a])
+            known += int(data.kept[b] - data.kept[a])
+            if self.needs_counts:
+                data.counts(a, b, counts)
+        a0 = _job.alpha_at(self.spec, words_before + claimed)
+        a1 = _job.alpha_at(self.spec, words_before + claimed + words)
+        eff, loss = 0, 0.0  # a pool's are tallied when the round's training is finished
+        if pool is None:
+            eff, _known, loss = _model.train_slice(self.model, sentences, known, a0, a1)
+            self.on_event("trained", {"round": r, "shards": [l.unit for l in batch], "words": words, "alpha": (a0, a1)})
+        else:
+            pool.submit(sentences, known, a0, a1)
+            self.on_event("queued", {"round": r, "shards": [l.unit for l in batch], "words": words, "alpha": (a0, a1)})
+            # lease the next batch only when the threads are about to run out of work: leasing
+            # far ahead would take units that another worker could train sooner
+            pool.wait_below(self.threads + 1)
+        trained = (batch, words, eff, loss)
+        if self.stop.is_set():
+            return None, st, trained
+        lease, st = self._lease_more(r, prefer)
+        return lease, st, trained
 
     def _own_shards(self, r: int, members: list[str]) -> set[str]:
         """This worker's part of round ``r``'s shards when they are dealt out among ``members``.
