@@ -45,10 +45,15 @@ def _check_local(workers: int | None, threads: int, cache_mb: int | None = None)
         raise InvalidInputError(f"--cache-mb must be 0 or more, not {cache_mb}")
 
 
+def _na(value) -> str:
+    """A score for people: 'n/a' where there is none (a benchmark whose words the vocabulary lacks)."""
+    return "n/a" if value is None else str(value)
+
+
 def _scores_line(scores: dict) -> str:
     return (
-        f"WS353 {scores.get('ws353')} (oov {scores.get('ws353_oov_pct')}%)  SimLex {scores.get('simlex')} "
-        f"(oov {scores.get('simlex_oov_pct')}%)  analogies {scores.get('analogy')} ({scores.get('analogy_questions')} questions)"
+        f"WS353 {_na(scores.get('ws353'))} (oov {_na(scores.get('ws353_oov_pct'))}%)  SimLex {_na(scores.get('simlex'))} "
+        f"(oov {_na(scores.get('simlex_oov_pct'))}%)  analogies {_na(scores.get('analogy'))} ({_na(scores.get('analogy_questions'))} questions)"
     )
 
 
@@ -84,7 +89,7 @@ def _watch(ctx: typer.Context, job: str, workers: int, threads: int, wait: bool,
             per = ", ".join(f"{w.get('words_per_s', 0)}" for w in st["workers"].values())
             loss = next((h.get("loss") for h in reversed(st["history"]) if h.get("loss") is not None), None)
             members = f"workers {len(st['workers'])} [{per}] w/s" if st["workers"] else "waiting for workers to join"
-            info = f"round {min(st['round'] + 1, st['rounds'])}/{st['rounds']}  {members}  total {rate:,.0f} w/s  loss {loss}"
+            info = f"round {min(st['round'] + 1, st['rounds'])}/{st['rounds']}  {members}  total {rate:,.0f} w/s  loss {_na(loss)}"
             if progress is not None:
                 progress.update(task, total=st["total_words"], completed=st["words"], info=info)
             elif st["round"] != last_round and st["state"] != "done":  # the summary line follows
@@ -253,7 +258,7 @@ def status(
             print(f"  lease {unit}: {owner}")
         for h in s["history"]:
             if h.get("state") == "merged":
-                print(f"  round {h['round']}: {h['words']:,} words  loss {h['loss']}  {h['commits']} commits from {h['workers']} workers  wall {h['wall_s']}s (merge {h['merge_s']}s)")
+                print(f"  round {h['round']}: {h['words']:,} words  loss {_na(h.get('loss'))}  {h['commits']} commits from {h['workers']} workers  wall {h['wall_s']}s (merge {h['merge_s']}s)")
         if s["final"]:
             print(f"  vectors {s['final']['vectors']} ({s['final']['vocab']})")
             print("  " + _scores_line(s["final"].get("scores") or {}))

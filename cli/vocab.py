@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
 from typing import List, Optional
 
@@ -296,8 +298,13 @@ def encode_cmd(
                 raise InvalidInputError(f"standard input is not UTF-8 text (byte {exc.start + 1})") from None
             continue
         try:
+            if os.path.exists(f) and not os.path.isdir(f) and not stat.S_ISREG(os.stat(f).st_mode):
+                # /dev/zero would fill the memory, a FIFO with no writer would wait forever
+                raise InvalidInputError(f"input file {f}: not a regular file (a FIFO, device or socket)", hint="copy the data into a file first, or pipe it to - (stdin)")
             with open(f, encoding="utf-8") as fh:
                 texts.append(fh.read())
+            if "\x00" in texts[-1]:
+                raise InvalidInputError(f"input file {f} looks binary (it has NUL bytes), not text")
         except FileNotFoundError:
             raise NotFoundError(f"input file {f} does not exist") from None
         except IsADirectoryError:

@@ -36,7 +36,7 @@ def _print_rows(rows: list[dict]) -> None:
 def start(ctx: typer.Context, as_json: bool = _util.JsonOption) -> None:
     """Start the embedded standalone ZooKeeper on loopback (does nothing if it already runs).
 
-    Example: nlpzk zk start --zk-port 12181
+    Example: nlpzk zk start  (on another port: nlpzk --zk-port 12181 zk start)
     """
     cfg = _util.config(ctx)
     started = zkserver.ensure_embedded(cfg.state_path, cfg.zk_port)

@@ -243,6 +243,7 @@ def headline(scores: dict[str, Any]) -> dict[str, float]:
 
 def tag_model(cluster: Cluster, name: str, version: int, tag: str) -> None:
     """Point ``tag`` at version ``version`` (atomically, checking the version exists)."""
+    paths.check_tag(tag)
     number = _resolve(cluster, name, version, None)
     registry.move_tag(cluster.zk, _base(name), tag, number)
 
@@ -456,6 +457,13 @@ def _writable_dir(path: str, *, create: bool) -> None:
         raise StoreError(f"export directory {path} is not writable", hint="choose a directory you can write to")
 
 
+def new_file_mode() -> int:
+    """The mode ``open()`` gives a new file: 0666 less the process's umask."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_local_write(path: str, write) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
@@ -465,6 +473,7 @@ def atomic_local_write(path: str, write) -> None:
     except OSError as exc:
         raise StoreError(f"cannot write to {directory}: {exc.strerror}", hint="choose a directory you can write to") from None
     try:
+        os.fchmod(fd, new_file_mode())  # mkstemp's 0600 would hide an export from the user's group
         with os.fdopen(fd, "wb") as fh:
             write(fh)
         os.replace(tmp, path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from _helpers import one_line_error
@@ -23,6 +24,8 @@ def _bad(tmp_path):
         "missing": ({}, "nope.txt", [], "nope.txt: no such file or directory"),
         "no_readable_files": ({"d/pic.png": b"\x89PNG\r\n", "d/.hidden.txt": GOOD.encode()}, "d", [], "d: directory has no readable input files"),
         "binary": ({"bin.txt": b"abc\x00\x01\x02def\n"}, "bin.txt", [], "bin.txt: looks binary (NUL byte at offset 3)"),
+        # random bytes 1-255: no NUL, but most of them not UTF-8
+        "binary_no_nul": ({"noise.txt": bytes(np.random.default_rng(5).integers(1, 256, 20_000, dtype=np.uint8))}, "noise.txt", [], "noise.txt: looks binary ("),
         "empty": ({"empty.txt": b""}, "empty.txt", [], "empty.txt: file is empty"),
         "invalid_utf8_strict": ({"latin.txt": GOOD.encode() + "café\n".encode("latin-1")}, "latin.txt", ["--strict"], "latin.txt:2: invalid UTF-8 (byte 4 of the line)"),
         "huge_line": ({"huge.txt": GOOD.encode() + b"word " * 220_000 + b"\n"}, "huge.txt", [], "huge.txt:2: line is longer than 1000000 bytes"),

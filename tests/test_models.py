@@ -76,6 +76,8 @@ def test_cli_list_show_tag_untag_delete(cluster, registered, cli):
     assert res.exit_code == 0, res.output
     shown = json.loads(cli("model", "show", "lee:stable", "--json").stdout)
     assert shown["version"] == 1 and shown["tags"] == ["stable"]
+    res = cli("model", "tag", "lee@1", "v2")  # lee:v2 would be v1 and lee@v2 v2
+    assert res.exit_code == 5 and "looks like a version" in one_line_error(res.stderr)
 
     # deleting the latest version moves 'latest' back and removes the file
     path2 = model_doc(cluster, "lee", 2)["path"]
@@ -156,6 +158,15 @@ def test_export_formats_load_back_in_gensim_with_equal_vectors(cluster, register
     assert meta[0] == "word\tcount" and len(meta) == len(kv) + 1
     assert meta[1].split("\t")[0] == kv.index_to_key[0]
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".tmp-")]
+    # written with the mode open() gives (0666 less the umask), not the temporary file's 0600
+    old = os.umask(0o027)
+    try:
+        assert cli("model", "export", "lee", "--format", "word2vec", "--out", str(tmp_path / "m.txt")).exit_code == 0
+        assert cli("vocab", "export", "lee", "--out", str(tmp_path / "v.tsv")).exit_code == 0
+    finally:
+        os.umask(old)
+    for name in ("m.txt", "v.tsv"):
+        assert os.stat(tmp_path / name).st_mode & 0o777 == 0o640, name
 
 
 def test_export_to_an_unwritable_path_is_a_clear_error(cluster, registered, cli, tmp_path):

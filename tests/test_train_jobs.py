@@ -211,6 +211,11 @@ def test_bad_input_is_one_line_error(cluster, cli, tmp_path):
     assert res.returncode == 5 and "epochs" in one_line_error(res.stderr)
     res = cli.run_process("train", "run", "x", "--corpus", "lee", "--vocab", "lee", "--merge", "median", "--workers", "0", "--no-wait")
     assert res.returncode == 5 and "merge rule" in one_line_error(res.stderr)
+    # numpy's seeds stop at 2**32 - 1 (each worker adds its own offset): refused before anything is written
+    for flags, what in ((["--seed", "-1"], "seed"), (["--seed", str(2**32)], "seed"), (["--lease-timeout", "inf"], "lease-timeout"), (["--sample", "nan"], "sample")):
+        res = cli.run_process("train", "run", "x", "--corpus", "lee", "--vocab", "lee", "--workers", "0", "--no-wait", *flags)
+        assert res.returncode == 5 and what in one_line_error(res.stderr), (flags, res.stderr)
+    assert cluster.store.list("jobs/x") == [] and cluster.zk.exists("/jobs/x") is None
     res = cli.run_process("train", "status", "ghost")
     assert res.returncode == 4 and "unknown training job 'ghost'" in one_line_error(res.stderr)
     res = cli.run_process("train", "run", "x", "--workers", "0", "--no-wait")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from _helpers import one_line_error
@@ -96,6 +97,12 @@ def test_encode_uses_the_corpus_tokenizer(cli, cluster, tmp_path):
     assert ok(cli("vocab", "encode", "t", "--oov", "-1", input="zebra the")).split() == ["-1", "1"]
     fails(cli("vocab", "encode", "t", "--oov", "none", input="x"), 5, "--oov")
     fails(cli("vocab", "encode", "t", str(tmp_path / "missing.txt")), 4, "does not exist")
+    # a device would fill the memory, a FIFO without a writer would wait for ever: refused at once
+    os.mkfifo(tmp_path / "fifo")
+    for special in ("/dev/zero", str(tmp_path / "fifo")):
+        fails(cli("vocab", "encode", "t", special), 5, "not a regular file")
+    (tmp_path / "nul.txt").write_bytes(b"the\x00dog")
+    fails(cli("vocab", "encode", "t", str(tmp_path / "nul.txt")), 5, "looks binary")
 
 
 def test_bad_inputs_one_line_errors(cli, golden):
@@ -120,6 +127,11 @@ def test_bad_inputs_one_line_errors(cli, golden):
     fails(cli("vocab", "build", "g", "--corpus", "golden", "--parent", "v4"), 4, "no version v4")
     fails(cli("vocab", "build", "g", "--corpus", "golden", "--min-count", "0"), 5, "min_count")
     fails(cli("vocab", "build", "fresh", "--corpus", "empty"), 5)
+    fails(cli("vocab", "build", "g", "--corpus", "golden", "--min-count", "100000"), 5, "the vocabulary would be empty")
+    # a tag that reads as a version would mean one thing after ':' and another everywhere else
+    for tag in ("v2", "2", "V10"):
+        fails(cli("vocab", "tag", "g", "v1", tag), 5, "looks like a version")
+    fails(cli("vocab", "build", "g", "--corpus", "golden", "--tag", "v7"), 5, "looks like a version")
     assert [n for n, _ in registry.list_versions(golden.zk, paths.vocab("g"))] == [1]
     assert registry.maybe_json(golden.zk, paths.vocab("fresh")) is None
     assert len(golden.store.list("vocab/g")) == 1

@@ -170,6 +170,10 @@ def _decompress_errors() -> tuple[type[BaseException], ...]:
 _DECOMPRESS_ERRORS = _decompress_errors()
 
 
+#: More invalid UTF-8 sequences than this share of a file's first bytes: binary, not text.
+BINARY_SHARE = 0.10
+
+
 def sniff(f: InputFile) -> None:
     """Refuse, before anything is registered, a file that is empty, binary or not what its name says."""
     if f.size == 0:
@@ -188,6 +192,15 @@ def sniff(f: InputFile) -> None:
     nul = head.find(b"\x00")
     if nul >= 0:
         raise InvalidInputError(f"{f.path}: looks binary (NUL byte at offset {nul}), not UTF-8 text", hint="ingest text files only (UTF-16 must be converted to UTF-8)")
+    # random bytes without a NUL: most of them are not UTF-8; text in a legacy encoding (Latin-1,
+    # cp1252) has a few per cent at most, and is ingested with them replaced (and counted)
+    sample = head[:-3] if len(head) == SNIFF_BYTES else head  # not a character cut at the end
+    bad = sample.decode("utf-8", errors="replace").count("\ufffd") - sample.decode("utf-8", errors="ignore").count("\ufffd")
+    if len(sample) >= 256 and bad > BINARY_SHARE * len(sample):
+        raise InvalidInputError(
+            f"{f.path}: looks binary ({bad:,} invalid UTF-8 sequences in its first {len(sample):,} bytes), not UTF-8 text",
+            hint="ingest text files only; convert other encodings to UTF-8 first (iconv -f latin1 -t utf-8)",
+        )
 
 
 def content_sha256(f: InputFile) -> str:

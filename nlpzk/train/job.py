@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import pickle
 import uuid
 from typing import Any
@@ -75,6 +76,8 @@ def check_hyper(hp: dict[str, Any], workers: int | None = None) -> dict[str, Any
     for key in ("epochs", "syncs_per_epoch", "dim", "window", "negative"):
         need(isinstance(out[key], int) and out[key] >= 1, f"{key} must be an integer >= 1, not {out[key]!r}")
     need(out["dim"] <= 10000, "dim must be at most 10000")
+    # each worker seeds gensim with seed + a number below 100000 of its own; numpy takes < 2**32
+    need(isinstance(out["seed"], int) and 0 <= out["seed"] < 2**31, f"seed must be an integer in [0, {2**31 - 1}], not {out['seed']!r}")
     # every round is a znode, a barrier and a parameter file: a billion of them is a typo, not a job
     need(out["epochs"] * out["syncs_per_epoch"] <= 100_000, f"epochs x syncs-per-epoch must be at most 100000 rounds, not {out['epochs'] * out['syncs_per_epoch']}")
     need(0 < float(out["alpha"]) <= 1, f"alpha must be in (0, 1], not {out['alpha']}")
@@ -82,6 +85,9 @@ def check_hyper(hp: dict[str, Any], workers: int | None = None) -> dict[str, Any
     need(float(out["sample"]) >= 0, f"sample must be >= 0, not {out['sample']}")
     need(out["eta"] is None or 0 <= float(out["eta"]) < 1, f"eta must be in [0, 1), not {out['eta']}")
     need(float(out["lease_timeout"]) > 0, "lease timeout must be positive")
+    # what the ranges above let through: sample inf, lease-timeout inf (not valid JSON either)
+    for key in ("alpha", "min_alpha", "sample", "eta", "lease_timeout"):
+        need(out[key] is None or math.isfinite(float(out[key])), f"{key.replace('_', '-')} must be a finite number, not {out[key]}")
     _merge.check_rule(out["merge"])
     out["sg"] = bool(out["sg"])
     return out
@@ -139,6 +145,8 @@ def create_job(
         raise InvalidInputError(f"corpus {corpus!r} has no shards", hint=f"ingest text first: nlpzk corpus ingest {corpus} FILES")
     name, version, tag = parse_spec(vocab)
     vd = load_vocab(cluster, name, version, tag)
+    if not vd.tokens:
+        raise InvalidInputError(f"vocabulary {vd.ref} has no tokens: there is nothing to train", hint="build one with a lower --min-count: nlpzk vocab build --help")
     warnings = []
     if vd.corpus not in (None, corpus):
         warnings.append(f"vocabulary {vd.ref} was built from corpus {vd.corpus!r}, not {corpus!r}: words missing from it are skipped")
@@ -154,10 +162,15 @@ def create_job(
     sha, _ = cluster.store.write_bytes(shard_rel, json.dumps(shard_list).encode())
     spec["shards"] = {"path": shard_rel, "sha256": sha, "count": len(shards)}
     params_rel = naming.round_params(job, 0, nonce)
-    _merge.save_array(cluster.store, params_rel, initial_params(spec, vd))
     now = registry.now()
     doc = {"spec": spec, "state": "running", "round": 0, "words": 0, "created": now}
     round0 = {"round": 0, "params": [params_rel], "words_before": 0, "opened": now}
+    try:
+        _merge.save_array(cluster.store, params_rel, initial_params(spec, vd))
+    except BaseException:  # no file left behind that no job names
+        cluster.store.delete(shard_rel)
+        raise
+    # (a connection error in this transaction leaves the files: the job may exist all the same)
     if not rounds.create_job(cluster.zk, job, doc, round0, [u.name for u in work_units(spec, shards)]):
         cluster.store.delete(params_rel)
         cluster.store.delete(shard_rel)

@@ -79,7 +79,7 @@ def build(
     """
     paths.check_name("vocabulary", name)
     specials = _table.check_params(min_count, max_size, specials)
-    tags = [paths.check_name("tag", t) for t in tags]
+    tags = [paths.check_tag(t) for t in tags]
     if not isinstance(processes, int) or processes < 1:
         raise InvalidInputError(f"processes must be an integer >= 1, not {processes!r}")
 
@@ -104,6 +104,14 @@ def build(
     table = _table.assign_ids(
         counts, min_count=min_count, max_size=max_size, specials=specials, parent=parent_table, parent_specials=parent_specials
     )
+    if not table["active"].combine_chunks().true_count:
+        import pyarrow.compute as pc
+
+        top = pc.max(counts["count"]).as_py()
+        raise InvalidInputError(
+            f"no token of corpus {corpus!r} occurs {min_count} times or more (the most frequent occurs {top} times): the vocabulary would be empty",
+            hint=f"use a lower --min-count (at most {top})",
+        )
     params = {"min_count": min_count, "max_size": max_size, "specials": _table.merged_specials(parent_specials, specials)}
     shard_info = {"count": len(shards), "tokens": int(sum(s.tokens for s in shards)), "hash": shard_set_hash(shards)}
     # What the file says about itself: deterministic (no time, no version number, no nonce), so the

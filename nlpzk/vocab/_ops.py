@@ -74,7 +74,7 @@ def verify(cluster: Cluster, name: str) -> list[dict[str, Any]]:
 
 def tag(cluster: Cluster, name: str, version: int | str, tag: str) -> int:
     """Point ``tag`` at ``version`` (a number, ``"v3"``, or another tag); return the version number."""
-    paths.check_name("tag", tag)
+    paths.check_tag(tag)
     check_exists(cluster, name)
     number, _ = resolve(cluster, name, *_version_arg(version))
     registry.move_tag(cluster.zk, paths.vocab(name), tag, number)
@@ -174,6 +174,9 @@ def export(view: VocabView, fmt: str, path: str | os.PathLike[str]) -> int:
         raise InvalidInputError(f"{path} is a directory", hint="give a file name with --out")
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
     try:
+        mask = os.umask(0o022)
+        os.umask(mask)
+        os.fchmod(fd, 0o666 & ~mask)  # what open() would give, not mkstemp's 0600
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
             n = write_export(view, fmt, fh)
         os.replace(tmp, path)

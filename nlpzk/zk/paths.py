@@ -53,6 +53,15 @@ def check_name(kind: str, name: str) -> str:
     return name
 
 
+def check_tag(tag: str) -> str:
+    """A tag name: a name (:func:`check_name`) that does not read as a version (``v7``, ``7``),
+    which every ``NAME:tag`` / ``NAME@v7`` argument would otherwise take one for the other."""
+    check_name("tag", tag)
+    if re.fullmatch(r"[vV]?[0-9]+", tag):
+        raise InvalidInputError(f"tag name {tag!r} looks like a version number", hint="pick a name that is not v<digits> or <digits>, e.g. stable or release-7")
+    return tag
+
+
 def version_name(n: int) -> str:
     """``7 -> 'v0000000007'`` (ZooKeeper sequence width, so names sort as numbers)."""
     return f"v{n:010d}"
