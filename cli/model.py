@@ -170,6 +170,11 @@ def eval_cmd(
     from nlpzk.eval import BENCHMARKS, compare, evaluate_model
     from nlpzk.models import parse_ref
 
+    from nlpzk.errors import InvalidInputError
+
+    unknown = [b for b in only or () if b not in BENCHMARKS + ("heldout",)]
+    if unknown:
+        raise InvalidInputError(f"unknown benchmark {unknown[0]!r}", hint=f"choose from: {', '.join(BENCHMARKS + ('heldout',))}")
     cluster = _util.cluster(ctx)
     benchmarks = tuple(b for b in only if b != "heldout") if only else BENCHMARKS
     heldout = workers is not None or (only is not None and "heldout" in only)

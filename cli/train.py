@@ -281,5 +281,7 @@ def list_(ctx: typer.Context, as_json: bool = _util.JsonOption) -> None:
             print("no training jobs")
         for j in rows:
             print(f"{j['job']}: {j['state']} round {j['round']}/{j['rounds']} corpus {j['corpus']} vocab {j['vocab']} workers {j['workers']}")
+            if j.get("scores"):
+                print("  " + _scores_line(j["scores"]))
 
     _util.emit(jobs, as_json, human)

@@ -85,7 +85,8 @@ def list_cmd(
         def human(rows):
             t = Table("name", "versions", "tags")
             for r in rows:
-                t.add_row(r["name"], str(r["versions"]), ", ".join(f"{k}={v}" for k, v in sorted(r["tags"].items())))
+                # v3, as everywhere else people read versions (the JSON keeps the znode's name)
+                t.add_row(r["name"], str(r["versions"]), ", ".join(f"{k}=v{int(v.lstrip('v'))}" for k, v in sorted(r["tags"].items())))
             _util.out.print(t)
 
         _util.emit(rows, as_json, human)
@@ -106,7 +107,7 @@ def list_cmd(
 def show_cmd(
     ctx: typer.Context,
     spec: str = SpecArg,
-    head: int = typer.Option(10, "--head", help="Also show the first N ids."),
+    head: int = typer.Option(10, "--head", min=0, help="Also show the first N ids."),
     as_json: bool = _util.JsonOption,
 ) -> None:
     """Show one version: where its table is, what it was built from, its first ids.
@@ -181,7 +182,7 @@ def diff_cmd(
     name: str = typer.Argument(..., help="Vocabulary name."),
     a: str = typer.Argument(..., help="Older version (vN or tag)."),
     b: str = typer.Argument(..., help="Newer version (vN or tag)."),
-    limit: int = typer.Option(20, "--limit", "-n", help="Show at most N entries per list."),
+    limit: int = typer.Option(20, "--limit", "-n", min=0, help="Show at most N entries per list."),
     as_json: bool = _util.JsonOption,
 ) -> None:
     """Show tokens added, removed or marked inactive, and the largest count changes between two versions.

@@ -16,12 +16,20 @@ ensemble_app = typer.Typer(help="A local ZooKeeper ensemble on one machine (for 
 app.add_typer(ensemble_app, name="ensemble")
 
 
+def _int(text):
+    """A number from ``srvr``'s text (None stays None)."""
+    try:
+        return None if text is None else int(text)
+    except ValueError:
+        return text
+
+
 def _status_rows(addresses: list[str]) -> list[dict]:
     rows = []
     for addr in addresses:
         host, _, port = addr.rpartition(":")
         st = zkserver.parse_srvr(zkserver.four_letter(host, int(port), "srvr"))
-        rows.append({"address": addr, "serving": bool(st), "mode": (st or {}).get("mode"), "version": (st or {}).get("version"), "nodes": (st or {}).get("node_count")})
+        rows.append({"address": addr, "serving": bool(st), "mode": (st or {}).get("mode"), "version": (st or {}).get("version"), "nodes": _int((st or {}).get("node_count"))})
     return rows
 
 
@@ -137,6 +145,7 @@ def ensemble_stop(
     servers: int = typer.Option(3, "--servers", min=1, max=9),
     base_port: int = typer.Option(12281, "--base-port"),
     member: Optional[int] = typer.Option(None, "--member", help="Stop only this server id (1-based), e.g. to test fail-over."),
+    as_json: bool = _util.JsonOption,
 ) -> None:
     """Stop the local ensemble (or one member of it).
 
@@ -147,9 +156,15 @@ def ensemble_stop(
     if member is not None:
         if not 1 <= member <= servers:
             raise typer.BadParameter(f"--member must be between 1 and {servers}")
-        ens.members[member - 1].stop()
+        ids = [member]
     else:
-        ens.stop()
+        ids = list(range(1, servers + 1))
+    stopped = [i for i in ids if ens.members[i - 1].stop()]  # False: that member was not running
+    _util.emit(
+        {"hosts": ens.hosts, "stopped": stopped},
+        as_json,
+        lambda d: _util.out.print(f"stopped member(s) {', '.join(map(str, d['stopped']))}" if d["stopped"] else "not running"),
+    )
 
 
 @ensemble_app.command("status")
@@ -159,7 +174,7 @@ def ensemble_status(
     base_port: int = typer.Option(12281, "--base-port"),
     as_json: bool = _util.JsonOption,
 ) -> None:
-    """Mode of each member of the local ensemble.
+    """Mode of each member of the local ensemble. Exit 3 if none serves.
 
     Example: nlpzk zk ensemble status --json
     """
@@ -167,3 +182,6 @@ def ensemble_status(
     ens = _ensemble(cfg, servers, base_port)
     rows = _status_rows(ens.hosts.split(","))
     _util.emit({"hosts": ens.hosts, "servers": rows}, as_json, lambda d: _print_rows(d["servers"]))
+    if not any(r["serving"] for r in rows):
+        _util.error_line(f"no member of the local ensemble answers at {ens.hosts} (start it with: nlpzk zk ensemble start)")
+        raise typer.Exit(3)

@@ -282,6 +282,10 @@ INPUTS = [
     ("ensemble-too-many-servers", ["zk", "ensemble", "status", "--servers", "10"], USAGE, "--servers"),
     ("config-show-bad-acl", ["--auth", "u:p", "--acl-others", "all", "config", "show"], CONFIG, "acl_others must be 'read' or 'none', not 'all'"),
     ("similar-topn-not-an-int", ["model", "similar", "m", "word", "-n", "x"], USAGE, "topn"),
+    ("model-eval-unknown-benchmark", ["model", "eval", "m", "--only", "bogus"], INVALID, "choose from: wordsim353, simlex999, analogy, sentiment, heldout"),
+    ("vocab-show-head-negative", ["vocab", "show", "v", "--head", "-1"], USAGE, "--head"),
+    ("vocab-diff-limit-negative", ["vocab", "diff", "v", "v1", "v1", "--limit", "-1"], USAGE, "--limit"),
+    ("ensemble-status-none-serving", ["zk", "ensemble", "status", "--base-port", "12990"], UNAVAILABLE, "no member of the local ensemble answers"),
 ]
 
 
