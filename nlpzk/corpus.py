@@ -262,8 +262,10 @@ class Corpus:
                 raise
         info = registry.get_json(cluster.zk, path)[0]
         if info.get("options") != options:
+            have = info.get("options") or {}
+            differ = ", ".join(f"{k} {have.get(k)!r} (not {options.get(k)!r})" for k in sorted(set(have) | set(options)) if have.get(k) != options.get(k))
             raise ConflictError(
-                f"corpus {name!r} exists with other options {info.get('options')}",
+                f"corpus {name!r} exists with other options: {differ}",
                 hint="use the same options, another name, or nlpzk corpus delete first",
             )
         for sub in (paths.shards(name), paths.inputs(name), paths.claims(name)):

@@ -241,7 +241,7 @@ INPUTS = [
     ("ingest-truncated-gz", ["corpus", "ingest", "b", "{in}/truncated.txt.gz"], INVALID, "truncated.txt.gz: corrupt gzip data"),
     ("ingest-plain-text-named-gz", ["corpus", "ingest", "b", "{in}/text.txt.gz"], INVALID, "text.txt.gz: corrupt gzip data"),
     # a corpus's tokenizer options are fixed when it is created
-    ("ingest-into-corpus-with-other-options", ["corpus", "ingest", "c", "{in}/good.txt", "--no-lowercase"], errors.ConflictError.exit_code, "corpus 'c' exists with other options"),
+    ("ingest-into-corpus-with-other-options", ["corpus", "ingest", "c", "{in}/good.txt", "--no-lowercase"], errors.ConflictError.exit_code, "corpus 'c' exists with other options: lowercase True (not False)"),
     ("ingest-empty-lang", ["corpus", "ingest", "b", "{in}/good.txt", "--lang", ""], CONFIG, "tokenizer option lang must be a language code"),
     # malformed JSONL / CSV
     ("ingest-jsonl-array", ["corpus", "ingest", "b", "{in}/array.jsonl"], INVALID, "array.jsonl:2: no 'text' field (found: list)"),
