@@ -197,7 +197,7 @@ def diff_cmd(
         _util.out.print(f"{name} v{d['a']} ({d['size_a']} tokens) -> v{d['b']} ({d['size_b']} tokens); ids of common tokens {'unchanged' if d['ids_stable'] else 'DIFFER'}")
         for key, label in (("added", "added"), ("removed", "removed"), ("marked", "marked inactive"), ("unmarked", "active again")):
             rows = d[key]
-            _util.out.print(f"{label}: {d[key + '_total']}" + (": " + ", ".join(f"{escape(r['token'])}({r['id']})" for r in rows) if rows else ""))
+            _util.out.print(f"{label}: {d[key + '_total']}" + (": " + ", ".join(f"{escape(r['token'])} (id {r['id']}, count {r['count']})" for r in rows) if rows else ""))
         if d["changes"]:
             t = Table("id", "token", "before", "after", "change")
             for r in d["changes"]:

@@ -196,7 +196,7 @@ def test_human_output_prints_markup_like_tokens_literally(cli, cluster):
     assert "[/]" in shown and "[bold]" in shown and "specials [pad]" in shown
     add_shards(cluster, "brackets", {"s-00001": ["[red] [red]"]})
     ok(cli("vocab", "build", "b", "--corpus", "brackets", "--parent", "v1"))
-    assert "[red](4)" in ok(cli("vocab", "diff", "b", "v1", "v2"))
+    assert "[red] (id 4, count 2)" in ok(cli("vocab", "diff", "b", "v1", "v2"))
 
 
 def test_every_vocab_command_is_documented_with_an_example():
