@@ -252,7 +252,7 @@ def untag_model(cluster: Cluster, name: str, tag: str) -> None:
     if not cluster.zk.exists(_base(name)):
         raise NotFoundError(f"unknown model {name!r}", hint="see: nlpzk model list")
     if not versioned.delete_tag(cluster.zk, _base(name), tag):
-        raise NotFoundError(f"model {name!r} has no tag {tag!r}")
+        raise NotFoundError(f"model {name!r} has no tag {tag!r}", hint=f"see its tags: nlpzk model show {name}")
 
 
 def delete_model(cluster: Cluster, name: str, version: int | None = None) -> dict[str, Any]:

@@ -130,7 +130,7 @@ def discover(paths: list[str]) -> list[InputFile]:
             # a FIFO would block the reader forever and /dev/zero never ends: refuse them up front
             raise InvalidInputError(f"{arg}: not a regular file (a FIFO, device or socket)", hint="copy the data into a file first")
         else:
-            raise InvalidInputError(f"{arg}: no such file or directory")
+            raise InvalidInputError(f"{arg}: no such file or directory", hint="check the path; a file, a directory or a glob such as 'data/*.txt'")
     # One order whatever the order of the arguments: inputs commit in it, and the first input
     # to commit keeps a document several inputs share.
     return sorted(found, key=lambda f: f.path)
@@ -187,7 +187,7 @@ def sniff(f: InputFile) -> None:
         raise InvalidInputError(f"{f.path}: file is empty (after decompression)", hint="remove it from the inputs")
     if f.format == "parquet":
         if not head.startswith(b"PAR1"):
-            raise InvalidInputError(f"{f.path}: not a Parquet file (no PAR1 magic)")
+            raise InvalidInputError(f"{f.path}: not a Parquet file (no PAR1 magic)", hint="rename it if it is text (.txt, .jsonl, .csv), or re-export it as Parquet")
         return
     nul = head.find(b"\x00")
     if nul >= 0:
@@ -312,7 +312,9 @@ class DocumentReader:
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise InvalidInputError(f"{self.file.path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+                raise InvalidInputError(
+                    f"{self.file.path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno})", hint="fix that line (JSON Lines: one object per line)"
+                ) from None
             if not isinstance(obj, dict) or field not in obj:
                 fields = ", ".join(map(_printable, list(obj)[:8])) if isinstance(obj, dict) else type(obj).__name__
                 raise InvalidInputError(f"{self.file.path}:{lineno}: no {field!r} field (found: {fields or 'nothing'})", hint="pick the field with --text-field")
