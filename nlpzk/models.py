@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from .cluster import Cluster, default_cluster
 from .errors import IntegrityError, InvalidInputError, NotFoundError, StoreError
-from .store import naming
+from .store import naming, new_file_mode
 from .zk import paths, registry, versioned
 
 __all__ = ["Model", "register_model", "register_job", "parse_ref", "list_models", "model_doc", "tag_model", "untag_model", "delete_model", "store_scores", "WordNotFoundError"]
@@ -455,13 +455,6 @@ def _writable_dir(path: str, *, create: bool) -> None:
         raise InvalidInputError(f"export directory {path} does not exist", hint="create it first or choose another --out")
     if not os.access(path, os.W_OK | os.X_OK):
         raise StoreError(f"export directory {path} is not writable", hint="choose a directory you can write to")
-
-
-def new_file_mode() -> int:
-    """The mode ``open()`` gives a new file: 0666 less the process's umask."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return 0o666 & ~mask
 
 
 def atomic_local_write(path: str, write) -> None:

@@ -228,6 +228,14 @@ class Store:
             self.fs.delete_dir(self.full(rel))
 
 
+def new_file_mode() -> int:
+    """The mode ``open()`` gives a new local file: 0666 less the process's umask (a file made with
+    ``tempfile.mkstemp`` and renamed into place would otherwise keep mkstemp's 0600)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def _fsync_dir(path: str) -> None:
     with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY)

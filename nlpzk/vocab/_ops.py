@@ -13,6 +13,7 @@ import pyarrow.compute as pc
 
 from ..cluster import Cluster
 from ..errors import IntegrityError, InvalidInputError, NotFoundError
+from ..store import new_file_mode
 from ..zk import paths, registry, versioned
 from ._view import VocabView, Vocabulary, check_exists, load_table, resolve
 
@@ -174,9 +175,7 @@ def export(view: VocabView, fmt: str, path: str | os.PathLike[str]) -> int:
         raise InvalidInputError(f"{path} is a directory", hint="give a file name with --out")
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
     try:
-        mask = os.umask(0o022)
-        os.umask(mask)
-        os.fchmod(fd, 0o666 & ~mask)  # what open() would give, not mkstemp's 0600
+        os.fchmod(fd, new_file_mode())  # what open() would give, not mkstemp's 0600
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
             n = write_export(view, fmt, fh)
         os.replace(tmp, path)
