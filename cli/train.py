@@ -57,7 +57,7 @@ def _scores_line(scores: dict) -> str:
     )
 
 
-def _watch(ctx: typer.Context, job: str, workers: int, threads: int, wait: bool, as_json: bool, cache_mb: int | None = None) -> None:
+def _watch(ctx: typer.Context, job: str, workers: int, threads: int, wait: bool, as_json: bool, cache_mb: int | None = None, created: bool = False) -> None:
     from nlpzk import train
 
     cluster = _util.cluster(ctx)
@@ -67,7 +67,7 @@ def _watch(ctx: typer.Context, job: str, workers: int, threads: int, wait: bool,
         procs = train.start_local_workers(cluster.config, job, workers, threads, log_dir=log_dir, cache_mb=cache_mb)
         print(f"started {workers} worker(s) (logs in {log_dir})", file=sys.stderr)
     if not wait:
-        _util.emit(train.status(cluster, job) if as_json else None, as_json, lambda _: print(f"job {job} created"))
+        _util.emit(train.status(cluster, job) if as_json else None, as_json, lambda _: print(f"job {job} {'created' if created else 'resumed'}"))
         return
     stop = threading.Event()
     _install_stop(stop)
@@ -183,7 +183,7 @@ def run(
         print(f"job {job} exists: resuming at round {doc.get('round')} of {doc['spec']['rounds']}", file=sys.stderr)
     if doc.get("state") == "done":
         workers = 0
-    _watch(ctx, job, workers, threads, wait, as_json, cache_mb)
+    _watch(ctx, job, workers, threads, wait, as_json, cache_mb, created=not exists)
 
 
 @app.command()

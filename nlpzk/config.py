@@ -114,7 +114,13 @@ class Config:
                 raise ConfigError(f"config file {toml_path} is not UTF-8 text") from None
             except IsADirectoryError:
                 raise ConfigError(f"config file {toml_path} is a directory") from None
-            file_values = file_values.get("nlpzk", file_values)
+            if isinstance(file_values.get("nlpzk"), dict):
+                # keys at top level and under [nlpzk] both count; the same key in both is ambiguous
+                table = file_values.pop("nlpzk")
+                both = sorted(set(table) & set(file_values))
+                if both:
+                    raise ConfigError(f"config file {toml_path}: {', '.join(both)} set both at top level and under [nlpzk]", hint="keep one of them")
+                file_values = {**file_values, **table}
             bad = set(file_values) - set(_FIELDS)
             if bad:
                 raise ConfigError(

@@ -22,6 +22,15 @@ def test_toml_nlpzk_table_and_unknown_key(tmp_path):
     good = tmp_path / "a.toml"
     good.write_text('[nlpzk]\nzk = "h:1"\n')
     assert Config.resolve(environ={}, toml_path=good).zk == "h:1"
+    # keys at top level count too next to a [nlpzk] table (a top-level key was silently dropped)
+    mixed = tmp_path / "m.toml"
+    mixed.write_text('session_timeout = 7\n[nlpzk]\nconnect_timeout = 3\n')
+    cfg = Config.resolve(environ={}, toml_path=mixed)
+    assert (cfg.session_timeout, cfg.connect_timeout) == (7.0, 3.0)
+    twice = tmp_path / "t.toml"
+    twice.write_text('session_timeout = 7\n[nlpzk]\nsession_timeout = 8\n')
+    with pytest.raises(ConfigError, match="session_timeout set both at top level and under"):
+        Config.resolve(environ={}, toml_path=twice)
     bad = tmp_path / "b.toml"
     bad.write_text('zookeeper = "h:1"\n')
     with pytest.raises(ConfigError, match="unknown key"):

@@ -224,6 +224,19 @@ def test_bad_input_is_one_line_error(cluster, cli, tmp_path):
     make_corpus(cluster, "other", 1, lee_sentences()[:20])
     res = cli.run_process("train", "run", "x", "--corpus", "other", "--vocab", "lee@v1", "--workers", "0", "--no-wait")
     assert res.returncode == 0 and "warning: vocabulary lee@v1 was built from corpus 'lee'" in res.stderr
+    # re-running an existing job resumes it only with what it was created with
+    res = cli.run_process("train", "run", "x", "--corpus", "other", "--vocab", "lee@v1", "--workers", "0", "--no-wait")
+    assert res.returncode == 0 and "job x resumed" in res.stdout, res.stdout
+    res = cli.run_process("train", "run", "x", "--dim", "32", "--merge", "mean", "--workers", "0", "--no-wait")
+    assert res.returncode == 6 and "exists with dim 100 (not 32), merge 'nbmuf-adasum' (not 'mean')" in one_line_error(res.stderr)
+    from nlpzk.vocab import build, tag
+
+    build(cluster, "lee", "lee", min_count=3)  # lee@v2
+    tag(cluster, "lee", 2, "cand")
+    for spec in ("lee:cand", "lee@v2"):
+        res = cli.run_process("train", "run", "x", "--corpus", "other", "--vocab", spec, "--workers", "0", "--no-wait")
+        assert res.returncode == 6 and "exists for corpus 'other' and vocabulary lee@v1" in one_line_error(res.stderr), spec
+    assert train.status(cluster, "x")["spec"]["dim"] == 100
 
 
 def test_worker_rides_out_its_session_expiring(cluster, config, zk_server):

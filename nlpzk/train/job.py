@@ -132,11 +132,20 @@ def create_job(
     if existing is not None:
         spec = existing.get("spec", {})
         vname, vnum, vtag = parse_spec(vocab) if vocab else (None, None, None)
+        if vname and vname == spec.get("vocab") and vtag is not None:  # a tag names whatever version it points at now
+            from ..vocab import resolve
+
+            vnum, _ = resolve(cluster, vname, None, vtag)
+        hint = "resume it with: nlpzk train resume " + job + ", or pick another job name"
         if (corpus and corpus != spec.get("corpus")) or (vname and vname != spec.get("vocab")) or (vnum is not None and vnum != spec.get("vocab_version")):
-            raise ConflictError(
-                f"job {job!r} exists for corpus {spec.get('corpus')!r} and vocabulary {spec.get('vocab')}@v{spec.get('vocab_version')}",
-                hint="resume it with: nlpzk train resume " + job + ", or pick another job name",
-            )
+            raise ConflictError(f"job {job!r} exists for corpus {spec.get('corpus')!r} and vocabulary {spec.get('vocab')}@v{spec.get('vocab_version')}", hint=hint)
+        # a job's parameters are fixed when it is created: a different one given now would be ignored
+        given = {k: v for k, v in hyper.items() if v is not None}
+        if model is not None:
+            given["model"] = model
+        differ = [f"{k.replace('_', '-')} {spec.get(k)!r} (not {v!r})" for k, v in sorted(given.items()) if k in spec and spec.get(k) != v]
+        if differ:
+            raise ConflictError(f"job {job!r} exists with {', '.join(differ)}: a job's parameters are fixed when it is created", hint=hint)
         return existing, []
     hp = check_hyper(hyper, workers)
     corp = Corpus.open(corpus, cluster=cluster)
