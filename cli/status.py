@@ -72,6 +72,10 @@ def render(data: dict[str, Any]) -> Group:
     return Group(*parts)
 
 
+#: How long --watch waits for ZooKeeper to come back before it gives up (exit 3).
+RECONNECT_LIMIT = 120.0
+
+
 def status(
     ctx: typer.Context,
     watch: bool = typer.Option(False, "--watch", "-w", help="Keep refreshing the screen until Ctrl-C."),
@@ -88,17 +92,41 @@ def status(
     if not watch:
         _util.emit(collect(cluster), as_json, lambda d: _util.out.print(render(d)))
         return
+    from nlpzk.zk.rounds import CONNECTION_ERRORS
+
+    lost = {"since": None}
+
+    def snapshot() -> dict | None:
+        """The registry now, or None while ZooKeeper is unreachable (an election, a lost quorum):
+        a monitor rides that out, and gives up only after RECONNECT_LIMIT seconds without it."""
+        try:
+            data = collect(cluster)
+        except CONNECTION_ERRORS:
+            lost["since"] = lost["since"] or time.monotonic()
+            if time.monotonic() - lost["since"] > RECONNECT_LIMIT:
+                raise
+            cluster.watch.connected.wait(interval)
+            return None
+        lost["since"] = None
+        return data
+
     try:
         if as_json:
             # one JSON document per line and refresh, for scripts that follow a job
             while True:
-                print(json.dumps(collect(cluster), sort_keys=True, default=str), flush=True)
+                data = snapshot()
+                if data is not None:
+                    print(json.dumps(data, sort_keys=True, default=str), flush=True)
                 time.sleep(interval)
         from rich.live import Live
 
-        with Live(render(collect(cluster)), console=_util.out, refresh_per_second=4, screen=False) as live:
+        first = None
+        while first is None:
+            first = snapshot()
+        with Live(render(first), console=_util.out, refresh_per_second=4, screen=False) as live:
             while True:
                 time.sleep(interval)
-                live.update(render(collect(cluster)))
+                data = snapshot()
+                live.update(render(data) if data is not None else Text("ZooKeeper unreachable; waiting for it..."))
     except KeyboardInterrupt:
         raise typer.Exit(0) from None  # Ctrl-C is how --watch ends, not an error

@@ -57,6 +57,10 @@ def _scores_line(scores: dict) -> str:
     )
 
 
+#: How long `train run` follows a job without ZooKeeper (the workers' own reconnect limit).
+RECONNECT_LIMIT = 120.0
+
+
 def _watch(ctx: typer.Context, job: str, workers: int, threads: int, wait: bool, as_json: bool, cache_mb: int | None = None, created: bool = False) -> None:
     from nlpzk import train
 
@@ -74,6 +78,10 @@ def _watch(ctx: typer.Context, job: str, workers: int, threads: int, wait: bool,
     started, words0 = time.time(), None
     last_round = None
     progress = None
+    failed = True  # any exit but the job's end or Ctrl-C stops the workers this command started
+    lost_since = None
+    from nlpzk.zk.rounds import CONNECTION_ERRORS
+
     try:
         if _util.err.is_terminal and not as_json:
             from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -82,7 +90,19 @@ def _watch(ctx: typer.Context, job: str, workers: int, threads: int, wait: bool,
             progress.start()
             task = progress.add_task(f"train {job}", total=1, info="")
         while not stop.is_set():
-            st = train.status(cluster, job)
+            try:
+                st = train.status(cluster, job)
+                lost_since = None
+            except CONNECTION_ERRORS:
+                # an election or a lost quorum: the workers pause and rejoin, or exit after their
+                # reconnect limit; this view waits as long as they do, then gives up too
+                lost_since = lost_since or time.monotonic()
+                if (procs and all(p.poll() is not None for p in procs)) or time.monotonic() - lost_since > RECONNECT_LIMIT:
+                    raise
+                if progress is None:
+                    print("ZooKeeper connection lost; waiting for it (the workers pause meanwhile)", file=sys.stderr, flush=True)
+                cluster.watch.connected.wait(5.0)
+                continue
             if words0 is None:
                 words0 = st["words"]
             rate = (st["words"] - words0) / max(1e-6, time.time() - started)
@@ -103,10 +123,11 @@ def _watch(ctx: typer.Context, job: str, workers: int, threads: int, wait: bool,
 
                 raise TrainingError(f"all local workers exited (codes {codes}) before job {job!r} finished", hint=f"see the worker logs, then: nlpzk train resume {job}")
             time.sleep(1.0)
+        failed = False
     finally:
         if progress is not None:
             progress.stop()
-        if stop.is_set():
+        if stop.is_set() or failed:
             train.stop_local_workers(procs)
     if stop.is_set():
         st = train.status(cluster, job)

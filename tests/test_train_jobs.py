@@ -616,3 +616,49 @@ def test_the_shard_cache_stays_within_its_budget_and_a_job_still_trains_every_un
     finally:
         small.stop.set()
         wc.close()
+
+
+def test_without_zookeeper_a_worker_exits_after_its_reconnect_limit_instead_of_hanging(tmp_path, monkeypatch):
+    """kazoo queues a request made while the connection is down and waits for ever: with no quorum
+    a worker's commit blocked for good. Every request now waits at most REQUEST_TIMEOUT for its
+    reply, and the worker gives up ``reconnect_timeout`` after the drop, with one clear error."""
+    import threading
+    import time
+
+    from kazoo.exceptions import OperationTimeoutError
+
+    from nlpzk import testing
+    from nlpzk.errors import ZkUnavailableError
+    from nlpzk.train import Worker
+    from nlpzk.zk import client as zk_client
+
+    monkeypatch.setattr(zk_client, "REQUEST_TIMEOUT", 2.0)
+    server = testing.start_standalone(tmp_path / "zk")
+    own = testing.Cluster.connect(testing.config_for(server.address, tmp_path / "store", session_timeout=30.0))
+    try:
+        _setup(own, repeat=8)
+        train.create_job(own, "jz", "lee", "lee", epochs=50, syncs_per_epoch=1, dim=16)
+        w = Worker(own, "jz", poll=0.2, reconnect_timeout=5.0)
+        failure: list[BaseException] = []
+
+        def run():
+            try:
+                w.run()
+            except BaseException as exc:  # noqa: BLE001 - what the test looks at
+                failure.append(exc)
+
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        assert wait_for(lambda: w.report.commits >= 1, 60)
+        server.stop()  # mid-job, with the session still alive on the client's side
+        t0 = time.monotonic()
+        t.join(60)
+        assert not t.is_alive(), "the worker hung without ZooKeeper"
+        assert isinstance(failure[0], ZkUnavailableError) and "lost ZooKeeper for more than 5s" in str(failure[0])
+        assert time.monotonic() - t0 < 30
+        # a request made while the server is down fails within the bound instead of waiting for ever
+        with pytest.raises(OperationTimeoutError):
+            own.zk.get("/")
+    finally:
+        own.close()
+        server.stop()

@@ -82,6 +82,32 @@ def test_auth_acl_protects_registry(zk_server, tmp_path):
             c.close()
 
 
+def test_refused_transactions_say_not_authorized_not_conflict(zk_server, tmp_path):
+    """A tag move, a publish or a version delete that another user's ACL refuses raised "changed
+    concurrently; try again" (exit 6) or retried: it is NoAuthError (exit 8)."""
+    from nlpzk.zk import versioned
+
+    owner = testing.cluster_for(zk_server.address, tmp_path / "s", chroot="/acl-tx", auth="alice:pw1")
+    stranger = testing.cluster_for(zk_server.address, tmp_path / "s", chroot="/acl-tx", auth="bob:pw")
+    try:
+        base = paths.vocab("v")
+        owner.zk.ensure_path(base)
+        assert registry.publish_version(owner.zk, base, {"x": 1}, tags=["latest"]) == 1
+        for attempt in (
+            lambda: registry.move_tag(stranger.zk, base, "prod", 1),
+            lambda: registry.publish_version(stranger.zk, base, {"x": 2}, tags=["latest"]),
+            lambda: versioned.delete_version(stranger.zk, base, 1),
+        ):
+            with pytest.raises(NoAuthError) as info:
+                attempt()
+            assert isinstance(as_nlpzk_error(info.value), NotAuthorizedError)
+        assert [n for n, _ in registry.list_versions(owner.zk, base)] == [1]
+        assert registry.children(owner.zk, f"{base}/tags") == ["latest"]
+    finally:
+        owner.close()
+        stranger.close()
+
+
 def test_acl_others_none_hides_data(zk_server, tmp_path):
     owner = testing.cluster_for(zk_server.address, tmp_path / "s", chroot="/acl-none", auth="bob:pw", acl_others="none")
     stranger = testing.cluster_for(zk_server.address, tmp_path / "s", chroot="/acl-none")

@@ -180,7 +180,8 @@ class Worker:
                     # wait for the connection and carry on from whatever the job node says
                     self.on_event("disconnected", {"error": type(exc).__name__})
                     self._dropped = True
-                    if not self.cluster.watch.connected.wait(self.reconnect_timeout):
+                    # the limit counts from the drop: a request may already have waited out most of it
+                    if not self.cluster.watch.connected.wait(max(0.0, self.reconnect_timeout - self.cluster.watch.down_for())):
                         raise ZkUnavailableError(
                             f"worker {self.id} lost ZooKeeper for more than {self.reconnect_timeout:g}s",
                             hint=f"nothing was corrupted; start the worker again when ZooKeeper is back (nlpzk train worker {self.job})",

@@ -13,8 +13,8 @@ version we last read, create every shard node and the done-marker, delete the cl
 it happens or none: a crashed ingester leaves at most unregistered files (overwritten by the re-run,
 which uses the same names) and no nodes.
 
-Connection states: on SUSPENDED the recipe does nothing (kazoo retries commands while the session
-lives). On LOST our member node and claims are gone, possibly claimed again by another ingester:
+Connection states: on SUSPENDED the recipe does nothing: its reads are retried once the connection
+is back, and a commit whose reply was lost is looked up and, if it did not land, tried again. On LOST our member node and claims are gone, possibly claimed again by another ingester:
 :meth:`InputClaims.commit` then fails its member check and raises :class:`FencedError`, so a stale
 ingester can never register an input. The caller stops; a re-run resumes.
 """
@@ -67,7 +67,7 @@ class InputClaims:
 
     def alive(self) -> bool:
         """True while our session (and so every claim we hold) is intact. One read."""
-        return self.client.exists(self._member_path) is not None
+        return self.client.retry(self.client.exists, self._member_path) is not None
 
     def _create_own(self, path: str, doc: dict[str, Any]) -> None:
         try:
@@ -79,11 +79,14 @@ class InputClaims:
 
     # -- claims ------------------------------------------------------------------------------------
 
+    # Reads are retried through a dropped connection (an election takes a second or two; kazoo's
+    # command retry waits for the reconnect while the session lives): they change nothing.
+
     def done(self, key: str) -> dict[str, Any] | None:
-        return registry.maybe_json(self.client, paths.input_done(self.corpus, key))
+        return self.client.retry(registry.maybe_json, self.client, paths.input_done(self.corpus, key))
 
     def done_keys(self) -> list[str]:
-        return registry.children(self.client, paths.inputs(self.corpus))
+        return self.client.retry(registry.children, self.client, paths.inputs(self.corpus))
 
     def try_claim(self, key: str, doc: dict[str, Any]) -> bool:
         """Claim input ``key``; False if another ingester holds it (or it is done)."""
@@ -102,20 +105,20 @@ class InputClaims:
     def release(self, key: str) -> None:
         path = paths.claim(self.corpus, key)
         try:
-            if registry.maybe_json(self.client, path).get("member") == self.member:
+            if self.client.retry(registry.maybe_json, self.client, path).get("member") == self.member:
                 self.client.retry(self.client.delete, path)
         except (NoNodeError, AttributeError):
             pass
 
     def holder(self, key: str) -> dict[str, Any] | None:
-        return registry.maybe_json(self.client, paths.claim(self.corpus, key))
+        return self.client.retry(registry.maybe_json, self.client, paths.claim(self.corpus, key))
 
     def wait_for_change(self, timeout: float) -> None:
         """Block until a claim or done-marker of this corpus changes (or ``timeout`` seconds pass)."""
         self._changed.clear()
         # one watcher object for every call: kazoo keeps watchers in a set, so repeated waits do not pile up
-        self.client.get_children(paths.claims(self.corpus), watch=self._fire)
-        self.client.get_children(paths.inputs(self.corpus), watch=self._fire)
+        self.client.retry(self.client.get_children, paths.claims(self.corpus), watch=self._fire)
+        self.client.retry(self.client.get_children, paths.inputs(self.corpus), watch=self._fire)
         self._changed.wait(timeout)
 
     def _fire(self, _event) -> None:
@@ -125,7 +128,7 @@ class InputClaims:
 
     def commit_point(self) -> tuple[int, list[str]]:
         """``(version, done keys)``: read the ordering counter first, then the done set it guards."""
-        _, stat = self.client.get(paths.inputs(self.corpus))
+        _, stat = self.client.retry(self.client.get, paths.inputs(self.corpus))
         return stat.version, self.done_keys()
 
     def commit(self, key: str, shards: Iterable[tuple[str, dict[str, Any]]], done_doc: dict[str, Any], version: int) -> bool:
@@ -156,7 +159,10 @@ class InputClaims:
         if landed is not None and landed.get("member") == self.member:
             return True  # applied before the connection dropped
         if results is None:
-            raise FencedError(f"lost the connection while registering input {key}; nothing of it was registered", hint="run the same command again")
+            # not applied, and the connection is back (reading the done marker needed it): try
+            # again from a fresh commit point; if the session was lost meanwhile, the member
+            # check of the next attempt fails and says so
+            return False
         first = next((r for r in results if not isinstance(r, RolledBackError)), None)
         if isinstance(first, NoNodeError) and results[0] is first:
             raise FencedError(

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Callable
 
 from kazoo.client import KazooClient, KazooState
-from kazoo.handlers.threading import KazooTimeoutError
+from kazoo.exceptions import OperationTimeoutError
+from kazoo.handlers.threading import AsyncResult, KazooTimeoutError, SequentialThreadingHandler
 from kazoo.retry import KazooRetry
 from kazoo.security import OPEN_ACL_UNSAFE, READ_ACL_UNSAFE, make_digest_acl
 
@@ -50,7 +52,13 @@ class ConnectionWatch:
         self.connected = threading.Event()
         self.lost = threading.Event()
         self.state = "CONNECTED"
+        self._down_since: float | None = None  # monotonic time the connection dropped; None while up
         self._callbacks: list[StateListener] = []
+
+    def down_for(self) -> float:
+        """Seconds since the connection dropped (0 while connected)."""
+        since = self._down_since
+        return 0.0 if since is None or self.connected.is_set() else time.monotonic() - since
 
     def add(self, callback: StateListener) -> None:
         self._callbacks.append(callback)
@@ -62,8 +70,11 @@ class ConnectionWatch:
     def __call__(self, state: str) -> None:
         self.state = state
         if state == KazooState.CONNECTED:
+            self._down_since = None
             self.connected.set()
         else:
+            if self._down_since is None:
+                self._down_since = time.monotonic()
             self.connected.clear()
             if state == KazooState.LOST:
                 self.lost.set()
@@ -74,7 +85,35 @@ class ConnectionWatch:
                 log.exception("connection-state callback failed")
 
 
-def connect(config: Config, *, ensure_chroot: bool = True) -> tuple[KazooClient, ConnectionWatch, bool]:
+#: The longest any ZooKeeper request waits for its reply. kazoo queues a request made while the
+#: connection is down and waits for ever: without a quorum (two of three servers down) a worker's
+#: commit blocked for good. This bound turns that into OperationTimeoutError, a connection error
+#: every caller already handles (the worker's 120 s reconnect limit, the CLI's exit 3).
+REQUEST_TIMEOUT = 120.0
+
+
+class _BoundedResult(AsyncResult):
+    def get(self, block: bool = True, timeout: float | None = None):
+        if not block or timeout is not None:
+            return super().get(block, timeout)
+        try:
+            return super().get(True, self._handler.request_timeout)
+        except KazooTimeoutError:
+            raise OperationTimeoutError(f"no reply from ZooKeeper within {self._handler.request_timeout:g}s (no quorum, or unreachable)") from None
+
+
+class _BoundedHandler(SequentialThreadingHandler):
+    """kazoo's threading handler whose results wait at most ``request_timeout`` when no timeout is given."""
+
+    def __init__(self, request_timeout: float) -> None:
+        super().__init__()
+        self.request_timeout = request_timeout
+
+    def async_result(self) -> AsyncResult:
+        return _BoundedResult(self)
+
+
+def connect(config: Config, *, ensure_chroot: bool = True, request_timeout: float | None = None) -> tuple[KazooClient, ConnectionWatch, bool]:
     """Connect to ZooKeeper as configured. Returns ``(client, watch, started_embedded_server)``.
 
     With no ``zk`` configured, the embedded standalone server is started (or reused) first.
@@ -98,6 +137,7 @@ def connect(config: Config, *, ensure_chroot: bool = True) -> tuple[KazooClient,
         command_retry=KazooRetry(max_tries=8, delay=0.1, backoff=2, max_delay=2.0, deadline=max(config.session_timeout, 10.0)),
         default_acl=acl_for(config),
         auth_data=auth_data,
+        handler=_BoundedHandler(request_timeout or REQUEST_TIMEOUT),
         **tls,
     )
     watch = ConnectionWatch()

@@ -21,7 +21,7 @@ from ..errors import NlpzkError, NotAuthorizedError, NotFoundError, ZkUnavailabl
 def translate(exc: BaseException) -> NlpzkError | None:
     if isinstance(exc, NoAuthError):
         return NotAuthorizedError(
-            "ZooKeeper refused the change: not authorized for this node",
+            "ZooKeeper refused: not authorized for this node",
             hint="pass the credentials that created it with --auth user:password (or NLPZK_AUTH)",
         )
     if isinstance(exc, AuthFailedError):

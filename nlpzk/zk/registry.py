@@ -12,7 +12,7 @@ import uuid
 from typing import Any, Callable, Iterable, Iterator
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import BadVersionError, ConnectionLoss, NodeExistsError, NoNodeError, OperationTimeoutError, SessionExpiredError
+from kazoo.exceptions import BadVersionError, ConnectionLoss, NoAuthError, NodeExistsError, NoNodeError, OperationTimeoutError, SessionExpiredError
 from kazoo.protocol.states import ZnodeStat
 
 from ..errors import ConflictError, NlpzkError, NotFoundError
@@ -180,10 +180,19 @@ def publish_version(
             continue
         if not any(isinstance(r, Exception) for r in results):
             return number
+        raise_if_refused(results)
         if any(isinstance(r, (BadVersionError, NodeExistsError, NoNodeError)) for r in results):
             continue  # lost a race (counter moved, or a tag appeared/vanished): read again and retry
         raise ConflictError(f"publishing a version under {base} failed: {results}")
     raise TransactionConflict(f"publishing a version under {base} kept losing races; try again")
+
+
+def raise_if_refused(results: list) -> None:
+    """A transaction's results hold a NoAuthError: raise it (exit 8, "not authorized"), not a retry or
+    a conflict. The ACL of one node refuses the whole transaction; retrying cannot help."""
+    refused = next((r for r in results if isinstance(r, NoAuthError)), None)
+    if refused is not None:
+        raise refused
 
 
 def resolve_version(zk: KazooClient, base: str, kind: str, name: str, version: int | None, tag: str | None) -> int:
@@ -215,6 +224,7 @@ def move_tag(zk: KazooClient, base: str, tag: str, version: int) -> None:
     else:
         tx.create(tag_path, vname.encode())
     results = tx.commit()
+    raise_if_refused(results)
     if any(isinstance(r, Exception) for r in results):
         raise ConflictError(f"moving tag {tag!r} to {vname} failed (version missing or tag changed concurrently); try again")
 

@@ -87,6 +87,7 @@ def delete_version(zk: KazooClient, base: str, version: int, attempts: int = 20)
         results = tx.commit()
         if not any(isinstance(r, Exception) for r in results):
             return touched
+        registry.raise_if_refused(results)
         # a tag moved or the document changed between our reads and the commit: look again
     raise ConflictError(f"deleting {vpath} kept racing with other changes; try again")
 
