@@ -186,3 +186,47 @@ def test_a_killed_tokenizer_worker_fails_the_run_cleanly(cluster, cli_env, tmp_p
     assert rerun.returncode == 0, rerun.stderr
     corpus = Corpus.open("wk", cluster=cluster)
     assert len(corpus.inputs()) == 4 and corpus.verify()["ok"]
+
+
+def test_a_killed_parallel_ingest_leaves_no_pool_workers_behind(cli_env, tmp_path):
+    """SIGKILL cannot shut a process pool down: the spawned workers (and multiprocessing's
+    resource tracker) used to stay alive under init. They now exit with their parent."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from _helpers import wait_for
+    from gensim.test.utils import datapath
+
+    def children(pid: int) -> list[int]:
+        out = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                out.append(int(stat.parent.name))
+        return out
+
+    lee = open(datapath("lee_background.cor"), encoding="utf-8").read()
+    for i in range(4):
+        (tmp_path / f"part-{i}.txt").write_text(lee * 40)
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen([sys.executable, "-m", "nlpzk", "corpus", "ingest", "killed", str(tmp_path), "--processes", "3"],
+                            env=cli_env, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        pool = wait_for(lambda: len(children(proc.pid)) >= 3 and children(proc.pid), 60, what="the pool's workers started")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    try:
+        assert wait_for(lambda: not any(Path(f"/proc/{p}").exists() for p in pool), 20, what="the pool's workers gone")
+    finally:  # a failed run must not leave them to the rest of the suite
+        for p in pool:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass

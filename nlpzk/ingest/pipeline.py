@@ -307,7 +307,7 @@ class Tokenizers:
         self._pending: list[cf.Future] = []
         if processes > 1:
             ctx = multiprocessing.get_context("spawn")
-            self.pool = cf.ProcessPoolExecutor(max_workers=processes - 1, mp_context=ctx, initializer=_init_pool_worker, initargs=(options,))
+            self.pool = cf.ProcessPoolExecutor(max_workers=processes - 1, mp_context=ctx, initializer=_init_pool_worker, initargs=(options, os.getpid()))
             for _ in range(processes - 1):  # the pool starts workers lazily: start them all now
                 self.pool.submit(os.getpid)
 
@@ -326,7 +326,10 @@ class Tokenizers:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _init_pool_worker(options: dict[str, Any]) -> None:
+def _init_pool_worker(options: dict[str, Any], parent_pid: int) -> None:
+    from .._children import die_with_parent
+
+    die_with_parent(parent_pid)  # a killed ingest leaves no pool workers behind
     # Ctrl-C reaches the whole process group: the main process handles it and shuts the pool down;
     # workers printing their own KeyboardInterrupt tracebacks would only bury its one error line.
     signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -10,6 +10,7 @@ result does not depend on how shards were split over processes.
 from __future__ import annotations
 
 import hashlib
+import os
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from typing import Sequence
@@ -98,6 +99,8 @@ def count_shards(
         loads[k] += weights[i] if weights else 1
     # spawn, not fork: the parent runs kazoo and Arrow thread pools, which must not be forked mid-flight.
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=processes, mp_context=ctx) as pool:
+    from .._children import die_with_parent
+
+    with ProcessPoolExecutor(max_workers=processes, mp_context=ctx, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         parts = list(pool.map(_count_files, [store.uri] * processes, groups))
     return merge_counts(parts)
