@@ -72,10 +72,6 @@ def render(data: dict[str, Any]) -> Group:
     return Group(*parts)
 
 
-#: How long --watch waits for ZooKeeper to come back before it gives up (exit 3).
-RECONNECT_LIMIT = 120.0
-
-
 def status(
     ctx: typer.Context,
     watch: bool = typer.Option(False, "--watch", "-w", help="Keep refreshing the screen until Ctrl-C."),
@@ -92,23 +88,19 @@ def status(
     if not watch:
         _util.emit(collect(cluster), as_json, lambda d: _util.out.print(render(d)))
         return
+    from nlpzk.zk.client import RECONNECT_LIMIT
     from nlpzk.zk.rounds import CONNECTION_ERRORS
-
-    lost = {"since": None}
 
     def snapshot() -> dict | None:
         """The registry now, or None while ZooKeeper is unreachable (an election, a lost quorum):
-        a monitor rides that out, and gives up only after RECONNECT_LIMIT seconds without it."""
+        a monitor rides that out, and gives up RECONNECT_LIMIT seconds after the drop (exit 3)."""
         try:
-            data = collect(cluster)
+            return collect(cluster)
         except CONNECTION_ERRORS:
-            lost["since"] = lost["since"] or time.monotonic()
-            if time.monotonic() - lost["since"] > RECONNECT_LIMIT:
+            if cluster.watch.down_for() > RECONNECT_LIMIT:
                 raise
             cluster.watch.connected.wait(interval)
             return None
-        lost["since"] = None
-        return data
 
     try:
         if as_json:

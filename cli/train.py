@@ -57,10 +57,6 @@ def _scores_line(scores: dict) -> str:
     )
 
 
-#: How long `train run` follows a job without ZooKeeper (the workers' own reconnect limit).
-RECONNECT_LIMIT = 120.0
-
-
 def _watch(ctx: typer.Context, job: str, workers: int, threads: int, wait: bool, as_json: bool, cache_mb: int | None = None, created: bool = False) -> None:
     from nlpzk import train
 
@@ -79,7 +75,7 @@ def _watch(ctx: typer.Context, job: str, workers: int, threads: int, wait: bool,
     last_round = None
     progress = None
     failed = True  # any exit but the job's end or Ctrl-C stops the workers this command started
-    lost_since = None
+    from nlpzk.zk.client import RECONNECT_LIMIT
     from nlpzk.zk.rounds import CONNECTION_ERRORS
 
     try:
@@ -92,12 +88,10 @@ def _watch(ctx: typer.Context, job: str, workers: int, threads: int, wait: bool,
         while not stop.is_set():
             try:
                 st = train.status(cluster, job)
-                lost_since = None
             except CONNECTION_ERRORS:
                 # an election or a lost quorum: the workers pause and rejoin, or exit after their
                 # reconnect limit; this view waits as long as they do, then gives up too
-                lost_since = lost_since or time.monotonic()
-                if (procs and all(p.poll() is not None for p in procs)) or time.monotonic() - lost_since > RECONNECT_LIMIT:
+                if (procs and all(p.poll() is not None for p in procs)) or cluster.watch.down_for() > RECONNECT_LIMIT:
                     raise
                 if progress is None:
                     print("ZooKeeper connection lost; waiting for it (the workers pause meanwhile)", file=sys.stderr, flush=True)

@@ -33,6 +33,7 @@ from ..corpus import ShardInfo, read_shard
 from ..errors import FencedError, StoreError, TrainingError, ZkUnavailableError
 from ..store import naming
 from ..zk import paths, registry
+from ..zk.client import RECONNECT_LIMIT
 from ..zk.members import Member
 from ..zk.rounds import CONNECTION_ERRORS, RoundBarrier
 from . import _model, job as _job, merge as _merge
@@ -119,7 +120,7 @@ class Worker:
         clock: Callable[[], float] = time.monotonic,
         poll: float = 2.0,
         worker_id: str | None = None,
-        reconnect_timeout: float = 120.0,
+        reconnect_timeout: float = RECONNECT_LIMIT,
         cache_bytes: int | None = None,
     ) -> None:
         self.cluster = cluster

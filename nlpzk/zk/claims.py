@@ -14,7 +14,8 @@ it happens or none: a crashed ingester leaves at most unregistered files (overwr
 which uses the same names) and no nodes.
 
 Connection states: on SUSPENDED the recipe does nothing: its reads are retried once the connection
-is back, and a commit whose reply was lost is looked up and, if it did not land, tried again. On LOST our member node and claims are gone, possibly claimed again by another ingester:
+is back, and a commit whose reply was lost is looked up and, if it did not land, tried again. On
+LOST our member node and claims are gone, possibly claimed again by another ingester:
 :meth:`InputClaims.commit` then fails its member check and raises :class:`FencedError`, so a stale
 ingester can never register an input. The caller stops; a re-run resumes.
 """

@@ -91,6 +91,10 @@ class ConnectionWatch:
 #: every caller already handles (the worker's 120 s reconnect limit, the CLI's exit 3).
 REQUEST_TIMEOUT = 120.0
 
+#: How long a running command waits for a lost connection to come back before it gives up (a
+#: training worker's default reconnect limit, ``train run``'s and ``status --watch``'s).
+RECONNECT_LIMIT = 120.0
+
 
 class _BoundedResult(AsyncResult):
     def get(self, block: bool = True, timeout: float | None = None):

@@ -249,3 +249,26 @@ def test_worker_partitioned_from_zookeeper_loses_its_round_and_rejoins(ensemble,
     commits = _round_log(fault_cluster, "jn", r)["commits"]
     assert all(f"-{other.pid}-" in c["worker"] for c in commits if c["shard"] in held), commits
     assert_registry_matches_store(fault_cluster)
+
+
+def test_train_run_follows_its_job_through_a_leader_election(ensemble, fault_cluster, fault_env, tmp_path):
+    """`train run` with local workers, the leader stopped mid-job: the command rides out the
+    election (it used to exit 3 on the first ConnectionLoss and leave its workers running)."""
+    _job(fault_cluster, "jr", repeat=2, epochs=8, syncs=2)
+    log = tmp_path / "run.log"
+    proc = nlpzk_process(fault_env, "train", "run", "jr", "--workers", "2", log=log)
+    try:
+        wait_for(lambda: (lambda st: st["round"] >= 2 and len(st["workers"]) == 2)(train.status(fault_cluster, "jr")), 120, what="round 2 with both workers")
+        leader = ensemble.leader()
+        assert leader is not None
+        ensemble.members[leader].stop()
+        rc = proc.wait(180)
+    finally:
+        for m in ensemble.members:  # the ensemble is shared by the session: leave it whole
+            m.start()
+        if proc.poll() is None:
+            proc.kill()
+    assert rc == 0, log.read_text()[-3000:]
+    assert "job jr done: 16 rounds" in log.read_text()
+    st = train.status(fault_cluster, "jr")
+    assert st["state"] == "done" and st["rounds"] == 16
