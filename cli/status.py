@@ -28,8 +28,12 @@ def _tags(tags: dict[str, int]) -> str:
     return ", ".join(f"{t}->v{v}" for t, v in sorted(tags.items())) or "-"
 
 
-def render(data: dict[str, Any]) -> Group:
-    """The status dict as rich tables (one per section)."""
+def render(data: dict[str, Any], jobs_first: bool = False) -> Group:
+    """The status dict as rich tables (one per section).
+
+    ``jobs_first`` (``--watch``): the jobs right after the servers. A live view is cut at the
+    terminal's height, and the running jobs are what it is watched for.
+    """
     zk = data["zk"]
     head = Text.assemble(
         ("ZooKeeper ", "bold"),
@@ -62,7 +66,7 @@ def render(data: dict[str, Any]) -> Group:
         state = j["state"] or "-"
         state = f"[green]{state}[/]" if state == "running" else state
         t.add_row(j["name"], state, rounds, progress, str(j["workers_alive"]), str(j["leases_held"]), _n(j["words_per_s"]), j["vocab"] or "-")
-    parts.append(t if data["jobs"] else Text("jobs: none"))
+    parts.insert(2 if jobs_first else len(parts), t if data["jobs"] else Text("jobs: none"))
 
     t = Table("model", "versions", "latest", "vocab", "tags", "scores", title="models", title_justify="left")
     for m in data["models"]:
@@ -115,10 +119,10 @@ def status(
         first = None
         while first is None:
             first = snapshot()
-        with Live(render(first), console=_util.out, refresh_per_second=4, screen=False) as live:
+        with Live(render(first, jobs_first=True), console=_util.out, refresh_per_second=4, screen=False) as live:
             while True:
                 time.sleep(interval)
                 data = snapshot()
-                live.update(render(data) if data is not None else Text("ZooKeeper unreachable; waiting for it..."))
+                live.update(render(data, jobs_first=True) if data is not None else Text("ZooKeeper unreachable; waiting for it..."))
     except KeyboardInterrupt:
         raise typer.Exit(0) from None  # Ctrl-C is how --watch ends, not an error

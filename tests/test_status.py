@@ -113,3 +113,20 @@ def test_status_follows_real_worker_processes(cluster, config, cli):
             break
         time.sleep(0.3)
     assert job["workers_alive"] == 0 and job["words_per_s"] is None
+
+
+def test_the_live_view_shows_the_jobs_before_the_registry_lists(cluster):
+    """--watch is cut at the terminal's height: with many corpora the jobs never showed."""
+    from rich.console import Console
+
+    from cli.status import render
+    from nlpzk.status import collect
+
+    def text(**kw) -> str:
+        console = Console(width=120, record=True)
+        console.print(render(collect(cluster), **kw))
+        return console.export_text()
+
+    assert text().index("corpora: none") < text().index("jobs: none")
+    live = text(jobs_first=True)
+    assert live.index("servers") < live.index("jobs: none") < live.index("corpora: none") < live.index("models: none")
