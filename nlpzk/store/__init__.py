@@ -85,8 +85,10 @@ class Store:
             if "://" not in uri:
                 uri = "file://" + os.path.abspath(uri)
             self.fs, self.root = pafs.FileSystem.from_uri(uri)
-        except (pa.ArrowInvalid, ValueError, OSError) as exc:
+        except (pa.ArrowInvalid, ValueError) as exc:
             raise ConfigError(f"cannot use store {self.uri!r}: {exc}", hint="use a path or file:// s3:// gs:// hdfs:// URI") from None
+        except OSError as exc:  # a well-formed URI whose service cannot be reached (DNS, network, credentials)
+            raise ConfigError(f"cannot reach store {self.uri!r}: {exc}", hint="check the network, the bucket or host, and the credentials the store needs") from None
         self.local = isinstance(self.fs, pafs.LocalFileSystem)
         if self.local:
             try:
