@@ -32,6 +32,22 @@ def nlpzk_process_stopping_at(env: dict[str, str], function: str, *args: str, lo
     return subprocess.Popen([sys.executable, str(STOP_AT), function, *args], env=env, cwd=ROOT, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
 
 
+def stop_leader_while(ensemble, proc: subprocess.Popen, ready: Callable[[], Any], *, timeout: float) -> int:
+    """Once ``ready()`` holds, stop the ensemble's leader; return ``proc``'s exit code. Every member
+    is started again afterwards (the ensemble is shared by the session) and ``proc`` never outlives it."""
+    try:
+        wait_for(ready, 120, every=0.005, what="the moment to stop the leader")
+        leader = ensemble.leader()
+        assert leader is not None
+        ensemble.members[leader].stop()
+        return proc.wait(timeout)
+    finally:
+        for m in ensemble.members:
+            m.start()
+        if proc.poll() is None:
+            proc.kill()
+
+
 def process_state(pid: int) -> str:
     """One-letter state from /proc (R, S, T = stopped, Z, ...); '' when gone."""
     try:

@@ -19,7 +19,7 @@ from nlpzk.ingest import ingest
 from nlpzk.store import is_tmp, naming
 from nlpzk.zk import paths, registry
 
-from _faults import ROOT, assert_registry_matches_store, nlpzk_process, nlpzk_process_stopping_at, process_state, wait_for
+from _faults import ROOT, assert_registry_matches_store, nlpzk_process, nlpzk_process_stopping_at, process_state, stop_leader_while, wait_for
 from _train_helpers import lee_sentences, make_corpus
 
 pytestmark = [pytest.mark.ensemble, pytest.mark.timeout(180)]
@@ -124,27 +124,15 @@ def test_vocab_build_killed_between_writing_and_registering(fault_cluster, fault
     assert_registry_matches_store(fault_cluster)
 
 
-def test_ingest_rides_out_a_leader_election(ensemble, fault_cluster, fault_env, tmp_path, record_recovery):
+def test_ingest_rides_out_a_leader_election(ensemble, fault_cluster, fault_env, tmp_path):
     """The leader stopped while an ingest commits its inputs: the ingest finishes (a commit whose
     connection dropped is tried again once it is back) with what a clean run registers."""
     src = _inputs(tmp_path / "in")
     args = ["corpus", "ingest", "e", str(src), "--shard-tokens", "4000", "--json"]
     log = tmp_path / "ingest.log"
     proc = nlpzk_process(fault_env, *args, log=log)
-    try:
-        # the small input committed, the big one on its way: the election lands among its commits
-        wait_for(lambda: len(registry.children(fault_cluster.zk, paths.inputs("e"))) >= 1, 120, every=0.005, what="the first input committed")
-        leader = ensemble.leader()
-        assert leader is not None
-        ensemble.members[leader].stop()
-        t0 = time.monotonic()
-        rc = proc.wait(150)
-        record_recovery("ingest with the leader stopped -> finished", time.monotonic() - t0)
-    finally:
-        for m in ensemble.members:  # the ensemble is shared by the session: leave it whole
-            m.start()
-        if proc.poll() is None:
-            proc.kill()
+    # the small input committed, the big one on its way: the election lands among its commits
+    rc = stop_leader_while(ensemble, proc, lambda: len(registry.children(fault_cluster.zk, paths.inputs("e"))) >= 1, timeout=150)
     assert rc == 0, log.read_text()[-2000:]
     ensemble.wait_for_leader()
     with testing.cluster_for(ensemble.hosts, tmp_path / "clean-store") as clean:

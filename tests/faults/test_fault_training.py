@@ -18,7 +18,7 @@ from nlpzk import gc, testing, train
 from nlpzk.store import naming
 from nlpzk.zk import lease, paths, registry
 
-from _faults import ROOT, assert_registry_matches_store, nlpzk_process, wait_for
+from _faults import ROOT, assert_registry_matches_store, nlpzk_process, stop_leader_while, wait_for
 from _partition import Partition
 from _train_helpers import lee_sentences, make_corpus, make_vocab
 
@@ -257,17 +257,8 @@ def test_train_run_follows_its_job_through_a_leader_election(ensemble, fault_clu
     _job(fault_cluster, "jr", repeat=2, epochs=8, syncs=2)
     log = tmp_path / "run.log"
     proc = nlpzk_process(fault_env, "train", "run", "jr", "--workers", "2", log=log)
-    try:
-        wait_for(lambda: (lambda st: st["round"] >= 2 and len(st["workers"]) == 2)(train.status(fault_cluster, "jr")), 120, what="round 2 with both workers")
-        leader = ensemble.leader()
-        assert leader is not None
-        ensemble.members[leader].stop()
-        rc = proc.wait(180)
-    finally:
-        for m in ensemble.members:  # the ensemble is shared by the session: leave it whole
-            m.start()
-        if proc.poll() is None:
-            proc.kill()
+    ready = lambda: (lambda st: st["round"] >= 2 and len(st["workers"]) == 2)(train.status(fault_cluster, "jr"))  # noqa: E731
+    rc = stop_leader_while(ensemble, proc, ready, timeout=180)
     assert rc == 0, log.read_text()[-3000:]
     assert "job jr done: 16 rounds" in log.read_text()
     st = train.status(fault_cluster, "jr")
