@@ -37,6 +37,7 @@ from typing import Any, Callable, Iterable
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import BadVersionError, ConnectionClosedError, ConnectionLoss, NodeExistsError, NoNodeError, NotEmptyError, OperationTimeoutError, SessionExpiredError
+from kazoo.retry import RetryFailedError
 
 from ..errors import FencedError
 from . import lease as _lease
@@ -48,7 +49,8 @@ from . import paths, registry
 ROUND_FOLDERS = (paths.round_leases, paths.round_done, paths.round_merge_leases, paths.round_merge_done, paths.round_contribs)
 
 #: What a caller of this recipe catches to ride out SUSPENDED/LOST (then re-read the job node).
-CONNECTION_ERRORS = (ConnectionLoss, SessionExpiredError, OperationTimeoutError, ConnectionClosedError)
+#: RetryFailedError: kazoo's command retry (which retries connection errors only) gave up.
+CONNECTION_ERRORS = (ConnectionLoss, SessionExpiredError, OperationTimeoutError, ConnectionClosedError, RetryFailedError)
 
 
 @dataclasses.dataclass
