@@ -243,7 +243,6 @@ def headline(scores: dict[str, Any]) -> dict[str, float]:
 
 def tag_model(cluster: Cluster, name: str, version: int, tag: str) -> None:
     """Point ``tag`` at version ``version`` (atomically, checking the version exists)."""
-    paths.check_tag(tag)
     number = _resolve(cluster, name, version, None)
     registry.move_tag(cluster.zk, _base(name), tag, number)
 

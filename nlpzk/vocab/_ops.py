@@ -75,7 +75,6 @@ def verify(cluster: Cluster, name: str) -> list[dict[str, Any]]:
 
 def tag(cluster: Cluster, name: str, version: int | str, tag: str) -> int:
     """Point ``tag`` at ``version`` (a number, ``"v3"``, or another tag); return the version number."""
-    paths.check_tag(tag)
     check_exists(cluster, name)
     number, _ = resolve(cluster, name, *_version_arg(version))
     registry.move_tag(cluster.zk, paths.vocab(name), tag, number)

@@ -149,7 +149,7 @@ def publish_version(
     whether the commit happened, so a retry never registers the same build twice.
     Returns the new version number.
     """
-    tags = [paths.check_name("tag", t) for t in tags]
+    tags = [paths.check_tag(t) for t in tags]
     doc = dict(doc, nonce=doc.get("nonce") or uuid.uuid4().hex)
     zk.ensure_path(f"{base}/versions")
     zk.ensure_path(f"{base}/tags")
@@ -215,7 +215,7 @@ def resolve_version(zk: KazooClient, base: str, kind: str, name: str, version: i
 
 def move_tag(zk: KazooClient, base: str, tag: str, version: int) -> None:
     """Point ``tag`` at an existing version, atomically (check the version exists in the same transaction)."""
-    tag_path = f"{base}/tags/{paths.check_name('tag', tag)}"
+    tag_path = f"{base}/tags/{paths.check_tag(tag)}"
     vname = paths.version_name(version)
     tx = zk.transaction()
     tx.check(f"{base}/versions/{vname}", -1)
