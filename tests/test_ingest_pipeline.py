@@ -18,7 +18,7 @@ from nlpzk.corpus import Corpus
 from nlpzk.ingest import ReadOptions, ingest, make_tokenizer
 from nlpzk.ingest.pipeline import input_key
 from nlpzk.store import naming
-from nlpzk.zk import paths
+from nlpzk.zk import paths, registry
 
 DOCS = [
     "The cat sat on the mat. It was happy.",
@@ -282,3 +282,30 @@ def test_delete_refuses_while_an_ingest_runs_and_needs_confirmation(cli, cluster
     assert cluster.zk.exists(paths.corpus("busy")) is None and cluster.store.list("corpora/busy") == []
     res = cli("corpus", "show", "busy")
     assert res.exit_code == 4 and "unknown corpus 'busy'" in res.stderr
+
+
+def test_a_claim_released_between_our_create_and_our_look_is_taken(cluster, monkeypatch):
+    """CI caught this race between two ingesters: B's create meets A's claim, A commits and drops the
+    claim, B reads the node to see whose it is and finds nothing. B must try again and get it."""
+    from nlpzk.ingest import tokenizer_options
+    from nlpzk.zk.claims import InputClaims
+
+    Corpus.create(cluster, "gap", tokenizer_options())
+    a, b = InputClaims(cluster.zk, "gap"), InputClaims(cluster.zk, "gap")
+    a.join()
+    b.join()
+    assert a.try_claim("k1", {"source": "x.txt"})
+    real, dropped = registry.maybe_json, []
+
+    def look(zk, path):  # A lets go at the worst moment: right before B looks at the node
+        if path == paths.claim("gap", "k1") and not dropped:
+            dropped.append(path)
+            a.release("k1")
+        return real(zk, path)
+
+    monkeypatch.setattr(registry, "maybe_json", look)
+    assert b.try_claim("k1", {"source": "x.txt"})
+    assert dropped and b.holder("k1")["member"] == b.member
+    assert not a.try_claim("k1", {"source": "x.txt"})  # and it is B's now, not shared
+    a.leave()
+    b.leave()

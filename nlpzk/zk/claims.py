@@ -71,12 +71,18 @@ class InputClaims:
         return self.client.retry(self.client.exists, self._member_path) is not None
 
     def _create_own(self, path: str, doc: dict[str, Any]) -> None:
-        try:
-            self.client.create(path, registry.dumps(dict(doc, member=self.member)), ephemeral=True)
-        except NodeExistsError:
-            # a retried create that had in fact succeeded: ours if it carries our member id
-            if registry.maybe_json(self.client, path).get("member") != self.member:
-                raise
+        while True:
+            try:
+                self.client.create(path, registry.dumps(dict(doc, member=self.member)), ephemeral=True)
+                return
+            except NodeExistsError:
+                # a retried create that had in fact succeeded: ours if it carries our member id
+                holder = registry.maybe_json(self.client, path)
+                if holder is None:
+                    continue  # released between our create and our look: try again
+                if holder.get("member") != self.member:
+                    raise
+                return
 
     # -- claims ------------------------------------------------------------------------------------
 
@@ -105,11 +111,12 @@ class InputClaims:
 
     def release(self, key: str) -> None:
         path = paths.claim(self.corpus, key)
-        try:
-            if self.client.retry(registry.maybe_json, self.client, path).get("member") == self.member:
+        holder = self.client.retry(registry.maybe_json, self.client, path)
+        if holder is not None and holder.get("member") == self.member:
+            try:
                 self.client.retry(self.client.delete, path)
-        except (NoNodeError, AttributeError):
-            pass
+            except NoNodeError:
+                pass
 
     def holder(self, key: str) -> dict[str, Any] | None:
         return self.client.retry(registry.maybe_json, self.client, paths.claim(self.corpus, key))
