@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import NodeExistsError, NoNodeError
+from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
 
 from . import paths, registry
 
@@ -35,14 +35,20 @@ class Member:
         session = self.zk.client_id[0] if self.zk.client_id else None
         if session is not None and session == self._session:
             return False
-        try:
-            self.zk.create(self.path, registry.dumps(self.info), ephemeral=True, makepath=True)
-        except NodeExistsError:
-            # a retried create that succeeded, or the node of our expired session not yet reaped
-            _, stat = self.zk.get(self.path)
-            if stat.ephemeralOwner != session:
-                self.zk.delete(self.path)
+        while True:
+            try:
                 self.zk.create(self.path, registry.dumps(self.info), ephemeral=True, makepath=True)
+                break
+            except NodeExistsError:
+                # a retried create that succeeded, or the node of our expired session not yet reaped
+                stat = self.zk.exists(self.path)
+                if stat is not None and stat.ephemeralOwner == session:
+                    break
+                if stat is not None:
+                    try:
+                        self.zk.delete(self.path, version=stat.version)
+                    except (NoNodeError, BadVersionError):
+                        pass  # reaped meanwhile: create again
         self._session = session
         return True
 
