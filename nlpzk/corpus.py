@@ -18,6 +18,7 @@ from typing import Any, Iterator
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from kazoo.exceptions import NodeExistsError
 
 from .cluster import Cluster, default_cluster
 from .errors import ConflictError, IntegrityError, NotFoundError
@@ -255,12 +256,16 @@ class Corpus:
         """Create the corpus node, or open it if it exists with the same options."""
         path = paths.corpus(name)
         doc = {"options": options, "created": registry.now()}
-        try:
-            registry.create_json(cluster.zk, path, doc)
-        except Exception as exc:  # NodeExistsError: someone created it first, which is fine if options agree
-            if type(exc).__name__ != "NodeExistsError":
-                raise
-        info = registry.get_json(cluster.zk, path)[0]
+        for _ in range(20):
+            try:
+                registry.create_json(cluster.zk, path, doc)
+            except NodeExistsError:  # someone created it first, which is fine if options agree
+                pass
+            info = registry.maybe_json(cluster.zk, path)
+            if info is not None:
+                break  # (else deleted between the two: create again)
+        else:
+            raise ConflictError(f"corpus {name!r} keeps being created and deleted by others", hint="run it again")
         if info.get("options") != options:
             have = info.get("options") or {}
             differ = ", ".join(f"{k} {have.get(k)!r} (not {options.get(k)!r})" for k in sorted(set(have) | set(options)) if have.get(k) != options.get(k))
@@ -268,8 +273,8 @@ class Corpus:
                 f"corpus {name!r} exists with other options: {differ}",
                 hint="use the same options, another name, or nlpzk corpus delete first",
             )
-        for sub in (paths.shards(name), paths.inputs(name), paths.claims(name)):
-            cluster.zk.ensure_path(sub)
+        if not registry.create_below(cluster.zk, (paths.shards(name), paths.inputs(name), paths.claims(name))):
+            raise NotFoundError(f"corpus {name!r} was deleted while being created", hint="run it again")
         return cls(cluster, name, info)
 
     @property

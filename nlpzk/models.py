@@ -155,7 +155,9 @@ def register_model(
         "eval": {},
     }
     try:
-        return registry.publish_version(cluster.zk, _base(name), doc, tags=tags)
+        # one version per job, decided in the publishing transaction: the worker that publishes a
+        # job's last round and `train run` (or `model register`) may both register it at once
+        return registry.publish_version(cluster.zk, _base(name), doc, tags=tags, once=None if job is None else f"job-{job}")
     except BaseException:
         # Delete the file only when the registry provably does not point at it; if ZooKeeper cannot
         # say (connection lost mid-commit), an orphan file is harmless, a dangling version is not.
@@ -184,7 +186,10 @@ def register_job(cluster: Cluster, job: str, name: str | None = None, *, tags: I
     kv, job_doc = final_vectors(cluster, job)
     vocab_name, _, vocab_version = str(job_doc["final"]["vocab"]).partition("@")
     spec = {k: v for k, v in (job_doc.get("spec") or {}).items() if not isinstance(v, (dict, list))}
-    number = register_model(cluster, name, kv, vocab_name=vocab_name, vocab_version=paths.parse_version(vocab_version), job=job, spec=spec, tags=tags)
+    try:
+        number = register_model(cluster, name, kv, vocab_name=vocab_name, vocab_version=paths.parse_version(vocab_version), job=job, spec=spec, tags=tags)
+    except registry.AlreadyPublished as exc:  # registered meanwhile by another process
+        number = exc.number
     return name, number
 
 

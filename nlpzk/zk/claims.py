@@ -31,7 +31,7 @@ from typing import Any, Iterable
 from kazoo.client import KazooClient
 from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError, NotEmptyError, RolledBackError
 
-from ..errors import ConflictError, FencedError
+from ..errors import ConflictError, FencedError, NotFoundError
 from . import paths, registry
 
 #: One transaction carries every shard node of an input; ZooKeeper limits a request to ~1 MB.
@@ -55,8 +55,9 @@ class InputClaims:
     # -- membership --------------------------------------------------------------------------------
 
     def join(self) -> None:
-        for sub in (paths.ingesters(self.corpus), paths.claims(self.corpus), paths.inputs(self.corpus), paths.shards(self.corpus)):
-            self.client.ensure_path(sub)
+        subs = (paths.ingesters(self.corpus), paths.claims(self.corpus), paths.inputs(self.corpus), paths.shards(self.corpus))
+        if not registry.create_below(self.client, subs):
+            raise NotFoundError(f"corpus {self.corpus!r} was deleted while this ingest started", hint="run the ingest again to create it anew")
         doc = {"host": socket.gethostname(), "pid": os.getpid(), "started": registry.now()}
         self.client.retry(self._create_own, self._member_path, doc)
 

@@ -12,7 +12,7 @@ import uuid
 from typing import Any, Callable, Iterable, Iterator
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import BadVersionError, ConnectionLoss, NoAuthError, NodeExistsError, NoNodeError, OperationTimeoutError, SessionExpiredError
+from kazoo.exceptions import BadVersionError, ConnectionLoss, NoAuthError, NodeExistsError, NoNodeError, NotEmptyError, OperationTimeoutError, RolledBackError, RuntimeInconsistency, SessionExpiredError
 from kazoo.protocol.states import ZnodeStat
 
 from ..errors import ConflictError, NlpzkError, NotFoundError
@@ -78,13 +78,35 @@ def many_json(zk: KazooClient, node_paths: list[str]) -> list[Any | None]:
     return [None if got is None else loads(got[0]) for got in get_many(zk, node_paths)]
 
 
-def delete_tree(zk: KazooClient, path: str) -> bool:
-    """Delete ``path`` and everything below it; False if it did not exist."""
-    try:
-        zk.delete(path, recursive=True)
-        return True
-    except NoNodeError:
-        return False
+def delete_tree(zk: KazooClient, path: str, attempts: int = 20) -> bool:
+    """Delete ``path`` and everything below it; False if it did not exist.
+
+    kazoo lists a node's children, then deletes the node: one created below it meanwhile (a running
+    ingester's next claim) fails that with NotEmptyError, so list and delete again."""
+    for _ in range(attempts):
+        try:
+            zk.delete(path, recursive=True)
+            return True
+        except NoNodeError:
+            return False
+        except NotEmptyError:
+            continue
+    raise ConflictError(f"{path} kept gaining children while being deleted", hint="stop what writes there, then run the delete again")
+
+
+def create_below(zk: KazooClient, node_paths: Iterable[str]) -> bool:
+    """Create each of ``node_paths`` (empty) whose parent exists; existing ones are fine.
+
+    False as soon as a parent is missing: unlike ``ensure_path``, this never brings back a parent
+    that another process deleted meanwhile (a corpus deleted while an ingest starts)."""
+    for path in node_paths:
+        try:
+            zk.retry(zk.create, path, b"")
+        except NodeExistsError:
+            pass
+        except NoNodeError:
+            return False
+    return True
 
 
 def create_json(zk: KazooClient, path: str, doc: Any, *, ephemeral: bool = False, makepath: bool = True) -> str:
@@ -121,6 +143,14 @@ class TransactionConflict(ConflictError):
     """A transaction lost an optimistic race; callers usually retry."""
 
 
+class AlreadyPublished(ConflictError):
+    """:func:`publish_version` with ``once``: a version with that key exists, numbered ``number``."""
+
+    def __init__(self, message: str, number: int) -> None:
+        super().__init__(message)
+        self.number = number
+
+
 def peek_next_version(zk: KazooClient, base: str) -> int:
     """The number the next :func:`publish_version` under ``base`` will probably get (a hint, not a claim)."""
     meta = maybe_json(zk, base)
@@ -135,6 +165,7 @@ def publish_version(
     tags: Iterable[str] = (),
     attempts: int = 50,
     prepare: Callable[[int], dict[str, Any]] | None = None,
+    once: str | None = None,
 ) -> int:
     """Register the next numbered version under ``base`` (``base/versions/vN``) and move ``tags`` to it.
 
@@ -143,6 +174,11 @@ def publish_version(
     the same number and never lose one: the loser's transaction fails as a whole and it retries.
     ``prepare(number)``, if given, is called before each attempt with the number about to be claimed
     and returns fields merged into the document (e.g. a file renamed to carry that number).
+
+    ``once``, if given, is a key that at most one version may carry (e.g. the job a model came from):
+    ``base/once/<key>`` is created in the same transaction, and a second publisher with that key gets
+    :class:`AlreadyPublished` with the number the first one got. :func:`versioned.delete_version`
+    deletes the marker with its version.
 
     The document carries a ``nonce``; if the connection drops while the commit is in flight (the
     outcome is then unknown), the version node is read back after reconnecting and the nonce decides
@@ -153,6 +189,11 @@ def publish_version(
     doc = dict(doc, nonce=doc.get("nonce") or uuid.uuid4().hex)
     zk.ensure_path(f"{base}/versions")
     zk.ensure_path(f"{base}/tags")
+    if once is not None:
+        if not once or "/" in once:
+            raise ValueError(f"once key {once!r} is not a znode name")
+        doc = dict(doc, once=once)
+        zk.ensure_path(f"{base}/once")
     for _ in range(attempts):
         meta, stat = get_json(zk, base)
         if not isinstance(meta, dict):
@@ -164,6 +205,8 @@ def publish_version(
         tx = zk.transaction()
         tx.set_data(base, dumps(dict(meta, next_version=number + 1)), version=stat.version)
         tx.create(f"{base}/versions/{vname}", dumps(vdoc))
+        if once is not None:  # result index 2
+            tx.create(f"{base}/once/{once}", vname.encode())
         for tag in tags:
             tag_path = f"{base}/tags/{tag}"
             if zk.exists(tag_path):
@@ -181,10 +224,24 @@ def publish_version(
         if not any(isinstance(r, Exception) for r in results):
             return number
         raise_if_refused(results)
+        if once is not None and isinstance(results[2], NodeExistsError):
+            try:
+                data, _ = zk.retry(zk.get, f"{base}/once/{once}")
+            except NoNodeError:
+                continue  # its version was deleted meanwhile: the key is free again
+            raise AlreadyPublished(f"{once} is already published under {base} as {data.decode()}", paths.parse_version(data.decode()))
         if any(isinstance(r, (BadVersionError, NodeExistsError, NoNodeError)) for r in results):
             continue  # lost a race (counter moved, or a tag appeared/vanished): read again and retry
         raise ConflictError(f"publishing a version under {base} failed: {results}")
     raise TransactionConflict(f"publishing a version under {base} kept losing races; try again")
+
+
+def first_error(results: list) -> Exception | None:
+    """The error of the operation that failed a transaction (the others report RolledBackError or
+    RuntimeInconsistency), or None if it succeeded."""
+    errors = [r for r in results if isinstance(r, Exception)]
+    real = [r for r in errors if not isinstance(r, (RolledBackError, RuntimeInconsistency))]
+    return (real or errors or [None])[0]
 
 
 def raise_if_refused(results: list) -> None:

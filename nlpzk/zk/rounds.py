@@ -298,18 +298,24 @@ class RoundBarrier:
         return None
 
     def commit_merge_part(self, r: int, held: _lease.Lease, doc: dict[str, Any]) -> None:
-        """Record a reduced part (fenced, like a shard commit)."""
+        """Record a reduced part (fenced, like a shard commit).
+
+        As in :meth:`commit`, a retry after a commit whose reply was lost finds the lease released;
+        the part's node, naming ``doc["path"]`` (unique per attempt), tells it from a real fence."""
         data = registry.dumps(doc)
+        done = f"{paths.round_merge_done(self.job, r)}/{held.unit}"
 
         def build(tx) -> None:
             tx.check(*self._open(r))
-            tx.create(f"{paths.round_merge_done(self.job, r)}/{held.unit}", data)
+            tx.create(done, data)
 
         try:
             self.zk.retry(_lease.commit, self.zk, [held], build, f"merge part {held.unit} of round {r}")
         except FencedError:
-            _lease.release(self.zk, [held])
-            raise
+            mine = self.zk.retry(registry.maybe_json, self.zk, done)
+            if mine is None or doc.get("path") is None or mine.get("path") != doc["path"]:
+                _lease.release(self.zk, [held])
+                raise
 
     def try_merge(self, r: int, owner: str) -> bool:
         """Become the merger of round ``r`` (ephemeral node); False if another worker is merging."""
@@ -379,7 +385,8 @@ class RoundBarrier:
             return True
         if any(isinstance(x, (BadVersionError, NodeExistsError)) for x in bad):
             return False
-        raise bad[0]
+        registry.raise_if_refused(results)
+        raise registry.first_error(results)
 
     def prune(self, r: int) -> None:
         """Drop round ``r``'s per-unit nodes once it is merged (its summary stays on the round node).
@@ -442,4 +449,5 @@ def create_job(zk: KazooClient, job: str, job_doc: dict[str, Any], round0: dict[
         return True
     if isinstance(results[0], NodeExistsError):
         return False
-    raise bad[0]
+    registry.raise_if_refused(results)
+    raise registry.first_error(results)

@@ -63,9 +63,12 @@ def delete_version(zk: KazooClient, base: str, version: int, attempts: int = 20)
     vname = paths.version_name(version)
     vpath = f"{base}/versions/{vname}"
     for _ in range(attempts):
-        stat = zk.exists(vpath)
-        if stat is None:
-            raise NotFoundError(f"{base} has no version {vname}")
+        try:
+            data, stat = zk.get(vpath)
+        except NoNodeError:
+            raise NotFoundError(f"{base} has no version {vname}") from None
+        vdoc = registry.loads(data)
+        once = vdoc.get("once") if isinstance(vdoc, dict) else None
         tx = zk.transaction()
         touched: list[str] = []
         remaining = [v for v in versions(zk, base) if v != version]
@@ -80,9 +83,13 @@ def delete_version(zk: KazooClient, base: str, version: int, attempts: int = 20)
                 continue
             touched.append(tag)
             if tag == "latest" and remaining:
-                tx.set_data(tpath, paths.version_name(remaining[-1]).encode(), version=tstat.version)
+                target = paths.version_name(remaining[-1])
+                tx.check(f"{base}/versions/{target}", -1)  # deleted meanwhile by another delete: look again
+                tx.set_data(tpath, target.encode(), version=tstat.version)
             else:
                 tx.delete(tpath, version=tstat.version)
+        if once and zk.exists(f"{base}/once/{once}"):  # publish_version(once=...): free the key with its version
+            tx.delete(f"{base}/once/{once}")
         tx.delete(vpath, version=stat.version)
         results = tx.commit()
         if not any(isinstance(r, Exception) for r in results):
