@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -127,8 +128,15 @@ def _watch(ctx: typer.Context, job: str, workers: int, threads: int, wait: bool,
         st = train.status(cluster, job)
         _util.error_line(f"stopped at round {st['round']} of {st['rounds']}; continue with: nlpzk train resume {job}")
         raise typer.Exit(130)
+    # The job is done; the local workers leave on their own (the last publisher may still be
+    # registering the model). One that hangs is stopped rather than waited for: nothing is lost.
+    deadline = time.monotonic() + 120
     for p in procs:
-        p.wait(30)
+        try:
+            p.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            train.stop_local_workers([q for q in procs if q.poll() is None])
+            break
     st = train.status(cluster, job)
     final = st["final"] or {}
     from nlpzk import models
