@@ -17,7 +17,7 @@ from gensim.test.utils import datapath
 
 from nlpzk import train
 from nlpzk.store import naming
-from nlpzk.zk import registry
+from nlpzk.zk import paths, registry
 
 from _helpers import one_line_error, wait_for
 from _train_helpers import lee_sentences, make_corpus, make_vocab
@@ -111,15 +111,23 @@ def test_two_workers_finish_each_shard_once_and_beat_random_vectors(cluster, cli
 def test_three_workers_with_one_joining_mid_job(cluster, cli_env, tmp_path):
     shards = _setup(cluster, shards=6, repeat=3)
     train.create_job(cluster, "j3", "lee", "lee", epochs=8, syncs_per_epoch=2, dim=30, seed=1)
+    # Hold round 0 open at its merge, as a slow merger would (our session owns the merge node), so
+    # that the third worker surely joins mid-job however slowly it starts (CI machines are slow).
+    gate = paths.round_merge("j3", 0)
+    cluster.zk.create(gate, b"test", ephemeral=True)
     procs = [_worker(cli_env, "j3", tmp_path / f"w{i}.log") for i in range(2)]
-    wait_for(lambda: train.status(cluster, "j3")["round"] >= 2, timeout=120)
+    # merge parts are reduced only once every unit of the round is committed
+    wait_for(lambda: registry.children(cluster.zk, paths.round_merge_done("j3", 0)), timeout=120)
+    first = set(wait_for(lambda: (w := train.status(cluster, "j3")["workers"]) and len(w) == 2 and w, timeout=120))
     procs.append(_worker(cli_env, "j3", tmp_path / "w2.log"))
+    newcomer = set(wait_for(lambda: (w := train.status(cluster, "j3")["workers"]) and len(w) == 3 and w, timeout=120)) - first
+    cluster.zk.delete(gate)
     for p in procs:
         assert p.wait(180) == 0
     logs = _assert_each_shard_once_per_round(cluster, "j3", shards)
-    assert max(len({c["worker"] for c in log["commits"]}) for log in logs[:2]) <= 2
-    newcomer = {c["worker"] for log in logs for c in log["commits"]} - {c["worker"] for log in logs[:2] for c in log["commits"]}
-    assert len(newcomer) == 1  # the worker that joined mid-job took its share of later rounds
+    assert {c["worker"] for c in logs[0]["commits"]} <= first and len(newcomer) == 1
+    # the worker that joined mid-job took its share of later rounds
+    assert newcomer <= {c["worker"] for log in logs[1:] for c in log["commits"]}
     assert any(len({c["worker"] for c in log["commits"]}) == 3 for log in logs[2:])
     # the merge was reduce-scattered: one row range per contribution, reduced by more than one worker
     assert all(len(log["merge_parts"]) == len(log["contributions"]) for log in logs)
