@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +19,10 @@ from nlpzk.corpus import Corpus
 from nlpzk.ingest import ingest
 from nlpzk.ingest.pipeline import read_hashes
 from nlpzk.zk import paths, registry
+
+from _helpers import wait_for
+
+PAUSE_AT = Path(__file__).resolve().parent / "_pause_at.py"
 
 LEE = [l.strip() for l in open(datapath("lee_background.cor"), encoding="utf-8") if l.strip()]
 
@@ -88,12 +93,24 @@ def test_two_concurrent_ingesters_split_the_work_without_duplicates(zk_server, c
     inputs = tmp_path / "in"
     _make_inputs(inputs, files=16, docs=400, shared=5)
     args = ["corpus", "ingest", "conc", str(inputs), "--shard-tokens", "8000", "--json"]
-    first = _popen(cli_env, *args)
-    # start the second once the first is working, so that they really overlap
-    deadline = time.monotonic() + 60
-    while not registry.children(cluster.zk, paths.claims("conc")) and time.monotonic() < deadline and first.poll() is None:
-        time.sleep(0.02)
-    procs = [first, _popen(cli_env, *args)]
+    # So that they really overlap however slowly the second starts, the first is held before its
+    # first commit (its tokenizing processes and session carry on) until the second holds a claim.
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    first = subprocess.Popen(
+        [sys.executable, str(PAUSE_AT), "--gate", str(gate), "nlpzk.ingest.pipeline:_commit", *args],
+        env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    wait_for(lambda: (gate / "reached").exists() or first.poll() is not None, 120, what="the first ingester's first commit")
+    second = _popen(cli_env, *args)
+
+    def second_holds_a_claim() -> bool:
+        docs = [registry.maybe_json(cluster.zk, paths.claim("conc", k)) for k in registry.children(cluster.zk, paths.claims("conc"))]
+        return any(d and d.get("pid") == second.pid for d in docs) or second.poll() is not None
+
+    wait_for(second_holds_a_claim, 120, what="the second ingester holding a claim")
+    (gate / "go").touch()
+    procs = [first, second]
     outs = [p.communicate(timeout=240) for p in procs]
     for p, (out, err) in zip(procs, outs):
         assert p.returncode == 0, err
@@ -191,14 +208,6 @@ def test_a_killed_tokenizer_worker_fails_the_run_cleanly(cluster, cli_env, tmp_p
 def test_a_killed_parallel_ingest_leaves_no_pool_workers_behind(cli_env, tmp_path):
     """SIGKILL cannot shut a process pool down: the spawned workers (and multiprocessing's
     resource tracker) used to stay alive under init. They now exit with their parent."""
-    import signal
-    import subprocess
-    import sys
-    import time
-    from pathlib import Path
-
-    from _helpers import wait_for
-    from gensim.test.utils import datapath
 
     def children(pid: int) -> list[int]:
         out = []

@@ -18,7 +18,7 @@ from nlpzk.store import naming
 from nlpzk.zk import paths, registry
 
 ROOT = Path(__file__).resolve().parents[2]
-STOP_AT = Path(__file__).resolve().parent / "_stop_at.py"
+PAUSE_AT = Path(__file__).resolve().parents[1] / "_pause_at.py"
 
 
 def nlpzk_process(env: dict[str, str], *args: str, log: Path) -> subprocess.Popen:
@@ -29,7 +29,7 @@ def nlpzk_process(env: dict[str, str], *args: str, log: Path) -> subprocess.Pope
 def nlpzk_process_stopping_at(env: dict[str, str], function: str, *args: str, log: Path) -> subprocess.Popen:
     """Like :func:`nlpzk_process`, but the process SIGSTOPs itself when it first calls ``function``
     (``"package.module:name"``): a deterministic place to kill it. The hook lives in the test suite."""
-    return subprocess.Popen([sys.executable, str(STOP_AT), function, *args], env=env, cwd=ROOT, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+    return subprocess.Popen([sys.executable, str(PAUSE_AT), "--stop", function, *args], env=env, cwd=ROOT, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
 
 
 def stop_leader_while(ensemble, proc: subprocess.Popen, ready: Callable[[], Any], *, timeout: float) -> int:
