@@ -39,3 +39,16 @@ def make_vocab(cluster, name: str, corpus: str, min_count: int = 2):
     from nlpzk.vocab import build
 
     return build(cluster, name, corpus, min_count=min_count)
+
+
+def hold_a_unit(cluster, job: str, timeout: float = 60.0):
+    """Lease a unit of the job's open round for the test itself, as a stalled worker would: the round
+    (so the job) cannot finish until ``lease.release(cluster.zk, [held])``. For tests that must act
+    before the job ends, however fast the workers are."""
+    from nlpzk import train
+    from nlpzk.zk import rounds
+
+    from _helpers import wait_for
+
+    barrier = rounds.RoundBarrier(cluster.zk, job, registry.children(cluster.zk, paths.job_fences(job)))
+    return wait_for(lambda: barrier.lease_next(train.status(cluster, job)["round"], "test-hold")[0], timeout, what="a free unit to hold")

@@ -17,10 +17,10 @@ from gensim.test.utils import datapath
 
 from nlpzk import train
 from nlpzk.store import naming
-from nlpzk.zk import paths, registry
+from nlpzk.zk import lease, paths, registry
 
 from _helpers import one_line_error, wait_for
-from _train_helpers import lee_sentences, make_corpus, make_vocab
+from _train_helpers import hold_a_unit, lee_sentences, make_corpus, make_vocab
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.timeout(240)
@@ -178,11 +178,13 @@ def test_stopped_job_resumes_from_its_last_round(cluster, cli, cli_env, tmp_path
         env=cli_env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     wait_for(lambda: registry.maybe_json(cluster.zk, "/jobs/jr") and train.status(cluster, "jr")["round"] >= 2, timeout=120)
+    hold = hold_a_unit(cluster, "jr")  # so that the job is surely unfinished when the signal lands
     run.send_signal(signal.SIGTERM)
     out, err = run.communicate(timeout=60)
     assert run.returncode == 130, err
     assert "train resume jr" in err
     wait_for(lambda: not train.status(cluster, "jr")["workers"], timeout=30)
+    lease.release(cluster.zk, [hold])
     stopped = train.status(cluster, "jr")
     assert stopped["state"] == "running" and 2 <= stopped["round"] < 8
     before = {h["round"]: h["merged_at"] for h in stopped["history"] if h["state"] == "merged"}
@@ -264,7 +266,10 @@ def test_worker_rides_out_its_session_expiring(cluster, config, zk_server):
     t.start()
     try:
         wait_for(lambda: train.status(cluster, "jz")["round"] >= 2, timeout=120)
+        hold = hold_a_unit(cluster, "jz")  # the job cannot end before the worker has rejoined
         testing.expire_session(wc.zk, zk_server.address)
+        wait_for(lambda: "rejoined" in events, timeout=60)
+        lease.release(cluster.zk, [hold])
         t.join(150)
         if t.is_alive():
             import faulthandler

@@ -20,7 +20,7 @@ from nlpzk.zk import lease, paths, registry
 
 from _faults import ROOT, assert_registry_matches_store, nlpzk_process, stop_leader_while, wait_for
 from _partition import Partition
-from _train_helpers import lee_sentences, make_corpus, make_vocab
+from _train_helpers import hold_a_unit, lee_sentences, make_corpus, make_vocab
 
 pytestmark = [pytest.mark.ensemble, pytest.mark.timeout(180)]
 
@@ -235,11 +235,15 @@ def test_worker_partitioned_from_zookeeper_loses_its_round_and_rejoins(ensemble,
             record_recovery("partition -> the cut-off worker's leases free (session expiry)", time.monotonic() - cut)
             wait_for(lambda: train.status(fault_cluster, "jn")["round"] > r, 120, what="the round merged by the other worker")
             record_recovery("partition -> its round merged by the other worker", time.monotonic() - cut)
+            # Alone, the other worker could finish the job before the cut-off one reconnects (kazoo's
+            # back-off alone takes up to 2 s): hold a unit, as a stalled worker would, until it rejoins.
+            hold = hold_a_unit(fault_cluster, "jn")
             part.heal()
             healed = time.monotonic()
             wait_for(lambda: "rejoined:" in logs[0].read_text(), 60, what="the cut-off worker rejoining")
             assert train.status(fault_cluster, "jn")["state"] == "running"
             record_recovery("partition healed -> the cut-off worker rejoined", time.monotonic() - healed)
+            lease.release(fault_cluster.zk, [hold])
             _finish([cut_off, other], logs)
         finally:
             for p in (cut_off, other):
