@@ -55,7 +55,7 @@ def test_unreachable_zookeeper_one_line_exit_code_and_time_bound(cli, cli_env):
     assert proc.returncode == ZkUnavailableError.exit_code == 3
     line = one_line_error(proc.stderr)
     assert f"127.0.0.1:{port}" in line and "within 2s" in line
-    assert elapsed < 2 + 4  # connect timeout plus interpreter start-up, never a hang
+    assert elapsed < 2 + 15  # connect timeout plus interpreter start-up (3 s here, more on a cold disk), never a hang
 
 
 def test_auth_acl_protects_registry(zk_server, tmp_path):
@@ -176,7 +176,8 @@ def test_expire_session_removes_ephemerals(cluster, zk_server):
         while observer.zk.exists("/eph") and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not observer.zk.exists("/eph")
-        assert cluster.watch.lost.is_set()
+        # kazoo calls its state listeners in no fixed order: ours may come after expire_session's
+        assert cluster.watch.lost.wait(10)
     finally:
         observer.close()
 
