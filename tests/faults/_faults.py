@@ -26,10 +26,12 @@ def nlpzk_process(env: dict[str, str], *args: str, log: Path) -> subprocess.Pope
     return subprocess.Popen([sys.executable, "-m", "nlpzk", *args], env=env, cwd=ROOT, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
 
 
-def nlpzk_process_stopping_at(env: dict[str, str], function: str, *args: str, log: Path) -> subprocess.Popen:
+def nlpzk_process_stopping_at(env: dict[str, str], function: str, *args: str, log: Path, nth: int = 1, match: str = "") -> subprocess.Popen:
     """Like :func:`nlpzk_process`, but the process SIGSTOPs itself when it first calls ``function``
-    (``"package.module:name"``): a deterministic place to kill it. The hook lives in the test suite."""
-    return subprocess.Popen([sys.executable, str(PAUSE_AT), "--stop", function, *args], env=env, cwd=ROOT, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+    (``"package.module:name"``, or ``"module:Class.method"``), or at the ``nth`` call whose
+    arguments' repr contains ``match``: a deterministic place to kill it. The hook lives in the test suite."""
+    hook = [sys.executable, str(PAUSE_AT), "--stop", "--nth", str(nth), "--match", match, function]
+    return subprocess.Popen([*hook, *args], env=env, cwd=ROOT, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
 
 
 def stop_leader_while(ensemble, proc: subprocess.Popen, ready: Callable[[], Any], *, timeout: float) -> int:
