@@ -38,6 +38,47 @@ from . import paths, registry
 MAX_SHARDS_PER_INPUT = 2000
 
 
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as fh:
+            return fh.read().strip()
+    except OSError:
+        return None
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (``/proc/<pid>/stat`` field 22)."""
+    stat = _read(f"/proc/{pid}/stat")
+    return stat.rpartition(")")[2].split()[19] if stat else None
+
+
+_identity: dict[str, Any] = {}
+
+
+def process_identity() -> dict[str, Any]:
+    """What tells this process apart on this machine, for :func:`process_is_dead` (Linux; elsewhere
+    only host and pid, and nothing is ever taken for dead)."""
+    if not _identity or _identity.get("pid") != os.getpid():
+        try:
+            pidns = os.readlink("/proc/self/ns/pid")
+        except OSError:
+            pidns = None
+        _identity.clear()
+        _identity.update(host=socket.gethostname(), pid=os.getpid(), boot=_read("/proc/sys/kernel/random/boot_id"), pidns=pidns, start=_start_time(os.getpid()))
+    return dict(_identity)
+
+
+def process_is_dead(doc: dict[str, Any]) -> bool:
+    """True only if ``doc`` (a :func:`process_identity`) names a process of this machine, boot and pid
+    namespace that no longer runs."""
+    me = process_identity()
+    if not (me["boot"] and me["pidns"] and me["start"] and doc.get("start")):
+        return False
+    if any(doc.get(k) != me[k] for k in ("host", "boot", "pidns")) or not isinstance(doc.get("pid"), int):
+        return False
+    return _start_time(doc["pid"]) != doc["start"]
+
+
 class InputClaims:
     """Claims and commits for the inputs of one corpus, on behalf of one ingest run (a member).
 
@@ -74,7 +115,7 @@ class InputClaims:
     def _create_own(self, path: str, doc: dict[str, Any]) -> None:
         while True:
             try:
-                self.client.create(path, registry.dumps(dict(doc, member=self.member)), ephemeral=True)
+                self.client.create(path, registry.dumps(dict(doc, **process_identity(), member=self.member)), ephemeral=True)
                 return
             except NodeExistsError:
                 # a retried create that had in fact succeeded: ours if it carries our member id
@@ -100,14 +141,45 @@ class InputClaims:
         """Claim input ``key``; False if another ingester holds it (or it is done)."""
         if self.done(key) is not None:
             return False
+        path = paths.claim(self.corpus, key)
         try:
-            self.client.retry(self._create_own, paths.claim(self.corpus, key), doc)
+            self.client.retry(self._create_own, path, doc)
         except NodeExistsError:
-            return False
+            if not self._free_if_dead(path):
+                return False
+            try:
+                self.client.retry(self._create_own, path, doc)
+            except NodeExistsError:
+                return False
         # A commit may have landed between our look and our claim: then the claim is pointless.
         if self.done(key) is not None:
             self.release(key)
             return False
+        return True
+
+    def _free_if_dead(self, path: str) -> bool:
+        """If the claim at ``path`` belongs to an ingester on this machine that has died (killed, its
+        session not yet expired), delete its member node and the claim; True if freed.
+
+        Without this a re-run started within the session timeout of a killed run skips the inputs
+        the dead run held and commits them last, so duplicates land in other inputs than in an
+        uninterrupted run. Deleting the member node fences the dead run (its commit checks it).
+        Only a process provably dead is taken over: same host, boot and pid namespace, and its pid
+        is gone or now belongs to a process started at another time. Elsewhere the claim simply
+        vanishes with its session.
+        """
+        try:
+            data, stat = self.client.retry(self.client.get, path)
+        except NoNodeError:
+            return True
+        holder = registry.loads(data)
+        if not isinstance(holder, dict) or not process_is_dead(holder):
+            return False
+        for node, version in ((paths.ingester(self.corpus, str(holder.get("member"))), -1), (path, stat.version)):
+            try:
+                self.client.retry(self.client.delete, node, version=version)
+            except (NoNodeError, BadVersionError):
+                pass
         return True
 
     def release(self, key: str) -> None:
