@@ -141,7 +141,7 @@ def list_(ctx: typer.Context, as_json: bool = _util.JsonOption) -> None:
             return
         t = Table("corpus", "lang", "inputs", "shards", "documents", "sentences", "tokens", "size")
         for r in rows:
-            t.add_row(r["name"], str(r["options"].get("lang", "")), str(r["inputs"]), str(r["shards"]), f"{r['documents']:,}", f"{r['sentences']:,}", f"{r['tokens']:,}", _util.human_bytes(r["bytes"]))
+            t.add_row(r["name"] + (" (being deleted)" if r.get("deleting") else ""), str(r["options"].get("lang", "")), str(r["inputs"]), str(r["shards"]), f"{r['documents']:,}", f"{r['sentences']:,}", f"{r['tokens']:,}", _util.human_bytes(r["bytes"]))
         _util.out.print(t)
 
     _util.emit(rows, as_json, human)
@@ -220,13 +220,13 @@ def delete(
     force: bool = typer.Option(False, "--force", help="Delete even while an ingest is running."),
     as_json: bool = _util.JsonOption,
 ) -> None:
-    """Delete a corpus: its registry nodes, then its shard files.
+    """Delete a corpus: mark it, delete its shard files, then its registry nodes (run again to finish one stopped half-way).
 
     Example: nlpzk corpus delete sample --yes
     """
     from nlpzk.corpus import Corpus
 
-    corpus = Corpus.open(name, cluster=_util.cluster(ctx))
+    corpus = Corpus.open(name, cluster=_util.cluster(ctx), deleting=True)  # finishes a delete stopped half-way
     _util.confirm(f"delete corpus {name!r} and all its shards?", yes)
     result = corpus.delete(force=force)
     _util.emit(dict(result, corpus=name), as_json, lambda r: _util.out.print(f"deleted corpus [bold]{name}[/]: {r['shards']} shard(s), {r['files']} file(s)"))

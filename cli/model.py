@@ -48,7 +48,7 @@ def list_cmd(ctx: typer.Context, as_json: bool = _util.JsonOption) -> None:
             vocab = f"{r['vocab']['name']}@v{r['vocab']['version']}" if r["vocab"] else "-"
             tags = ", ".join(f"{t}->v{v}" for t, v in r["tags"].items())
             scores = ", ".join(f"{k} {v:.3f}" for k, v in r["eval"].items()) or "-"
-            table.add_row(r["name"], str(r["versions"]), f"v{r['latest']}" if r["latest"] else "-", tags, vocab, _fmt(r["words"]), _fmt(r["dim"]), scores)
+            table.add_row(r["name"] + (" (being deleted)" if r.get("deleting") else ""), str(r["versions"]), f"v{r['latest']}" if r["latest"] else "-", tags, vocab, _fmt(r["words"]), _fmt(r["dim"]), scores)
         _util.out.print(table)
 
     _util.emit(rows, as_json, human)

@@ -51,7 +51,7 @@ def render(data: dict[str, Any], jobs_first: bool = False) -> Group:
 
     t = Table("corpus", "shards", "sentences", "tokens", "size", title="corpora", title_justify="left")
     for c in data["corpora"]:
-        t.add_row(c["name"], str(c["shards"]), _n(c["sentences"]), _n(c["tokens"]), _util.human_bytes(c["bytes"]))
+        t.add_row(c["name"] + (" (being deleted)" if c.get("deleting") else ""), str(c["shards"]), _n(c["sentences"]), _n(c["tokens"]), _util.human_bytes(c["bytes"]))
     parts.append(t if data["corpora"] else Text("corpora: none (nlpzk corpus ingest NAME FILES...)"))
 
     t = Table("vocabulary", "versions", "latest", "tokens", "tags", title="vocabularies", title_justify="left")

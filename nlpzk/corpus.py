@@ -23,7 +23,7 @@ from kazoo.exceptions import NodeExistsError
 from .cluster import Cluster, default_cluster
 from .errors import ConflictError, IntegrityError, NotFoundError
 from .store import Store, is_tmp, naming
-from .zk import paths, registry
+from .zk import paths, registry, versioned
 
 SHARD_SCHEMA = pa.schema(
     [
@@ -202,15 +202,19 @@ def _check_shard(store: Store, info: ShardInfo) -> str | None:
     return None
 
 
+def _being_deleted(name: str) -> ConflictError:
+    return ConflictError(f"corpus {name!r} is being deleted (a delete stopped half-way)", hint=f"finish it with: nlpzk corpus delete {name} --yes")
+
+
 def list_corpora(cluster: Cluster) -> list[dict[str, Any]]:
     """Every registered corpus with its totals (one pipelined read per shard node)."""
     out = []
     for name in registry.children(cluster.zk, paths.CORPORA):
         try:
-            corpus = Corpus.open(name, cluster=cluster)
+            corpus = Corpus.open(name, cluster=cluster, deleting=True)
         except NotFoundError:
             continue  # deleted while we looked
-        out.append(corpus.summary())
+        out.append(dict(corpus.summary(), deleting=bool(corpus.info.get("deleting"))))
     return out
 
 
@@ -244,11 +248,15 @@ class Corpus:
         self.info = info
 
     @classmethod
-    def open(cls, name: str, *, cluster: Cluster | None = None) -> "Corpus":
+    def open(cls, name: str, *, cluster: Cluster | None = None, deleting: bool = False) -> "Corpus":
+        """Open a registered corpus. One that a killed ``delete`` left marked as being deleted is
+        refused (its shards may be half gone) unless ``deleting`` (to finish the delete)."""
         cluster = cluster or default_cluster()
         info = registry.maybe_json(cluster.zk, paths.corpus(name))
         if info is None:
             raise NotFoundError(f"unknown corpus {name!r}", hint="see: nlpzk corpus list")
+        if info.get("deleting") and not deleting:
+            raise _being_deleted(name)
         return cls(cluster, name, info)
 
     @classmethod
@@ -266,6 +274,8 @@ class Corpus:
                 break  # (else deleted between the two: create again)
         else:
             raise ConflictError(f"corpus {name!r} keeps being created and deleted by others", hint="run it again")
+        if info.get("deleting"):
+            raise _being_deleted(name)
         if info.get("options") != options:
             have = info.get("options") or {}
             differ = ", ".join(f"{k} {have.get(k)!r} (not {options.get(k)!r})" for k in sorted(set(have) | set(options)) if have.get(k) != options.get(k))
@@ -353,17 +363,24 @@ class Corpus:
         }
 
     def delete(self, *, force: bool = False) -> dict[str, int]:
-        """Remove the registry nodes (first: readers stop seeing it), then every file of the corpus."""
+        """Delete the corpus: mark it as being deleted (from then on it is refused everywhere), delete
+        its files, then its registry nodes. A delete killed half-way leaves the mark, never a
+        corpus that looks whole; running the delete again finishes it."""
+        zk = self.cluster.zk
         running = self.ingesters()
-        if running and not force:
+        if running and not force and not self.info.get("deleting"):
             raise ConflictError(f"corpus {self.name!r} is being ingested right now ({len(running)} ingester(s))", hint="wait for them, or pass --force")
-        shards = len(registry.children(self.cluster.zk, paths.shards(self.name)))
-        registry.delete_tree(self.cluster.zk, paths.corpus(self.name))
+        shards = len(registry.children(zk, paths.shards(self.name)))
+        try:
+            versioned.update_doc(zk, paths.corpus(self.name), lambda doc: dict(doc, deleting=doc.get("deleting") or registry.now()))
+        except NotFoundError:
+            pass  # deleted meanwhile by another delete: its files go below all the same
         store = self.cluster.store
         files = store.list(naming.corpus_dir(self.name))
         for f in files:
             store.delete(f)
         store.delete_dir(naming.corpus_dir(self.name))
+        registry.delete_tree(zk, paths.corpus(self.name))
         return {"shards": shards, "files": len(files)}
 
     def shard(self, shard_id: str) -> ShardInfo:

@@ -180,6 +180,8 @@ def register_job(cluster: Cluster, job: str, name: str | None = None, *, tags: I
     from .train import final_vectors
 
     name = paths.check_name("model", name or job)
+    if (registry.maybe_json(cluster.zk, _base(name)) or {}).get("deleting"):
+        raise registry.being_deleted(_base(name))
     for number, doc in _version_docs(cluster, name):
         if doc.get("job") == job:
             return name, number
@@ -232,6 +234,7 @@ def list_models(cluster: Cluster) -> list[dict[str, Any]]:
                 "dim": doc.get("dim"),
                 "job": doc.get("job"),
                 "eval": headline(doc.get("eval") or {}),
+                "deleting": bool((registry.maybe_json(cluster.zk, _base(name)) or {}).get("deleting")),
             }
         )
     return rows
@@ -275,12 +278,19 @@ def delete_model(cluster: Cluster, name: str, version: int | None = None) -> dic
         if doc.get("path"):
             cluster.store.delete(doc["path"])
         return {"name": name, "deleted": [number], "tags": touched}
+    # Mark it first (from then on it is refused everywhere), then delete the files, then the nodes:
+    # a delete killed half-way leaves the mark, never a model that looks whole or files nobody owns;
+    # running the delete again finishes it.
+    try:
+        versioned.update_doc(zk, _base(name), lambda doc: dict(doc, deleting=doc.get("deleting") or registry.now()))
+    except NotFoundError:
+        raise NotFoundError(f"unknown model {name!r}", hint="see: nlpzk model list") from None
     docs = [(n, registry.maybe_json(zk, paths.model_version(name, n))) for n in versioned.versions(zk, _base(name))]
-    versioned.delete_tree(zk, _base(name))
     for _, doc in docs:
         if doc and doc.get("path"):
             cluster.store.delete(doc["path"])
     cluster.store.delete_dir(naming.model_dir(name))
+    versioned.delete_tree(zk, _base(name))
     return {"name": name, "deleted": [n for n, _ in docs], "tags": []}
 
 

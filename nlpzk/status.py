@@ -40,7 +40,8 @@ def corpora(cluster: Cluster) -> list[dict[str, Any]]:
             tokens += int(doc.get("tokens", 0))
             sentences += int(doc.get("sentences", 0))
             size += int(doc.get("bytes", 0))
-        rows.append({"name": name, "shards": len(shards), "sentences": sentences, "tokens": tokens, "bytes": size})
+        deleting = bool((registry.maybe_json(zk, paths.corpus(name)) or {}).get("deleting"))
+        rows.append({"name": name, "shards": len(shards), "sentences": sentences, "tokens": tokens, "bytes": size, "deleting": deleting})
     return rows
 
 

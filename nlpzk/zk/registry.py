@@ -198,6 +198,8 @@ def publish_version(
         meta, stat = get_json(zk, base)
         if not isinstance(meta, dict):
             meta = {}
+        if meta.get("deleting"):
+            raise being_deleted(base)
         number = int(meta.get("next_version", 1))
         vname = paths.version_name(number)
         extra = prepare(number) if prepare is not None else {}
@@ -225,15 +227,30 @@ def publish_version(
             return number
         raise_if_refused(results)
         if once is not None and isinstance(results[2], NodeExistsError):
+            marker = f"{base}/once/{once}"
             try:
-                data, _ = zk.retry(zk.get, f"{base}/once/{once}")
+                data, mstat = zk.retry(zk.get, marker)
             except NoNodeError:
                 continue  # its version was deleted meanwhile: the key is free again
-            raise AlreadyPublished(f"{once} is already published under {base} as {data.decode()}", paths.parse_version(data.decode()))
+            holder = maybe_json(zk, f"{base}/versions/{data.decode()}")
+            if isinstance(holder, dict) and holder.get("once") == once:
+                raise AlreadyPublished(f"{once} is already published under {base} as {data.decode()}", paths.parse_version(data.decode()))
+            try:  # left by a delete killed half-way (its version is gone): the key is free
+                zk.retry(zk.delete, marker, version=mstat.version)
+            except (NoNodeError, BadVersionError):
+                pass
+            continue
         if any(isinstance(r, (BadVersionError, NodeExistsError, NoNodeError)) for r in results):
             continue  # lost a race (counter moved, or a tag appeared/vanished): read again and retry
         raise ConflictError(f"publishing a version under {base} failed: {results}")
     raise TransactionConflict(f"publishing a version under {base} kept losing races; try again")
+
+
+def being_deleted(base: str) -> ConflictError:
+    """A model (or vocabulary) whose delete was killed half-way: refused until the delete is run again."""
+    kind, _, name = base.strip("/").partition("/")
+    kind = {"models": "model", "vocab": "vocab"}.get(kind, kind)
+    return ConflictError(f"{kind} {name!r} is being deleted (a delete stopped half-way)", hint=f"finish it with: nlpzk {kind} delete {name} --yes")
 
 
 def first_error(results: list) -> Exception | None:
@@ -254,8 +271,11 @@ def raise_if_refused(results: list) -> None:
 
 def resolve_version(zk: KazooClient, base: str, kind: str, name: str, version: int | None, tag: str | None) -> int:
     """Turn ``version`` or ``tag`` into a version number that exists."""
-    if not zk.exists(base):
+    meta = maybe_json(zk, base)
+    if meta is None:
         raise NotFoundError(f"unknown {kind} {name!r}", hint=f"see: nlpzk {kind if kind != 'vocabulary' else 'vocab'} list")
+    if isinstance(meta, dict) and meta.get("deleting"):
+        raise being_deleted(base)
     if version is None:
         tag = tag or "latest"
         try:

@@ -1,0 +1,148 @@
+"""Crash points: real ``nlpzk`` commands SIGSTOPped at a write point, SIGKILLed there, then inspected
+and run again. Each test is a defect a crash-point sweep found (each failed before its fix); the
+other points it tried were handled already (SIGKILL mid-ingest, mid-merge, mid-publish: see
+test_fault_ingest_vocab.py and test_fault_training.py)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nlpzk import testing
+from nlpzk.corpus import Corpus
+from nlpzk.ingest import ingest
+from nlpzk.zk import paths, registry
+
+from _faults import ROOT, nlpzk_process_stopping_at, process_state, wait_for
+
+SAMPLE = str(ROOT / "corpora" / "sample")
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def _run(env, *args, timeout=300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "nlpzk", *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def _kill_at(env, function: str, *args: str, log: Path, nth: int = 1, match: str = "") -> None:
+    """Run ``nlpzk ARGS`` until it reaches ``function`` (its ``nth`` call matching ``match``), SIGKILL it there."""
+    proc = nlpzk_process_stopping_at(env, function, *args, log=log, nth=nth, match=match)
+    try:
+        wait_for(lambda: process_state(proc.pid) == "T" or proc.poll() is not None, 240, what="the kill point")
+        assert proc.poll() is None, f"never reached the kill point:\n{log.read_text()}"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+
+def _fingerprint(cluster, name: str) -> list[tuple]:
+    return sorted((s.id, s.sha256, s.documents) for s in Corpus.open(name, cluster=cluster).shards)
+
+
+def test_ingest_rerun_right_after_a_kill_equals_an_uninterrupted_run(cluster, cli_env, zk_server, tmp_path):
+    """Killed before its first commit, the run's claim outlives it by the session timeout. A re-run
+    started within it used to skip that input and commit it last, so duplicates landed in other
+    inputs: other shards than an uninterrupted run. The re-run now takes over the dead process's
+    claims (same machine, pid gone)."""
+    _kill_at(cli_env, "nlpzk.ingest.pipeline:_commit", "corpus", "ingest", "c", SAMPLE, log=tmp_path / "killed.log")
+    assert registry.children(cluster.zk, paths.claims("c")), "the dead run's claim is still there (its session lives on)"
+    rerun = _run(cli_env, "corpus", "ingest", "c", SAMPLE, "--json")
+    assert rerun.returncode == 0, rerun.stderr
+    clean = testing.cluster_for(zk_server.address, tmp_path / "clean-store")
+    try:
+        ingest(clean, "c", [SAMPLE])
+        want = _fingerprint(clean, "c")
+    finally:
+        clean.close()
+    assert _fingerprint(cluster, "c") == want
+
+
+def test_a_live_ingesters_claim_is_never_taken_over(cluster):
+    """The take-over above is for provably dead processes only: a claim of a live process (here:
+    this one), or of another machine, stays."""
+    from nlpzk.ingest import tokenizer_options
+    from nlpzk.zk.claims import InputClaims, process_identity
+
+    Corpus.create(cluster, "live", tokenizer_options())
+    a, b = InputClaims(cluster.zk, "live"), InputClaims(cluster.zk, "live")
+    a.join()
+    b.join()
+    assert a.try_claim("k", {"source": "x"}) and not b.try_claim("k", {"source": "x"})
+    cluster.zk.set(paths.claim("live", "k"), registry.dumps(dict(process_identity(), host="elsewhere", pid=1, member=a.member)))
+    assert not b.try_claim("k", {"source": "x"})
+    assert a.holder("k")["host"] == "elsewhere"
+
+
+def test_corpus_delete_killed_mid_tree_is_refused_everywhere_then_finished(cluster, cli_env, tmp_path):
+    """Killed while deleting the shard nodes, a delete used to leave a corpus that looked whole but
+    had lost shards (verify said ok, a re-ingest found every input done). The corpus is now marked
+    first: everything but delete refuses it, and the delete run again finishes it."""
+    assert _run(cli_env, "corpus", "ingest", "c", SAMPLE).returncode == 0
+    _kill_at(cli_env, "kazoo.client:KazooClient.delete", "corpus", "delete", "c", "--yes", log=tmp_path / "killed.log", nth=2, match="/corpora/c/shards/")
+    assert registry.exists(cluster.zk, paths.corpus("c"))
+    for args in (["corpus", "verify", "c"], ["corpus", "ingest", "c", SAMPLE], ["vocab", "build", "v", "--corpus", "c"]):
+        res = _run(cli_env, *args)
+        assert res.returncode == 6 and "is being deleted" in res.stderr and "nlpzk corpus delete c" in res.stderr, (args, res.stderr)
+    listed = json.loads(_run(cli_env, "corpus", "list", "--json").stdout)
+    assert [(r["name"], r["deleting"]) for r in listed] == [("c", True)]
+    again = _run(cli_env, "corpus", "delete", "c", "--yes")
+    assert again.returncode == 0, again.stderr
+    assert not registry.exists(cluster.zk, paths.corpus("c")) and cluster.store.list("corpora/c") == []
+
+
+def test_corpus_delete_killed_before_its_files_went_can_be_finished(cluster, cli_env, tmp_path):
+    """Killed between its registry nodes and its files, a delete used to leave files that a re-run
+    ('unknown corpus') and gc ('unknown owner') would not touch. Files now go before the nodes."""
+    assert _run(cli_env, "corpus", "ingest", "c", SAMPLE).returncode == 0
+    _kill_at(cli_env, "nlpzk.store:Store.delete", "corpus", "delete", "c", "--yes", log=tmp_path / "killed.log")
+    again = _run(cli_env, "corpus", "delete", "c", "--yes")
+    assert again.returncode == 0, again.stderr
+    assert not registry.exists(cluster.zk, paths.corpus("c")) and cluster.store.list("corpora/c") == []
+
+
+def _trained_job(cli_env, job: str = "j") -> None:
+    assert _run(cli_env, "corpus", "ingest", "c", SAMPLE).returncode == 0
+    assert _run(cli_env, "vocab", "build", "v", "--corpus", "c", "--min-count", "2").returncode == 0
+    res = _run(cli_env, "train", "run", job, "--corpus", "c", "--vocab", "v", "--workers", "1", "--epochs", "1", "--syncs-per-epoch", "2", "--dim", "16", "--json")
+    assert res.returncode == 0, res.stderr
+
+
+@pytest.mark.parametrize("point", ["store", "registry"])
+def test_model_delete_killed_half_way_is_refused_then_finished(cluster, cli_env, tmp_path, point):
+    """Killed after its first file ('store') or during its registry nodes ('registry'), a whole-model
+    delete used to leave files nobody could delete, or a model without tags, or a job marker that
+    made ``model register`` report a version that did not exist. Now it is marked first, refused
+    until the delete is run again, and registering the job afterwards makes a version that exists."""
+    _trained_job(cli_env)  # registers model j@v1
+    if point == "store":
+        _kill_at(cli_env, "nlpzk.store:Store.delete", "model", "delete", "j", "--yes", log=tmp_path / "killed.log")
+    else:
+        _kill_at(cli_env, "kazoo.client:KazooClient.delete", "model", "delete", "j", "--yes", log=tmp_path / "killed.log", match="/models/j/")
+    for args in (["model", "show", "j"], ["model", "register", "j"]):
+        res = _run(cli_env, *args)
+        assert res.returncode == 6 and "is being deleted" in res.stderr and "nlpzk model delete j" in res.stderr, (args, res.stderr)
+    again = _run(cli_env, "model", "delete", "j", "--yes")
+    assert again.returncode == 0, again.stderr
+    assert not registry.exists(cluster.zk, paths.model("j")) and cluster.store.list("models/j") == []
+    res = _run(cli_env, "model", "register", "j", "--json")
+    assert res.returncode == 0 and json.loads(res.stdout)["version"] == 1, res.stderr
+    assert registry.exists(cluster.zk, paths.model_version("j", 1))
+
+
+def test_a_job_marker_left_without_its_version_does_not_stand_for_it(cluster, cli_env):
+    """A ``once/job-<job>`` marker whose version is gone (a delete stopped between the two, by an
+    older nlpzk or by hand) is stale: registering the job makes a new version, not a reference to
+    a missing one."""
+    _trained_job(cli_env)
+    cluster.zk.delete(paths.model_version("j", 1))  # the version goes, its marker stays
+    cluster.zk.delete(f"{paths.model('j')}/tags/latest")
+    res = _run(cli_env, "model", "register", "j", "--json")
+    assert res.returncode == 0, res.stderr
+    number = json.loads(res.stdout)["version"]
+    assert number == 2 and registry.exists(cluster.zk, paths.model_version("j", number))
+    assert cluster.zk.get(f"{paths.model('j')}/once/job-j")[0] == b"v0000000002"
