@@ -141,6 +141,9 @@ def _watch(ctx: typer.Context, job: str, workers: int, threads: int, wait: bool,
     final = st["final"] or {}
     from nlpzk import models
 
+    # what the last round's publisher left undone if it died after publishing (idempotent)
+    train.tidy_finished(cluster, job)
+
     # The publisher of the last round registers the model; doing it again is a no-op that covers a
     # publisher that died between finishing the job and registering it.
     model, model_version = models.register_job(cluster, job, (st.get("spec") or {}).get("model") or job)

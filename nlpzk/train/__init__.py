@@ -8,7 +8,7 @@
 from .job import HYPER, check_hyper, create_job, final_vectors, list_jobs, status
 from .local import start_local_workers, stop_local_workers
 from .merge import DEFAULT_RULE, RULES
-from .worker import Worker, WorkerReport
+from .worker import Worker, WorkerReport, tidy_finished
 
 __all__ = [
     "HYPER",
@@ -23,4 +23,5 @@ __all__ = [
     "WorkerReport",
     "start_local_workers",
     "stop_local_workers",
+    "tidy_finished",
 ]

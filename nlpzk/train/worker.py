@@ -208,6 +208,7 @@ class Worker:
         if self._dropped:
             self._after_connection_loss(r)
         if doc.get("state") == "done":
+            self._tidy_after_done()
             return True
         if self.member.ensure():
             self.on_event("rejoined", {"worker": self.id, "round": r})
@@ -236,6 +237,12 @@ class Worker:
             self._tidy(r - 1)
         self._dropped = False
 
+    def _tidy_after_done(self) -> None:
+        try:
+            tidy_finished(self.cluster, self.job)
+        except Exception as exc:  # idempotent: whoever finds the job done next finishes it
+            log.warning("tidying finished job %s failed: %s", self.job, exc)
+
     def _tidy_quietly(self, r: int) -> None:
         try:
             self._tidy(r)
@@ -243,12 +250,7 @@ class Worker:
             log.warning("tidying round %d of %s failed: %s", r, self.job, exc)
 
     def _tidy(self, r: int) -> None:
-        """Drop merged round ``r``'s per-unit nodes, contributions and input parameters."""
-        rd = self.barrier.round_doc(r) or {}
-        self.barrier.prune(r)
-        self.cluster.store.delete_dir(posixpath.dirname(naming.contribution_file(self.job, r, "x")))
-        for old in _params_list(rd):
-            self.cluster.store.delete(old)
+        tidy_round(self.cluster, self.barrier, r)
 
     def _open_round_doc(self, r: int) -> dict[str, Any]:
         """Round ``r``'s document while it is open, read once: it does not change until the
@@ -688,6 +690,35 @@ class Worker:
             self.on_event("registered", {"model": name, "version": number})
         except NlpzkError as exc:
             self.on_event("register_failed", {"error": exc.line()})
+
+
+def tidy_round(cluster: Cluster, barrier: RoundBarrier, r: int) -> None:
+    """Drop merged round ``r``'s per-unit nodes, contributions and input parameters (idempotent)."""
+    rd = barrier.round_doc(r) or {}
+    barrier.prune(r)
+    cluster.store.delete_dir(posixpath.dirname(naming.contribution_file(barrier.job, r, "x")))
+    for old in _params_list(rd):
+        cluster.store.delete(old)
+
+
+def tidy_finished(cluster: Cluster, job: str) -> list[int]:
+    """Tidy the last two rounds of finished job ``job`` if that is still to do; the rounds tidied.
+
+    Their publisher does it right after publishing the last round; if it died first, nobody else
+    would, and their nodes would keep the rounds' model-sized files referenced for ever (found by a
+    crash-point sweep). Workers that find the job done and ``train run``/``resume`` call this.
+    """
+    doc = registry.maybe_json(cluster.zk, paths.job(job)) or {}
+    if doc.get("state") != "done":
+        return []
+    last = int(doc["spec"]["rounds"]) - 1
+    barrier = RoundBarrier(cluster.zk, job, [])
+    tidied = []
+    for r in (last - 1, last):
+        if r >= 0 and cluster.zk.exists(paths.round_done(job, r)) is not None:
+            tidy_round(cluster, barrier, r)
+            tidied.append(r)
+    return tidied
 
 
 def token_ids(col: Any, encode: Callable[[pa.Array], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

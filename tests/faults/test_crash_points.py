@@ -18,7 +18,7 @@ from nlpzk.corpus import Corpus
 from nlpzk.ingest import ingest
 from nlpzk.zk import paths, registry
 
-from _faults import ROOT, nlpzk_process_stopping_at, process_state, wait_for
+from _faults import ROOT, job_problems, nlpzk_process_stopping_at, process_state, wait_for
 
 SAMPLE = str(ROOT / "corpora" / "sample")
 
@@ -146,3 +146,24 @@ def test_a_job_marker_left_without_its_version_does_not_stand_for_it(cluster, cl
     number = json.loads(res.stdout)["version"]
     assert number == 2 and registry.exists(cluster.zk, paths.model_version("j", number))
     assert cluster.zk.get(f"{paths.model('j')}/once/job-j")[0] == b"v0000000002"
+
+
+def test_a_done_job_whose_publisher_died_before_its_tidy_is_tidied_by_the_next_worker(cluster, cli_env, tmp_path):
+    """Killed after publishing the last round, before tidying it, the publisher left that round's
+    nodes, and with them its contribution and parameter files, referenced for ever: nobody tidies a
+    done job, and gc keeps what nodes name. A worker (here the one ``train run`` starts, which also
+    registers the model) that finds the job done now finishes the tidy."""
+    assert _run(cli_env, "corpus", "ingest", "c", SAMPLE).returncode == 0
+    assert _run(cli_env, "vocab", "build", "v", "--corpus", "c", "--min-count", "2").returncode == 0
+    res = _run(cli_env, "train", "run", "j", "--corpus", "c", "--vocab", "v", "--workers", "0", "--no-wait", "--epochs", "1", "--syncs-per-epoch", "2", "--dim", "16")
+    assert res.returncode == 0, res.stderr
+    # calls: round 0 after publishing round 0; rounds 0 and 1 after publishing the last (round 1)
+    _kill_at(cli_env, "nlpzk.train.worker:Worker._tidy_quietly", "train", "worker", "j", log=tmp_path / "worker.log", nth=2)
+    assert registry.maybe_json(cluster.zk, paths.job("j"))["state"] == "done"
+    assert registry.exists(cluster.zk, paths.round_done("j", 1))  # the debris this test is about
+    res = _run(cli_env, "train", "run", "j", "--workers", "1", "--json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["model_version"] == 1
+    assert job_problems(cluster, "j") == []
+    left = [n for r in (0, 1) for n in ("contribs", "done", "mdone") if registry.exists(cluster.zk, f"{paths.job_round('j', r)}/{n}")]
+    assert left == [] and [f for f in cluster.store.list("jobs/j") if "/contrib/" in f] == []
