@@ -113,14 +113,18 @@ class _WriteProbe(threading.Thread):
         return wait_for(lambda: next((x for x in list(self.ok) if x > t), None), timeout, what="a successful write") - t
 
 
-def _stop_member(ensemble, index, job_cluster, job, record, label):
+def _stop_member(ensemble, index, job_cluster, job, record, label, *, held=None, hold_after=False):
     """Stop member ``index`` while the job is mid-round; return after the job merged one more round.
 
     The write probe is a client connected to exactly that member: its first write after the member
     is gone measures the client-side recovery (reconnect to a survivor, plus an election for a leader).
+    ``hold_after``: return a unit of the open round held for the test (:func:`hold_a_unit`), so that
+    the job cannot end while the member restarts (1-3 s of JVM start, against ~2 s of job left on an
+    idle machine); the next call releases it (``held``) once its own member is down.
     """
     probe = _WriteProbe(ensemble, index, job_cluster.config.hosts_and_chroot()[1])
     probe.start()
+    hold = None
     try:
         r = train.status(job_cluster, job)["round"]
         ensemble.members[index].stop()
@@ -130,6 +134,8 @@ def _stop_member(ensemble, index, job_cluster, job, record, label):
         assert new_leader != index
         record(f"{label} gone -> quorum has a leader again (srvr)", time.monotonic() - gone)
         record(f"{label} gone -> first successful write of a client connected to it", probe.first_write_after(gone))
+        if held is not None:
+            job_cluster.zk.retry(lease.release, job_cluster.zk, [held])
         try:
             wait_for(lambda: train.status(job_cluster, job)["round"] > r, 90, what=f"a round merged without the {label}")
         except AssertionError:
@@ -137,11 +143,14 @@ def _stop_member(ensemble, index, job_cluster, job, record, label):
             raise AssertionError(f"stuck in round {st['round']}: leases {st['leases']}, done {st['done_in_round']}, workers {list(st['workers'])}") from None
         record(f"{label} gone -> the job's next round merged", time.monotonic() - gone)
         assert train.status(job_cluster, job)["state"] == "running", "the fault must land mid-training"
+        if hold_after:
+            hold = hold_a_unit(job_cluster, job)
     finally:
         probe.halt.set()
         probe.join(10)
     ensemble.members[index].start()
     ensemble.wait_for_leader()
+    return hold
 
 
 def test_leader_then_follower_stopped_mid_training_the_job_finishes(ensemble, fault_cluster, fault_env, tmp_path, record_recovery):
@@ -152,9 +161,9 @@ def test_leader_then_follower_stopped_mid_training_the_job_finishes(ensemble, fa
         wait_for(lambda: (lambda st: st["round"] >= 1 and len(st["workers"]) == 2)(train.status(fault_cluster, "jl")), 120, what="round 1 with both workers")
         leader = ensemble.leader()
         assert leader is not None
-        _stop_member(ensemble, leader, fault_cluster, "jl", record_recovery, "leader")
+        held = _stop_member(ensemble, leader, fault_cluster, "jl", record_recovery, "leader", hold_after=True)
         follower = next(i for i, st in enumerate(ensemble.statuses()) if st and st["mode"] == "follower")
-        _stop_member(ensemble, follower, fault_cluster, "jl", record_recovery, "follower")
+        _stop_member(ensemble, follower, fault_cluster, "jl", record_recovery, "follower", held=held)
         _finish(procs, logs)
     finally:
         for m in ensemble.members:  # the ensemble is shared by the session: leave it whole
