@@ -241,13 +241,13 @@ class Worker:
         try:
             tidy_finished(self.cluster, self.job)
         except Exception as exc:  # idempotent: whoever finds the job done next finishes it
-            log.warning("tidying finished job %s failed: %s", self.job, exc)
+            log.warning("tidying finished job %s failed: %r", self.job, exc)
 
     def _tidy_quietly(self, r: int) -> None:
         try:
             self._tidy(r)
         except Exception as exc:  # idempotent: the next publisher's or a reconnect's tidy, or nlpzk gc, finishes it
-            log.warning("tidying round %d of %s failed: %s", r, self.job, exc)
+            log.warning("tidying round %d of %s failed: %r", r, self.job, exc)
 
     def _tidy(self, r: int) -> None:
         tidy_round(self.cluster, self.barrier, r)
