@@ -202,10 +202,6 @@ def _check_shard(store: Store, info: ShardInfo) -> str | None:
     return None
 
 
-def _being_deleted(name: str) -> ConflictError:
-    return ConflictError(f"corpus {name!r} is being deleted (a delete stopped half-way)", hint=f"finish it with: nlpzk corpus delete {name} --yes")
-
-
 def list_corpora(cluster: Cluster) -> list[dict[str, Any]]:
     """Every registered corpus with its totals (one pipelined read per shard node)."""
     out = []
@@ -256,7 +252,7 @@ class Corpus:
         if info is None:
             raise NotFoundError(f"unknown corpus {name!r}", hint="see: nlpzk corpus list")
         if info.get("deleting") and not deleting:
-            raise _being_deleted(name)
+            raise registry.being_deleted(paths.corpus(name))
         return cls(cluster, name, info)
 
     @classmethod
@@ -275,7 +271,7 @@ class Corpus:
         else:
             raise ConflictError(f"corpus {name!r} keeps being created and deleted by others", hint="run it again")
         if info.get("deleting"):
-            raise _being_deleted(name)
+            raise registry.being_deleted(paths.corpus(name))
         if info.get("options") != options:
             have = info.get("options") or {}
             differ = ", ".join(f"{k} {have.get(k)!r} (not {options.get(k)!r})" for k in sorted(set(have) | set(options)) if have.get(k) != options.get(k))
@@ -372,7 +368,7 @@ class Corpus:
             raise ConflictError(f"corpus {self.name!r} is being ingested right now ({len(running)} ingester(s))", hint="wait for them, or pass --force")
         shards = len(registry.children(zk, paths.shards(self.name)))
         try:
-            versioned.update_doc(zk, paths.corpus(self.name), lambda doc: dict(doc, deleting=doc.get("deleting") or registry.now()))
+            versioned.mark_deleting(zk, paths.corpus(self.name))
         except NotFoundError:
             pass  # deleted meanwhile by another delete: its files go below all the same
         store = self.cluster.store

@@ -180,7 +180,7 @@ def register_job(cluster: Cluster, job: str, name: str | None = None, *, tags: I
     from .train import final_vectors
 
     name = paths.check_name("model", name or job)
-    if (registry.maybe_json(cluster.zk, _base(name)) or {}).get("deleting"):
+    if registry.is_deleting(cluster.zk, _base(name)):
         raise registry.being_deleted(_base(name))
     for number, doc in _version_docs(cluster, name):
         if doc.get("job") == job:
@@ -234,7 +234,7 @@ def list_models(cluster: Cluster) -> list[dict[str, Any]]:
                 "dim": doc.get("dim"),
                 "job": doc.get("job"),
                 "eval": headline(doc.get("eval") or {}),
-                "deleting": bool((registry.maybe_json(cluster.zk, _base(name)) or {}).get("deleting")),
+                "deleting": registry.is_deleting(cluster.zk, _base(name)),
             }
         )
     return rows
@@ -282,7 +282,7 @@ def delete_model(cluster: Cluster, name: str, version: int | None = None) -> dic
     # a delete killed half-way leaves the mark, never a model that looks whole or files nobody owns;
     # running the delete again finishes it.
     try:
-        versioned.update_doc(zk, _base(name), lambda doc: dict(doc, deleting=doc.get("deleting") or registry.now()))
+        versioned.mark_deleting(zk, _base(name))
     except NotFoundError:
         raise NotFoundError(f"unknown model {name!r}", hint="see: nlpzk model list") from None
     docs = [(n, registry.maybe_json(zk, paths.model_version(name, n))) for n in versioned.versions(zk, _base(name))]

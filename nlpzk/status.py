@@ -40,8 +40,7 @@ def corpora(cluster: Cluster) -> list[dict[str, Any]]:
             tokens += int(doc.get("tokens", 0))
             sentences += int(doc.get("sentences", 0))
             size += int(doc.get("bytes", 0))
-        deleting = bool((registry.maybe_json(zk, paths.corpus(name)) or {}).get("deleting"))
-        rows.append({"name": name, "shards": len(shards), "sentences": sentences, "tokens": tokens, "bytes": size, "deleting": deleting})
+        rows.append({"name": name, "shards": len(shards), "sentences": sentences, "tokens": tokens, "bytes": size, "deleting": registry.is_deleting(zk, paths.corpus(name))})
     return rows
 
 

@@ -99,6 +99,13 @@ def delete_version(zk: KazooClient, base: str, version: int, attempts: int = 20)
     raise ConflictError(f"deleting {vpath} kept racing with other changes; try again")
 
 
+def mark_deleting(zk: KazooClient, base: str) -> None:
+    """The first step of deleting a corpus or a whole model: mark its base node (conditional write;
+    NotFoundError if it is gone), so that every other command refuses it from then on
+    (:func:`registry.is_deleting`) and a delete stopped half-way can be told and finished."""
+    update_doc(zk, base, lambda doc: dict(doc, deleting=doc.get("deleting") or registry.now()))
+
+
 def delete_tree(zk: KazooClient, base: str) -> None:
     """Remove ``base`` and everything below it (tags first, so no reader follows a tag to nothing)."""
     for path in (f"{base}/tags", base):
