@@ -29,7 +29,7 @@ import uuid
 from typing import Any, Iterable
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError, NotEmptyError, RolledBackError
+from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError, NotEmptyError
 
 from ..errors import ConflictError, FencedError, NotFoundError
 from . import paths, registry
@@ -244,7 +244,7 @@ class InputClaims:
             # again from a fresh commit point; if the session was lost meanwhile, the member
             # check of the next attempt fails and says so
             return False
-        first = next((r for r in results if not isinstance(r, RolledBackError)), None)
+        first = registry.first_error(results)
         if isinstance(first, NoNodeError) and results[0] is first:
             raise FencedError(
                 "this ingest lost its ZooKeeper session; its claims may now belong to another ingester",
