@@ -76,7 +76,16 @@ def process_is_dead(doc: dict[str, Any]) -> bool:
         return False
     if any(doc.get(k) != me[k] for k in ("host", "boot", "pidns")) or not isinstance(doc.get("pid"), int):
         return False
-    return _start_time(doc["pid"]) != doc["start"]
+    start = _start_time(doc["pid"])
+    if start is not None:
+        return start != doc["start"]  # another process now has that pid
+    try:  # no readable /proc entry (gone, or hidden: hidepid): ask the kernel
+        os.kill(doc["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # EPERM: it exists
+    return False
 
 
 class InputClaims:
@@ -91,6 +100,7 @@ class InputClaims:
         self.corpus = corpus
         self.member = uuid.uuid4().hex[:16]
         self._member_path = paths.ingester(corpus, self.member)
+        self._corpus_version = -1  # read by join()
         self._changed = threading.Event()
 
     # -- membership --------------------------------------------------------------------------------
@@ -101,6 +111,17 @@ class InputClaims:
             raise NotFoundError(f"corpus {self.corpus!r} was deleted while this ingest started", hint="run the ingest again to create it anew")
         doc = {"host": socket.gethostname(), "pid": os.getpid(), "started": registry.now()}
         self.client.retry(self._create_own, self._member_path, doc)
+        # a delete marks the corpus node (its only write after creation): every commit checks that
+        # version, so none lands once a delete has begun, whenever this ingest joined
+        try:
+            data, stat = self.client.retry(self.client.get, paths.corpus(self.corpus))
+        except NoNodeError:
+            self.leave()
+            raise NotFoundError(f"corpus {self.corpus!r} was deleted while this ingest started", hint="run the ingest again to create it anew") from None
+        if (registry.loads(data) or {}).get("deleting"):
+            self.leave()
+            raise registry.being_deleted(paths.corpus(self.corpus))
+        self._corpus_version = stat.version
 
     def leave(self) -> None:
         try:
@@ -224,6 +245,7 @@ class InputClaims:
         done_doc = dict(done_doc, member=self.member)
         tx = self.client.transaction()
         tx.check(self._member_path, -1)
+        tx.check(paths.corpus(self.corpus), self._corpus_version)  # result index 1: not being deleted
         tx.set_data(paths.inputs(self.corpus), registry.dumps({"last": key}), version=version)
         for shard_id, doc in shards:
             tx.create(paths.shard(self.corpus, shard_id), registry.dumps(doc))
@@ -245,6 +267,8 @@ class InputClaims:
             # check of the next attempt fails and says so
             return False
         first = registry.first_error(results)
+        if results[1] is first:
+            raise registry.being_deleted(paths.corpus(self.corpus))
         if isinstance(first, NoNodeError) and results[0] is first:
             raise FencedError(
                 "this ingest lost its ZooKeeper session; its claims may now belong to another ingester",
