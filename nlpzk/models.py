@@ -157,7 +157,7 @@ def register_model(
     try:
         # one version per job, decided in the publishing transaction: the worker that publishes a
         # job's last round and `train run` (or `model register`) may both register it at once
-        return registry.publish_version(cluster.zk, _base(name), doc, tags=tags, once=None if job is None else f"job-{job}")
+        return registry.publish_version(cluster.zk, _base(name), doc, tags=tags, once=None if job is None else f"job-{job}", create_base=False)
     except BaseException:
         # Delete the file only when the registry provably does not point at it; if ZooKeeper cannot
         # say (connection lost mid-commit), an orphan file is harmless, a dangling version is not.
@@ -265,8 +265,10 @@ def untag_model(cluster: Cluster, name: str, tag: str) -> None:
 def delete_model(cluster: Cluster, name: str, version: int | None = None) -> dict[str, Any]:
     """Delete one version (its znode, then its file) or, with ``version=None``, the whole model.
 
-    The znode goes first: once it is gone nobody can open the file, and a file left behind by a
-    crash in between is garbage, never a dangling registration.
+    A version's znode goes first: once it is gone nobody can open the file, and a file left behind
+    by a crash in between is garbage, never a dangling registration. A whole model is marked as
+    being deleted first (refused everywhere from then on), then its files go, then its znodes; a
+    delete stopped half-way is finished by running it again.
     """
     zk = cluster.zk
     if not zk.exists(_base(name)):

@@ -149,7 +149,7 @@ def build(
         "nonce": nonce,
     }
     try:
-        number = registry.publish_version(cluster.zk, base, doc, tags=tags, prepare=at_number)
+        number = registry.publish_version(cluster.zk, base, doc, tags=tags, prepare=at_number, create_base=False)
     except ConflictError:
         # Known not registered. On any other failure (a lost connection) the outcome is unknown, so
         # the file stays: an unregistered file is garbage, a registered one without its file is an error.

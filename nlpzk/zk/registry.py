@@ -166,6 +166,7 @@ def publish_version(
     attempts: int = 50,
     prepare: Callable[[int], dict[str, Any]] | None = None,
     once: str | None = None,
+    create_base: bool = True,
 ) -> int:
     """Register the next numbered version under ``base`` (``base/versions/vN``) and move ``tags`` to it.
 
@@ -180,6 +181,10 @@ def publish_version(
     :class:`AlreadyPublished` with the number the first one got. :func:`versioned.delete_version`
     deletes the marker with its version.
 
+    ``create_base=False``: ``base`` must exist (the caller created it before writing its files);
+    if it was deleted meanwhile, NotFoundError, rather than a version under a re-created base. A
+    base marked as being deleted is refused (ConflictError).
+
     The document carries a ``nonce``; if the connection drops while the commit is in flight (the
     outcome is then unknown), the version node is read back after reconnecting and the nonce decides
     whether the commit happened, so a retry never registers the same build twice.
@@ -187,13 +192,16 @@ def publish_version(
     """
     tags = [paths.check_tag(t) for t in tags]
     doc = dict(doc, nonce=doc.get("nonce") or uuid.uuid4().hex)
-    zk.ensure_path(f"{base}/versions")
-    zk.ensure_path(f"{base}/tags")
     if once is not None:
         if not once or "/" in once:
             raise ValueError(f"once key {once!r} is not a znode name")
         doc = dict(doc, once=once)
-        zk.ensure_path(f"{base}/once")
+    if create_base:
+        zk.ensure_path(base)
+    # never ensure_path below: that would bring back a base deleted meanwhile, unmarked, and
+    # publish a version whose file the delete has just removed
+    if not create_below(zk, [f"{base}/versions", f"{base}/tags"] + ([f"{base}/once"] if once is not None else [])):
+        raise NotFoundError(f"{base} was deleted while a version was being published", hint="run it again")
     for _ in range(attempts):
         meta, stat = get_json(zk, base)
         if not isinstance(meta, dict):
