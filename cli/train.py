@@ -141,12 +141,13 @@ def _watch(ctx: typer.Context, job: str, workers: int, threads: int, wait: bool,
     final = st["final"] or {}
     from nlpzk import models
 
-    # what the last round's publisher left undone if it died after publishing (idempotent)
-    train.tidy_finished(cluster, job)
-
     # The publisher of the last round registers the model; doing it again is a no-op that covers a
     # publisher that died between finishing the job and registering it.
     model, model_version = models.register_job(cluster, job, (st.get("spec") or {}).get("model") or job)
+    try:  # what that publisher left undone if it died after publishing (best effort, idempotent)
+        train.tidy_finished(cluster, job)
+    except Exception as exc:  # noqa: BLE001 - the job is done and registered; a later run or worker tidies
+        print(f"warning: tidying the last rounds of {job} failed ({type(exc).__name__}: {exc}); nlpzk train resume {job} tries again", file=sys.stderr)
 
     def human(_):
         print(f"job {job} done: {st['rounds']} rounds, {st['words']:,} words, vectors for {final.get('vocab')} at {final.get('vectors')}")

@@ -693,12 +693,15 @@ class Worker:
 
 
 def tidy_round(cluster: Cluster, barrier: RoundBarrier, r: int) -> None:
-    """Drop merged round ``r``'s per-unit nodes, contributions and input parameters (idempotent)."""
+    """Drop merged round ``r``'s contributions, input parameters and per-unit nodes (idempotent).
+
+    Files first, nodes last: the round's ``done`` folder still there means "not tidied yet", which
+    is what :func:`tidy_finished` looks at."""
     rd = barrier.round_doc(r) or {}
-    barrier.prune(r)
     cluster.store.delete_dir(posixpath.dirname(naming.contribution_file(barrier.job, r, "x")))
     for old in _params_list(rd):
         cluster.store.delete(old)
+    barrier.prune(r)
 
 
 def tidy_finished(cluster: Cluster, job: str) -> list[int]:
