@@ -131,7 +131,7 @@ def untag(ctx: typer.Context, name: str = typer.Argument(..., metavar="NAME"), t
 
 @app.command("delete")
 def delete(ctx: typer.Context, ref: str = typer.Argument(..., metavar="NAME[@v]", help="A version, or a whole model."), yes: bool = _util.YesOption, as_json: bool = _util.JsonOption) -> None:
-    """Delete one version (NAME@v) or every version of a model (NAME): znodes first, then files.
+    """Delete one version (NAME@v: its znode, then its file) or a whole model (NAME: marked, files, then znodes; run again to finish one stopped half-way).
 
     Example: nlpzk model delete wiki@v1 --yes
     """

@@ -7,11 +7,16 @@ corpus ingest claims).
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
+
+import pytest
 
 from nlpzk import testing
 from nlpzk.corpus import Corpus
 from nlpzk.errors import NlpzkError, NotFoundError
+from nlpzk.zk import claims as _claims
 from nlpzk.zk import paths, registry, versioned
 
 DOCS = ["The cat sat on the mat. It was happy.", "A dog barked at the moon. Nobody answered."]
@@ -184,3 +189,84 @@ def test_a_merge_part_whose_commit_landed_before_the_reply_was_lost_is_not_fence
     barrier.commit_merge_part(0, held, {"worker": "w1", "path": "jobs/mj/part-0", "rows": [0, 1]})  # before the fix: FencedError
     assert fired
     assert registry.maybe_json(cluster.zk, f"{paths.round_merge_done('mj', 0)}/p0000")["path"] == "jobs/mj/part-0"
+
+
+# Found by a review of the fixes above (each failed before its own fix) ----------------------------
+
+# 6. process_is_dead: an unreadable /proc/<pid>/stat (hidepid=1/2, another user's process) is taken
+#    for a dead process -> a LIVE ingester's claim is taken over and its member node deleted.
+def test_a_live_process_whose_proc_entry_is_unreadable_is_not_taken_for_dead(monkeypatch):
+    me = _claims.process_identity()
+    # another live process of this machine, run by another user: its /proc/<pid> is hidden (hidepid=2)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        doc = dict(me, pid=other.pid, start=_claims._start_time(other.pid))
+        real = _claims._read
+        monkeypatch.setattr(_claims, "_read", lambda p: None if p == f"/proc/{other.pid}/stat" else real(p))
+        assert not _claims.process_is_dead(doc)  # before the fix: True, while the process runs
+    finally:
+        other.kill()
+        other.wait()
+
+
+# 7. whole-model delete while a registration is between writing its file and publishing it:
+#    publish_version's ensure_path re-creates the deleted base and registers a version whose file
+#    the delete removed (delete_dir of models/<name>).
+def test_a_registration_racing_a_whole_model_delete_never_leaves_a_dangling_version(cluster, monkeypatch):
+    from nlpzk import models
+    from test_models_support import vocab_and_vectors
+
+    view, kv = vocab_and_vectors(cluster)
+    models.register_model(cluster, "m", kv, vocab_name=view.name, vocab_version=int(view.version))
+    real, fired = registry.publish_version, []
+
+    def publish_version(zk, base, doc, **kw):
+        if base == paths.model("m") and not fired:
+            fired.append(1)
+            models.delete_model(cluster, "m")  # `nlpzk model delete m --yes`, start to end
+        return real(zk, base, doc, **kw)
+
+    monkeypatch.setattr(registry, "publish_version", publish_version)
+    try:
+        models.register_model(cluster, "m", kv, vocab_name=view.name, vocab_version=int(view.version))
+    except Exception:
+        pass  # refusing is fine
+    monkeypatch.setattr(registry, "publish_version", real)
+    assert fired
+    for n in versioned.versions(cluster.zk, paths.model("m")):
+        doc = registry.get_json(cluster.zk, paths.model_version("m", n))[0]
+        assert cluster.store.exists(doc["path"]), f"v{n} names deleted file {doc['path']}"
+
+
+# 8. corpus delete (no --force) checks ingesters BEFORE marking, and commits never look at the mark:
+#    an ingest that joins in between commits into the marked corpus (and reports success) while the
+#    delete goes on.
+def test_an_ingester_cannot_commit_into_a_corpus_marked_deleting(cluster, config, monkeypatch):
+    from nlpzk.errors import NlpzkError
+    from nlpzk.ingest import tokenizer_options
+    from nlpzk.zk.claims import InputClaims
+
+    Corpus.create(cluster, "c", tokenizer_options())
+    other = testing.Cluster.connect(config)
+    got = {}
+    try:
+        running = InputClaims(other.zk, "c")
+        real_mark = versioned.mark_deleting
+
+        def mark_deleting(zk, base):
+            running.join()  # an ingest past Corpus.create joins after delete's ingesters() check
+            real_mark(zk, base)
+            assert running.try_claim("k", {"source": "a.txt"})
+            version, _ = running.commit_point()
+            try:
+                got["committed"] = running.commit("k", [], {"source": "a.txt"}, version)
+            except NlpzkError as exc:
+                got["committed"] = exc
+            raise KeyboardInterrupt  # the delete is killed right here: the mark stays
+
+        monkeypatch.setattr(versioned, "mark_deleting", mark_deleting)
+        with pytest.raises(KeyboardInterrupt):
+            Corpus.open("c", cluster=cluster).delete()
+        assert got["committed"] is not True, "an input was committed into a corpus marked deleting"
+    finally:
+        other.close()

@@ -167,3 +167,22 @@ def test_a_done_job_whose_publisher_died_before_its_tidy_is_tidied_by_the_next_w
     assert job_problems(cluster, "j") == []
     left = [n for r in (0, 1) for n in ("contribs", "done", "mdone") if registry.exists(cluster.zk, f"{paths.job_round('j', r)}/{n}")]
     assert left == [] and [f for f in cluster.store.list("jobs/j") if "/contrib/" in f] == []
+
+
+def test_a_publisher_killed_inside_its_final_tidy_after_the_prune_leaves_no_files(cluster, cli_env, tmp_path):
+    """tidy_round pruned the round's nodes first, then deleted its files, and tidy_finished looks at
+    the nodes (round_done exists): killed between the two, nobody deleted the last round's parameter
+    and contribution files (and gc keeps them: the round summary still names params). Files now go
+    first, nodes last."""
+    assert _run(cli_env, "corpus", "ingest", "c", SAMPLE).returncode == 0
+    assert _run(cli_env, "vocab", "build", "v", "--corpus", "c", "--min-count", "2").returncode == 0
+    res = _run(cli_env, "train", "run", "j", "--corpus", "c", "--vocab", "v", "--workers", "0", "--no-wait", "--epochs", "1", "--syncs-per-epoch", "2", "--dim", "16")
+    assert res.returncode == 0, res.stderr
+    _kill_at(cli_env, "nlpzk.store:Store.delete_dir", "train", "worker", "j", log=tmp_path / "worker.log", match="rounds/00000001/contrib")
+    assert registry.maybe_json(cluster.zk, paths.job("j"))["state"] == "done"
+    res = _run(cli_env, "train", "run", "j", "--workers", "1", "--json")
+    assert res.returncode == 0, res.stderr
+    left = [f for f in cluster.store.list("jobs/j/rounds/00000001") if "/contrib/" in f or "params-" in f]
+    final = registry.maybe_json(cluster.zk, paths.job("j"))["final"]["params"]
+    left = [f for f in left if f not in final]
+    assert left == [], left
