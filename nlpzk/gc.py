@@ -17,6 +17,7 @@ import time
 from typing import Any, Iterable
 
 import pyarrow.fs as pafs
+from kazoo.exceptions import BadVersionError, NoNodeError
 
 from .cluster import Cluster
 from .store import is_tmp
@@ -59,9 +60,11 @@ def _paths_in(doc: Any) -> Iterable[str]:
 
 
 def known_owners(cluster: Cluster) -> set[tuple[str, str]]:
-    """``(store folder, name)`` of every corpus, vocabulary, job and model this registry holds."""
+    """``(store folder, name)`` of every corpus, vocabulary, job and model this registry holds, and of
+    every job being created (``/pending/jobs``: its files are written before its node exists)."""
     roots = dict(zip(MANAGED_PREFIXES, (paths.CORPORA, paths.VOCAB, paths.JOBS, paths.MODELS)))
-    return {(prefix, name) for prefix, root in roots.items() for name in registry.children(cluster.zk, root)}
+    owners = {(prefix, name) for prefix, root in roots.items() for name in registry.children(cluster.zk, root)}
+    return owners | {("jobs", name) for name in registry.children(cluster.zk, f"{paths.PENDING}/jobs")}
 
 
 def find_garbage(cluster: Cluster, *, older_than: float = 3600.0, now: float | None = None) -> list[Garbage]:
@@ -101,4 +104,23 @@ def collect(cluster: Cluster, *, older_than: float = 3600.0, dry_run: bool = Fal
         for g in garbage:
             if g.reason != "unknown owner" or include_unknown:
                 cluster.store.delete(g.path)
+        _drop_stale_pending(cluster, older_than)
     return garbage
+
+
+def _drop_stale_pending(cluster: Cluster, older_than: float) -> None:
+    """Delete the pending mark of a job creation that was killed (no job node, no files left, older
+    than the grace period) or that finished without removing it."""
+    zk = cluster.zk
+    for name in registry.children(zk, f"{paths.PENDING}/jobs"):
+        mark = paths.pending_job(name)
+        stat = zk.exists(mark)
+        if stat is None:
+            continue
+        done = zk.exists(paths.job(name)) is not None
+        stale = time.time() - stat.mtime / 1000.0 >= older_than and not cluster.store.list(f"jobs/{name}")
+        if done or stale:
+            try:
+                zk.delete(mark, version=stat.version)
+            except (NoNodeError, BadVersionError):
+                pass

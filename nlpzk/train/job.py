@@ -15,6 +15,7 @@ import uuid
 from typing import Any
 
 import numpy as np
+from kazoo.exceptions import NoNodeError
 
 from ..cluster import Cluster
 from ..corpus import Corpus, ShardInfo
@@ -165,6 +166,9 @@ def create_job(
     spec["total_words"] = total_tokens * spec["epochs"]
     spec["rounds"] = spec["epochs"] * spec["syncs_per_epoch"]
     spec["unit_tokens"] = unit_tokens(total_tokens, spec["syncs_per_epoch"])
+    # Claim the name before writing, as vocab build and model register do: files of a creation
+    # killed before the job node exists are then gc's "not registered", not "unknown owner".
+    cluster.zk.ensure_path(paths.pending_job(job))
     nonce = uuid.uuid4().hex[:12]
     shard_rel = naming.job_shards(job, nonce)
     shard_list = [dict(id=s.id, path=s.path, sha256=s.sha256, bytes=s.bytes, sentences=s.sentences, tokens=s.tokens, documents=s.documents) for s in shards]
@@ -183,8 +187,18 @@ def create_job(
     if not rounds.create_job(cluster.zk, job, doc, round0, [u.name for u in work_units(spec, shards)]):
         cluster.store.delete(params_rel)
         cluster.store.delete(shard_rel)
+        drop_pending(cluster.zk, job)  # another creator won: the job exists
         return create_job(cluster, job, corpus, vocab, model=model, workers=workers, **hyper)
+    drop_pending(cluster.zk, job)
     return doc, warnings
+
+
+def drop_pending(zk, job: str) -> None:
+    """Remove the job's pending mark (the job node exists now, or its creation is given up)."""
+    try:
+        zk.retry(zk.delete, paths.pending_job(job))
+    except NoNodeError:
+        pass
 
 
 # A round's slice of a work unit holds at least this many tokens (smaller ones cost more in leasing

@@ -41,6 +41,9 @@ VOCAB = "/vocab"
 JOBS = "/jobs"
 MODELS = "/models"
 ROOTS = (CORPORA, VOCAB, JOBS, MODELS)
+#: ``/pending/jobs/<job>``: a job whose files are being written before its node exists (so that gc
+#: can tell a creation killed half-way from another installation's files on a shared store)
+PENDING = "/pending"
 
 
 def check_name(kind: str, name: str) -> str:
@@ -139,6 +142,10 @@ def vocab_tag(name: str, tag: str) -> str:
 
 def job(name: str) -> str:
     return f"{JOBS}/{check_name('job', name)}"
+
+
+def pending_job(name: str) -> str:
+    return f"{PENDING}/jobs/{check_name('job', name)}"
 
 
 def job_workers(name: str) -> str:

@@ -186,3 +186,24 @@ def test_a_publisher_killed_inside_its_final_tidy_after_the_prune_leaves_no_file
     final = registry.maybe_json(cluster.zk, paths.job("j"))["final"]["params"]
     left = [f for f in left if f not in final]
     assert left == [], left
+
+
+def test_train_run_killed_before_its_job_exists_leaves_files_gc_deletes(cluster, cli_env, tmp_path):
+    """Killed in rounds.create_job (shard list and initial parameters written, job node not yet
+    created), train run used to leave two files under a job name the registry did not know: gc kept
+    them as 'unknown owner'. The name is now claimed first (/pending/jobs/<job>), as vocab build and
+    model register claim theirs: gc deletes the files, then the stale mark; a re-run works."""
+    from nlpzk import gc
+
+    assert _run(cli_env, "corpus", "ingest", "c", SAMPLE).returncode == 0
+    assert _run(cli_env, "vocab", "build", "v", "--corpus", "c", "--min-count", "2").returncode == 0
+    _kill_at(cli_env, "nlpzk.zk.rounds:create_job", "train", "run", "j", "--corpus", "c", "--vocab", "v", "--workers", "1", "--dim", "16", log=tmp_path / "killed.log")
+    assert not registry.exists(cluster.zk, paths.job("j")) and registry.exists(cluster.zk, paths.pending_job("j"))
+    left = cluster.store.list("jobs/j")
+    assert len(left) == 2
+    garbage = gc.collect(cluster, older_than=0)
+    assert sorted(g.path for g in garbage) == left and {g.reason for g in garbage} == {"not registered"}
+    assert cluster.store.list("jobs/j") == [] and not registry.exists(cluster.zk, paths.pending_job("j"))
+    res = _run(cli_env, "train", "run", "j", "--corpus", "c", "--vocab", "v", "--workers", "1", "--epochs", "1", "--dim", "16", "--json")
+    assert res.returncode == 0, res.stderr
+    assert not registry.exists(cluster.zk, paths.pending_job("j"))  # a finished creation leaves no mark
