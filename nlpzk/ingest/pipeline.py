@@ -648,7 +648,7 @@ def ingest(
                 keys_seen.add(key)
                 summary.already_done += 1
                 continue
-            if not claims.try_claim(key, {"source": f.path, "host": os.uname().nodename, "pid": os.getpid()}):
+            if not claims.try_claim(key, {"source": f.path}):
                 waiting.append(f)
                 continue
             keys_seen.add(key)

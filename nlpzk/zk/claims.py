@@ -109,7 +109,7 @@ class InputClaims:
         subs = (paths.ingesters(self.corpus), paths.claims(self.corpus), paths.inputs(self.corpus), paths.shards(self.corpus))
         if not registry.create_below(self.client, subs):
             raise NotFoundError(f"corpus {self.corpus!r} was deleted while this ingest started", hint="run the ingest again to create it anew")
-        doc = {"host": socket.gethostname(), "pid": os.getpid(), "started": registry.now()}
+        doc = {"started": registry.now()}  # _create_own adds host, pid and the rest of process_identity()
         self.client.retry(self._create_own, self._member_path, doc)
         # a delete marks the corpus node (its only write after creation): every commit checks that
         # version, so none lands once a delete has begun, whenever this ingest joined
