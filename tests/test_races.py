@@ -270,3 +270,31 @@ def test_an_ingester_cannot_commit_into_a_corpus_marked_deleting(cluster, config
         assert got["committed"] is not True, "an input was committed into a corpus marked deleting"
     finally:
         other.close()
+
+
+# 9. whole-model delete while something is created below the model (kazoo lists, then deletes):
+#    before the fix the model delete stopped at once with a conflict, leaving the model half-deleted,
+#    while a corpus delete listed and deleted again.
+def test_a_node_created_below_a_model_during_its_delete_does_not_stop_the_delete(cluster, config, monkeypatch):
+    from nlpzk import models
+    from test_models_support import vocab_and_vectors
+
+    view, kv = vocab_and_vectors(cluster)
+    models.register_model(cluster, "m", kv, vocab_name=view.name, vocab_version=int(view.version))
+    other = testing.Cluster.connect(config)
+    try:
+        real, fired = cluster.zk.get_children, []
+
+        def get_children(path, *a, **kw):
+            kids = real(path, *a, **kw)
+            if path == paths.model("m") and not fired:
+                fired.append(path)
+                other.zk.create(f"{path}/late", b"")  # another process writes below the model meanwhile
+            return kids
+
+        monkeypatch.setattr(cluster.zk, "get_children", get_children)
+        models.delete_model(cluster, "m")
+        assert fired
+        assert cluster.zk.exists(paths.model("m")) is None
+    finally:
+        other.close()

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import BadVersionError, NoNodeError, NotEmptyError
+from kazoo.exceptions import BadVersionError, NoNodeError
 
 from ..errors import ConflictError, NotFoundError
 from . import paths, registry
@@ -107,14 +107,12 @@ def mark_deleting(zk: KazooClient, base: str) -> None:
 
 
 def delete_tree(zk: KazooClient, base: str) -> None:
-    """Remove ``base`` and everything below it (tags first, so no reader follows a tag to nothing)."""
+    """Remove ``base`` and everything below it (tags first, so no reader follows a tag to nothing).
+
+    A node created below while we delete (kazoo lists, then deletes) is listed and deleted on the
+    next attempt, as for a corpus (:func:`nlpzk.zk.registry.delete_tree`)."""
     for path in (f"{base}/tags", base):
-        try:
-            zk.delete(path, recursive=True)
-        except NoNodeError:
-            pass
-        except NotEmptyError:
-            raise ConflictError(f"{base} gained children while being deleted; run the delete again") from None
+        registry.delete_tree(zk, path)
 
 
 def delete_tag(zk: KazooClient, base: str, tag: str) -> bool:
