@@ -59,16 +59,19 @@ def register(
     ctx: typer.Context,
     job: str = typer.Argument(..., help="A finished training job."),
     name: Optional[str] = typer.Option(None, "--name", help="Model name (default: the job's name)."),
-    tags: Optional[List[str]] = typer.Option(None, "--tag", help="Tags to move to the new version (repeat; default latest)."),
+    tags: Optional[List[str]] = typer.Option(None, "--tag", help="Tags to move to the job's version, also when it was registered before (repeat; default: latest, on a new version only)."),
     as_json: bool = _util.JsonOption,
 ) -> None:
-    """Register a finished job's vectors as the next model version (does nothing if already registered).
+    """Register a finished job's vectors as the next model version (if already registered: only moves the --tag tags).
 
     Example: nlpzk model register w2v --name wiki --tag latest --tag candidate
     """
-    from nlpzk.models import register_job
+    from nlpzk.models import register_job, tag_model
 
-    model, version = register_job(_util.cluster(ctx), job, name, tags=tuple(tags) if tags else ("latest",))
+    cluster = _util.cluster(ctx)
+    model, version = register_job(cluster, job, name, tags=tuple(tags) if tags else ("latest",))
+    for tag in tags or ():  # asked for: also when the job was registered before (then nothing else is written)
+        tag_model(cluster, model, version, tag)
     _util.emit({"name": model, "version": version, "job": job}, as_json, lambda d: _util.out.print(f"job {d['job']} -> model {d['name']}@v{d['version']}"))
 
 

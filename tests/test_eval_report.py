@@ -11,6 +11,7 @@ from cli import _util
 from cli.report import report
 from nlpzk.errors import InvalidInputError, NotFoundError
 from nlpzk.eval.report import build_report, job_history, pca_2d
+from nlpzk.zk import paths, versioned
 from test_models_support import run_tiny_job
 
 
@@ -94,6 +95,10 @@ def test_register_job_is_idempotent_and_keeps_the_job_spec(cluster, finished_job
     doc = model_doc(cluster, "lee")
     assert doc["job"] == "j1" and doc["spec"]["dim"] == 16 and doc["spec"]["epochs"] == 1
     assert doc["vocab"] == {"name": "lee", "version": finished_job.version} and doc["tags"] == ["candidate", "latest"]
+    again = cli("model", "register", "j1", "--name", "lee", "--tag", "prod", "--json")  # asked for: moved, no new version
+    assert again.exit_code == 0 and json.loads(again.stdout)["version"] == 1
+    assert model_doc(cluster, "lee")["tags"] == ["candidate", "latest", "prod"]
+    assert versioned.versions(cluster.zk, paths.model("lee")) == [1]
     kv, _ = final_vectors(cluster, "j1")
     assert Model.open("lee", cluster=cluster).kv.index_to_key == kv.index_to_key
     res = cli("model", "register", "nope")
