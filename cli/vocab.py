@@ -86,7 +86,7 @@ def list_cmd(
             t = Table("name", "versions", "tags")
             for r in rows:
                 # v3, as everywhere else people read versions (the JSON keeps the znode's name)
-                t.add_row(r["name"], str(r["versions"]), ", ".join(f"{k}=v{int(v.lstrip('v'))}" for k, v in sorted(r["tags"].items())))
+                t.add_row(r["name"] + (" (being deleted)" if r.get("deleting") else ""), str(r["versions"]), ", ".join(f"{k}=v{int(v.lstrip('v'))}" for k, v in sorted(r["tags"].items())))
             _util.out.print(t)
 
         _util.emit(rows, as_json, human)
@@ -149,6 +149,33 @@ def tag_cmd(
 
     number = move(_util.cluster(ctx), name, version, tag)
     _util.emit({"name": name, "tag": tag, "version": number}, as_json, lambda d: _util.out.print(f"{name}:{tag} -> v{number}"))
+
+
+@app.command("delete")
+def delete_cmd(
+    ctx: typer.Context,
+    spec: str = typer.Argument(..., metavar="NAME[@vN|:TAG]", help="A version, or a whole vocabulary."),
+    force: bool = typer.Option(False, "--force", help="Delete even while models or training jobs use it."),
+    yes: bool = _util.YesOption,
+    as_json: bool = _util.JsonOption,
+) -> None:
+    """Delete one version (NAME@vN or NAME:TAG: its znode, then its file) or a whole vocabulary (NAME: marked, files, then znodes; run again to finish one stopped half-way).
+
+    Refused while a model version or a training job uses it (they are named), unless --force.
+
+    Example: nlpzk vocab delete wiki@v1 --yes
+    """
+    from nlpzk.vocab import delete, parse_spec
+
+    name, version, tag = parse_spec(spec)
+    if version is None and tag is None:
+        what = f"vocabulary {name} with all its versions"
+    else:
+        what = f"vocabulary {name}@v{version}" if version is not None else f"the version of {name} tagged {tag}"
+    _util.confirm(f"delete {what}?", yes)
+    result = delete(_util.cluster(ctx), name, version if version is not None else tag, force=force)
+    done = f"{name}@v{result['deleted'][0]}" if version is not None or tag is not None else f"vocabulary {name} ({len(result['deleted'])} versions)"
+    _util.emit(result, as_json, lambda d: _util.out.print(f"deleted {done}" + (f" (tags {', '.join(d['tags'])} removed or moved)" if d["tags"] else "")))
 
 
 @app.command("verify")

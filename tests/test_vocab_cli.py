@@ -42,7 +42,7 @@ def test_build_list_show_tag(cli, golden):
     assert [(r["version"], r["tags"]) for r in rows] == [(1, ["stable"]), (2, ["latest"])]
     assert "v2" in ok(cli("vocab", "list", "g"))
     names = json.loads(ok(cli("vocab", "list", "--json")))
-    assert names == [{"name": "g", "versions": 2, "tags": {"latest": "v0000000002", "stable": "v0000000001"}}]
+    assert names == [{"name": "g", "versions": 2, "tags": {"latest": "v0000000002", "stable": "v0000000001"}, "deleting": False}]
 
     shown = json.loads(ok(cli("vocab", "show", "g:stable", "--head", "3", "--json")))
     assert shown["version"] == 1 and [r["token"] for r in shown["head"]] == GOLDEN_V1[:3]
@@ -151,6 +151,60 @@ def test_missing_and_corrupt_files_exit_7(cli, golden):
     assert [(x["version"], x["ok"]) for x in json.loads(r.stdout)] == [(1, False), (2, False)]
 
 
+def test_delete_a_version_then_the_whole_vocabulary(cli, golden):
+    for _ in range(3):
+        ok(cli("vocab", "build", "g", "--corpus", "golden"))
+    ok(cli("vocab", "tag", "g", "v1", "stable"))
+    files = {n: registry.get_json(golden.zk, paths.vocab_version("g", n))[0]["path"] for n in (1, 2, 3)}
+    fails(cli("vocab", "delete", "g@v1"), 5, "refusing without a terminal; pass --yes")
+    assert golden.zk.exists(paths.vocab_version("g", 1)) and golden.store.exists(files[1])
+
+    out = json.loads(ok(cli("vocab", "delete", "g@v1", "--yes", "--json")))
+    assert out == {"name": "g", "deleted": [1], "tags": ["stable"]}
+    assert not golden.zk.exists(paths.vocab_version("g", 1)) and not golden.store.exists(files[1])
+    assert "deleted g@v3 (tags latest removed or moved)" in ok(cli("vocab", "delete", "g:latest", "--yes"))
+    assert json.loads(ok(cli("vocab", "show", "g", "--json")))["version"] == 2  # latest moved back to v2
+    fails(cli("vocab", "delete", "g@v7", "--yes"), 4, "has no version v7")
+    fails(cli("vocab", "delete", "nope", "--yes"), 4, "unknown vocabulary 'nope'")
+
+    assert "deleted vocabulary g (1 versions)" in ok(cli("vocab", "delete", "g", "--yes"))
+    assert golden.zk.exists(paths.vocab("g")) is None and not golden.store.exists(files[2])
+    assert golden.store.list("vocab/g") == []
+    assert json.loads(ok(cli("vocab", "list", "--json"))) == []
+
+
+def test_delete_is_refused_while_a_model_or_a_job_uses_it(cli, cluster):
+    from test_models_support import vocab_and_vectors
+
+    from nlpzk import models
+
+    view, kv = vocab_and_vectors(cluster)
+    models.register_model(cluster, "m", kv, vocab_name=view.name, vocab_version=int(view.version))
+    registry.create_json(cluster.zk, paths.job("j9"), {"spec": {"vocab": view.name, "vocab_version": int(view.version)}})
+    line = fails(cli("vocab", "delete", f"{view.name}@v{view.version}", "--yes"), 6, "is used by model m@v1, job j9", "--force")
+    fails(cli("vocab", "delete", view.name, "--yes"), 6, "is used by model m@v1, job j9")
+    assert "delete those first" in line
+    assert cluster.zk.exists(paths.vocab_version(view.name, view.version)) and cluster.store.exists(view.doc["path"])
+    ok(cli("vocab", "delete", view.name, "--yes", "--force"))
+    assert cluster.zk.exists(paths.vocab(view.name)) is None and not cluster.store.exists(view.doc["path"])
+    assert "(deleted!)" in ok(cli("model", "show", "m"))  # what --force warned of, shown where it matters
+
+
+def test_a_whole_vocabulary_delete_stopped_half_way_is_refused_everywhere_and_finished_by_running_it_again(cli, golden):
+    from nlpzk.zk import versioned
+
+    ok(cli("vocab", "build", "g", "--corpus", "golden"))
+    ok(cli("vocab", "build", "g", "--corpus", "golden"))
+    v1 = registry.get_json(golden.zk, paths.vocab_version("g", 1))[0]["path"]
+    versioned.mark_deleting(golden.zk, paths.vocab("g"))  # the delete's first step, then killed after one file
+    golden.store.delete(v1)
+    fails(cli("vocab", "show", "g@v2"), 6, "being deleted")
+    fails(cli("vocab", "build", "g", "--corpus", "golden"), 6, "being deleted")
+    assert "g (being deleted)" in ok(cli("vocab", "list"))
+    ok(cli("vocab", "delete", "g", "--yes"))
+    assert golden.zk.exists(paths.vocab("g")) is None and golden.store.list("vocab/g") == []
+
+
 def test_real_process_exit_code(cli, golden):
     """The same translation in a real ``python -m nlpzk`` process (not only in CliRunner)."""
     proc = cli.run_process("vocab", "show", "nope", timeout=120)
@@ -208,7 +262,7 @@ def test_every_vocab_command_is_documented_with_an_example():
 
     doc = (Path(__file__).resolve().parent.parent / "docs" / "cli.md").read_text(encoding="utf-8")
     group = typer.main.get_command(app)
-    assert set(group.commands) == {"build", "list", "show", "tag", "verify", "diff", "export", "lookup", "encode"}
+    assert set(group.commands) == {"build", "list", "show", "tag", "delete", "verify", "diff", "export", "lookup", "encode"}
     for name, command in group.commands.items():
         assert f"### `nlpzk vocab {name}" in doc, name
         assert f"nlpzk vocab {name} " in doc.split(f"### `nlpzk vocab {name}", 1)[1], name

@@ -1,4 +1,4 @@
-"""Listing versions, moving tags, diffing two versions, exporting a version to formats others read."""
+"""Listing versions, moving tags, diffing two versions, exporting a version to formats others read, deleting."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..cluster import Cluster
-from ..errors import IntegrityError, InvalidInputError, NotFoundError
-from ..store import new_file_mode
+from ..errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError
+from ..store import naming, new_file_mode
 from ..zk import paths, registry, versioned
 from ._view import VocabView, Vocabulary, check_exists, load_table, resolve
 
@@ -53,6 +53,7 @@ def vocabularies(cluster: Cluster) -> list[dict[str, Any]]:
                 "name": name,
                 "versions": len(registry.children(cluster.zk, f"{base}/versions")),
                 "tags": {t: paths.version_name(v) for t, v in versioned.tags(cluster.zk, base).items()},
+                "deleting": registry.is_deleting(cluster.zk, base),
             }
         )
     return rows
@@ -183,3 +184,64 @@ def export(view: VocabView, fmt: str, path: str | os.PathLike[str]) -> int:
             os.unlink(tmp)
         raise
     return n
+
+
+def users(cluster: Cluster, name: str, number: int | None = None) -> list[str]:
+    """What still uses vocabulary ``name`` (version ``number``, or any version): ``"model M@vN"``
+    for model versions trained on it, ``"job J"`` for training jobs (which resume from it)."""
+    zk = cluster.zk
+    out = []
+    for model in registry.children(zk, paths.MODELS):
+        for n in versioned.versions(zk, paths.model(model)):
+            vocab = (registry.maybe_json(zk, paths.model_version(model, n)) or {}).get("vocab") or {}
+            if vocab.get("name") == name and (number is None or vocab.get("version") == number):
+                out.append(f"model {model}@v{n}")
+    for job in registry.children(zk, paths.JOBS):
+        spec = (registry.maybe_json(zk, paths.job(job)) or {}).get("spec") or {}
+        if spec.get("vocab") == name and (number is None or spec.get("vocab_version") == number):
+            out.append(f"job {job}")
+    return out
+
+
+def delete(cluster: Cluster, name: str, version: int | str | None = None, *, force: bool = False) -> dict[str, Any]:
+    """Delete one version of vocabulary ``name`` (a number, ``"v3"`` or a tag) or, with ``version=None``, all of it.
+
+    Refused (ConflictError, naming them) while a model version or a training job uses what would be
+    deleted, unless ``force``: their vectors' ids then belong to a vocabulary nobody can read any more.
+    As for models: a version's znode goes first, then its file (``latest`` moves back to the highest
+    remaining version); a whole vocabulary is marked as being deleted (refused everywhere from then
+    on), its files go, then its znodes, and a delete stopped half-way is finished by running it again.
+    Returns ``{"name", "deleted": [numbers], "tags": [tags removed or moved]}``.
+    """
+    zk = cluster.zk
+    base = paths.vocab(name)
+    meta = registry.maybe_json(zk, base)
+    if meta is None:
+        raise NotFoundError(f"unknown vocabulary {name!r}", hint="see: nlpzk vocab list")
+    resuming = isinstance(meta, dict) and bool(meta.get("deleting"))
+    number = None
+    if version is not None:
+        number, _ = resolve(cluster, name, *_version_arg(version))
+    if not force and not resuming:
+        used = users(cluster, name, number)
+        if used:
+            what = f"{name}@v{number}" if number is not None else f"{name}"
+            shown = ", ".join(used[:5]) + (f" and {len(used) - 5} more" if len(used) > 5 else "")
+            raise ConflictError(
+                f"vocabulary {what} is used by {shown}",
+                hint="delete those first, or pass --force (their ids then map to a vocabulary that no longer exists)",
+            )
+    if number is not None:
+        doc, _ = registry.get_json(zk, paths.vocab_version(name, number))
+        touched = versioned.delete_version(zk, base, number)
+        if doc.get("path"):
+            cluster.store.delete(doc["path"])
+        return {"name": name, "deleted": [number], "tags": touched}
+    versioned.mark_deleting(zk, base)
+    docs = [(n, registry.maybe_json(zk, paths.vocab_version(name, n))) for n in versioned.versions(zk, base)]
+    for _, doc in docs:
+        if isinstance(doc, dict) and doc.get("path"):
+            cluster.store.delete(doc["path"])
+    cluster.store.delete_dir(naming.vocab_dir(name))
+    versioned.delete_tree(zk, base)
+    return {"name": name, "deleted": [n for n, _ in docs], "tags": []}
