@@ -3,13 +3,13 @@
 All paths are relative to the chroot (default ``/nlpzk``); ``docs/architecture.md`` documents each
 node's document::
 
-    /corpora/<c>                                 {options, created}
+    /corpora/<c>                                 {options, created[, deleting]}
     /corpora/<c>/inputs                          {"last": key}: bumped by every commit
     /corpora/<c>/inputs/<key>                    done-marker of one input file
     /corpora/<c>/shards/<key>-<seq>              {path, sha256, bytes, sentences, tokens, documents, ...}
     /corpora/<c>/claims/<key>                    ephemeral: an ingester works on this input
     /corpora/<c>/ingesters/<member>              ephemeral: one per running ingest
-    /vocab/<name>                                {next_version}
+    /vocab/<name>                                {next_version[, deleting]}
     /vocab/<name>/versions/vNNNNNNNNNN           {path, sha256, size, parent, corpus, shards, params}
     /vocab/<name>/tags/<tag>                     "vNNNNNNNNNN"
     /jobs/<job>                                  {spec, state, round, words, final}
@@ -22,7 +22,7 @@ node's document::
     /jobs/<job>/rounds/<r>/mleases/<part>        ephemeral lease of a merge row range
     /jobs/<job>/rounds/<r>/mdone/<part>          {worker, path, rows}
     /jobs/<job>/rounds/<r>/merge                 ephemeral: the worker publishing round r
-    /models/<name>                               {next_version}
+    /models/<name>                               {next_version[, deleting]}
     /models/<name>/versions/vNNNNNNNNNN          {path, sha256, vocab, job, spec, eval}
     /models/<name>/tags/<tag>                    "vNNNNNNNNNN"
     /models/<name>/evals/<id>[/fences|leases|done/<shard>]   a running distributed evaluation

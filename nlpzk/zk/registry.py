@@ -255,13 +255,13 @@ def publish_version(
 
 
 def is_deleting(zk: KazooClient, base: str) -> bool:
-    """Whether ``base`` (a corpus or model node) carries the mark of a delete that has not finished."""
+    """Whether ``base`` (a corpus, vocabulary or model node) carries the mark of a delete that has not finished."""
     meta = maybe_json(zk, base)
     return isinstance(meta, dict) and bool(meta.get("deleting"))
 
 
 def being_deleted(base: str) -> ConflictError:
-    """The error for a corpus or model whose delete was stopped half-way: refused until it is run again."""
+    """The error for a corpus, vocabulary or model whose delete was stopped half-way: refused until it is run again."""
     kind, _, name = base.strip("/").partition("/")
     kind = {"corpora": "corpus", "models": "model"}.get(kind, kind)
     return ConflictError(f"{kind} {name!r} is being deleted (a delete stopped half-way)", hint=f"finish it with: nlpzk {kind} delete {name} --yes")

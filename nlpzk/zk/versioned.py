@@ -100,7 +100,7 @@ def delete_version(zk: KazooClient, base: str, version: int, attempts: int = 20)
 
 
 def mark_deleting(zk: KazooClient, base: str) -> None:
-    """The first step of deleting a corpus or a whole model: mark its base node (conditional write;
+    """The first step of deleting a corpus, a whole vocabulary or a whole model: mark its base node (conditional write;
     NotFoundError if it is gone), so that every other command refuses it from then on
     (:func:`registry.is_deleting`) and a delete stopped half-way can be told and finished."""
     update_doc(zk, base, lambda doc: dict(doc, deleting=doc.get("deleting") or registry.now()))
