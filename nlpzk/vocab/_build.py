@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 from ..cluster import Cluster
 from ..corpus import Corpus
-from ..errors import ConflictError, InvalidInputError
+from ..errors import ConflictError, InvalidInputError, NotFoundError
 from ..store import naming
 from ..zk import paths, registry
 from . import _count, _table
@@ -150,8 +150,9 @@ def build(
     }
     try:
         number = registry.publish_version(cluster.zk, base, doc, tags=tags, prepare=at_number, create_base=False)
-    except ConflictError:
-        # Known not registered. On any other failure (a lost connection) the outcome is unknown, so
+    except (ConflictError, NotFoundError):
+        # Known not registered (NotFoundError: the vocabulary was deleted meanwhile; its file would
+        # have no owner gc knows). On any other failure (a lost connection) the outcome is unknown, so
         # the file stays: an unregistered file is garbage, a registered one without its file is an error.
         store.delete(where["path"])
         raise
