@@ -66,12 +66,10 @@ def register(
 
     Example: nlpzk model register w2v --name wiki --tag latest --tag candidate
     """
-    from nlpzk.models import register_job, tag_model
+    from nlpzk.models import register_job
 
-    cluster = _util.cluster(ctx)
-    model, version = register_job(cluster, job, name, tags=tuple(tags) if tags else ("latest",))
-    for tag in tags or ():  # asked for: also when the job was registered before (then nothing else is written)
-        tag_model(cluster, model, version, tag)
+    # tags asked for by name also move when the job was registered before; the default latest does not
+    model, version = register_job(_util.cluster(ctx), job, name, tags=tuple(tags) if tags else ("latest",), retag=bool(tags))
     _util.emit({"name": model, "version": version, "job": job}, as_json, lambda d: _util.out.print(f"job {d['job']} -> model {d['name']}@v{d['version']}"))
 
 

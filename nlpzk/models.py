@@ -170,28 +170,36 @@ def register_model(
         raise
 
 
-def register_job(cluster: Cluster, job: str, name: str | None = None, *, tags: Iterable[str] = ("latest",)) -> tuple[str, int]:
+def register_job(cluster: Cluster, job: str, name: str | None = None, *, tags: Iterable[str] = ("latest",), retag: bool = False) -> tuple[str, int]:
     """Register the final vectors of finished training job ``job`` as model ``name`` (default: the job's name).
 
     Idempotent: if a version of that model already came from ``job``, its number is returned and
-    nothing is written, so a retried or repeated call never makes a second version.
-    Returns ``(model name, version)``.
+    no second version is written, so a retried or repeated call never makes one; ``tags`` are then
+    moved to that version only with ``retag`` (tags asked for by name: the default ``latest`` must
+    not move back from a newer version). Returns ``(model name, version)``.
     """
     from .train import final_vectors
 
     name = paths.check_name("model", name or job)
     if registry.is_deleting(cluster.zk, _base(name)):
         raise registry.being_deleted(_base(name))
+    tags = list(tags)
+
+    def existing(number: int) -> tuple[str, int]:
+        for tag in tags if retag else ():
+            tag_model(cluster, name, number, tag)
+        return name, number
+
     for number, doc in _version_docs(cluster, name):
         if doc.get("job") == job:
-            return name, number
+            return existing(number)
     kv, job_doc = final_vectors(cluster, job)
     vocab_name, _, vocab_version = str(job_doc["final"]["vocab"]).partition("@")
     spec = {k: v for k, v in (job_doc.get("spec") or {}).items() if not isinstance(v, (dict, list))}
     try:
         number = register_model(cluster, name, kv, vocab_name=vocab_name, vocab_version=paths.parse_version(vocab_version), job=job, spec=spec, tags=tags)
     except registry.AlreadyPublished as exc:  # registered meanwhile by another process
-        number = exc.number
+        return existing(exc.number)
     return name, number
 
 
