@@ -174,7 +174,7 @@ def delete_cmd(
         what = f"vocabulary {name}@v{version}" if version is not None else f"the version of {name} tagged {tag}"
     _util.confirm(f"delete {what}?", yes)
     result = delete(_util.cluster(ctx), name, version if version is not None else tag, force=force)
-    done = f"{name}@v{result['deleted'][0]}" if version is not None or tag is not None else f"vocabulary {name} ({len(result['deleted'])} versions)"
+    done = f"{name}@v{result['deleted'][0]}" if version is not None or tag is not None else f"vocabulary {name} ({len(result['deleted'])} version{'' if len(result['deleted']) == 1 else 's'})"
     _util.emit(result, as_json, lambda d: _util.out.print(f"deleted {done}" + (f" (tags {', '.join(d['tags'])} removed or moved)" if d["tags"] else "")))
 
 

@@ -167,7 +167,7 @@ def test_delete_a_version_then_the_whole_vocabulary(cli, golden):
     fails(cli("vocab", "delete", "g@v7", "--yes"), 4, "has no version v7")
     fails(cli("vocab", "delete", "nope", "--yes"), 4, "unknown vocabulary 'nope'")
 
-    assert "deleted vocabulary g (1 versions)" in ok(cli("vocab", "delete", "g", "--yes"))
+    assert "deleted vocabulary g (1 version)" in ok(cli("vocab", "delete", "g", "--yes"))
     assert golden.zk.exists(paths.vocab("g")) is None and not golden.store.exists(files[2])
     assert golden.store.list("vocab/g") == []
     assert json.loads(ok(cli("vocab", "list", "--json"))) == []
@@ -179,12 +179,17 @@ def test_delete_is_refused_while_a_model_or_a_job_uses_it(cli, cluster):
     from nlpzk import models
 
     view, kv = vocab_and_vectors(cluster)
-    models.register_model(cluster, "m", kv, vocab_name=view.name, vocab_version=int(view.version))
-    registry.create_json(cluster.zk, paths.job("j9"), {"spec": {"vocab": view.name, "vocab_version": int(view.version)}})
-    line = fails(cli("vocab", "delete", f"{view.name}@v{view.version}", "--yes"), 6, "is used by model m@v1, job j9", "--force")
-    fails(cli("vocab", "delete", view.name, "--yes"), 6, "is used by model m@v1, job j9")
-    assert "delete those first" in line
+    models.register_model(cluster, "m", kv, vocab_name=view.name, vocab_version=int(view.version), job="j7")
+    spec = {"vocab": view.name, "vocab_version": int(view.version)}
+    registry.create_json(cluster.zk, paths.job("j9"), {"spec": spec, "state": "running"})
+    registry.create_json(cluster.zk, paths.job("j8"), {"spec": spec, "state": "done"})
+    registry.create_json(cluster.zk, paths.job("j7"), {"spec": spec, "state": "done"})  # registered as m@v1: m counts, not j7
+    line = fails(cli("vocab", "delete", f"{view.name}@v{view.version}", "--yes"), 6, "is used by model m@v1, job j8 (finished, not registered), job j9 (running)", "--force")
+    assert "delete those models, let those jobs finish (and register them), or pass --force" in line
+    fails(cli("vocab", "delete", view.name, "--yes"), 6, "is used by model m@v1, job j8 (finished, not registered), job j9 (running)")
     assert cluster.zk.exists(paths.vocab_version(view.name, view.version)) and cluster.store.exists(view.doc["path"])
+    assert "deleting" not in registry.get_json(cluster.zk, paths.vocab_version(view.name, view.version))[0]  # refused: no mark left
+    assert not registry.is_deleting(cluster.zk, paths.vocab(view.name))
     ok(cli("vocab", "delete", view.name, "--yes", "--force"))
     assert cluster.zk.exists(paths.vocab(view.name)) is None and not cluster.store.exists(view.doc["path"])
     assert "(deleted!)" in ok(cli("model", "show", "m"))  # what --force warned of, shown where it matters

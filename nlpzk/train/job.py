@@ -155,6 +155,12 @@ def create_job(
         raise InvalidInputError(f"corpus {corpus!r} has no shards", hint=f"ingest text first: nlpzk corpus ingest {corpus} FILES")
     name, version, tag = parse_spec(vocab)
     vd = load_vocab(cluster, name, version, tag)
+    # The job is created only if this version is still what we loaded: `vocab delete` marks a version
+    # (a new znode version) before it looks for users, so either it sees this job or this job sees it.
+    vpath = paths.vocab_version(vd.name, vd.version)
+    vdoc, vstat = registry.get_json(cluster.zk, vpath, what=f"vocabulary {vd.ref}")
+    if isinstance(vdoc, dict) and vdoc.get("deleting"):
+        raise _vocab_being_deleted(vd.ref)
     if not vd.tokens:
         raise InvalidInputError(f"vocabulary {vd.ref} has no tokens: there is nothing to train", hint="build one with a lower --min-count: nlpzk vocab build --help")
     warnings = []
@@ -184,13 +190,28 @@ def create_job(
         cluster.store.delete(shard_rel)
         raise
     # (a connection error in this transaction leaves the files: the job may exist all the same)
-    if not rounds.create_job(cluster.zk, job, doc, round0, [u.name for u in work_units(spec, shards)]):
+    try:
+        created = rounds.create_job(cluster.zk, job, doc, round0, [u.name for u in work_units(spec, shards)], checks=[(vpath, vstat.version)])
+    except rounds.StaleCheck:
+        cluster.store.delete(params_rel)
+        cluster.store.delete(shard_rel)
+        drop_pending(cluster.zk, job)
+        raise _vocab_being_deleted(vd.ref) from None
+    if not created:
         cluster.store.delete(params_rel)
         cluster.store.delete(shard_rel)
         drop_pending(cluster.zk, job)  # another creator won: the job exists
         return create_job(cluster, job, corpus, vocab, model=model, workers=workers, **hyper)
     drop_pending(cluster.zk, job)
     return doc, warnings
+
+
+def _vocab_being_deleted(ref: str) -> ConflictError:
+    name, _, version = ref.partition("@")
+    return ConflictError(
+        f"vocabulary {ref} is being deleted",
+        hint=f"train on another version (see: nlpzk vocab list {name}); if a delete of it stopped half-way, run it again: nlpzk vocab delete {ref} --yes",
+    )
 
 
 def drop_pending(zk, job: str) -> None:

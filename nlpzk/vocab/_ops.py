@@ -34,6 +34,8 @@ def versions(cluster: Cluster, name: str) -> list[dict[str, Any]]:
     """Every version of ``name`` (oldest first) with the tags pointing at it."""
     check_exists(cluster, name)
     base = paths.vocab(name)
+    if registry.is_deleting(cluster.zk, base):  # `list NAME` and `verify` too (its files may be gone)
+        raise registry.being_deleted(base)
     tags = versioned.tags(cluster.zk, base)
     out = []
     for number, doc in registry.list_versions(cluster.zk, base):
@@ -187,30 +189,66 @@ def export(view: VocabView, fmt: str, path: str | os.PathLike[str]) -> int:
 
 
 def users(cluster: Cluster, name: str, number: int | None = None) -> list[str]:
-    """What still uses vocabulary ``name`` (version ``number``, or any version): ``"model M@vN"``
-    for model versions trained on it, ``"job J"`` for training jobs (which resume from it)."""
+    """What still needs vocabulary ``name`` (version ``number``, or any version): ``"model M@vN"`` for
+    model versions trained on it, ``"job J (running)"`` for jobs not finished (they read it every
+    time a worker starts or the job resumes) and ``"job J (finished, not registered)"`` for finished
+    jobs whose vectors no model holds yet (registering them needs it). A finished job whose vectors
+    are registered is not counted: the model version is."""
     zk = cluster.zk
-    out = []
+    out: list[str] = []
+    registered: set[str] = set()
     for model in registry.children(zk, paths.MODELS):
-        for n in versioned.versions(zk, paths.model(model)):
-            vocab = (registry.maybe_json(zk, paths.model_version(model, n)) or {}).get("vocab") or {}
+        numbers = versioned.versions(zk, paths.model(model))
+        docs = registry.many_json(zk, [paths.model_version(model, n) for n in numbers])
+        for n, doc in zip(numbers, docs):
+            doc = doc if isinstance(doc, dict) else {}
+            if doc.get("job"):
+                registered.add(doc["job"])
+            vocab = doc.get("vocab") or {}
             if vocab.get("name") == name and (number is None or vocab.get("version") == number):
                 out.append(f"model {model}@v{n}")
-    for job in registry.children(zk, paths.JOBS):
-        spec = (registry.maybe_json(zk, paths.job(job)) or {}).get("spec") or {}
-        if spec.get("vocab") == name and (number is None or spec.get("vocab_version") == number):
-            out.append(f"job {job}")
+    jobs = registry.children(zk, paths.JOBS)
+    for job, doc in zip(jobs, registry.many_json(zk, [paths.job(j) for j in jobs])):
+        doc = doc if isinstance(doc, dict) else {}
+        spec = doc.get("spec") or {}
+        if spec.get("vocab") != name or (number is not None and spec.get("vocab_version") != number):
+            continue
+        if doc.get("state") != "done":
+            out.append(f"job {job} (running)")
+        elif job not in registered:
+            out.append(f"job {job} (finished, not registered)")
     return out
+
+
+def _refuse_if_used(cluster: Cluster, name: str, number: int | None) -> None:
+    used = users(cluster, name, number)
+    if used:
+        what = f"{name}@v{number}" if number is not None else name
+        shown = ", ".join(used[:5]) + (f" and {len(used) - 5} more" if len(used) > 5 else "")
+        raise ConflictError(
+            f"vocabulary {what} is used by {shown}",
+            hint="delete those models, let those jobs finish (and register them), or pass --force (their ids then map to a vocabulary that no longer exists)",
+        )
+
+
+def _unmark(zk, path: str) -> None:
+    try:
+        versioned.update_doc(zk, path, lambda d: {k: v for k, v in d.items() if k != "deleting"})
+    except NotFoundError:
+        pass
 
 
 def delete(cluster: Cluster, name: str, version: int | str | None = None, *, force: bool = False) -> dict[str, Any]:
     """Delete one version of vocabulary ``name`` (a number, ``"v3"`` or a tag) or, with ``version=None``, all of it.
 
-    Refused (ConflictError, naming them) while a model version or a training job uses what would be
-    deleted, unless ``force``: their vectors' ids then belong to a vocabulary nobody can read any more.
-    As for models: a version's znode goes first, then its file (``latest`` moves back to the highest
-    remaining version); a whole vocabulary is marked as being deleted (refused everywhere from then
-    on), its files go, then its znodes, and a delete stopped half-way is finished by running it again.
+    Refused (ConflictError, naming them) while a model version or a training job needs what would be
+    deleted (:func:`users`), unless ``force``: their ids then belong to a vocabulary nobody can read.
+    The version documents are marked ``deleting`` first and the users read after that: a job created
+    before the mark is seen, one created after it fails (its creating transaction checks the version
+    node's znode version, see ``train.create_job``); if a user is found, the mark is taken off again.
+    One version: its znode goes next (``latest`` moves back to the highest remaining version), then
+    its file. A whole vocabulary: the base is marked too (refused everywhere from then on), its files
+    go, then its znodes; a delete stopped half-way is finished by running it again.
     Returns ``{"name", "deleted": [numbers], "tags": [tags removed or moved]}``.
     """
     zk = cluster.zk
@@ -223,22 +261,44 @@ def delete(cluster: Cluster, name: str, version: int | str | None = None, *, for
     if version is not None:
         number, _ = resolve(cluster, name, *_version_arg(version))
     if not force and not resuming:
-        used = users(cluster, name, number)
-        if used:
-            what = f"{name}@v{number}" if number is not None else f"{name}"
-            shown = ", ".join(used[:5]) + (f" and {len(used) - 5} more" if len(used) > 5 else "")
-            raise ConflictError(
-                f"vocabulary {what} is used by {shown}",
-                hint="delete those first, or pass --force (their ids then map to a vocabulary that no longer exists)",
-            )
+        _refuse_if_used(cluster, name, number)  # the common refusal, before writing anything
     if number is not None:
-        doc, _ = registry.get_json(zk, paths.vocab_version(name, number))
+        vpath = paths.vocab_version(name, number)
+        try:
+            versioned.update_doc(zk, vpath, lambda d: dict(d, deleting=d.get("deleting") or registry.now()))
+        except NotFoundError:
+            raise NotFoundError(f"vocabulary {name!r} has no version v{number} (deleted meanwhile)") from None
+        if not force:
+            try:
+                _refuse_if_used(cluster, name, number)
+            except ConflictError:
+                _unmark(zk, vpath)
+                raise
+        doc, _ = registry.get_json(zk, vpath)
         touched = versioned.delete_version(zk, base, number)
         if doc.get("path"):
             cluster.store.delete(doc["path"])
         return {"name": name, "deleted": [number], "tags": touched}
-    versioned.mark_deleting(zk, base)
-    docs = [(n, registry.maybe_json(zk, paths.vocab_version(name, n))) for n in versioned.versions(zk, base)]
+    try:
+        versioned.mark_deleting(zk, base)
+    except NotFoundError:
+        raise NotFoundError(f"unknown vocabulary {name!r} (deleted meanwhile)", hint="see: nlpzk vocab list") from None
+    numbers = versioned.versions(zk, base)  # complete: no version is published under a marked base
+    for n in numbers:
+        try:
+            versioned.update_doc(zk, paths.vocab_version(name, n), lambda d: dict(d, deleting=d.get("deleting") or registry.now()))
+        except NotFoundError:
+            pass
+    if not force:
+        try:
+            _refuse_if_used(cluster, name, None)
+        except ConflictError:
+            if not resuming:  # a delete stopped half-way may have deleted files already: it stays marked
+                for n in numbers:
+                    _unmark(zk, paths.vocab_version(name, n))
+                _unmark(zk, base)
+            raise
+    docs = [(n, registry.maybe_json(zk, paths.vocab_version(name, n))) for n in numbers]
     for _, doc in docs:
         if isinstance(doc, dict) and doc.get("path"):
             cluster.store.delete(doc["path"])

@@ -10,7 +10,7 @@ node's document::
     /corpora/<c>/claims/<key>                    ephemeral: an ingester works on this input
     /corpora/<c>/ingesters/<member>              ephemeral: one per running ingest
     /vocab/<name>                                {next_version[, deleting]}
-    /vocab/<name>/versions/vNNNNNNNNNN           {path, sha256, size, parent, corpus, shards, params}
+    /vocab/<name>/versions/vNNNNNNNNNN           {path, sha256, size, parent, corpus, shards, params[, deleting]}
     /vocab/<name>/tags/<tag>                     "vNNNNNNNNNN"
     /jobs/<job>                                  {spec, state, round, words, final}
     /jobs/<job>/workers/<worker-id>              ephemeral membership

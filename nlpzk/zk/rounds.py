@@ -428,11 +428,19 @@ def _lists(zk: KazooClient, *folders: str) -> list[list[str]]:
     return out
 
 
-def create_job(zk: KazooClient, job: str, job_doc: dict[str, Any], round0: dict[str, Any], units: Iterable[str]) -> bool:
-    """Create the job node and its first round in one transaction; False if the job already exists."""
+def create_job(
+    zk: KazooClient, job: str, job_doc: dict[str, Any], round0: dict[str, Any], units: Iterable[str], checks: Iterable[tuple[str, int]] = ()
+) -> bool:
+    """Create the job node and its first round in one transaction; False if the job already exists.
+
+    ``checks``: ``(path, znode version)`` pairs that must still hold when the job is created (the
+    vocabulary version it trains on: a delete marks it first); if one fails, ``StaleCheck``."""
     units = list(units)
+    checks = list(checks)
     tx = zk.transaction()
     zk.ensure_path(paths.JOBS)
+    for path, version in checks:
+        tx.check(path, version)
     tx.create(paths.job(job), registry.dumps(job_doc))
     tx.create(paths.job_workers(job), b"")
     tx.create(paths.job_fences(job), b"")
@@ -447,7 +455,14 @@ def create_job(zk: KazooClient, job: str, job_doc: dict[str, Any], round0: dict[
     bad = [x for x in results if isinstance(x, Exception)]
     if not bad:
         return True
-    if isinstance(results[0], NodeExistsError):
-        return False
     registry.raise_if_refused(results)
+    failed = [path for (path, _), r in zip(checks, results) if isinstance(r, (BadVersionError, NoNodeError))]
+    if failed:
+        raise StaleCheck(failed[0])
+    if isinstance(results[len(checks)], NodeExistsError):
+        return False
     raise registry.first_error(results)
+
+
+class StaleCheck(Exception):
+    """A node :func:`create_job` was to check changed or vanished meanwhile (``args[0]``: its path)."""
