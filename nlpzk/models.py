@@ -3,7 +3,7 @@
 A version is an Arrow IPC file in the store (``token``, ``count``, ``vector`` rows in vocabulary-id
 order; memory-mapped when the store is local) plus a small znode::
 
-    /models/<name>/versions/vN   {path, sha256, bytes, words, dim, vocab: {name, version}, job, spec, eval}
+    /models/<name>/versions/vN   {path, sha256, bytes, words, dim, vocab: {name, version, sha256}, job, spec, eval}
     /models/<name>/tags/<tag>    "vN"
 
 >>> model = Model.open("wiki", tag="stable", cluster=cluster)     # doctest: +SKIP
@@ -123,18 +123,29 @@ def register_model(
     job: str | None = None,
     spec: dict[str, Any] | None = None,
     tags: Iterable[str] = ("latest",),
+    vocab_sha256: str | None = None,
 ) -> int:
     """Write ``kv`` (gensim ``KeyedVectors``, rows in vocabulary-id order) and register it as the next
     version of model ``name``. The file is complete and checksummed before its znode exists.
 
+    The version records the vocabulary version's sha256 with its name and number: a vocabulary
+    deleted and built again under the same name starts numbering at v1 again, and its v1 is not
+    the table these ids belong to. ``vocab_sha256``: the table the vectors were trained with (a
+    job's), refused if the version no longer holds it.
     Returns the new version number.
     """
     paths.check_name("model", name)
     tags = [paths.check_name("tag", t) for t in tags]
-    if registry.maybe_json(cluster.zk, paths.vocab_version(vocab_name, vocab_version)) is None:
+    vdoc = registry.maybe_json(cluster.zk, paths.vocab_version(vocab_name, vocab_version))
+    if not isinstance(vdoc, dict):
         raise NotFoundError(
             f"vocabulary {vocab_name}@v{vocab_version} does not exist",
             hint="a model must be tied to a registered vocabulary version (see: nlpzk vocab list)",
+        )
+    if vocab_sha256 and vdoc.get("sha256") != vocab_sha256:
+        raise NotFoundError(
+            f"vocabulary {vocab_name}@v{vocab_version} is not the table these vectors were trained with (it was deleted and built again)",
+            hint="their token ids cannot be looked up any more; train again on the current version",
         )
     if len(kv.index_to_key) == 0:
         raise InvalidInputError(f"refusing to register model {name!r} with no vectors")
@@ -149,7 +160,7 @@ def register_model(
         "bytes": size,
         "words": len(kv.index_to_key),
         "dim": int(kv.vector_size),
-        "vocab": {"name": vocab_name, "version": int(vocab_version)},
+        "vocab": {"name": vocab_name, "version": int(vocab_version), "sha256": vdoc.get("sha256")},
         "job": job,
         "spec": spec or {},
         "eval": {},
@@ -197,7 +208,10 @@ def register_job(cluster: Cluster, job: str, name: str | None = None, *, tags: I
     vocab_name, _, vocab_version = str(job_doc["final"]["vocab"]).partition("@")
     spec = {k: v for k, v in (job_doc.get("spec") or {}).items() if not isinstance(v, (dict, list))}
     try:
-        number = register_model(cluster, name, kv, vocab_name=vocab_name, vocab_version=paths.parse_version(vocab_version), job=job, spec=spec, tags=tags)
+        number = register_model(
+            cluster, name, kv, vocab_name=vocab_name, vocab_version=paths.parse_version(vocab_version), job=job, spec=spec, tags=tags,
+            vocab_sha256=(job_doc.get("spec") or {}).get("vocab_sha256"),
+        )
     except registry.AlreadyPublished as exc:  # registered meanwhile by another process
         return existing(exc.number)
     return name, number
@@ -218,7 +232,9 @@ def model_doc(cluster: Cluster, name: str, version: int | None = None, tag: str 
     doc, _ = registry.get_json(cluster.zk, paths.model_version(name, number), what=f"model {name}@v{number}")
     vtags = versioned.tags(cluster.zk, _base(name))
     vocab = doc.get("vocab") or {}
-    exists = bool(vocab) and cluster.zk.exists(paths.vocab_version(vocab["name"], int(vocab["version"]))) is not None
+    vdoc = registry.maybe_json(cluster.zk, paths.vocab_version(vocab["name"], int(vocab["version"]))) if vocab else None
+    # the same name and number, but another table (deleted and built again) is not the model's vocabulary
+    exists = isinstance(vdoc, dict) and (not vocab.get("sha256") or vdoc.get("sha256") == vocab["sha256"])
     return dict(doc, name=name, version=number, tags=sorted(t for t, v in vtags.items() if v == number), vocab_exists=exists)
 
 
@@ -344,7 +360,7 @@ class Model:
         if not doc["vocab_exists"]:
             vocab = doc.get("vocab") or {}
             raise NotFoundError(
-                f"model {model.ref} was trained with vocabulary {vocab.get('name')}@v{vocab.get('version')}, which no longer exists",
+                f"model {model.ref} was trained with vocabulary {vocab.get('name')}@v{vocab.get('version')}, which no longer exists (deleted, or deleted and built again)",
                 hint=f"its token ids cannot be looked up any more; delete the model version (nlpzk model delete {model.ref})",
             )
         return model

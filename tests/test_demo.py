@@ -33,7 +33,8 @@ def test_demo_runs_end_to_end_twice_on_the_embedded_server(tmp_path):
         assert "registered as model sample@v2" in second.stdout
 
         (row,) = [m for m in json.loads(nlpzk("model", "list", "--json").stdout) if m["name"] == "sample"]
-        assert (row["versions"], row["latest"], row["vocab"]) == (2, 2, {"name": "sample", "version": 2})
+        vocab_v2 = json.loads(nlpzk("vocab", "show", "sample@v2", "--json").stdout)
+        assert (row["versions"], row["latest"], row["vocab"]) == (2, 2, {"name": "sample", "version": 2, "sha256": vocab_v2["sha256"]})
         # the second vocabulary is a child of the first: every id stays
         v1 = json.loads(nlpzk("vocab", "lookup", "sample@v1", "cat", "oven", "the", "--json").stdout)["results"]
         v2 = json.loads(nlpzk("vocab", "lookup", "sample@v2", "cat", "oven", "the", "--json").stdout)["results"]

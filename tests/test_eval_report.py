@@ -94,7 +94,7 @@ def test_register_job_is_idempotent_and_keeps_the_job_spec(cluster, finished_job
     assert json.loads(again.stdout)["version"] == 1
     doc = model_doc(cluster, "lee")
     assert doc["job"] == "j1" and doc["spec"]["dim"] == 16 and doc["spec"]["epochs"] == 1
-    assert doc["vocab"] == {"name": "lee", "version": finished_job.version} and doc["tags"] == ["candidate", "latest"]
+    assert doc["vocab"] == {"name": "lee", "version": finished_job.version, "sha256": finished_job.doc["sha256"]} and doc["tags"] == ["candidate", "latest"]
     again = cli("model", "register", "j1", "--name", "lee", "--tag", "prod", "--json")  # asked for: moved, no new version
     assert again.exit_code == 0 and json.loads(again.stdout)["version"] == 1
     assert model_doc(cluster, "lee")["tags"] == ["candidate", "latest", "prod"]

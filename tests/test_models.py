@@ -27,7 +27,7 @@ def test_register_then_open_gives_the_same_vectors_and_the_exact_vocab(cluster, 
     view, kv, number = registered
     assert number == 1
     doc = model_doc(cluster, "lee")
-    assert doc["vocab"] == {"name": "lee", "version": view.version}
+    assert doc["vocab"] == {"name": "lee", "version": view.version, "sha256": view.doc["sha256"]}
     assert doc["job"] == "job-1" and doc["spec"] == {"dim": 24, "epochs": 5}
     assert doc["words"] == len(view) and doc["dim"] == 24 and doc["tags"] == ["latest"]
     assert cluster.store.sha256(doc["path"]) == doc["sha256"]

@@ -168,3 +168,35 @@ def test_model_register_tag_does_not_move_latest_back_over_a_newer_version(cli, 
     assert r.exit_code == 0, r.stderr
     assert json.loads(r.stdout)["version"] == 1
     assert versioned.tags(cluster.zk, paths.model("m"))["latest"] == 2, "latest moved back from v2 to v1"
+
+
+# D. --force delete, then a new vocabulary of the same name: numbering starts again at v1. Before
+#    versions recorded the vocabulary's sha256, the model trained on the *old* lee@v1 then looked
+#    whole (`vocab_exists`), `model show` no longer said (deleted!), Model.open handed out the new,
+#    unrelated table as the model's vocabulary, and a worker of a job created on the old lee@v1
+#    trained with the new table's ids.
+def test_users_of_a_force_deleted_vocabulary_are_not_taken_for_users_of_its_rebuilt_namesake(cli, cluster):
+    from test_models_support import vocab_and_vectors
+
+    from nlpzk import models, train
+    from nlpzk.errors import NotFoundError, TrainingError
+    from nlpzk.vocab import build, delete, users
+
+    view, kv = vocab_and_vectors(cluster)
+    models.register_model(cluster, "m", kv, vocab_name=view.name, vocab_version=int(view.version))
+    train.create_job(cluster, "j1", "lee", f"lee@v{view.version}", epochs=1, syncs_per_epoch=2, dim=8)
+    delete(cluster, view.name, force=True)
+    assert not models.model_doc(cluster, "m")["vocab_exists"]
+    new = build(cluster, view.name, view.name, min_count=5)  # a different vocabulary, same name
+    assert new.version == view.version and len(new) != len(view)
+    assert not models.model_doc(cluster, "m")["vocab_exists"], "the model claims the new lee@v1 as its vocabulary"
+    with pytest.raises(NotFoundError, match="deleted and built again"):
+        models.Model.open("m", cluster=cluster)
+    assert "(deleted!)" in cli("model", "show", "m").stdout
+    assert users(cluster, view.name, new.version) == []  # neither the old model nor the old job uses the new table
+    r = cli("train", "worker", "j1")
+    assert r.exit_code == TrainingError.exit_code, (r.exit_code, r.stdout, r.stderr)
+    assert "is not the table job j1 was created on" in one_line_error(r.stderr)
+    # registering vectors trained on the old table against the new one is refused too
+    with pytest.raises(NotFoundError, match="not the table these vectors were trained with"):
+        models.register_model(cluster, "m2", kv, vocab_name=view.name, vocab_version=int(new.version), vocab_sha256=view.doc["sha256"])

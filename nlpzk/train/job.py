@@ -168,7 +168,7 @@ def create_job(
         warnings.append(f"vocabulary {vd.ref} was built from corpus {vd.corpus!r}, not {corpus!r}: words missing from it are skipped")
     total_tokens = sum(s.tokens for s in shards)
     model = paths.check_name("model", model or job)
-    spec = dict(hp, corpus=corpus, vocab=vd.name, vocab_version=vd.version, vocab_size=len(vd.tokens), corpus_words=total_tokens, model=model)
+    spec = dict(hp, corpus=corpus, vocab=vd.name, vocab_version=vd.version, vocab_sha256=vdoc.get("sha256"), vocab_size=len(vd.tokens), corpus_words=total_tokens, model=model)
     spec["total_words"] = total_tokens * spec["epochs"]
     spec["rounds"] = spec["epochs"] * spec["syncs_per_epoch"]
     spec["unit_tokens"] = unit_tokens(total_tokens, spec["syncs_per_epoch"])

@@ -154,6 +154,12 @@ class Worker:
         self.units = {u.name: u for u in _job.work_units(self.spec, list(self.shards.values()))}
         self.needs_counts = _merge.needs_counts(self.spec["merge"])  # whether contributions carry per-word counts
         self.vocab = _job.load_vocab(self.cluster, self.spec["vocab"], self.spec["vocab_version"])
+        want = self.spec.get("vocab_sha256")
+        if want and (self.vocab.view.doc or {}).get("sha256") != want:
+            raise TrainingError(
+                f"vocabulary {self.vocab.ref} is not the table job {self.job} was created on (it was deleted and built again)",
+                hint="this job cannot go on; train a new job on the current version",
+            )
         seed = int(self.spec["seed"]) + zlib.crc32(self.id.encode()) % 100000
         self.model = _model.build_model(self.spec, self.vocab, threads=self.threads, seed=seed)
         self._keys = np.empty(len(self.model.wv.index_to_key), dtype=object)

@@ -195,23 +195,30 @@ def users(cluster: Cluster, name: str, number: int | None = None) -> list[str]:
     jobs whose vectors no model holds yet (registering them needs it). A finished job whose vectors
     are registered is not counted: the model version is."""
     zk = cluster.zk
+    base = paths.vocab(name)
+    numbers = versioned.versions(zk, base)
+    shas = {n: (d or {}).get("sha256") for n, d in zip(numbers, registry.many_json(zk, [paths.vocab_version(name, n) for n in numbers]))}
+
+    def uses(version: Any, sha: Any) -> bool:  # a user recorded with another table's sha256 used an earlier vocabulary of this name
+        return (number is None or version == number) and version in shas and (not sha or sha == shas[version])
+
     out: list[str] = []
     registered: set[str] = set()
     for model in registry.children(zk, paths.MODELS):
-        numbers = versioned.versions(zk, paths.model(model))
-        docs = registry.many_json(zk, [paths.model_version(model, n) for n in numbers])
-        for n, doc in zip(numbers, docs):
+        mnumbers = versioned.versions(zk, paths.model(model))
+        docs = registry.many_json(zk, [paths.model_version(model, n) for n in mnumbers])
+        for n, doc in zip(mnumbers, docs):
             doc = doc if isinstance(doc, dict) else {}
             if doc.get("job"):
                 registered.add(doc["job"])
             vocab = doc.get("vocab") or {}
-            if vocab.get("name") == name and (number is None or vocab.get("version") == number):
+            if vocab.get("name") == name and uses(vocab.get("version"), vocab.get("sha256")):
                 out.append(f"model {model}@v{n}")
     jobs = registry.children(zk, paths.JOBS)
     for job, doc in zip(jobs, registry.many_json(zk, [paths.job(j) for j in jobs])):
         doc = doc if isinstance(doc, dict) else {}
         spec = doc.get("spec") or {}
-        if spec.get("vocab") != name or (number is not None and spec.get("vocab_version") != number):
+        if spec.get("vocab") != name or not uses(spec.get("vocab_version"), spec.get("vocab_sha256")):
             continue
         if doc.get("state") != "done":
             out.append(f"job {job} (running)")
