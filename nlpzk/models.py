@@ -498,9 +498,14 @@ def _writable_dir(path: str, *, create: bool) -> None:
 
 
 def atomic_local_write(path: str, write) -> None:
+    """Write a local file (``--out`` of the export and report commands) through a temporary file
+    renamed into place: ``write(fh)`` gets a binary file. One-line errors: a missing directory or a
+    directory given as the file (exit 5), a path that cannot be written (exit 10)."""
     directory = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
-        raise InvalidInputError(f"export path {path} is a directory", hint="give a file name for the word2vec formats")
+        raise InvalidInputError(f"output path {path} is a directory", hint="give a file name with --out")
+    if not os.path.isdir(directory):
+        raise InvalidInputError(f"directory {directory} does not exist", hint="create it first or choose another --out")
     try:
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
     except OSError as exc:

@@ -273,3 +273,16 @@ def test_every_vocab_command_is_documented_with_an_example():
         assert f"nlpzk vocab {name} " in doc.split(f"### `nlpzk vocab {name}", 1)[1], name
         example = (command.help or "").split("Example:", 1)[-1]
         assert "Example:" in (command.help or "") and f"nlpzk vocab {name} " in example, name
+
+
+def test_export_to_a_path_that_cannot_be_written_is_one_line(cli, golden, tmp_path):
+    """Was a traceback (mkstemp's FileNotFoundError in /proc); now the same errors as model export."""
+    ok(cli("vocab", "build", "g", "--corpus", "golden"))
+    fails(cli("vocab", "export", "g", "--out", str(tmp_path / "no" / "such" / "v.txt")), 5, "does not exist", "--out")
+    fails(cli("vocab", "export", "g", "--out", str(tmp_path)), 5, "is a directory")
+    fails(cli("vocab", "export", "g", "--out", "/proc/nope"), 10, "cannot write to /proc")
+    assert ok(cli("vocab", "export", "g", "--format", "freq", "--out", str(tmp_path / "g.freq"))) == ""
+    shown = json.loads(ok(cli("vocab", "show", "g", "--head", "1", "--json")))
+    lines = (tmp_path / "g.freq").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == shown["tokens"] and lines[0] == f"{shown['head'][0]['token']} {shown['head'][0]['count']}"
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]  # no temporary file left

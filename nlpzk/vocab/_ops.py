@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
-import tempfile
 from typing import IO, Any
 
 import numpy as np
@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 
 from ..cluster import Cluster
 from ..errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError
-from ..store import naming, new_file_mode
+from ..store import naming
 from ..zk import paths, registry, versioned
 from ._view import VocabView, Vocabulary, check_exists, load_table, resolve
 
@@ -168,24 +168,20 @@ def write_export(view: VocabView, fmt: str, out: IO[str]) -> int:
 
 
 def export(view: VocabView, fmt: str, path: str | os.PathLike[str]) -> int:
-    """Write ``view`` to the local file ``path`` (atomically: a temporary file renamed into place)."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise NotFoundError(f"directory {directory} does not exist", hint="create it or choose another --out")
-    if os.path.isdir(path):
-        raise InvalidInputError(f"{path} is a directory", hint="give a file name with --out")
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-    try:
-        os.fchmod(fd, new_file_mode())  # what open() would give, not mkstemp's 0600
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            n = write_export(view, fmt, fh)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return n
+    """Write ``view`` to the local file ``path`` (atomically: a temporary file renamed into place;
+    the same one-line errors as the other ``--out`` commands, see ``models.atomic_local_write``)."""
+    from ..models import atomic_local_write
+
+    written: list[int] = []
+
+    def write(fh) -> None:
+        text = io.TextIOWrapper(fh, encoding="utf-8", newline="\n")
+        written.append(write_export(view, fmt, text))
+        text.flush()
+        text.detach()  # the caller closes the file
+
+    atomic_local_write(os.fspath(path), write)
+    return written[0]
 
 
 def users(cluster: Cluster, name: str, number: int | None = None) -> list[str]:
