@@ -363,14 +363,28 @@ class Corpus:
         its files, then its registry nodes. A delete killed half-way leaves the mark, never a
         corpus that looks whole; running the delete again finishes it."""
         zk = self.cluster.zk
+        resuming = bool(self.info.get("deleting"))
         running = self.ingesters()
-        if running and not force and not self.info.get("deleting"):
+        if running and not force and not resuming:
             raise ConflictError(f"corpus {self.name!r} is being ingested right now ({len(running)} ingester(s))", hint="wait for them, or pass --force")
+        if not force and not resuming:
+            self._refuse_if_trained_on()
         shards = len(registry.children(zk, paths.shards(self.name)))
         try:
             versioned.mark_deleting(zk, paths.corpus(self.name))
         except NotFoundError:
             pass  # deleted meanwhile by another delete: its files go below all the same
+        if not force and not resuming:
+            # after the mark: a job created before it is listed now, one created after it fails (its
+            # creating transaction checks this node's znode version, see train.create_job)
+            try:
+                self._refuse_if_trained_on()
+            except ConflictError:
+                try:
+                    versioned.update_doc(zk, paths.corpus(self.name), lambda d: {k: v for k, v in d.items() if k != "deleting"})
+                except NotFoundError:
+                    pass
+                raise
         store = self.cluster.store
         files = store.list(naming.corpus_dir(self.name))
         for f in files:
@@ -378,6 +392,26 @@ class Corpus:
         store.delete_dir(naming.corpus_dir(self.name))
         registry.delete_tree(zk, paths.corpus(self.name))
         return {"shards": shards, "files": len(files)}
+
+    def training_jobs(self) -> list[str]:
+        """Training jobs not finished that train on this corpus (their workers read its shard files)."""
+        zk = self.cluster.zk
+        jobs = registry.children(zk, paths.JOBS)
+        out = []
+        for job, doc in zip(jobs, registry.many_json(zk, [paths.job(j) for j in jobs])):
+            doc = doc if isinstance(doc, dict) else {}
+            if (doc.get("spec") or {}).get("corpus") == self.name and doc.get("state") != "done":
+                out.append(job)
+        return out
+
+    def _refuse_if_trained_on(self) -> None:
+        jobs = self.training_jobs()
+        if jobs:
+            shown = ", ".join(jobs[:5]) + (f" and {len(jobs) - 5} more" if len(jobs) > 5 else "")
+            raise ConflictError(
+                f"corpus {self.name!r} is being trained on by job(s) {shown}, which are not finished",
+                hint="let them finish (nlpzk train resume JOB), or pass --force (they cannot go on without its shards)",
+            )
 
     def shard(self, shard_id: str) -> ShardInfo:
         doc = registry.maybe_json(self.cluster.zk, paths.shard(self.name, shard_id))

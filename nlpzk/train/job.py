@@ -150,6 +150,11 @@ def create_job(
         return existing, []
     hp = check_hyper(hyper, workers)
     corp = Corpus.open(corpus, cluster=cluster)
+    # checked again when the job is created: `corpus delete` marks the corpus node (a new znode
+    # version) before it looks for jobs training on it, so either it sees this job or this job sees it
+    corpus_stat = cluster.zk.exists(paths.corpus(corpus))
+    if corpus_stat is None or registry.is_deleting(cluster.zk, paths.corpus(corpus)):
+        raise NotFoundError(f"corpus {corpus!r} was deleted meanwhile", hint="see: nlpzk corpus list")
     shards = corp.shards
     if not shards:
         raise InvalidInputError(f"corpus {corpus!r} has no shards", hint=f"ingest text first: nlpzk corpus ingest {corpus} FILES")
@@ -191,12 +196,16 @@ def create_job(
         raise
     # (a connection error in this transaction leaves the files: the job may exist all the same)
     try:
-        created = rounds.create_job(cluster.zk, job, doc, round0, [u.name for u in work_units(spec, shards)], checks=[(vpath, vstat.version)])
-    except rounds.StaleCheck:
+        created = rounds.create_job(
+            cluster.zk, job, doc, round0, [u.name for u in work_units(spec, shards)], checks=[(vpath, vstat.version), (paths.corpus(corpus), corpus_stat.version)]
+        )
+    except rounds.StaleCheck as stale:
         cluster.store.delete(params_rel)
         cluster.store.delete(shard_rel)
         drop_pending(cluster.zk, job)
-        raise _vocab_being_deleted(vd.ref) from None
+        if stale.args[0] == vpath:
+            raise _vocab_being_deleted(vd.ref) from None
+        raise ConflictError(f"corpus {corpus!r} is being deleted", hint="train on another corpus (see: nlpzk corpus list)") from None
     if not created:
         cluster.store.delete(params_rel)
         cluster.store.delete(shard_rel)
