@@ -116,15 +116,36 @@ def tree(ctx: typer.Context, path: str = typer.Argument("/", help="Path under th
     walk(path, 0)
 
 
-def _ensemble(cfg, servers: int, base_port: int) -> zkserver.Ensemble:
-    return zkserver.Ensemble(cfg.state_path / "ensemble", servers, base_port=base_port)
+DEFAULT_BASE_PORT = 12281
+DEFAULT_SERVERS = 3
+_SERVERS_HELP = f"How many servers (default: as many as it was last started with, else {DEFAULT_SERVERS})."
+_BASE_PORT_HELP = (
+    "Client ports base..base+n-1; quorum +100; election +200 "
+    f"(default: the ports it was last started with, else {DEFAULT_BASE_PORT})."
+)
+
+
+def _ensemble(cfg, servers: Optional[int], base_port: Optional[int]) -> zkserver.Ensemble:
+    """The local ensemble in the state dir.
+
+    Without --base-port it is the one last started there: its ports are read back from its members'
+    zoo.cfg (so `ensemble start --base-port 22481` is then found by a plain `status`/`stop`). An
+    explicit --base-port wins; with neither, the default base port.
+    """
+    base_dir = cfg.state_path / "ensemble"
+    if base_port is None:
+        recorded = zkserver.Ensemble.recorded_ports(base_dir)
+        if recorded and servers in (None, len(recorded)):
+            return zkserver.Ensemble(base_dir, len(recorded), ports=recorded)
+        base_port = recorded[0][0] if recorded else DEFAULT_BASE_PORT
+    return zkserver.Ensemble(base_dir, servers or DEFAULT_SERVERS, base_port=base_port)
 
 
 @ensemble_app.command("start")
 def ensemble_start(
     ctx: typer.Context,
-    servers: int = typer.Option(3, "--servers", min=1, max=9, help="How many servers."),
-    base_port: int = typer.Option(12281, "--base-port", help="Client ports base..base+n-1; quorum +100; election +200."),
+    servers: Optional[int] = typer.Option(None, "--servers", min=1, max=9, help=_SERVERS_HELP),
+    base_port: Optional[int] = typer.Option(None, "--base-port", help=_BASE_PORT_HELP),
     as_json: bool = _util.JsonOption,
 ) -> None:
     """Start a local ensemble and wait for a leader. Use it with --zk set to the printed hosts.
@@ -142,23 +163,24 @@ def ensemble_start(
 @ensemble_app.command("stop")
 def ensemble_stop(
     ctx: typer.Context,
-    servers: int = typer.Option(3, "--servers", min=1, max=9),
-    base_port: int = typer.Option(12281, "--base-port"),
+    servers: Optional[int] = typer.Option(None, "--servers", min=1, max=9, help=_SERVERS_HELP),
+    base_port: Optional[int] = typer.Option(None, "--base-port", help=_BASE_PORT_HELP),
     member: Optional[int] = typer.Option(None, "--member", help="Stop only this server id (1-based), e.g. to test fail-over."),
     as_json: bool = _util.JsonOption,
 ) -> None:
-    """Stop the local ensemble (or one member of it).
+    """Stop the local ensemble (or one member of it), found at the ports it was started with.
 
     Example: nlpzk zk ensemble stop --member 2
     """
     cfg = _util.config(ctx)
     ens = _ensemble(cfg, servers, base_port)
+    n = len(ens.members)
     if member is not None:
-        if not 1 <= member <= servers:
-            raise typer.BadParameter(f"--member must be between 1 and {servers}")
+        if not 1 <= member <= n:
+            raise typer.BadParameter(f"--member must be between 1 and {n}")
         ids = [member]
     else:
-        ids = list(range(1, servers + 1))
+        ids = list(range(1, n + 1))
     stopped = [i for i in ids if ens.members[i - 1].stop()]  # False: that member was not running
     _util.emit(
         {"hosts": ens.hosts, "stopped": stopped},
@@ -170,11 +192,11 @@ def ensemble_stop(
 @ensemble_app.command("status")
 def ensemble_status(
     ctx: typer.Context,
-    servers: int = typer.Option(3, "--servers", min=1, max=9),
-    base_port: int = typer.Option(12281, "--base-port"),
+    servers: Optional[int] = typer.Option(None, "--servers", min=1, max=9, help=_SERVERS_HELP),
+    base_port: Optional[int] = typer.Option(None, "--base-port", help=_BASE_PORT_HELP),
     as_json: bool = _util.JsonOption,
 ) -> None:
-    """Mode of each member of the local ensemble. Exit 3 if none serves.
+    """Mode of each member of the local ensemble, at the ports it was started with. Exit 3 if none serves.
 
     Example: nlpzk zk ensemble status --json
     """
@@ -183,5 +205,6 @@ def ensemble_status(
     rows = _status_rows(ens.hosts.split(","))
     _util.emit({"hosts": ens.hosts, "servers": rows}, as_json, lambda d: _print_rows(d["servers"]))
     if not any(r["serving"] for r in rows):
-        _util.error_line(f"no member of the local ensemble answers at {ens.hosts} (start it with: nlpzk zk ensemble start)")
+        again = "nlpzk zk ensemble start" + (f" --base-port {base_port}" if base_port is not None else "")
+        _util.error_line(f"no member of the local ensemble answers at {ens.hosts} (start it with: {again})")
         raise typer.Exit(3)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -12,7 +13,7 @@ from kazoo.client import KazooClient
 
 from nlpzk import testing
 from nlpzk.zk import registry
-from nlpzk.zk.server import find_install, free_port
+from nlpzk.zk.server import Ensemble, find_install, free_port
 from nlpzk.errors import MissingDependencyError
 
 
@@ -79,6 +80,51 @@ def test_missing_zookeeper_cli_is_one_line(embedded_env, tmp_path):
     proc = _nlpzk(env, "zk", "start")
     assert proc.returncode == 9
     assert proc.stderr.strip().startswith("error: ZOOKEEPER_HOME=") and "Traceback" not in proc.stderr
+
+
+def _free_base_port(n: int = 3) -> int:
+    """A base port whose client, quorum and election ports (base+i, +100+i, +200+i) are all free."""
+    for _ in range(50):
+        base = free_port()
+        ports = [base + off + i for off in (0, 100, 200) for i in range(n)]
+        try:
+            for p in ports:
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        return base
+    raise AssertionError("no free base port")
+
+
+def test_ensemble_status_and_stop_find_the_ports_it_was_started_with(embedded_env, tmp_path):
+    assert Ensemble.recorded_ports(tmp_path / "never-started") is None
+    base = _free_base_port()
+    hosts = ",".join(f"127.0.0.1:{base + i}" for i in range(3))
+    started = _nlpzk(embedded_env, "zk", "ensemble", "start", "--base-port", str(base), "--json")
+    try:
+        assert started.returncode == 0, started.stderr
+        assert json.loads(started.stdout)["hosts"] == hosts
+
+        status = _nlpzk(embedded_env, "zk", "ensemble", "status", "--json")  # no --base-port
+        assert status.returncode == 0, status.stderr
+        assert json.loads(status.stdout)["hosts"] == hosts
+        assert all(r["serving"] for r in json.loads(status.stdout)["servers"])
+        # an explicit --base-port still wins
+        elsewhere = _nlpzk(embedded_env, "zk", "ensemble", "status", "--base-port", str(base + 10))
+        assert elsewhere.returncode == 3 and f"--base-port {base + 10}" in elsewhere.stderr
+
+        one = _nlpzk(embedded_env, "zk", "ensemble", "stop", "--member", "1", "--json")
+        assert json.loads(one.stdout) == {"hosts": hosts, "stopped": [1]}, one.stderr
+        rows = json.loads(_nlpzk(embedded_env, "zk", "ensemble", "status", "--json").stdout)["servers"]
+        assert [r["serving"] for r in rows] == [False, True, True]
+
+        rest = _nlpzk(embedded_env, "zk", "ensemble", "stop", "--json")
+        assert json.loads(rest.stdout) == {"hosts": hosts, "stopped": [2, 3]}, rest.stderr
+        down = _nlpzk(embedded_env, "zk", "ensemble", "status")
+        assert down.returncode == 3 and hosts in down.stderr
+    finally:
+        _nlpzk(embedded_env, "zk", "ensemble", "stop", "--base-port", str(base))
 
 
 @pytest.mark.ensemble

@@ -382,6 +382,32 @@ class Ensemble:
             for p in self.peers
         ]
 
+    @classmethod
+    def recorded_ports(cls, base_dir: str | os.PathLike[str]) -> list[tuple[int, int, int]] | None:
+        """The ``(client, quorum, election)`` ports the ensemble in ``base_dir`` was last started with.
+
+        Read from its members' ``zoo.cfg`` (member 1's lists every peer; each member's has its own
+        client port). ``None`` when there is no complete configuration there (never started).
+        """
+        base = Path(base_dir)
+        first = _read_cfg(base / "server1" / "zoo.cfg")
+        peers: dict[int, tuple[int, int]] = {}
+        for key, value in first.items():
+            if key.startswith("server.") and key[7:].isdigit():
+                parts = value.split(";", 1)[0].split(":")
+                if len(parts) < 3 or not (parts[1].isdigit() and parts[2].isdigit()):
+                    return None
+                peers[int(key[7:])] = (int(parts[1]), int(parts[2]))
+        if not peers or sorted(peers) != list(range(1, len(peers) + 1)):
+            return None
+        ports = []
+        for sid in sorted(peers):
+            client = _read_cfg(base / f"server{sid}" / "zoo.cfg").get("clientPort", "")
+            if not client.isdigit():
+                return None
+            ports.append((int(client), *peers[sid]))
+        return ports
+
     @property
     def hosts(self) -> str:
         return ",".join(m.address for m in self.members)
@@ -413,6 +439,20 @@ class Ensemble:
                 return idx
             time.sleep(0.1)
         raise ZkUnavailableError(f"ensemble in {self.dir} elected no leader within {timeout:.0f}s")
+
+
+def _read_cfg(path: Path) -> dict[str, str]:
+    """``key=value`` lines of a ``zoo.cfg`` (empty if it cannot be read)."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return {}
+    out = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and not key.lstrip().startswith("#"):
+            out[key.strip()] = value.strip()
+    return out
 
 
 @contextlib.contextmanager
