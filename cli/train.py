@@ -126,8 +126,10 @@ def _watch(ctx: typer.Context, job: str, workers: int, threads: int, wait: bool,
             train.stop_local_workers(procs)
     if stop.is_set():
         st = train.status(cluster, job)
-        _util.error_line(f"stopped at round {st['round']} of {st['rounds']}; continue with: nlpzk train resume {job}")
-        raise typer.Exit(130)
+        if st["state"] != "done":
+            _util.error_line(f"stopped at round {st['round']} of {st['rounds']}; continue with: nlpzk train resume {job}")
+            raise typer.Exit(130)
+        # the job finished before the interrupt was handled: report it as done, as without one
     # The job is done; the local workers leave on their own (the last publisher may still be
     # registering the model). One that hangs is stopped rather than waited for: nothing is lost.
     deadline = time.monotonic() + 120
@@ -206,7 +208,9 @@ def run(
     doc, warnings = train.create_job(cluster, job, corpus or "", vocab or "", model=model, workers=workers, **hyper)
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
-    if exists:
+    if exists and doc.get("state") == "done":
+        print(f"job {job} exists and is done ({doc['spec']['rounds']} rounds)", file=sys.stderr)
+    elif exists:
         print(f"job {job} exists: resuming at round {doc.get('round')} of {doc['spec']['rounds']}", file=sys.stderr)
     if doc.get("state") == "done":
         workers = 0
@@ -230,7 +234,10 @@ def resume(
 
     _check_local(workers, threads, cache_mb)
     st = train.status(_util.cluster(ctx), job)
-    print(f"resuming {job} at round {st['round']} of {st['rounds']}", file=sys.stderr)
+    if st["state"] == "done":
+        print(f"job {job} is done ({st['rounds']} rounds): nothing to resume", file=sys.stderr)
+    else:
+        print(f"resuming {job} at round {st['round']} of {st['rounds']}", file=sys.stderr)
     _watch(ctx, job, 0 if st["state"] == "done" else ((os.cpu_count() or 1) if workers is None else workers), threads, True, as_json, cache_mb)
 
 

@@ -115,3 +115,12 @@ def test_report_of_a_job_with_no_merged_round_yet(cluster, tmp_path):
     out = build_report(cluster, "fresh", str(tmp_path / "fresh.html"))
     assert out["model"] is None and out["figures"] == ["loss", "speed"] and out["words"] == []
     assert (tmp_path / "fresh.html").read_text().count("<img") == 2
+
+
+def test_resume_or_rerun_of_a_finished_job_says_it_is_done(cluster, finished_job, cli):
+    res = cli("train", "resume", "j1")
+    assert res.exit_code == 0, res.output
+    assert "job j1 is done (2 rounds): nothing to resume" in res.stderr and "resuming" not in res.stderr
+    res = cli("train", "run", "j1", "--corpus", "lee", "--vocab", f"lee@v{finished_job.version}")
+    assert res.exit_code == 0, res.output
+    assert "job j1 exists and is done (2 rounds)" in res.stderr and "resuming" not in res.stderr
