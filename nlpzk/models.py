@@ -280,6 +280,13 @@ def tag_model(cluster: Cluster, name: str, version: int, tag: str) -> None:
 
 
 def untag_model(cluster: Cluster, name: str, tag: str) -> None:
+    """Remove ``tag``. ``latest`` cannot be removed: a plain NAME means NAME:latest, and the registry
+    keeps it on the newest version (it moves back when that version is deleted)."""
+    if tag == "latest":
+        raise InvalidInputError(
+            "the latest tag cannot be removed: a plain model name means NAME:latest",
+            hint=f"point it at another version with: nlpzk model tag {name}@vN latest",
+        )
     if not cluster.zk.exists(_base(name)):
         raise NotFoundError(f"unknown model {name!r}", hint="see: nlpzk model list")
     if not versioned.delete_tag(cluster.zk, _base(name), tag):

@@ -260,7 +260,7 @@ INPUTS = [
     ("encode-directory", ["vocab", "encode", "v", "{in}/out_dir"], INVALID, "out_dir is a directory"),
     ("encode-binary-file", ["vocab", "encode", "v", "{in}/random.txt"], INVALID, "random.txt is not UTF-8 text"),
     ("encode-utf16-file", ["vocab", "encode", "v", "{in}/utf16.txt"], INVALID, "utf16.txt is not UTF-8 text"),
-    ("export-into-missing-dir", ["vocab", "export", "v", "--out", "{in}/nosuch/dir/v.txt"], NOT_FOUND, "nosuch/dir does not exist"),
+    ("export-into-missing-dir", ["vocab", "export", "v", "--out", "{in}/nosuch/dir/v.txt"], INVALID, "nosuch/dir does not exist"),
     ("export-onto-a-directory", ["vocab", "export", "v", "--out", "{in}/out_dir"], INVALID, "out_dir is a directory"),
     ("model-export-onto-a-directory", ["model", "export", "m", "--out", "{in}/out_dir"], INVALID, "out_dir"),
     # configuration

@@ -90,6 +90,9 @@ def test_cli_list_show_tag_untag_delete(cluster, registered, cli):
     assert cli("model", "untag", "lee", "stable").exit_code == 0
     res = cli("model", "show", "lee:stable")
     assert res.exit_code == 4 and "no tag 'stable'" in one_line_error(res.stderr)
+    res = cli("model", "untag", "lee", "latest")  # was allowed, and every plain `lee` failed after it
+    assert res.exit_code == 5 and "latest tag cannot be removed" in one_line_error(res.stderr)
+    assert cli("model", "show", "lee").exit_code == 0
 
     path1 = model_doc(cluster, "lee", 1)["path"]
     assert cli("model", "delete", "lee", "--yes").exit_code == 0

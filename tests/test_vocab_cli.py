@@ -167,7 +167,9 @@ def test_delete_a_version_then_the_whole_vocabulary(cli, golden):
     fails(cli("vocab", "delete", "g@v7", "--yes"), 4, "has no version v7")
     fails(cli("vocab", "delete", "nope", "--yes"), 4, "unknown vocabulary 'nope'")
 
-    assert "deleted vocabulary g (1 version)" in ok(cli("vocab", "delete", "g", "--yes"))
+    ok(cli("vocab", "delete", "g@v2", "--yes"))
+    fails(cli("vocab", "show", "g"), 4, "vocabulary 'g' has no versions")  # not "has no tag 'latest'"
+    assert "deleted vocabulary g (0 versions)" in ok(cli("vocab", "delete", "g", "--yes"))
     assert golden.zk.exists(paths.vocab("g")) is None and not golden.store.exists(files[2])
     assert golden.store.list("vocab/g") == []
     assert json.loads(ok(cli("vocab", "list", "--json"))) == []

@@ -295,6 +295,9 @@ def resolve_version(zk: KazooClient, base: str, kind: str, name: str, version: i
         try:
             data, _ = zk.get(f"{base}/tags/{paths.check_name('tag', tag)}")
         except NoNodeError:
+            if not children(zk, f"{base}/versions"):
+                group = "vocab" if kind == "vocabulary" else kind
+                raise NotFoundError(f"{kind} {name!r} has no versions", hint=f"see: nlpzk {group} list") from None
             known = ", ".join(children(zk, f"{base}/tags")) or "none"
             raise NotFoundError(f"{kind} {name!r} has no tag {tag!r}", hint=f"known tags: {known}") from None
         version = paths.parse_version(data.decode())
