@@ -64,7 +64,8 @@ def render(data: dict[str, Any], jobs_first: bool = False) -> Group:
         rounds = f"{j['round']}/{j['rounds']}" if j["rounds"] else _n(j["round"])
         progress = f"{100 * j['progress']:.0f}%" if j["progress"] is not None else "-"
         state = j["state"] or "-"
-        state = f"[green]{state}[/]" if state == "running" else state
+        if state == "running":
+            state = "[green]running[/]" if j["workers_alive"] else "[yellow]no workers[/]"
         t.add_row(j["name"], state, rounds, progress, str(j["workers_alive"]), str(j["leases_held"]), _n(j["words_per_s"]), j["vocab"] or "-")
     parts.insert(2 if jobs_first else len(parts), t if data["jobs"] else Text("jobs: none"))
 

@@ -284,7 +284,11 @@ def status(
 
     def human(s):
         spec = s["spec"]
-        print(f"job {s['job']}: {s['state']}, round {s['round']}/{s['rounds']}, {s['words']:,}/{s['total_words']:,} words")
+        idle = s["state"] == "running" and not s["workers"]
+        state = "running, no worker joined (waiting for workers)" if idle else s["state"]
+        print(f"job {s['job']}: {state}, round {s['round']}/{s['rounds']}, {s['words']:,}/{s['total_words']:,} words")
+        if idle:
+            print(f"  start workers with: nlpzk train resume {s['job']} (here), or nlpzk train worker {s['job']} (on any machine)")
         print(f"  corpus {spec['corpus']}  vocab {spec['vocab']}@v{spec['vocab_version']}  merge {spec['merge']}  dim {spec['dim']}  epochs {spec['epochs']} x {spec['syncs_per_epoch']} syncs")
         for wid, w in s["workers"].items():
             print(f"  worker {wid}: round {w.get('round')}  {w.get('words_per_s', '-')} w/s  threads {w.get('threads')}")
@@ -314,7 +318,8 @@ def list_(ctx: typer.Context, as_json: bool = _util.JsonOption) -> None:
         if not rows:
             print("no training jobs")
         for j in rows:
-            print(f"{j['job']}: {j['state']} round {j['round']}/{j['rounds']} corpus {j['corpus']} vocab {j['vocab']} workers {j['workers']}")
+            state = "running (no workers)" if j["state"] == "running" and not j["workers"] else j["state"]
+            print(f"{j['job']}: {state} round {j['round']}/{j['rounds']} corpus {j['corpus']} vocab {j['vocab']} workers {j['workers']}")
             if j.get("scores"):
                 print("  " + _scores_line(j["scores"]))
 

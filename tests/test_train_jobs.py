@@ -676,3 +676,17 @@ def test_without_zookeeper_a_worker_exits_after_its_reconnect_limit_instead_of_h
     finally:
         own.close()
         server.stop()
+
+
+def test_a_job_with_no_worker_says_so_where_people_look(cluster, cli):
+    """`train run --workers 0 --no-wait` (or every worker gone): the job is `running` in its node, but
+    the human views say no worker is there and how to start one."""
+    _setup(cluster, shards=2)
+    res = cli("train", "run", "idle", "--corpus", "lee", "--vocab", "lee", "--workers", "0", "--no-wait", "--epochs", "1")
+    assert res.exit_code == 0, res.output
+    shown = cli("train", "status", "idle").stdout
+    assert "job idle: running, no worker joined (waiting for workers)" in shown
+    assert "nlpzk train resume idle" in shown and "nlpzk train worker idle" in shown
+    assert "idle: running (no workers) round 0/" in cli("train", "list").stdout
+    assert "no workers" in cli("status").stdout
+    assert json.loads(cli("train", "status", "idle", "--json").stdout)["state"] == "running"  # the node's state, for scripts
