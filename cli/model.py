@@ -273,7 +273,7 @@ def export(
     ctx: typer.Context,
     ref: str = RefArg,
     fmt: str = typer.Option("word2vec", "--format", "-f", help="word2vec (text), word2vec-bin, or tsv (TensorBoard projector)."),
-    out: str = typer.Option(..., "--out", "-o", help="Output file (word2vec formats) or directory (tsv)."),
+    out: str = typer.Option(..., "--out", "-o", help="Output file (word2vec formats; - for standard output, text only) or directory (tsv)."),
     as_json: bool = _util.JsonOption,
 ) -> None:
     """Write the vectors in a format other tools read (gensim load_word2vec_format, TensorBoard projector).
@@ -283,5 +283,11 @@ def export(
     from nlpzk.models import Model
 
     model = Model.open(ref, cluster=_util.cluster(ctx))
+    if out == "-" and as_json:
+        from nlpzk.errors import InvalidInputError
+
+        raise InvalidInputError("--json and --out - would share standard output", hint="drop --json, or give --out a file name")
     written = model.export(fmt, out)
+    if out == "-":
+        return  # the vectors were the output
     _util.emit({"model": model.ref, "format": fmt, "files": written}, as_json, lambda d: _util.out.print(f"wrote {', '.join(d['files'])}"))

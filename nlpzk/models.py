@@ -460,6 +460,8 @@ def export_vectors(kv, fmt: str, out: str) -> list[str]:
                 f"token {token!r} cannot be written in {fmt} format (it holds a separator)",
                 hint="export as another format, or re-ingest with whitespace tokens filtered",
             )
+    if out == "-" and fmt != "word2vec":
+        raise InvalidInputError(f"--out - (standard output) holds text only, not --format {fmt}", hint="give a file name (a directory for tsv), or use --format word2vec")
     if fmt == "tsv":
         _writable_dir(out, create=True)
         vec_path, meta_path = os.path.join(out, "vectors.tsv"), os.path.join(out, "metadata.tsv")
@@ -474,7 +476,6 @@ def export_vectors(kv, fmt: str, out: str) -> list[str]:
         atomic_local_write(meta_path, write_meta)
         return [vec_path, meta_path]
 
-    _writable_dir(os.path.dirname(os.path.abspath(out)), create=False)
     binary = fmt == "word2vec-bin"
 
     def write(fh) -> None:
@@ -487,6 +488,13 @@ def export_vectors(kv, fmt: str, out: str) -> list[str]:
                 # str() of a float32 is its shortest round-tripping form: reading it back gives the same bits
                 fh.write((token + " " + " ".join(str(v) for v in row) + "\n").encode())
 
+    if out == "-":
+        import sys
+
+        write(sys.stdout.buffer)
+        sys.stdout.flush()
+        return ["-"]
+    _writable_dir(os.path.dirname(os.path.abspath(out)), create=False)
     atomic_local_write(out, write)
     return [os.path.abspath(out)]
 

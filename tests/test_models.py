@@ -172,6 +172,21 @@ def test_export_formats_load_back_in_gensim_with_equal_vectors(cluster, register
         assert os.stat(tmp_path / name).st_mode & 0o777 == 0o640, name
 
 
+def test_export_to_standard_output(cluster, registered, cli, tmp_path):
+    """`--out -` wrote a file named '-'; it is standard output now (text word2vec only)."""
+    _, kv, _ = registered
+    res = cli("model", "export", "lee", "--out", "-")
+    assert res.exit_code == 0, res.output
+    (tmp_path / "piped.txt").write_bytes(res.stdout_bytes)
+    back = KeyedVectors.load_word2vec_format(str(tmp_path / "piped.txt"))
+    assert back.index_to_key == kv.index_to_key
+    np.testing.assert_array_equal(back.vectors, kv.vectors)
+    assert not os.path.exists("-")
+    for args in (["--format", "word2vec-bin"], ["--format", "tsv"], ["--json"]):
+        res = cli("model", "export", "lee", "--out", "-", *args)
+        assert res.exit_code == InvalidInputError.exit_code and "standard output" in one_line_error(res.stderr), args
+
+
 def test_export_to_an_unwritable_path_is_a_clear_error(cluster, registered, cli, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
