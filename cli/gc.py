@@ -26,17 +26,27 @@ def gc(
     """
     from nlpzk import gc as _gc
 
-    garbage = _gc.collect(_util.cluster(ctx), older_than=older_than, dry_run=dry_run, include_unknown=include_unknown)
+    cluster = _util.cluster(ctx)
+    garbage = _gc.collect(cluster, older_than=older_than, dry_run=dry_run, include_unknown=include_unknown)
     deleted = [g for g in garbage if not dry_run and (g.reason != "unknown owner" or include_unknown)]
+    # unregistered files too young to judge: said, so that "no garbage" does not hide them
+    young = [g for g in _gc.find_garbage(cluster, older_than=0.0) if g.age_seconds < older_than] if older_than > 0 else []
     data = {
         "dry_run": dry_run,
         "files": [dict(g.__dict__, deleted=g in deleted) for g in garbage],
         "bytes": sum(g.bytes for g in deleted),
+        "younger_kept": len(young),
     }
+
+    def kept_line(d) -> None:
+        if d["younger_kept"]:
+            n = d["younger_kept"]
+            _util.out.print(f"kept {n} unregistered file{'' if n == 1 else 's'} younger than {older_than:g} s (a writer may be about to register them; --older-than 0 includes them)")
 
     def human(d):
         if not d["files"]:
-            _util.out.print("no garbage")
+            _util.out.print(f"no garbage older than {older_than:g} s")
+            kept_line(d)
             return
         table = Table("file", "size", "age (s)", "why", "deleted")
         for f in d["files"]:
@@ -46,5 +56,6 @@ def gc(
             _util.out.print(f"would delete {sum(f['reason'] != 'unknown owner' or include_unknown for f in d['files'])} files")
         else:
             _util.out.print(f"deleted {sum(f['deleted'] for f in d['files'])} files, {_util.human_bytes(d['bytes'])}")
+        kept_line(d)
 
     _util.emit(data, as_json, human)

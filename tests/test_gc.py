@@ -39,6 +39,7 @@ def test_gc_finds_only_unregistered_old_files(cluster, cli):
     result = cli("gc", "--dry-run", "--json")
     assert result.exit_code == 0, result.output
     assert {f["path"] for f in json.loads(result.stdout)["files"]} == set(found)
+    assert json.loads(result.stdout)["younger_kept"] == 1  # the young file: said, not hidden
     assert cluster.store.exists(orphan.info.path)
 
     result = cli("gc", "--json")
@@ -46,6 +47,8 @@ def test_gc_finds_only_unregistered_old_files(cluster, cli):
     assert not cluster.store.exists(orphan.info.path) and not cluster.store.exists(tmp)
     for rel in (w.info.path, young, "unmanaged/notes.txt"):
         assert cluster.store.exists(rel)
+    shown = cli("gc").stdout
+    assert "no garbage older than 3600 s" in shown and "kept 1 unregistered file younger than 3600 s" in shown
     assert list(Corpus.open("g", cluster=cluster).sentences()) == [["a"]]
 
 
