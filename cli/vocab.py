@@ -85,8 +85,8 @@ def list_cmd(
         def human(rows):
             t = Table("name", "versions", "tags")
             for r in rows:
-                # v3, as everywhere else people read versions (the JSON keeps the znode's name)
-                t.add_row(r["name"] + (" (being deleted)" if r.get("deleting") else ""), str(r["versions"]), ", ".join(f"{k}=v{int(v.lstrip('v'))}" for k, v in sorted(r["tags"].items())))
+                # tag->v3, as model list and status print them
+                t.add_row(r["name"] + (" (being deleted)" if r.get("deleting") else ""), str(r["versions"]), ", ".join(f"{k}->v{v}" for k, v in sorted(r["tags"].items())) or "-")
             _util.out.print(t)
 
         _util.emit(rows, as_json, human)

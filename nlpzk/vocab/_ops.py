@@ -39,14 +39,15 @@ def versions(cluster: Cluster, name: str) -> list[dict[str, Any]]:
     tags = versioned.tags(cluster.zk, base)
     out = []
     for number, doc in registry.list_versions(cluster.zk, base):
-        row = dict(doc, version=number, name=paths.version_name(number))
+        row = dict(doc, name=name, version=number, version_name=paths.version_name(number))
         row["tags"] = sorted(t for t, v in tags.items() if v == number)
         out.append(row)
     return out
 
 
 def vocabularies(cluster: Cluster) -> list[dict[str, Any]]:
-    """One row per vocabulary: its name, number of versions and tags."""
+    """One row per vocabulary: its name, number of versions and tags (``{tag: version number}``, as
+    ``model list`` and ``status`` give them)."""
     rows = []
     for name in Vocabulary.names(cluster=cluster):
         base = paths.vocab(name)
@@ -54,7 +55,7 @@ def vocabularies(cluster: Cluster) -> list[dict[str, Any]]:
             {
                 "name": name,
                 "versions": len(registry.children(cluster.zk, f"{base}/versions")),
-                "tags": {t: paths.version_name(v) for t, v in versioned.tags(cluster.zk, base).items()},
+                "tags": dict(sorted(versioned.tags(cluster.zk, base).items())),
                 "deleting": registry.is_deleting(cluster.zk, base),
             }
         )
