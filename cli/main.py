@@ -91,7 +91,7 @@ app.command("demo")(demo.demo)
 
 
 def main() -> None:
-    app()
+    app(prog_name="nlpzk")  # also under `python -m nlpzk`: usage lines name the command people type
 
 
 if __name__ == "__main__":

@@ -157,7 +157,7 @@ def eval_cmd(
     against: Optional[str] = typer.Option(None, "--against", metavar="OTHER", help="Evaluate another model too and print both side by side."),
     only: Optional[List[str]] = typer.Option(None, "--only", help="Run only these benchmarks: wordsim353, simlex999, analogy, sentiment, heldout."),
     workers: Optional[int] = typer.Option(None, "--workers", "-k", min=0, help="Also compute held-out loss over corpus shards with K local worker processes (leased shards)."),
-    corpus: Optional[str] = typer.Option(None, "--corpus", help="Held-out corpus for --workers (default: the corpus the job trained on)."),
+    corpus: Optional[str] = typer.Option(None, "--corpus", help="Held-out corpus for --workers / --only heldout (default: the corpus the job trained on)."),
     save: bool = typer.Option(True, "--save/--no-save", help="Store the scores on the model version's znode."),
     sections: bool = typer.Option(False, "--sections", help="Also print analogy accuracy per section."),
     as_json: bool = _util.JsonOption,
@@ -179,6 +179,8 @@ def eval_cmd(
     cluster = _util.cluster(ctx)
     benchmarks = tuple(b for b in only if b != "heldout") if only else BENCHMARKS
     heldout = workers is not None or (only is not None and "heldout" in only)
+    if corpus is not None and not heldout:
+        raise InvalidInputError("--corpus is the held-out corpus: it needs --workers K (or --only heldout)", hint=f"e.g. nlpzk model eval {ref} --workers 2 --corpus {corpus}")
     results = []
     for r in [ref] + ([against] if against else []):
         name, version, tag = parse_ref(r)

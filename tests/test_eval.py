@@ -140,6 +140,9 @@ def test_cli_eval_against_prints_both_models_and_saves(cluster, cli):
     assert "SimLex-999 Spearman" in res.stdout
     # scores merge: the earlier benchmarks stay on the znode
     assert set(model_doc(cluster, "lee", 1)["eval"]) == {"wordsim353", "sentiment", "simlex999"}
+    # --corpus alone was ignored without a word; it names the held-out corpus, which needs --workers
+    res = cli("model", "eval", "lee", "--corpus", "lee")
+    assert res.exit_code == 5 and "--corpus is the held-out corpus: it needs --workers K" in res.stderr
 
 
 def test_showcase_for_the_demo(cluster):
