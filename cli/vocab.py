@@ -83,6 +83,9 @@ def list_cmd(
         rows = vocabularies(cluster)
 
         def human(rows):
+            if not rows:
+                _util.out.print("no vocabularies yet — build one: nlpzk vocab build NAME --corpus CORPUS")
+                return
             t = Table("name", "versions", "tags")
             for r in rows:
                 # tag->v3, as model list and status print them
@@ -290,7 +293,8 @@ def lookup_cmd(
             if ids:
                 print(f"{r['id']}\t{r['token'] if r['token'] is not None else '(no such id)'}\t{r['count'] if r['count'] is not None else ''}")
             else:
-                print(f"{r['token']}\t{r['id'] if r['id'] is not None else '(unknown)'}\t{r['count']}")
+                flag = "" if r["id"] is None else ("\tactive" if r["active"] else "\tinactive (below min-count)")
+                print(f"{r['token']}\t{r['id'] if r['id'] is not None else '(unknown)'}\t{r['count']}{flag}")
 
     _util.emit({"name": view.name, "version": view.version, "results": rows}, as_json, lambda d: human(d["results"]))
 

@@ -92,7 +92,7 @@ def status(ctx: typer.Context, as_json: bool = _util.JsonOption) -> None:
 
 
 @app.command("tree")
-def tree(ctx: typer.Context, path: str = typer.Argument("/", help="Path under the chroot."), depth: int = typer.Option(4, help="How deep to go.")) -> None:
+def tree(ctx: typer.Context, path: str = typer.Argument("/", help="Path under the chroot."), depth: int = typer.Option(4, min=0, help="How deep to go (0: the node alone).")) -> None:
     """Print the znodes under the chroot (a quick look at the registry).
 
     Example: nlpzk zk tree /vocab --depth 3

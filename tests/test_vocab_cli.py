@@ -79,7 +79,8 @@ def test_diff_export_lookup(cli, golden, tmp_path):
     ]
     r = json.loads(ok(cli("vocab", "lookup", "g@v1", "--ids", "0", "4", "99", "--json")))["results"]
     assert r == [{"id": 0, "token": "the", "count": 4}, {"id": 4, "token": "sat", "count": 2}, {"id": 99, "token": None, "count": None}]
-    assert ok(cli("vocab", "lookup", "g", "zebra")).split() == ["zebra", "7", "2"]
+    assert ok(cli("vocab", "lookup", "g", "zebra")).rstrip("\n").split("\t") == ["zebra", "7", "2", "active"]
+    assert ok(cli("vocab", "lookup", "g", "unicorn")).rstrip("\n").split("\t") == ["unicorn", "(unknown)", "0"]
 
 
 def test_encode_uses_the_corpus_tokenizer(cli, cluster, tmp_path):
@@ -173,6 +174,7 @@ def test_delete_a_version_then_the_whole_vocabulary(cli, golden):
     assert golden.zk.exists(paths.vocab("g")) is None and not golden.store.exists(files[2])
     assert golden.store.list("vocab/g") == []
     assert json.loads(ok(cli("vocab", "list", "--json"))) == []
+    assert "no vocabularies yet" in ok(cli("vocab", "list"))
 
 
 def test_delete_is_refused_while_a_model_or_a_job_uses_it(cli, cluster):
