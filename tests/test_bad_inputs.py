@@ -223,7 +223,7 @@ INPUTS = [
     ("ingest-fifo", ["corpus", "ingest", "b", "{in}/fifo.txt"], INVALID, "fifo.txt: not a regular file"),
     ("ingest-dev-zero", ["corpus", "ingest", "b", "/dev/zero"], INVALID, "/dev/zero: not a regular file"),
     ("ingest-no-args-dir-of-dirs", ["corpus", "ingest", "b", "{in}/out_dir"], INVALID, "out_dir: directory has no readable input files"),
-    ("ingest-glob-matches-nothing", ["corpus", "ingest", "b", "{in}/*.nosuch"], INVALID, "*.nosuch"),
+    ("ingest-glob-matches-nothing", ["corpus", "ingest", "b", "{in}/*.nosuch"], INVALID, "*.nosuch: no file matches this pattern — check the pattern"),
     # encodings and binary data
     ("ingest-utf16-bom", ["corpus", "ingest", "b", "{in}/utf16.txt"], INVALID, "utf16.txt: looks binary (NUL byte at offset 3), not UTF-8 text — ingest text files only (UTF-16 must be converted to UTF-8)"),
     ("ingest-utf16-bom-jsonl", ["corpus", "ingest", "b", "{in}/utf16be.jsonl"], INVALID, "utf16be.jsonl: looks binary (NUL byte at offset 2), not UTF-8 text — ingest text files only (UTF-16"),
@@ -242,20 +242,20 @@ INPUTS = [
     ("ingest-plain-text-named-gz", ["corpus", "ingest", "b", "{in}/text.txt.gz"], INVALID, "text.txt.gz: corrupt gzip data"),
     # a corpus's tokenizer options are fixed when it is created
     ("ingest-into-corpus-with-other-options", ["corpus", "ingest", "c", "{in}/good.txt", "--no-lowercase"], errors.ConflictError.exit_code, "corpus 'c' exists with other options: lowercase True (not False)"),
-    ("ingest-empty-lang", ["corpus", "ingest", "b", "{in}/good.txt", "--lang", ""], CONFIG, "tokenizer option lang must be a language code"),
+    ("ingest-empty-lang", ["corpus", "ingest", "b", "{in}/good.txt", "--lang", ""], CONFIG, "tokenizer option --lang must be a language code, not '' — use a spaCy language code such as en"),
     # malformed JSONL / CSV
     ("ingest-jsonl-array", ["corpus", "ingest", "b", "{in}/array.jsonl"], INVALID, "array.jsonl:2: no 'text' field (found: list)"),
     ("ingest-jsonl-scalar", ["corpus", "ingest", "b", "{in}/scalar.jsonl"], INVALID, "scalar.jsonl:2: no 'text' field (found: str)"),
-    ("ingest-jsonl-number-text", ["corpus", "ingest", "b", "{in}/number_text.jsonl"], INVALID, "number_text.jsonl:2: field 'text' is a int, not a string"),
+    ("ingest-jsonl-number-text", ["corpus", "ingest", "b", "{in}/number_text.jsonl"], INVALID, "number_text.jsonl:2: field 'text' is a number, not a string — make that field a JSON string"),
     ("ingest-jsonl-truncated", ["corpus", "ingest", "b", "{in}/truncated.jsonl"], INVALID, "truncated.jsonl:2: not valid JSON"),
     ("ingest-csv-no-column", ["corpus", "ingest", "b", "{in}/nocolumn.csv"], INVALID, "nocolumn.csv:1: no column 'text' (columns: title, body)"),
     ("ingest-text-field-missing", ["corpus", "ingest", "b", "{in}/array.jsonl", "--text-field", "body"], INVALID, "array.jsonl:1: no 'body' field (found: text)"),
     # absurd ingest options
-    ("ingest-shard-tokens-0", ["corpus", "ingest", "b", "{in}/good.txt", "--shard-tokens", "0"], INVALID, "--shard-tokens must be positive"),
-    ("ingest-processes-0", ["corpus", "ingest", "b", "{in}/good.txt", "--processes", "0"], INVALID, "--processes must be at least 1"),
-    ("ingest-max-line-bytes-0", ["corpus", "ingest", "b", "{in}/good.txt", "--max-line-bytes", "0"], INVALID, "max_line_bytes must be positive"),
-    ("ingest-max-token-length-0", ["corpus", "ingest", "b", "{in}/good.txt", "--max-token-length", "0"], CONFIG, "max_token_length must be an integer >= 1"),
-    ("ingest-min-sentence-tokens-negative", ["corpus", "ingest", "b", "{in}/good.txt", "--min-sentence-tokens", "-1"], CONFIG, "min_sentence_tokens must be an integer >= 1"),
+    ("ingest-shard-tokens-0", ["corpus", "ingest", "b", "{in}/good.txt", "--shard-tokens", "0"], INVALID, "--shard-tokens must be positive, not 0 — give the tokens per shard, e.g. --shard-tokens 1000000"),
+    ("ingest-processes-0", ["corpus", "ingest", "b", "{in}/good.txt", "--processes", "0"], INVALID, "--processes must be at least 1, not 0 — use --processes 1"),
+    ("ingest-max-line-bytes-0", ["corpus", "ingest", "b", "{in}/good.txt", "--max-line-bytes", "0"], INVALID, "--max-line-bytes must be positive, not 0 — give the longest line (document) to accept, in bytes"),
+    ("ingest-max-token-length-0", ["corpus", "ingest", "b", "{in}/good.txt", "--max-token-length", "0"], CONFIG, "tokenizer option --max-token-length must be an integer >= 1, not 0 — give the longest token to keep, in characters, e.g. --max-token-length 50"),
+    ("ingest-min-sentence-tokens-negative", ["corpus", "ingest", "b", "{in}/good.txt", "--min-sentence-tokens", "-1"], CONFIG, "tokenizer option --min-sentence-tokens must be an integer >= 1, not -1 — give the fewest tokens"),
     # vocab encode / export: files and outputs
     ("encode-directory", ["vocab", "encode", "v", "{in}/out_dir"], INVALID, "out_dir is a directory"),
     ("encode-binary-file", ["vocab", "encode", "v", "{in}/random.txt"], INVALID, "random.txt is not UTF-8 text"),

@@ -568,9 +568,11 @@ def ingest(
     opts = tokenizer_options(options)
     read = read or ReadOptions()
     if shard_tokens < 1:
-        raise InvalidInputError("--shard-tokens must be positive")
+        raise InvalidInputError(f"--shard-tokens must be positive, not {shard_tokens}", hint="give the tokens per shard, e.g. --shard-tokens 1000000 (the default)")
     if processes < 1:
-        raise InvalidInputError("--processes must be at least 1")
+        raise InvalidInputError(
+            f"--processes must be at least 1, not {processes}", hint=f"use --processes 1 to tokenize in this process only, or up to the number of cores ({os.cpu_count() or 1})"
+        )
     # Everything that can be refused without side effects is refused before touching ZooKeeper.
     _WORKER.tokenizer(opts)  # an unknown language or missing lemma table fails here; kept for the run
     summary = Summary(corpus=name)

@@ -53,7 +53,10 @@ class ReadOptions:
         if self.doc_mode not in ("line", "paragraph"):
             raise InvalidInputError(f"unknown document mode {self.doc_mode!r}", hint="use line or paragraph")
         if self.max_line_bytes < 1:
-            raise InvalidInputError("max_line_bytes must be positive")
+            raise InvalidInputError(
+                f"--max-line-bytes must be positive, not {self.max_line_bytes}",
+                hint="give the longest line (document) to accept, in bytes, e.g. --max-line-bytes 1000000 (the default)",
+            )
 
     def key_part(self, fmt: str) -> str:
         if fmt == "txt":
@@ -123,7 +126,10 @@ def discover(paths: list[str]) -> list[InputFile]:
         elif _GLOB_CHARS & set(arg):
             matches = sorted(m for m in glob.glob(arg, recursive=True) if os.path.isfile(m))
             if not matches:
-                raise InvalidInputError(f"{arg}: no file matches this pattern")
+                raise InvalidInputError(
+                    f"{arg}: no file matches this pattern",
+                    hint="check the pattern and the directory (ls it); quote it so the shell does not expand it, and use ** for subdirectories",
+                )
             for m in matches:
                 add(m, True)
         elif os.path.exists(arg):
@@ -322,7 +328,10 @@ class DocumentReader:
             if value is None:
                 continue
             if not isinstance(value, str):
-                raise InvalidInputError(f"{self.file.path}:{lineno}: field {field!r} is a {type(value).__name__}, not a string")
+                raise InvalidInputError(
+                    f"{self.file.path}:{lineno}: field {field!r} is {_json_type(value)}, not a string",
+                    hint="make that field a JSON string (or null to skip the line), or pick another field with --text-field",
+                )
             text = value.strip()
             if text:
                 yield lineno, text
@@ -392,6 +401,19 @@ class DocumentReader:
                     text = value.strip()
                     if text:
                         yield row, text
+
+
+def _json_type(value: object) -> str:
+    """What a parsed JSON value is, as a user reading the file would say it ("a number", "an object")."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    return f"a {type(value).__name__}"
 
 
 def _printable(name: str) -> str:
