@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import uuid
 from typing import Any, Sequence
 
@@ -81,7 +82,9 @@ def build(
     specials = _table.check_params(min_count, max_size, specials)
     tags = [paths.check_tag(t) for t in tags]
     if not isinstance(processes, int) or processes < 1:
-        raise InvalidInputError(f"processes must be an integer >= 1, not {processes!r}")
+        raise InvalidInputError(
+            f"--processes must be an integer >= 1, not {processes!r}", hint=f"use --processes 1 to count in this process only, or up to the number of cores ({os.cpu_count() or 1})"
+        )
 
     parent_number = parent_table = None
     parent_specials: list[str] = []

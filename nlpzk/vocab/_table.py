@@ -44,14 +44,21 @@ TABLE_SCHEMA = pa.schema(
 def check_params(min_count: int, max_size: int | None, specials: Sequence[str]) -> list[str]:
     """Validate build parameters; return the specials as a list of distinct non-empty strings."""
     if not isinstance(min_count, int) or min_count < 1:
-        raise InvalidInputError(f"min_count must be an integer >= 1, not {min_count!r}")
+        raise InvalidInputError(
+            f"--min-count must be an integer >= 1, not {min_count!r}", hint="--min-count N leaves out tokens seen fewer than N times; 1 (the default) keeps every token"
+        )
     specials = list(specials)
     if any(not isinstance(s, str) or not s for s in specials):
-        raise InvalidInputError(f"specials must be non-empty strings: {specials!r}")
+        raise InvalidInputError(f"--specials must be non-empty strings: {specials!r}", hint='give them comma-separated, e.g. --specials "<unk>,<pad>"')
     if len(set(specials)) != len(specials):
-        raise InvalidInputError(f"specials repeat a token: {specials!r}")
+        repeated = sorted({s for s in specials if specials.count(s) > 1})
+        raise InvalidInputError(
+            f"--specials list {', '.join(repeated)} more than once: {specials!r}", hint='list each special token once, e.g. --specials "<unk>,<pad>"'
+        )
     if max_size is not None and (not isinstance(max_size, int) or max_size < max(1, len(specials))):
-        raise InvalidInputError(f"max_size must be an integer >= {max(1, len(specials))} (room for the specials), not {max_size!r}")
+        raise InvalidInputError(
+            f"--max-size must be an integer >= {max(1, len(specials))} (room for the specials), not {max_size!r}", hint="give the most ids to keep, or leave --max-size out for no limit"
+        )
     return specials
 
 
