@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import stat
 import sys
 from typing import List, Optional
@@ -23,6 +24,19 @@ def _open(ctx: typer.Context, spec: str):
 
     name, version, tag = parse_spec(spec)
     return Vocabulary.open(name, version, tag, cluster=_util.cluster(ctx))
+
+
+def _convert_hint(path: str) -> str:
+    """How to turn a file that is not UTF-8 into one: iconv from its encoding (UTF-16 if it starts with a BOM)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(2)
+    except OSError:
+        head = b""
+    source = "utf-16" if head in (b"\xff\xfe", b"\xfe\xff") else "latin1"
+    src = shlex.quote(path)
+    dst = shlex.quote(os.path.splitext(path)[0] + ".utf8.txt")
+    return f"convert it to UTF-8 first, e.g. iconv -f {source} -t utf-8 {src} > {dst} (file -i {src} tells its encoding)"
 
 
 def _summary(view) -> dict:
@@ -327,7 +341,9 @@ def encode_cmd(
             try:
                 texts.append(sys.stdin.buffer.read().decode("utf-8"))
             except UnicodeDecodeError as exc:
-                raise InvalidInputError(f"standard input is not UTF-8 text (byte {exc.start + 1})") from None
+                raise InvalidInputError(
+                    f"standard input is not UTF-8 text (byte {exc.start + 1})", hint="pipe it through iconv first, e.g. ... | iconv -f latin1 -t utf-8 | nlpzk vocab encode SPEC"
+                ) from None
             continue
         try:
             if os.path.exists(f) and not os.path.isdir(f) and not stat.S_ISREG(os.stat(f).st_mode):
@@ -336,13 +352,13 @@ def encode_cmd(
             with open(f, encoding="utf-8") as fh:
                 texts.append(fh.read())
             if "\x00" in texts[-1]:
-                raise InvalidInputError(f"input file {f} looks binary (it has NUL bytes), not text")
+                raise InvalidInputError(f"input file {f} looks binary (it has NUL bytes), not text", hint="encode text files only (UTF-16 must be converted: iconv -f utf-16 -t utf-8)")
         except FileNotFoundError:
-            raise NotFoundError(f"input file {f} does not exist") from None
+            raise NotFoundError(f"input file {f} does not exist", hint="check the path, or pass - (or nothing) to read standard input") from None
         except IsADirectoryError:
             raise InvalidInputError(f"input file {f} is a directory", hint="pass text files (or - for stdin)") from None
         except UnicodeDecodeError:
-            raise InvalidInputError(f"input file {f} is not UTF-8 text") from None
+            raise InvalidInputError(f"input file {f} is not UTF-8 text", hint=_convert_hint(f)) from None
     import numpy as np
 
     sentences = [s for text in texts for s in tokenize(text)]
