@@ -184,6 +184,8 @@ NAMES = [
     ("model-register-unfinished-job", ["model", "register", "j"], TRAINING, "has not finished"),
     ("model-similar-unknown", ["model", "similar", "x@v99", "word"], NOT_FOUND, "unknown model 'x'"),
     ("model-analogy-unknown", ["model", "analogy", "x", "a", "b", "c"], NOT_FOUND, "unknown model 'x'"),
+    ("model-eval-worker-unknown-model", ["model", "eval-worker", "nosuch", "e-x"], NOT_FOUND, "unknown model 'nosuch' — see: nlpzk model list"),
+    ("model-eval-worker-unknown-eval", ["model", "eval-worker", "m", "e-x"], NOT_FOUND, "model 'm' has no evaluation e-x (it finished and was cleaned up, or never started) — start one with: nlpzk model eval m --workers K"),
     ("model-export-bad-format", ["model", "export", "m", "--format", "xml", "--out", "{in}/out.xml"], INVALID, "unknown export format 'xml'"),
     ("model-eval-unknown-benchmark", ["model", "eval", "m", "--only", "nosuch", "--no-save"], INVALID, "unknown benchmark 'nosuch'"),
     ("train-status-unknown", ["train", "status", "nosuch"], NOT_FOUND, "unknown training job 'nosuch'"),

@@ -140,7 +140,14 @@ def start(cluster: Cluster, name: str, version: int | None = None, tag: str | No
 def work(cluster: Cluster, name: str, eval_id: str, *, owner: str | None = None, poll: float = 1.0, stop: threading.Event | None = None) -> dict[str, Any]:
     """Score shards of evaluation ``eval_id`` until none is left. Returns ``{worker, shards, fenced}``."""
     base = paths.model_eval(name, eval_id)
-    doc, _ = registry.get_json(cluster.zk, base, what=f"evaluation {eval_id} of model {name!r}")
+    if not cluster.zk.exists(paths.model(name)):
+        raise NotFoundError(f"unknown model {name!r}", hint="see: nlpzk model list")
+    doc = registry.maybe_json(cluster.zk, base)
+    if doc is None:
+        raise NotFoundError(
+            f"model {name!r} has no evaluation {eval_id} (it finished and was cleaned up, or never started)",
+            hint=f"start one with: nlpzk model eval {name} --workers K",
+        )
     owner = owner or f"{socket.gethostname()[:20]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     model = Model.open(name, version=int(doc["version"]), cluster=cluster)
     kv = model.kv
