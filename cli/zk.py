@@ -87,7 +87,12 @@ def status(ctx: typer.Context, as_json: bool = _util.JsonOption) -> None:
             r.update(embedded=True, pid=server.pid(), dir=str(server.dir))
     _util.emit({"chroot": chroot, "servers": rows}, as_json, lambda d: _print_rows(d["servers"]))
     if not any(r["serving"] for r in rows):
-        _util.error_line(f"no ZooKeeper server answers at {hosts}" + (" (start it with: nlpzk zk start)" if cfg.embedded else ""))
+        if cfg.embedded:
+            hint = "start it with: nlpzk zk start"
+        else:
+            where = "--zk" if cfg.source("zk") == "flag" else cfg.source("zk")
+            hint = f"check the address (from {where}) and that a ZooKeeper server runs there"
+        _util.error_line(f"no ZooKeeper server answers at {hosts} — {hint}")
         raise typer.Exit(3)
 
 

@@ -402,6 +402,7 @@ def test_unreachable_zookeeper_fails_fast_with_one_line(world, tmp_path):
         assert proc.returncode == UNAVAILABLE, (argv, proc.returncode, err)
         line = one_line_error(err)
         assert f"127.0.0.1:{port}" in line, line
+        assert " — check " in line, line  # what is wrong, then what to do
     assert _files(world["cluster"]) == store_before
 
 
