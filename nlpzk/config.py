@@ -100,20 +100,22 @@ class Config:
         if toml_path is True:
             toml_path = environ.get("NLPZK_CONFIG") or ("nlpzk.toml" if os.path.exists("nlpzk.toml") else None)
             if toml_path and not os.path.exists(toml_path):
-                raise ConfigError(f"config file {toml_path} (from NLPZK_CONFIG) does not exist")
+                raise ConfigError(f"config file {toml_path} (from NLPZK_CONFIG) does not exist", hint="fix the path in NLPZK_CONFIG, or unset it")
         if toml_path:
             file_name = str(toml_path)
             try:
                 with open(toml_path, "rb") as fh:
                     file_values = tomllib.load(fh)
             except FileNotFoundError:
-                raise ConfigError(f"config file {toml_path} does not exist") from None
+                raise ConfigError(f"config file {toml_path} does not exist", hint="check the path given to --config") from None
             except tomllib.TOMLDecodeError as exc:
-                raise ConfigError(f"config file {toml_path} is not valid TOML: {exc}") from None
+                raise ConfigError(f"config file {toml_path} is not valid TOML: {exc}", hint='fix it there (settings look like: zk = "host:2181")') from None
             except UnicodeDecodeError:  # tomllib decodes before parsing: a binary file fails here
-                raise ConfigError(f"config file {toml_path} is not UTF-8 text") from None
+                raise ConfigError(
+                    f"config file {toml_path} is not UTF-8 text", hint="TOML files are UTF-8: convert it (e.g. iconv -f latin1 -t utf-8), or check that the path names the right file"
+                ) from None
             except IsADirectoryError:
-                raise ConfigError(f"config file {toml_path} is a directory") from None
+                raise ConfigError(f"config file {toml_path} is a directory", hint="give the path of a .toml file, e.g. nlpzk.toml") from None
             if isinstance(file_values.get("nlpzk"), dict):
                 # keys at top level and under [nlpzk] both count; the same key in both is ambiguous
                 table = file_values.pop("nlpzk")
@@ -149,15 +151,35 @@ class Config:
 
     def _validate(self) -> None:
         if self.acl_others not in ("read", "none"):
-            raise ConfigError(f"acl_others must be 'read' or 'none', not {self.acl_others!r}")
+            raise ConfigError(
+                f"{self._label('acl_others')} must be 'read' or 'none', not {self.acl_others!r}",
+                hint="read: others may read the nodes nlpzk creates; none: only the --auth user may",
+            )
         if self.auth is not None and ":" not in self.auth:
-            raise ConfigError("auth must look like user:password")
-        if self.connect_timeout <= 0 or self.session_timeout <= 0:
-            raise ConfigError("timeouts must be positive numbers of seconds")
+            # never echo the value: it may be a password typed in the wrong place
+            raise ConfigError(f"{self._label('auth')} must look like user:password", hint="give ZooKeeper digest credentials as USER:PASSWORD, e.g. --auth alice:s3cret")
+        for name in ("connect_timeout", "session_timeout"):
+            if getattr(self, name) <= 0:
+                default = next(f.default for f in dataclasses.fields(self) if f.name == name)
+                raise ConfigError(
+                    f"{self._label(name)} must be a positive number of seconds, not {getattr(self, name):g}",
+                    hint=f"e.g. --{name.replace('_', '-')} {default:g} (the default)",
+                )
         if not (0 < self.zk_port < 65536):
-            raise ConfigError(f"zk_port {self.zk_port} is not a TCP port")
+            raise ConfigError(f"{self._label('zk_port')} {self.zk_port} is not a TCP port", hint=f"use a port from 1 to 65535 (default {DEFAULT_EMBEDDED_PORT})")
         if self.zk is not None and not self.zk.strip():
-            raise ConfigError("zk is empty", hint="give host:port[,host:port...][/chroot]")
+            raise ConfigError(f"{self._label('zk')} is empty", hint="give host:port[,host:port...][/chroot]")
+
+    def _label(self, name: str) -> str:
+        """How the user set ``name``: the flag (``--zk-port``), the variable (``NLPZK_ZK_PORT``) or the file's key."""
+        src = self.source(name)
+        if src == "flag":
+            return "--" + name.replace("_", "-")
+        if src.startswith("env "):
+            return src[len("env ") :]
+        if src.startswith("file "):
+            return f"{name} in {src[len('file ') :]}"
+        return name
 
     # -- derived values -----------------------------------------------------------------------
 
@@ -211,6 +233,14 @@ class Config:
         return rows
 
 
+_TYPE_HINTS = {
+    int: "give a whole number, e.g. 12181",
+    float: "give a number of seconds, e.g. 5 or 0.5",
+    bool: "use true or false (also 1/0, yes/no, on/off)",
+    str: "give a text value",
+}
+
+
 def _coerce(name: str, raw: Any, typ: type, src: str) -> Any:
     try:
         if typ is bool:
@@ -224,4 +254,4 @@ def _coerce(name: str, raw: Any, typ: type, src: str) -> Any:
             raise ValueError(raw)
         return typ(raw)
     except (TypeError, ValueError):
-        raise ConfigError(f"{name} from {src} is not a valid {typ.__name__}: {raw!r}") from None
+        raise ConfigError(f"{name} from {src} is not a valid {typ.__name__}: {raw!r}", hint=_TYPE_HINTS[typ]) from None

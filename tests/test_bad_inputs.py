@@ -269,11 +269,12 @@ INPUTS = [
     ("export-onto-a-directory", ["vocab", "export", "v", "--out", "{in}/out_dir"], INVALID, "out_dir is a directory"),
     ("model-export-onto-a-directory", ["model", "export", "m", "--out", "{in}/out_dir"], INVALID, "out_dir"),
     # configuration
-    ("config-file-missing", ["--config", "{in}/nosuch.toml", "corpus", "list"], CONFIG, "nosuch.toml does not exist"),
+    ("config-file-missing", ["--config", "{in}/nosuch.toml", "corpus", "list"], CONFIG, "nosuch.toml does not exist — check the path given to --config"),
     ("config-file-malformed", ["--config", "{in}/bad.toml", "corpus", "list"], CONFIG, "bad.toml is not valid TOML"),
     ("config-file-binary", ["--config", "{in}/random.txt", "corpus", "list"], CONFIG, "random.txt is not UTF-8 text"),
-    ("connect-timeout-negative", ["--connect-timeout", "-1", "corpus", "list"], CONFIG, "timeouts must be positive"),
-    ("acl-others-bad", ["--auth", "u:p", "--acl-others", "write", "corpus", "list"], CONFIG, "acl_others must be 'read' or 'none', not 'write'"),
+    ("connect-timeout-negative", ["--connect-timeout", "-1", "corpus", "list"], CONFIG, "--connect-timeout must be a positive number of seconds, not -1 — e.g. --connect-timeout 5"),
+    ("auth-without-colon", ["--auth", "nocolon", "corpus", "list"], CONFIG, "--auth must look like user:password — give ZooKeeper digest credentials as USER:PASSWORD"),
+    ("acl-others-bad", ["--auth", "u:p", "--acl-others", "write", "corpus", "list"], CONFIG, "--acl-others must be 'read' or 'none', not 'write' — read: others may read"),
     # usage errors (click) must also be one line
     ("similar-topn-0", ["model", "similar", "m", "word", "-n", "0"], USAGE, "topn"),
     ("gc-older-than-negative", ["gc", "--older-than", "-1", "--dry-run"], USAGE, "older-than"),
@@ -285,7 +286,7 @@ INPUTS = [
     ("model-eval-workers-negative", ["model", "eval", "m", "--workers", "-1"], USAGE, "--workers"),
     ("ensemble-zero-servers", ["zk", "ensemble", "start", "--servers", "0"], USAGE, "--servers"),
     ("ensemble-too-many-servers", ["zk", "ensemble", "status", "--servers", "10"], USAGE, "--servers"),
-    ("config-show-bad-acl", ["--auth", "u:p", "--acl-others", "all", "config", "show"], CONFIG, "acl_others must be 'read' or 'none', not 'all'"),
+    ("config-show-bad-acl", ["--auth", "u:p", "--acl-others", "all", "config", "show"], CONFIG, "--acl-others must be 'read' or 'none', not 'all'"),
     ("similar-topn-not-an-int", ["model", "similar", "m", "word", "-n", "x"], USAGE, "topn"),
     ("model-eval-unknown-benchmark", ["model", "eval", "m", "--only", "bogus"], INVALID, "choose from: wordsim353, simlex999, analogy, sentiment, heldout"),
     ("vocab-show-head-negative", ["vocab", "show", "v", "--head", "-1"], USAGE, "--head"),
@@ -429,11 +430,11 @@ def _app():
 @pytest.mark.parametrize(
     "variable,value,needle",
     [
-        ("NLPZK_CONNECT_TIMEOUT", "abc", "NLPZK_CONNECT_TIMEOUT is not a valid float: 'abc'"),
-        ("NLPZK_SESSION_TIMEOUT", "-3", "timeouts must be positive"),
+        ("NLPZK_CONNECT_TIMEOUT", "abc", "NLPZK_CONNECT_TIMEOUT is not a valid float: 'abc' — give a number of seconds"),
+        ("NLPZK_SESSION_TIMEOUT", "-3", "NLPZK_SESSION_TIMEOUT must be a positive number of seconds, not -3 — e.g. --session-timeout 10"),
         ("NLPZK_ZK", "host:notaport", "bad ZooKeeper address 'host:notaport'"),
         ("NLPZK_ZK_PORT", "70000", "port"),
-        ("NLPZK_CONFIG", "/nonexistent/nlpzk.toml", "/nonexistent/nlpzk.toml"),
+        ("NLPZK_CONFIG", "/nonexistent/nlpzk.toml", "/nonexistent/nlpzk.toml (from NLPZK_CONFIG) does not exist — fix the path in NLPZK_CONFIG, or unset it"),
     ],
 )
 def test_bad_environment_is_a_configuration_error(world, variable, value, needle):

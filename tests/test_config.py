@@ -50,9 +50,9 @@ def test_chroot_parsing_and_default():
     "flags, message",
     [
         ({"auth": "nocolon"}, "user:password"),
-        ({"acl_others": "write"}, "acl_others"),
+        ({"acl_others": "write"}, "--acl-others must be 'read' or 'none'"),
         ({"zk_port": 70000}, "not a TCP port"),
-        ({"connect_timeout": 0}, "positive"),
+        ({"connect_timeout": 0}, "--connect-timeout must be a positive number of seconds, not 0"),
     ],
 )
 def test_invalid_values(flags, message):
