@@ -243,9 +243,12 @@ def test_bad_input_is_one_line_error(cluster, cli, tmp_path):
 
     build(cluster, "lee", "lee", min_count=3)  # lee@v2
     tag(cluster, "lee", 2, "cand")
-    for spec in ("lee:cand", "lee@v2"):
+    for spec, given in (("lee:cand", "lee:cand = lee@v2"), ("lee@v2", "lee@v2")):
         res = cli.run_process("train", "run", "x", "--corpus", "other", "--vocab", spec, "--workers", "0", "--no-wait")
-        assert res.returncode == 6 and "exists for corpus 'other' and vocabulary lee@v1" in one_line_error(res.stderr), spec
+        assert res.returncode == 6 and f"job 'x' exists with vocabulary lee@v1 (not {given}): a job's corpus and vocabulary are fixed" in one_line_error(res.stderr), spec
+        assert "— resume it with: nlpzk train resume x" in one_line_error(res.stderr)
+    res = cli.run_process("train", "run", "x", "--corpus", "lee", "--vocab", "lee@v1", "--workers", "0", "--no-wait")
+    assert res.returncode == 6 and "job 'x' exists with corpus 'other' (not 'lee'):" in one_line_error(res.stderr), res.stderr
     assert train.status(cluster, "x")["spec"]["dim"] == 100
 
 

@@ -138,8 +138,14 @@ def create_job(
 
             vnum, _ = resolve(cluster, vname, None, vtag)
         hint = "resume it with: nlpzk train resume " + job + ", or pick another job name"
-        if (corpus and corpus != spec.get("corpus")) or (vname and vname != spec.get("vocab")) or (vnum is not None and vnum != spec.get("vocab_version")):
-            raise ConflictError(f"job {job!r} exists for corpus {spec.get('corpus')!r} and vocabulary {spec.get('vocab')}@v{spec.get('vocab_version')}", hint=hint)
+        other = []  # what was given that is not what the job was created with, as "theirs (not given)"
+        if corpus and corpus != spec.get("corpus"):
+            other.append(f"corpus {spec.get('corpus')!r} (not {corpus!r})")
+        if (vname and vname != spec.get("vocab")) or (vnum is not None and vnum != spec.get("vocab_version")):
+            given_vocab = vocab if vtag is None or vname != spec.get("vocab") else f"{vocab} = {vname}@v{vnum}"
+            other.append(f"vocabulary {spec.get('vocab')}@v{spec.get('vocab_version')} (not {given_vocab})")
+        if other:
+            raise ConflictError(f"job {job!r} exists with {' and '.join(other)}: a job's corpus and vocabulary are fixed when it is created", hint=hint)
         # a job's parameters are fixed when it is created: a different one given now would be ignored
         given = {k: v for k, v in hyper.items() if v is not None}
         if model is not None:
