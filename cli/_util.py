@@ -39,7 +39,11 @@ def error_line(message: str) -> None:
 def _usage_error(exc) -> NoReturn:
     # click's boxed "Usage: ... Try ... Error: ..." block is three lines; scripts and users get one, like every other error
     where = exc.ctx.command_path if exc.ctx is not None else "nlpzk"
-    error_line(f"{exc.format_message()} — see: {where} --help")
+    # click ends its sentences with a period: "No such command 'x'. — see: ..." would stop twice
+    message = exc.format_message().rstrip()
+    if message.endswith(".") and not message.endswith(".."):
+        message = message[:-1]
+    error_line(f"{message} — see: {where} --help")
     raise typer.Exit(exc.exit_code)
 
 

@@ -280,7 +280,8 @@ INPUTS = [
     ("gc-older-than-negative", ["gc", "--older-than", "-1", "--dry-run"], USAGE, "older-than"),
     ("vocab-build-missing-corpus", ["vocab", "build", "v"], USAGE, "--corpus"),
     ("unknown-option", ["corpus", "list", "--nosuch"], USAGE, "--nosuch"),
-    ("unknown-command", ["corpus", "nosuch"], USAGE, "nosuch"),
+    ("unknown-command", ["corpus", "nosuch"], USAGE, "No such command 'nosuch' — see: "),  # one stop: not "'nosuch'. — see"
+    ("missing-argument", ["vocab", "build", "--corpus", "c"], USAGE, "Missing argument 'name' — see: "),
     ("root-option-type", ["--zk-port", "abc", "status"], USAGE, "zk-port"),
     ("status-interval-too-short", ["status", "--watch", "--interval", "0.01"], USAGE, "--interval"),
     ("model-eval-workers-negative", ["model", "eval", "m", "--workers", "-1"], USAGE, "--workers"),
