@@ -128,7 +128,7 @@ def discover(paths: list[str]) -> list[InputFile]:
             if not matches:
                 raise InvalidInputError(
                     f"{arg}: no file matches this pattern",
-                    hint="check the pattern and the directory (ls it); quote it so the shell does not expand it, and use ** for subdirectories",
+                    hint="check the pattern and the directory it looks in (** also matches subdirectories)",
                 )
             for m in matches:
                 add(m, True)
