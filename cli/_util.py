@@ -153,6 +153,11 @@ def confirm(question: str, yes: bool) -> None:
         raise typer.Exit(1)
 
 
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 worker``, ``2 workers``, ``87,519 tokens``: the number with thousands separators and the noun agreeing with it."""
+    return f"{n:,} {noun if n == 1 else (plural or noun + 's')}"
+
+
 def human_bytes(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB", "TB"):
         if abs(n) < 1024 or unit == "TB":

@@ -47,18 +47,19 @@ def demo(
     _step(1, f"ingest {source} into corpus {name!r}")
     summary = ingest(cluster, name, [str(source)])
     _util.out.print(
-        f"    {summary.files} files ({summary.ingested} new, {summary.already_done} already done), {summary.documents:,} documents, "
-        f"{summary.duplicates} duplicates dropped, {summary.sentences:,} sentences, {summary.tokens:,} tokens, {summary.shards} new shards"
+        f"    {_util.count(summary.files, 'file')} ({summary.ingested:,} new, {summary.already_done:,} already done), {_util.count(summary.documents, 'document')}, "
+        f"{_util.count(summary.duplicates, 'duplicate')} dropped, {_util.count(summary.sentences, 'sentence')}, {_util.count(summary.tokens, 'token')}, "
+        f"{_util.count(summary.shards, 'new shard')}"
     )
 
     _step(2, f"build vocabulary {name!r} from the corpus")
     # a re-run builds a child of the latest version, so every id the first run gave stays the same
     parent = "latest" if vocab.Vocabulary.exists(name, cluster=cluster) else None
     view = vocab.build(cluster, name, name, min_count=2, specials=["<unk>"], parent=parent, tags=("latest",))
-    _util.out.print(f"    {name}@v{view.version}: {len(view):,} tokens, {int(view.active.sum()):,} at or above min-count 2")
+    _util.out.print(f"    {name}@v{view.version}: {_util.count(len(view), 'token')}, {int(view.active.sum()):,} at or above min-count 2")
 
     job = f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"  # two demos in one second differ
-    _step(3, f"train word2vec job {job!r} with {workers} local workers ({epochs} epochs)")
+    _step(3, f"train word2vec job {job!r} with {_util.count(workers, 'local worker')} ({_util.count(epochs, 'epoch')})")
     _, warnings = create_job(cluster, job, name, f"{name}@v{view.version}", model=name, epochs=epochs, dim=50, window=5, negative=5, syncs_per_epoch=2, seed=1)
     for w in warnings:
         _util.error_line(w)
@@ -70,7 +71,7 @@ def demo(
         _util.out.print("    " + line, markup=False)
     if source == SAMPLE:
         _util.out.print(
-            f"    (the sample corpus has {len(view)} word types, so the public benchmarks barely overlap it: its neighbours "
+            f"    (the sample corpus has {len(view):,} word types, so the public benchmarks barely overlap it: its neighbours "
             "are the thing to look at; docs/benchmarks.md has scores on a real corpus)",
             markup=False,
         )

@@ -26,5 +26,5 @@ def report(
     _util.emit(
         result,
         as_json,
-        lambda r: _util.out.print(f"wrote {r['path']} ({r['rounds']} rounds, {len(r['workers'])} workers, model {r['model'] or '-'}, {len(r['words'])} words on the map)"),
+        lambda r: _util.out.print(f"wrote {r['path']} ({_util.count(r['rounds'], 'round')}, {_util.count(len(r['workers']), 'worker')}, model {r['model'] or '-'}, {_util.count(len(r['words']), 'word')} on the map)"),
     )

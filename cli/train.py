@@ -296,7 +296,7 @@ def status(
             print(f"  lease {unit}: {owner}")
         for h in s["history"]:
             if h.get("state") == "merged":
-                print(f"  round {h['round']}: {h['words']:,} words  loss {_na(h.get('loss'))}  {h['commits']} commits from {h['workers']} workers  wall {h['wall_s']}s (merge {h['merge_s']}s)")
+                print(f"  round {h['round']}: {h['words']:,} words  loss {_na(h.get('loss'))}  {_util.count(h['commits'], 'commit')} from {_util.count(h['workers'], 'worker')}  wall {h['wall_s']}s (merge {h['merge_s']}s)")
         if s["final"]:
             print(f"  vectors {s['final']['vectors']} ({s['final']['vocab']})")
             print("  " + _scores_line(s["final"].get("scores") or {}))

@@ -74,8 +74,8 @@ def build_cmd(
         info,
         as_json,
         lambda d: _util.out.print(
-            f"{d['name']} v{d['version']}: {d['tokens']} tokens ({d['active']} active) from {d['corpus']} "
-            f"({d['shards']['count']} shards, {d['shards']['tokens']} tokens); tags: {', '.join(d['tags']) or '-'}"
+            f"{d['name']} v{d['version']}: {_util.count(d['tokens'], 'token')} ({d['active']:,} active) from {d['corpus']} "
+            f"({_util.count(d['shards']['count'], 'shard')}, {_util.count(d['shards']['tokens'], 'token')}); tags: {', '.join(d['tags']) or '-'}"
         ),
     )
 
@@ -137,8 +137,8 @@ def show_cmd(
     info["head"] = [{"id": i, "token": t, "count": int(c), "active": bool(a)} for i, (t, c, a) in enumerate(zip(view.tokens[:n].to_pylist(), view.counts[:n], view.active[:n]))]
 
     def human(d):
-        _util.out.print(f"{d['name']} v{d['version']}: {d['tokens']} tokens, {d['active']} active (min_count {d['min_count']})")
-        _util.out.print(f"  corpus {d['corpus']}: {d['shards']['count']} shards, {d['shards']['tokens']} tokens, shard set {d['shards']['hash'][:16]}")
+        _util.out.print(f"{d['name']} v{d['version']}: {_util.count(d['tokens'], 'token')}, {d['active']:,} active (min count {d['min_count']:,})")
+        _util.out.print(f"  corpus {d['corpus']}: {_util.count(d['shards']['count'], 'shard')}, {_util.count(d['shards']['tokens'], 'token')}, shard set {d['shards']['hash'][:16]}")
         _util.out.print(f"  parent {'v' + str(d['parent']) if d.get('parent') else '-'}; specials {escape(', '.join(d['params']['specials'])) or '-'}")
         _util.out.print(f"  file {d['path']} ({_util.human_bytes(d['size'])}, sha256 {d['sha256'][:16]})")
         t = Table("id", "token", "count", "active")
@@ -238,7 +238,7 @@ def diff_cmd(
     d = diff(_util.cluster(ctx), name, a, b, limit=limit)
 
     def human(d):
-        _util.out.print(f"{name} v{d['a']} ({d['size_a']} tokens) -> v{d['b']} ({d['size_b']} tokens); ids of common tokens {'unchanged' if d['ids_stable'] else 'DIFFER'}")
+        _util.out.print(f"{name} v{d['a']} ({_util.count(d['size_a'], 'token')}) -> v{d['b']} ({_util.count(d['size_b'], 'token')}); ids of common tokens {'unchanged' if d['ids_stable'] else 'DIFFER'}")
         for key, label in (("added", "added"), ("removed", "removed"), ("marked", "marked inactive"), ("unmarked", "active again")):
             rows = d[key]
             _util.out.print(f"{label}: {d[key + '_total']}" + (": " + ", ".join(f"{escape(r['token'])} (id {r['id']}, count {r['count']})" for r in rows) if rows else ""))
@@ -246,7 +246,7 @@ def diff_cmd(
             t = Table("id", "token", "before", "after", "change")
             for r in d["changes"]:
                 t.add_row(str(r["id"]), escape(r["token"]), str(r["before"]), str(r["after"]), f"{r['change']:+d}")
-            _util.out.print(f"largest count changes ({d['changed_total']} tokens changed):")
+            _util.out.print(f"largest count changes ({_util.count(d['changed_total'], 'token')} changed):")
             _util.out.print(t)
 
     _util.emit(d, as_json, human)

@@ -126,7 +126,7 @@ def test_bad_inputs_one_line_errors(cli, golden):
     fails(cli("vocab", "build", "g", "--corpus", "nosuch"), 4, "unknown corpus 'nosuch'")
     fails(cli("vocab", "build", "g", "--corpus", "golden", "--parent", "h@v1"), 5, "belongs to vocabulary 'h'")
     fails(cli("vocab", "build", "g", "--corpus", "golden", "--parent", "v4"), 4, "no version v4")
-    fails(cli("vocab", "build", "g", "--corpus", "golden", "--min-count", "0"), 5, "min_count")
+    fails(cli("vocab", "build", "g", "--corpus", "golden", "--min-count", "0"), 5, "--min-count must be an integer >= 1, not 0 — ")
     fails(cli("vocab", "build", "fresh", "--corpus", "empty"), 5)
     fails(cli("vocab", "build", "g", "--corpus", "golden", "--min-count", "100000"), 5, "the vocabulary would be empty")
     # a tag that reads as a version would mean one thing after ':' and another everywhere else
