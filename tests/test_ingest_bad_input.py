@@ -33,6 +33,12 @@ def _bad(tmp_path):
         "jsonl_no_field": ({"y.jsonl": b'{"text": "fine"}\n{"body": "no text"}\n'}, "y.jsonl", [], "y.jsonl:2: no 'text' field (found: body)"),
         "unknown_lang": ({"ok.txt": GOOD.encode()}, "ok.txt", ["--lang", "qq"], "unknown language 'qq'"),
         "corrupt_gzip": ({"z.txt.gz": b"\x1f\x8b\x08\x00garbage-not-deflate"}, "z.txt.gz", [], "z.txt.gz: corrupt gzip data"),
+        "glob_matches_nothing": ({"ok.txt": GOOD.encode()}, "*.nomatch", [], "*.nomatch: no file matches this pattern"),
+        "jsonl_number_text": ({"typ.jsonl": b'{"text": 42}\n'}, "typ.jsonl", [], "typ.jsonl:1: field 'text' is a number, not a string"),
+        "jsonl_object_text": ({"obj.jsonl": b'{"text": {"en": "hi"}}\n'}, "obj.jsonl", [], "obj.jsonl:1: field 'text' is an object, not a string"),
+        "max_line_bytes_0": ({"ok.txt": GOOD.encode()}, "ok.txt", ["--max-line-bytes", "0"], "--max-line-bytes must be positive, not 0"),
+        "processes_0": ({"ok.txt": GOOD.encode()}, "ok.txt", ["--processes", "0"], "--processes must be at least 1, not 0"),
+        "max_token_length_0": ({"ok.txt": GOOD.encode()}, "ok.txt", ["--max-token-length", "0"], "--max-token-length must be an integer >= 1, not 0"),
     }
 
 
@@ -48,6 +54,7 @@ def test_bad_input_gives_one_error_line_and_registers_nothing(case, cli, cluster
     assert res.exit_code != 0
     line = one_line_error(res.stderr)
     assert message in line, line
+    assert " — " in line.partition(message)[2], f"no hint (what to do) after the message: {line}"
     _nothing_registered(cluster, "bad")
 
 
