@@ -44,12 +44,21 @@ def _usage_error(exc) -> NoReturn:
     if message.endswith(".") and not message.endswith(".."):
         message = message[:-1]
     error_line(f"{message} — see: {where} --help")
+    # A command's option or argument with a bad value (out of the range --help shows, not a number):
+    # exit 5, like every other bad argument value nlpzk itself finds. Usage errors proper (unknown
+    # option or command, missing argument) and bad global flags (configuration) keep click's 2.
+    bad_value = isinstance(exc, _click_errors.BadParameter) and not isinstance(exc, _click_errors.MissingParameter)
+    if bad_value and exc.ctx is not None and exc.ctx.parent is not None:
+        from nlpzk.errors import InvalidInputError
+
+        raise typer.Exit(InvalidInputError.exit_code)
     raise typer.Exit(exc.exit_code)
 
 
 class NlpzkGroup(TyperGroup):
     """Root group: maps NlpzkError (and kazoo/OS errors the library translates) to one line + exit code,
-    and click's usage errors (missing argument, option out of range, unknown command) to one line + exit 2."""
+    and click's usage errors (missing argument, unknown option or command) to one line + exit 2 (a
+    command's option value out of its range: exit 5, as for any bad argument value)."""
 
     def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
         # the root's own options are parsed here, before invoke()

@@ -27,7 +27,7 @@ from nlpzk.store import is_tmp
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.timeout(120)
 
-USAGE = 2  # click's usage errors (a missing argument, an option out of its declared range)
+USAGE = 2  # click's usage errors (a missing argument, an unknown option or command, a bad global flag)
 CONFIG = errors.ConfigError.exit_code
 UNAVAILABLE = errors.ZkUnavailableError.exit_code
 NOT_FOUND = errors.NotFoundError.exit_code
@@ -246,7 +246,7 @@ INPUTS = [
     ("ingest-plain-text-named-gz", ["corpus", "ingest", "b", "{in}/text.txt.gz"], INVALID, "text.txt.gz: corrupt gzip data"),
     # a corpus's tokenizer options are fixed when it is created
     ("ingest-into-corpus-with-other-options", ["corpus", "ingest", "c", "{in}/good.txt", "--no-lowercase"], errors.ConflictError.exit_code, "corpus 'c' exists with other options: lowercase True (not False)"),
-    ("ingest-empty-lang", ["corpus", "ingest", "b", "{in}/good.txt", "--lang", ""], CONFIG, "tokenizer option --lang must be a language code, not '' — use a spaCy language code such as en"),
+    ("ingest-empty-lang", ["corpus", "ingest", "b", "{in}/good.txt", "--lang", ""], INVALID, "tokenizer option --lang must be a language code, not '' — use a spaCy language code such as en"),
     # malformed JSONL / CSV
     ("ingest-jsonl-array", ["corpus", "ingest", "b", "{in}/array.jsonl"], INVALID, "array.jsonl:2: no 'text' field (found: list)"),
     ("ingest-jsonl-scalar", ["corpus", "ingest", "b", "{in}/scalar.jsonl"], INVALID, "scalar.jsonl:2: no 'text' field (found: str)"),
@@ -258,8 +258,8 @@ INPUTS = [
     ("ingest-shard-tokens-0", ["corpus", "ingest", "b", "{in}/good.txt", "--shard-tokens", "0"], INVALID, "--shard-tokens must be positive, not 0 — give the tokens per shard, e.g. --shard-tokens 1000000"),
     ("ingest-processes-0", ["corpus", "ingest", "b", "{in}/good.txt", "--processes", "0"], INVALID, "--processes must be at least 1, not 0 — use --processes 1"),
     ("ingest-max-line-bytes-0", ["corpus", "ingest", "b", "{in}/good.txt", "--max-line-bytes", "0"], INVALID, "--max-line-bytes must be positive, not 0 — give the longest line (document) to accept, in bytes"),
-    ("ingest-max-token-length-0", ["corpus", "ingest", "b", "{in}/good.txt", "--max-token-length", "0"], CONFIG, "tokenizer option --max-token-length must be an integer >= 1, not 0 — give the longest token to keep, in characters, e.g. --max-token-length 50"),
-    ("ingest-min-sentence-tokens-negative", ["corpus", "ingest", "b", "{in}/good.txt", "--min-sentence-tokens", "-1"], CONFIG, "tokenizer option --min-sentence-tokens must be an integer >= 1, not -1 — give the fewest tokens"),
+    ("ingest-max-token-length-0", ["corpus", "ingest", "b", "{in}/good.txt", "--max-token-length", "0"], INVALID, "tokenizer option --max-token-length must be an integer >= 1, not 0 — give the longest token to keep, in characters, e.g. --max-token-length 50"),
+    ("ingest-min-sentence-tokens-negative", ["corpus", "ingest", "b", "{in}/good.txt", "--min-sentence-tokens", "-1"], INVALID, "tokenizer option --min-sentence-tokens must be an integer >= 1, not -1 — give the fewest tokens"),
     # vocab encode / export: files and outputs
     ("encode-directory", ["vocab", "encode", "v", "{in}/out_dir"], INVALID, "out_dir is a directory"),
     ("encode-binary-file", ["vocab", "encode", "v", "{in}/random.txt"], INVALID, "random.txt is not UTF-8 text — convert it to UTF-8 first, e.g. iconv -f latin1 -t utf-8"),
@@ -276,22 +276,22 @@ INPUTS = [
     ("auth-without-colon", ["--auth", "nocolon", "corpus", "list"], CONFIG, "--auth must look like user:password — give ZooKeeper digest credentials as USER:PASSWORD"),
     ("acl-others-bad", ["--auth", "u:p", "--acl-others", "write", "corpus", "list"], CONFIG, "--acl-others must be 'read' or 'none', not 'write' — read: others may read"),
     # usage errors (click) must also be one line
-    ("similar-topn-0", ["model", "similar", "m", "word", "-n", "0"], USAGE, "topn"),
-    ("gc-older-than-negative", ["gc", "--older-than", "-1", "--dry-run"], USAGE, "older-than"),
+    ("similar-topn-0", ["model", "similar", "m", "word", "-n", "0"], INVALID, "topn"),
+    ("gc-older-than-negative", ["gc", "--older-than", "-1", "--dry-run"], INVALID, "older-than"),
     ("vocab-build-missing-corpus", ["vocab", "build", "v"], USAGE, "--corpus"),
     ("unknown-option", ["corpus", "list", "--nosuch"], USAGE, "--nosuch"),
     ("unknown-command", ["corpus", "nosuch"], USAGE, "No such command 'nosuch' — see: "),  # one stop: not "'nosuch'. — see"
     ("missing-argument", ["vocab", "build", "--corpus", "c"], USAGE, "Missing argument 'name' — see: "),
     ("root-option-type", ["--zk-port", "abc", "status"], USAGE, "zk-port"),
-    ("status-interval-too-short", ["status", "--watch", "--interval", "0.01"], USAGE, "--interval"),
-    ("model-eval-workers-negative", ["model", "eval", "m", "--workers", "-1"], USAGE, "--workers"),
-    ("ensemble-zero-servers", ["zk", "ensemble", "start", "--servers", "0"], USAGE, "--servers"),
-    ("ensemble-too-many-servers", ["zk", "ensemble", "status", "--servers", "10"], USAGE, "--servers"),
+    ("status-interval-too-short", ["status", "--watch", "--interval", "0.01"], INVALID, "--interval"),
+    ("model-eval-workers-negative", ["model", "eval", "m", "--workers", "-1"], INVALID, "--workers"),
+    ("ensemble-zero-servers", ["zk", "ensemble", "start", "--servers", "0"], INVALID, "--servers"),
+    ("ensemble-too-many-servers", ["zk", "ensemble", "status", "--servers", "10"], INVALID, "--servers"),
     ("config-show-bad-acl", ["--auth", "u:p", "--acl-others", "all", "config", "show"], CONFIG, "--acl-others must be 'read' or 'none', not 'all'"),
-    ("similar-topn-not-an-int", ["model", "similar", "m", "word", "-n", "x"], USAGE, "topn"),
+    ("similar-topn-not-an-int", ["model", "similar", "m", "word", "-n", "x"], INVALID, "topn"),
     ("model-eval-unknown-benchmark", ["model", "eval", "m", "--only", "bogus"], INVALID, "choose from: wordsim353, simlex999, analogy, sentiment, heldout"),
-    ("vocab-show-head-negative", ["vocab", "show", "v", "--head", "-1"], USAGE, "--head"),
-    ("vocab-diff-limit-negative", ["vocab", "diff", "v", "v1", "v1", "--limit", "-1"], USAGE, "--limit"),
+    ("vocab-show-head-negative", ["vocab", "show", "v", "--head", "-1"], INVALID, "--head"),
+    ("vocab-diff-limit-negative", ["vocab", "diff", "v", "v1", "v1", "--limit", "-1"], INVALID, "--limit"),
     ("ensemble-status-none-serving", ["zk", "ensemble", "status", "--base-port", "12990"], UNAVAILABLE, "no member of the local ensemble answers"),
 ]
 

@@ -4,7 +4,7 @@ import pytest
 import spacy
 from gensim.test.utils import datapath
 
-from nlpzk.errors import ConfigError, InvalidInputError
+from nlpzk.errors import InvalidInputError
 from nlpzk.ingest import make_tokenizer, tokenizer_options
 
 TRICKY = [
@@ -52,9 +52,9 @@ def test_filters_and_lemmas():
 
 def test_options_are_validated():
     assert tokenizer_options({"lang": "de"}) == dict(tokenizer_options(), lang="de")
-    with pytest.raises(ConfigError):
+    with pytest.raises(InvalidInputError):
         tokenizer_options({"lang": "en", "colour": "blue"})
-    with pytest.raises(ConfigError):
+    with pytest.raises(InvalidInputError):
         tokenizer_options({"min_sentence_tokens": 0})
     with pytest.raises(InvalidInputError, match="unknown language 'qq'"):
         make_tokenizer({"lang": "qq"})
