@@ -64,7 +64,11 @@ def build_cmd(
     """
     from nlpzk.vocab import build
 
-    special_list = [s.strip() for s in specials.split(",") if s.strip()]
+    special_list = [s.strip() for s in specials.split(",")] if specials.strip() else []
+    if any(not s for s in special_list):  # "a,,b" or "," named a special it left empty
+        from nlpzk.errors import InvalidInputError
+
+        raise InvalidInputError(f"--specials {specials!r} has an empty item", hint='give tokens comma-separated, e.g. --specials "<unk>,<pad>"')
     view = build(
         _util.cluster(ctx), name, corpus, min_count=min_count, max_size=max_size, parent=parent, specials=special_list, tags=tag, processes=processes
     )

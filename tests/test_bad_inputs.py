@@ -170,6 +170,8 @@ NAMES = [
     ("vocab-build-max-size-negative", ["vocab", "build", "v", "--corpus", "c", "--max-size", "-1"], INVALID, "--max-size must be an integer >= 1 (room for the specials), not -1"),
     ("vocab-build-processes-0", ["vocab", "build", "v", "--corpus", "c", "--processes", "0"], INVALID, "--processes must be an integer >= 1, not 0 — use --processes 1"),
     ("vocab-build-min-count-0", ["vocab", "build", "v", "--corpus", "c", "--min-count", "0"], INVALID, "--min-count must be an integer >= 1, not 0 — --min-count N leaves out tokens seen fewer than N times"),
+    ("vocab-build-specials-with-space", ["vocab", "build", "v", "--corpus", "c", "--specials", "a b"], INVALID, "special token 'a b' contains whitespace — give tokens without spaces"),
+    ("vocab-build-specials-empty-item", ["vocab", "build", "v", "--corpus", "c", "--specials", ","], INVALID, "--specials ',' has an empty item — give tokens comma-separated"),
     ("vocab-build-specials-repeated", ["vocab", "build", "v", "--corpus", "c", "--specials", "<unk>,<pad>,<unk>"], INVALID, "--specials list <unk> more than once: ['<unk>', '<pad>', '<unk>'] — list each special token once"),
     ("vocab-build-parent-nosuchtag", ["vocab", "build", "v", "--corpus", "c", "--parent", "nosuchtag"], NOT_FOUND, "nosuchtag"),
     ("model-show-v99", ["model", "show", "m@v99"], NOT_FOUND, "no version v99"),

@@ -50,6 +50,10 @@ def check_params(min_count: int, max_size: int | None, specials: Sequence[str]) 
     specials = list(specials)
     if any(not isinstance(s, str) or not s for s in specials):
         raise InvalidInputError(f"--specials must be non-empty strings: {specials!r}", hint='give them comma-separated, e.g. --specials "<unk>,<pad>"')
+    spaced = [s for s in specials if any(ch.isspace() for ch in s)]
+    if spaced:
+        # a token holding whitespace is never produced by the tokenizer, and no txt/freq export can hold it
+        raise InvalidInputError(f"special token {spaced[0]!r} contains whitespace", hint='give tokens without spaces, comma-separated, e.g. --specials "<unk>,<pad>"')
     if len(set(specials)) != len(specials):
         repeated = sorted({s for s in specials if specials.count(s) > 1})
         raise InvalidInputError(
