@@ -23,6 +23,10 @@ def report(
     from nlpzk.eval.report import build_report
 
     result = build_report(_util.cluster(ctx), job, out, words=words)
+    if result["missing_words"]:
+        import sys
+
+        print(f"warning: not in the vocabulary, left off the map: {', '.join(result['missing_words'])}", file=sys.stderr)
     _util.emit(
         result,
         as_json,

@@ -33,6 +33,9 @@ def test_report_html_and_png_from_a_real_job(cluster, finished_job, tmp_path):
     # the finished job registered its own vectors as model j1 (the job's name); they feed the word map
     out = build_report(cluster, "j1", str(tmp_path / "before.png"), words=["fire", "police", "nosuchword"])
     assert out["model"] == "j1@v1" and out["words"] == ["fire", "police"] and "map" in out["figures"]
+    assert out["missing_words"] == ["nosuchword"]  # said (the CLI warns), not silently dropped
+    # the job's own scores, without the OOV percentages and the count of analogy questions beside them
+    assert set(out["scores"]) <= {"ws353", "simlex", "analogy"} and "ws353" in out["scores"]
 
     from nlpzk.eval import evaluate_model
 
@@ -79,6 +82,8 @@ def test_report_command_as_the_lead_will_mount_it(cluster, finished_job, cli_env
     res = CliRunner().invoke(app, ["report", "j1", "--out", str(tmp_path / "r.html"), "-w", "fire", "-w", "police", "--json"], env=cli_env)
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["words"] == ["fire", "police"]
+    res = CliRunner().invoke(app, ["report", "j1", "--out", str(tmp_path / "r.html"), "-w", "zzzz"], env=cli_env)
+    assert res.exit_code == 0 and "warning: not in the vocabulary, left off the map: zzzz" in res.stderr
     res = CliRunner().invoke(app, ["report", "nope", "--out", str(tmp_path / "r.html")], env=cli_env)
     assert res.exit_code == NotFoundError.exit_code and "unknown training job" in res.stderr
 

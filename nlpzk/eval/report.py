@@ -145,13 +145,16 @@ def build_report(cluster: Cluster, job: str, out: str, *, words: Sequence[str] |
     if not scores:
         # the job's own end-of-training scores; counts and OOV percentages do not belong on a 0..1 axis
         final = (history["doc"].get("final") or {}).get("scores") or {}
-        scores = {k: v for k, v in final.items() if isinstance(v, (int, float)) and -1.0 <= v <= 1.0}
+        # the scores only: not the OOV percentages or the number of analogy questions beside them
+        scores = {k: v for k, v in final.items() if k in ("ws353", "simlex", "analogy") and isinstance(v, (int, float)) and -1.0 <= v <= 1.0}
     if kv is None and history["doc"].get("state") == "done":
         kv = _final_vectors(cluster, job)
     placed: list[str] = []
+    missing: list[str] = []
     if kv is not None:
         wanted = list(words) if words else default_words(kv)
         placed = [w for w in wanted if w in kv.key_to_index]
+        missing = [w for w in wanted if w not in kv.key_to_index] if words else []
 
     figures = {
         "loss": _plot_rounds(plt, history, "loss_per_word", "training loss per word"),
@@ -181,7 +184,10 @@ def build_report(cluster: Cluster, job: str, out: str, *, words: Sequence[str] |
         page = _html(history, scores, model_ref, figures, placed)
         atomic_local_write(out, lambda fh: fh.write(page.encode()))
     workers = sorted({row["worker"] for row in history["per_worker"]})
-    return {"path": os.path.abspath(out), "job": job, "rounds": len(history["rounds"]), "workers": workers, "model": model_ref, "words": placed, "figures": list(figures)}
+    return {
+        "path": os.path.abspath(out), "job": job, "rounds": len(history["rounds"]), "workers": workers, "model": model_ref,
+        "words": placed, "missing_words": missing, "figures": list(figures), "scores": scores,
+    }
 
 
 def _final_vectors(cluster: Cluster, job: str):
