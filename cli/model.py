@@ -47,7 +47,10 @@ def list_cmd(ctx: typer.Context, as_json: bool = _util.JsonOption) -> None:
         for r in rows:
             vocab = f"{r['vocab']['name']}@v{r['vocab']['version']}" if r["vocab"] else "-"
             tags = ", ".join(f"{t}->v{v}" for t, v in r["tags"].items())
-            scores = ", ".join(f"{k} {v:.3f}" for k, v in r["eval"].items()) or "-"
+            scores = ", ".join(f"{k} {v:.3f}" for k, v in r["eval"].items())
+            if not scores and r.get("train_scores"):  # no `model eval` yet: what the job measured at its end
+                scores = "at training: " + ", ".join(f"{k} {v:.3f}" for k, v in r["train_scores"].items())
+            scores = scores or "-"
             table.add_row(r["name"] + (" (being deleted)" if r.get("deleting") else ""), str(r["versions"]), f"v{r['latest']}" if r["latest"] else "-", tags, vocab, _fmt(r["words"]), _fmt(r["dim"]), scores)
         _util.out.print(table)
 
@@ -96,6 +99,8 @@ def show(ctx: typer.Context, ref: str = RefArg, as_json: bool = _util.JsonOption
         for bench, s in (d.get("eval") or {}).items():
             parts = ", ".join(f"{k} {_fmt(v)}" for k, v in s.items() if k != "sections")
             _util.out.print(f"  {bench:<11}{parts}")
+        if d.get("train_scores"):
+            _util.out.print("  at training (30,000 most frequent words): " + ", ".join(f"{k} {_fmt(v)}" for k, v in d["train_scores"].items()))
 
     _util.emit(doc, as_json, human)
 

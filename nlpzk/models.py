@@ -3,7 +3,7 @@
 A version is an Arrow IPC file in the store (``token``, ``count``, ``vector`` rows in vocabulary-id
 order; memory-mapped when the store is local) plus a small znode::
 
-    /models/<name>/versions/vN   {path, sha256, bytes, words, dim, vocab: {name, version, sha256}, job, spec, eval}
+    /models/<name>/versions/vN   {path, sha256, bytes, words, dim, vocab: {name, version, sha256}, job, spec, eval, train_scores}
     /models/<name>/tags/<tag>    "vN"
 
 >>> model = Model.open("wiki", tag="stable", cluster=cluster)     # doctest: +SKIP
@@ -124,6 +124,7 @@ def register_model(
     spec: dict[str, Any] | None = None,
     tags: Iterable[str] = ("latest",),
     vocab_sha256: str | None = None,
+    train_scores: dict[str, Any] | None = None,
 ) -> int:
     """Write ``kv`` (gensim ``KeyedVectors``, rows in vocabulary-id order) and register it as the next
     version of model ``name``. The file is complete and checksummed before its znode exists.
@@ -164,6 +165,9 @@ def register_model(
         "job": job,
         "spec": spec or {},
         "eval": {},
+        # what the job measured at its end (restricted to its 30,000 most frequent words): shown until
+        # `model eval` stores scores of its own
+        "train_scores": {k: v for k, v in (train_scores or {}).items() if k in TRAIN_SCORES and v is not None},
     }
     try:
         # one version per job, decided in the publishing transaction: the worker that publishes a
@@ -211,6 +215,7 @@ def register_job(cluster: Cluster, job: str, name: str | None = None, *, tags: I
         number = register_model(
             cluster, name, kv, vocab_name=vocab_name, vocab_version=paths.parse_version(vocab_version), job=job, spec=spec, tags=tags,
             vocab_sha256=(job_doc.get("spec") or {}).get("vocab_sha256"),
+            train_scores=(job_doc.get("final") or {}).get("scores"),
         )
     except registry.AlreadyPublished as exc:  # registered meanwhile by another process
         return existing(exc.number)
@@ -258,10 +263,14 @@ def list_models(cluster: Cluster) -> list[dict[str, Any]]:
                 "dim": doc.get("dim"),
                 "job": doc.get("job"),
                 "eval": headline(doc.get("eval") or {}),
+                "train_scores": doc.get("train_scores") or {},
                 "deleting": registry.is_deleting(cluster.zk, _base(name)),
             }
         )
     return rows
+
+
+TRAIN_SCORES = ("ws353", "simlex", "analogy")  # the scores a training job records at its end (train._model.evaluate)
 
 
 def headline(scores: dict[str, Any]) -> dict[str, float]:

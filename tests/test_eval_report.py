@@ -11,7 +11,7 @@ from cli import _util
 from cli.report import report
 from nlpzk.errors import InvalidInputError, NotFoundError
 from nlpzk.eval.report import build_report, job_history, pca_2d
-from nlpzk.zk import paths, versioned
+from nlpzk.zk import paths, registry, versioned
 from test_models_support import run_tiny_job
 
 
@@ -99,6 +99,10 @@ def test_register_job_is_idempotent_and_keeps_the_job_spec(cluster, finished_job
     assert json.loads(again.stdout)["version"] == 1
     doc = model_doc(cluster, "lee")
     assert doc["job"] == "j1" and doc["spec"]["dim"] == 16 and doc["spec"]["epochs"] == 1
+    # what the job measured at its end travels with the version, until `model eval` stores its own
+    final_scores = registry.get_json(cluster.zk, paths.job("j1"))[0]["final"]["scores"]
+    assert doc["train_scores"] == {k: final_scores[k] for k in ("ws353", "simlex", "analogy") if final_scores.get(k) is not None}
+    assert "at training: " in cli("model", "list").stdout and "at training (30,000 most frequent words)" in cli("model", "show", "lee").stdout
     assert doc["vocab"] == {"name": "lee", "version": finished_job.version, "sha256": finished_job.doc["sha256"]} and doc["tags"] == ["candidate", "latest"]
     again = cli("model", "register", "j1", "--name", "lee", "--tag", "prod", "--json")  # asked for: moved, no new version
     assert again.exit_code == 0 and json.loads(again.stdout)["version"] == 1
