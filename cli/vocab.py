@@ -157,19 +157,43 @@ def show_cmd(
 @app.command("tag")
 def tag_cmd(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="Vocabulary name."),
-    version: str = typer.Argument(..., help="Version (vN) or an existing tag to copy."),
-    tag: str = typer.Argument(..., help="Tag to create or move."),
+    name: str = typer.Argument(..., metavar="NAME[@vN|:TAG]", help="Vocabulary name (then VERSION TAG follow), or NAME@vN / NAME:TAG (then TAG), as for model tag."),
+    version: str = typer.Argument(..., metavar="VERSION|TAG", help="Version (vN) or an existing tag to copy; the tag to set after NAME@vN."),
+    tag: Optional[str] = typer.Argument(None, metavar="[TAG]", help="Tag to create or move."),
     as_json: bool = _util.JsonOption,
 ) -> None:
     """Point a tag at a version (followers switch to it).
 
     Example: nlpzk vocab tag wiki v3 stable
     """
+    from nlpzk.errors import InvalidInputError
+    from nlpzk.vocab import parse_spec
     from nlpzk.vocab import tag as move
 
+    if tag is None:  # nlpzk vocab tag wiki@v3 stable (the model tag form)
+        if "@" not in name and ":" not in name:
+            raise InvalidInputError(f"which version of {name!r} should get tag {version!r}?", hint=f"nlpzk vocab tag {name}@vN {version}  (or: nlpzk vocab tag {name} vN {version})")
+        vname, number, from_tag = parse_spec(name)
+        name, version, tag = vname, (f"v{number}" if number is not None else from_tag), version
     number = move(_util.cluster(ctx), name, version, tag)
     _util.emit({"name": name, "tag": tag, "version": number}, as_json, lambda d: _util.out.print(f"{name}:{tag} -> v{number}"))
+
+
+@app.command("untag")
+def untag_cmd(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Vocabulary name."),
+    tag: str = typer.Argument(..., help="Tag to remove (not latest)."),
+    as_json: bool = _util.JsonOption,
+) -> None:
+    """Remove a tag (the version it pointed at stays; latest can be moved, not removed).
+
+    Example: nlpzk vocab untag wiki candidate
+    """
+    from nlpzk.vocab import untag
+
+    untag(_util.cluster(ctx), name, tag)
+    _util.emit({"name": name, "tag": tag, "removed": True}, as_json, lambda d: _util.out.print(f"removed tag {d['tag']} of {d['name']}"))
 
 
 @app.command("delete")

@@ -51,6 +51,14 @@ def test_build_list_show_tag(cli, golden):
 
     assert json.loads(ok(cli("vocab", "tag", "g", "v2", "stable", "--json"))) == {"name": "g", "tag": "stable", "version": 2}
     assert json.loads(ok(cli("vocab", "show", "g:stable", "--json")))["version"] == 2
+    # the model tag form works too: NAME@vN TAG (and NAME:TAG TAG copies a tag)
+    assert json.loads(ok(cli("vocab", "tag", "g@v1", "old", "--json"))) == {"name": "g", "tag": "old", "version": 1}
+    assert json.loads(ok(cli("vocab", "tag", "g:stable", "cand", "--json")))["version"] == 2
+    fails(cli("vocab", "tag", "g", "cand"), 5, "which version of 'g' should get tag 'cand'?")
+    assert "removed tag old of g" in ok(cli("vocab", "untag", "g", "old"))
+    fails(cli("vocab", "untag", "g", "old"), 4, "has no tag 'old'")
+    fails(cli("vocab", "untag", "g", "latest"), 5, "latest tag cannot be removed")
+    ok(cli("vocab", "untag", "g", "cand"))
     assert [r["ok"] for r in json.loads(ok(cli("vocab", "verify", "g", "--json")))] == [True, True]
 
 
@@ -271,7 +279,7 @@ def test_every_vocab_command_is_documented_with_an_example():
 
     doc = (Path(__file__).resolve().parent.parent / "docs" / "cli.md").read_text(encoding="utf-8")
     group = typer.main.get_command(app)
-    assert set(group.commands) == {"build", "list", "show", "tag", "delete", "verify", "diff", "export", "lookup", "encode"}
+    assert set(group.commands) == {"build", "list", "show", "tag", "untag", "delete", "verify", "diff", "export", "lookup", "encode"}
     for name, command in group.commands.items():
         assert f"### `nlpzk vocab {name}" in doc, name
         assert f"nlpzk vocab {name} " in doc.split(f"### `nlpzk vocab {name}", 1)[1], name

@@ -85,6 +85,21 @@ def tag(cluster: Cluster, name: str, version: int | str, tag: str) -> int:
     return number
 
 
+def untag(cluster: Cluster, name: str, tag: str) -> None:
+    """Remove ``tag`` (NotFoundError if it is not there). ``latest`` cannot be removed: a plain NAME
+    means NAME:latest, and builds and deletes keep it on the newest version."""
+    if tag == "latest":
+        raise InvalidInputError(
+            "the latest tag cannot be removed: a plain vocabulary name means NAME:latest",
+            hint=f"point it at another version with: nlpzk vocab tag {name} vN latest",
+        )
+    check_exists(cluster, name)
+    if registry.is_deleting(cluster.zk, paths.vocab(name)):
+        raise registry.being_deleted(paths.vocab(name))
+    if not versioned.delete_tag(cluster.zk, paths.vocab(name), tag):
+        raise NotFoundError(f"vocabulary {name!r} has no tag {tag!r}", hint=f"see its tags: nlpzk vocab list {name}")
+
+
 def _rows(tokens: pa.Array, ids: np.ndarray, counts: np.ndarray, limit: int) -> list[dict[str, Any]]:
     sel = ids[:limit]
     return [{"token": t, "id": int(i), "count": int(c)} for t, i, c in zip(pc.take(tokens, pa.array(sel)).to_pylist(), sel, counts[sel])]
