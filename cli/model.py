@@ -216,9 +216,14 @@ def eval_cmd(
     _util.emit({"models": results, "table": rows}, as_json, human)
 
 
-@app.command("eval-worker", hidden=True)
-def eval_worker(ctx: typer.Context, name: str = typer.Argument(...), eval_id: str = typer.Argument(...), as_json: bool = _util.JsonOption) -> None:
-    """Score shards of a running held-out evaluation until none is left (started by model eval --workers).
+@app.command("eval-worker")
+def eval_worker(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="The model being evaluated."),
+    eval_id: str = typer.Argument(..., help="The running evaluation (a child of /models/NAME/evals: nlpzk zk tree /models/NAME/evals)."),
+    as_json: bool = _util.JsonOption,
+) -> None:
+    """Join a running held-out evaluation from another machine: score its shards until none is left.
 
     Example: nlpzk model eval-worker wiki e-0123456789ab
     """
