@@ -284,7 +284,7 @@ def _print_hits(hits) -> None:
 def export(
     ctx: typer.Context,
     ref: str = RefArg,
-    fmt: str = typer.Option("word2vec", "--format", "-f", help="word2vec (text), word2vec-bin, or tsv (TensorBoard projector)."),
+    fmt: Optional[str] = typer.Option(None, "--format", "-f", help="word2vec (text), word2vec-bin, or tsv (TensorBoard projector); default: word2vec-bin for a .bin file, else word2vec.", show_default=False),
     out: str = typer.Option(..., "--out", "-o", help="Output file (word2vec formats; - for standard output, text only) or directory (tsv)."),
     as_json: bool = _util.JsonOption,
 ) -> None:
@@ -294,6 +294,8 @@ def export(
     """
     from nlpzk.models import Model
 
+    if fmt is None:  # gensim's own convention: .bin is the binary format
+        fmt = "word2vec-bin" if out.lower().endswith(".bin") else "word2vec"
     model = Model.open(ref, cluster=_util.cluster(ctx))
     if out == "-" and as_json:
         from nlpzk.errors import InvalidInputError

@@ -153,6 +153,11 @@ def test_export_formats_load_back_in_gensim_with_equal_vectors(cluster, register
         assert back.index_to_key == kv.index_to_key
         np.testing.assert_array_equal(back.vectors, kv.vectors)
 
+    res = cli("model", "export", "lee", "--out", str(tmp_path / "no-format.bin"))  # .bin without --format: binary, as gensim names it
+    assert res.exit_code == 0, res.output
+    back = KeyedVectors.load_word2vec_format(str(tmp_path / "no-format.bin"), binary=True)
+    np.testing.assert_array_equal(back.vectors, kv.vectors)
+
     res = cli("model", "export", "lee", "--format", "tsv", "--out", str(tmp_path / "projector"), "--json")
     assert res.exit_code == 0, res.output
     vectors = np.loadtxt(tmp_path / "projector" / "vectors.tsv", delimiter="\t")
