@@ -94,6 +94,7 @@ def _write_inputs(d: Path) -> None:
     (d / "number_text.jsonl").write_text('{"text": "fine"}\n{"text": 42}\n')
     (d / "truncated.jsonl").write_text('{"text": "fine"}\n{"text": "cut of')
     (d / "nocolumn.csv").write_text("title,body\na,b\n")
+    (d / "unclosed.csv").write_text('text\n"a quote opened here\nnever closed, so the rest was one document\nok\n')
     (d / "binary.bin.txt").write_bytes(b"\x00" * 64)
     (d / "bad.toml").write_text("[nlpzk\nzk = 'x'\n")
     (d / "garbage.txt.bz2").write_bytes(b"BZh91AY&SY" + b"\x00garbage" * 4)
@@ -254,6 +255,7 @@ INPUTS = [
     ("ingest-jsonl-scalar", ["corpus", "ingest", "b", "{in}/scalar.jsonl"], INVALID, "scalar.jsonl:2: no 'text' field (found: str)"),
     ("ingest-jsonl-number-text", ["corpus", "ingest", "b", "{in}/number_text.jsonl"], INVALID, "number_text.jsonl:2: field 'text' is a number, not a string — make that field a JSON string"),
     ("ingest-jsonl-truncated", ["corpus", "ingest", "b", "{in}/truncated.jsonl"], INVALID, "truncated.jsonl:2: not valid JSON"),
+    ("ingest-csv-unclosed-quote", ["corpus", "ingest", "b", "{in}/unclosed.csv"], INVALID, "unclosed.csv:4: bad CSV (unexpected end of data) — check the quoting"),
     ("ingest-csv-no-column", ["corpus", "ingest", "b", "{in}/nocolumn.csv"], INVALID, "nocolumn.csv:1: no column 'text' (columns: title, body)"),
     ("ingest-text-field-missing", ["corpus", "ingest", "b", "{in}/array.jsonl", "--text-field", "body"], INVALID, "array.jsonl:1: no 'body' field (found: text)"),
     # absurd ingest options

@@ -346,7 +346,9 @@ class DocumentReader:
                 current[0] = lineno
                 yield line
 
-        reader = csv.reader(feed(), delimiter=delimiter)
+        # strict: a quote opened and never closed is an error at the end of the file, not the rest of
+        # the file taken silently as one document
+        reader = csv.reader(feed(), delimiter=delimiter, strict=True)
         try:
             header = next(reader, None)
             if header is None:
@@ -363,7 +365,9 @@ class DocumentReader:
                 if text:
                     yield current[0], text
         except csv.Error as exc:
-            raise InvalidInputError(f"{self.file.path}:{current[0]}: bad CSV ({exc})") from None
+            raise InvalidInputError(
+                f"{self.file.path}:{current[0]}: bad CSV ({exc})", hint="check the quoting up to this line: a field's opening quote needs a closing one, and a quote inside a quoted field is written twice"
+            ) from None
 
     def _parquet(self) -> Iterator[tuple[int, str]]:
         import pyarrow as pa
