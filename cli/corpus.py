@@ -167,7 +167,7 @@ def show(ctx: typer.Context, name: str = typer.Argument(..., help="Corpus name."
 
         out = _util.out
         out.print(f"corpus [bold]{d['name']}[/]: {d['inputs']} input(s), {d['shards']} shard(s), {d['documents']:,} documents, {d['sentences']:,} sentences, {d['tokens']:,} tokens, {_util.human_bytes(d['bytes'])}")
-        out.print("options: " + ", ".join(f"{k}={v}" for k, v in sorted(d["options"].items())))
+        out.print("options: " + ", ".join(f"{k}={v}" for k, v in sorted(d["options"].items()) if k != "scheme"))  # scheme: the tokenizer format version, for nlpzk itself (kept in --json)
         if d["ingesters_running"]:
             out.print(f"[yellow]{d['ingesters_running']} ingest run(s) in progress[/]")
         t = Table("shard", "source", "documents", "sentences", "tokens", "size", "sha256")
