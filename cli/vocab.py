@@ -347,6 +347,7 @@ def encode_cmd(
     spec: str = SpecArg,
     files: List[str] = typer.Argument(None, help="Text files (UTF-8); none or - reads stdin."),
     oov: str = typer.Option("unk", "--oov", help="Id for unknown tokens: 'unk' (the <unk> special's id, else -1) or an integer."),
+    strict: bool = typer.Option(False, "--strict", help="Fail on invalid UTF-8 instead of replacing (and counting) bad bytes, as corpus ingest --strict."),
     as_json: bool = _util.JsonOption,
 ) -> None:
     """Tokenize text the way the vocabulary's corpus was tokenized and print ids, one sentence per line.
@@ -363,30 +364,45 @@ def encode_cmd(
     oov_id = None if oov == "unk" else int(oov)
     tokenize = make_tokenizer(Corpus.open(view.doc["corpus"], cluster=view.cluster).options)
     texts = []
+    replaced = 0
+
+    def decode(data: bytes, what: str, hint: str) -> str:
+        # as corpus ingest reads text: binary (a NUL byte, or over 10 % invalid UTF-8) is refused; a few
+        # bad bytes (a legacy encoding's accents) are replaced by U+FFFD and counted, unless --strict
+        nonlocal replaced
+        if b"\x00" in data:
+            raise InvalidInputError(f"{what} looks binary (it has NUL bytes), not UTF-8 text", hint=hint)
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            first = exc.start + 1
+        text = data.decode("utf-8", errors="replace")
+        bad = text.count("\ufffd") - data.decode("utf-8", errors="ignore").count("\ufffd")
+        if len(data) >= 256 and bad > 0.10 * len(data):
+            raise InvalidInputError(f"{what} looks binary ({bad:,} invalid UTF-8 sequences in {len(data):,} bytes), not UTF-8 text", hint=hint)
+        if strict:
+            raise InvalidInputError(f"{what} is not UTF-8 text (byte {first})", hint=hint)
+        replaced += bad
+        return text
+
     for f in files or ["-"]:
         if f == "-":
             # bytes, decoded here: a text stdin in the C locale turns bad bytes into surrogates that spaCy chokes on
-            try:
-                texts.append(sys.stdin.buffer.read().decode("utf-8"))
-            except UnicodeDecodeError as exc:
-                raise InvalidInputError(
-                    f"standard input is not UTF-8 text (byte {exc.start + 1})", hint="pipe it through iconv first, e.g. ... | iconv -f latin1 -t utf-8 | nlpzk vocab encode SPEC"
-                ) from None
+            texts.append(decode(sys.stdin.buffer.read(), "standard input", "pipe it through iconv first, e.g. ... | iconv -f latin1 -t utf-8 | nlpzk vocab encode SPEC"))
             continue
         try:
             if os.path.exists(f) and not os.path.isdir(f) and not stat.S_ISREG(os.stat(f).st_mode):
                 # /dev/zero would fill the memory, a FIFO with no writer would wait forever
                 raise InvalidInputError(f"input file {f}: not a regular file (a FIFO, device or socket)", hint="copy the data into a file first, or pipe it to - (stdin)")
-            with open(f, encoding="utf-8") as fh:
-                texts.append(fh.read())
-            if "\x00" in texts[-1]:
-                raise InvalidInputError(f"input file {f} looks binary (it has NUL bytes), not text", hint="encode text files only (UTF-16 must be converted: iconv -f utf-16 -t utf-8)")
+            with open(f, "rb") as fh:
+                data = fh.read()
         except FileNotFoundError:
             raise NotFoundError(f"input file {f} does not exist", hint="check the path, or pass - (or nothing) to read standard input") from None
         except IsADirectoryError:
             raise InvalidInputError(f"input file {f} is a directory", hint="pass text files (or - for stdin)") from None
-        except UnicodeDecodeError:
-            raise InvalidInputError(f"input file {f} is not UTF-8 text", hint=_convert_hint(f)) from None
+        texts.append(decode(data, f"input file {f}", _convert_hint(f)))
+    if replaced:
+        print(f"warning: replaced {replaced:,} invalid UTF-8 sequence(s) by U+FFFD (use --strict to refuse them)", file=sys.stderr)
     import numpy as np
 
     sentences = [s for text in texts for s in tokenize(text)]

@@ -266,8 +266,9 @@ INPUTS = [
     ("ingest-min-sentence-tokens-negative", ["corpus", "ingest", "b", "{in}/good.txt", "--min-sentence-tokens", "-1"], INVALID, "tokenizer option --min-sentence-tokens must be an integer >= 1, not -1 — give the fewest tokens"),
     # vocab encode / export: files and outputs
     ("encode-directory", ["vocab", "encode", "v", "{in}/out_dir"], INVALID, "out_dir is a directory"),
-    ("encode-binary-file", ["vocab", "encode", "v", "{in}/random.txt"], INVALID, "random.txt is not UTF-8 text — convert it to UTF-8 first, e.g. iconv -f latin1 -t utf-8"),
-    ("encode-utf16-file", ["vocab", "encode", "v", "{in}/utf16.txt"], INVALID, "utf16.txt is not UTF-8 text — convert it to UTF-8 first, e.g. iconv -f utf-16 -t utf-8"),
+    ("encode-binary-file", ["vocab", "encode", "v", "{in}/random.txt"], INVALID, "random.txt looks binary"),
+    ("encode-binary-file-hint", ["vocab", "encode", "v", "{in}/random.txt"], INVALID, "not UTF-8 text — convert it to UTF-8 first, e.g. iconv -f latin1 -t utf-8"),
+    ("encode-utf16-file", ["vocab", "encode", "v", "{in}/utf16.txt"], INVALID, "utf16.txt looks binary (it has NUL bytes), not UTF-8 text — convert it to UTF-8 first, e.g. iconv -f utf-16 -t utf-8"),
     ("encode-missing-file", ["vocab", "encode", "v", "{in}/nosuch.txt"], NOT_FOUND, "nosuch.txt does not exist — check the path, or pass - (or nothing) to read standard input"),
     ("export-into-missing-dir", ["vocab", "export", "v", "--out", "{in}/nosuch/dir/v.txt"], INVALID, "nosuch/dir does not exist"),
     ("export-onto-a-directory", ["vocab", "export", "v", "--out", "{in}/out_dir"], INVALID, "out_dir is a directory"),
@@ -416,13 +417,17 @@ def test_unreachable_zookeeper_fails_fast_with_one_line(world, tmp_path):
 
 
 def test_encode_refuses_invalid_utf8_on_stdin(world):
-    """A real process too: in the C locale Python's text stdin turns bad bytes into surrogates."""
+    """As corpus ingest reads text: a legacy encoding's few bad bytes are replaced and counted (refused
+    with --strict), binary is refused. A real process too: in the C locale Python's text stdin turns
+    bad bytes into surrogates."""
     before = _snapshot(world["cluster"])
-    res = world["cli"].runner.invoke(_app(), ["vocab", "encode", "v"], env=world["env"], input=b"caf\xe9 au lait\n", catch_exceptions=False)
+    res = world["cli"].runner.invoke(_app(), ["vocab", "encode", "v", "--strict"], env=world["env"], input=b"caf\xe9 au lait\n", catch_exceptions=False)
     _check(res.exit_code, res.stdout, res.stderr, INVALID, "standard input is not UTF-8 text (byte 4)")
+    res = world["cli"].runner.invoke(_app(), ["vocab", "encode", "v"], env=world["env"], input=b"caf\xe9 au lait\n", catch_exceptions=False)
+    assert res.exit_code == 0 and "replaced 1 invalid UTF-8 sequence(s) by U+FFFD (use --strict to refuse them)" in res.stderr
     env = dict(world["env"], LC_ALL="C", LANG="C")
     proc = subprocess.run([sys.executable, "-m", "nlpzk", "vocab", "encode", "v"], input=b"\xff\xfeh\x00i\x00", env=env, cwd=ROOT, capture_output=True, timeout=120)
-    _check(proc.returncode, proc.stdout.decode(), proc.stderr.decode(), INVALID, "standard input is not UTF-8 text (byte 1)")
+    _check(proc.returncode, proc.stdout.decode(), proc.stderr.decode(), INVALID, "standard input looks binary (it has NUL bytes), not UTF-8 text")
     _assert_unchanged(world["cluster"], before)
 
 
