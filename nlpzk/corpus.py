@@ -374,16 +374,18 @@ class Corpus:
             versioned.mark_deleting(zk, paths.corpus(self.name))
         except NotFoundError:
             pass  # deleted meanwhile by another delete: its files go below all the same
-        if not force and not resuming:
+        if not force:
             # after the mark: a job created before it is listed now, one created after it fails (its
-            # creating transaction checks this node's znode version, see train.create_job)
+            # creating transaction checks this node's znode version, see train.create_job). Also
+            # when finishing a delete stopped half-way (it may have stopped before this look).
             try:
                 self._refuse_if_trained_on()
             except ConflictError:
-                try:
-                    versioned.update_doc(zk, paths.corpus(self.name), lambda d: {k: v for k, v in d.items() if k != "deleting"})
-                except NotFoundError:
-                    pass
+                if not resuming:  # this delete's own mark goes; one stopped half-way may have deleted files already
+                    try:
+                        versioned.update_doc(zk, paths.corpus(self.name), lambda d: {k: v for k, v in d.items() if k != "deleting"})
+                    except NotFoundError:
+                        pass
                 raise
         store = self.cluster.store
         files = store.list(naming.corpus_dir(self.name))

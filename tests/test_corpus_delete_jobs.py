@@ -127,3 +127,16 @@ def test_an_ingest_goes_on_after_a_delete_that_marked_the_corpus_then_refused(cl
         assert committed
     finally:
         other.close()
+
+
+def test_finishing_a_delete_stopped_half_way_still_looks_for_jobs(cli, cluster, lee):
+    """A delete killed right after its mark may not have looked for jobs yet: running it again looks."""
+    from nlpzk.zk import versioned
+
+    _job(cluster, view=lee)
+    versioned.mark_deleting(cluster.zk, paths.corpus("lee"))  # the delete's first step, then SIGKILL
+    r = cli("corpus", "delete", "lee", "--yes")
+    assert r.exit_code == ConflictError.exit_code and "j1" in one_line_error(r.stderr)
+    assert registry.is_deleting(cluster.zk, paths.corpus("lee"))  # still marked: files may be gone already
+    assert cli("corpus", "delete", "lee", "--yes", "--force").exit_code == 0
+    assert cluster.zk.exists(paths.corpus("lee")) is None
