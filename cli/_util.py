@@ -55,6 +55,11 @@ def _usage_error(exc) -> NoReturn:
     raise typer.Exit(exc.exit_code)
 
 
+def usage_error(ctx: typer.Context, message: str) -> Exception:
+    """A usage error raised by a command itself (printed and mapped like click's own: exit 2)."""
+    return _click_errors.UsageError(message, ctx=ctx)
+
+
 class NlpzkGroup(TyperGroup):
     """Root group: maps NlpzkError (and kazoo/OS errors the library translates) to one line + exit code,
     and click's usage errors (missing argument, unknown option or command) to one line + exit 2 (a

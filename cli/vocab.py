@@ -166,13 +166,12 @@ def tag_cmd(
 
     Example: nlpzk vocab tag wiki v3 stable
     """
-    from nlpzk.errors import InvalidInputError
     from nlpzk.vocab import parse_spec
     from nlpzk.vocab import tag as move
 
     if tag is None:  # nlpzk vocab tag wiki@v3 stable (the model tag form)
-        if "@" not in name and ":" not in name:
-            raise InvalidInputError(f"which version of {name!r} should get tag {version!r}?", hint=f"nlpzk vocab tag {name}@vN {version}  (or: nlpzk vocab tag {name} vN {version})")
+        if "@" not in name and ":" not in name:  # a missing argument: a usage error (exit 2)
+            raise _util.usage_error(ctx, f"Missing argument 'TAG' (which version of {name!r} should get tag {version!r}? e.g. nlpzk vocab tag {name}@vN {version})")
         vname, number, from_tag = parse_spec(name)
         name, version, tag = vname, (f"v{number}" if number is not None else from_tag), version
     number = move(_util.cluster(ctx), name, version, tag)
@@ -372,6 +371,8 @@ def encode_cmd(
         nonlocal replaced
         if b"\x00" in data:
             raise InvalidInputError(f"{what} looks binary (it has NUL bytes), not UTF-8 text", hint=hint)
+        if data.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark (Windows editors), dropped as corpus ingest drops it
+            data = data[3:]
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError as exc:

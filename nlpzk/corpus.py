@@ -363,30 +363,30 @@ class Corpus:
         its files, then its registry nodes. A delete killed half-way leaves the mark, never a
         corpus that looks whole; running the delete again finishes it."""
         zk = self.cluster.zk
-        resuming = bool(self.info.get("deleting"))
-        running = self.ingesters()
-        if running and not force and not resuming:
-            raise ConflictError(f"corpus {self.name!r} is being ingested right now ({len(running)} ingester(s))", hint="wait for them, or pass --force")
-        if not force and not resuming:
-            self._refuse_if_trained_on()
+        resuming = bool(self.info.get("deleting"))  # a marked corpus passed the looks below when it was marked
         shards = len(registry.children(zk, paths.shards(self.name)))
-        try:
-            versioned.mark_deleting(zk, paths.corpus(self.name))
-        except NotFoundError:
-            pass  # deleted meanwhile by another delete: its files go below all the same
-        if not force:
-            # after the mark: a job created before it is listed now, one created after it fails (its
-            # creating transaction checks this node's znode version, see train.create_job). Also
-            # when finishing a delete stopped half-way (it may have stopped before this look).
-            try:
+        for _ in range(20 if not resuming else 0):
+            # "look for jobs, then mark" is one step against job creations: the mark's transaction sets
+            # the corpus's guard node at the version read before looking, and every job creation on the
+            # corpus sets it too (train.create_job): whichever commits second fails and looks again
+            guard = versioned.guard_version(zk, paths.corpus_users(self.name))
+            if guard is None:
+                break  # deleted meanwhile by another delete: its files go below all the same
+            running = self.ingesters()
+            if running and not force:
+                raise ConflictError(f"corpus {self.name!r} is being ingested right now ({len(running)} ingester(s))", hint="wait for them, or pass --force")
+            if not force:
                 self._refuse_if_trained_on()
-            except ConflictError:
-                if not resuming:  # this delete's own mark goes; one stopped half-way may have deleted files already
-                    try:
-                        versioned.update_doc(zk, paths.corpus(self.name), lambda d: {k: v for k, v in d.items() if k != "deleting"})
-                    except NotFoundError:
-                        pass
-                raise
+            try:
+                versioned.mark_deleting_guarded(zk, paths.corpus(self.name), paths.corpus_users(self.name), guard)
+                break
+            except versioned.GuardChanged:
+                continue  # a job was created on it meanwhile: look again
+            except NotFoundError:
+                break  # deleted meanwhile by another delete: its files go below all the same
+        else:
+            if not resuming:
+                raise ConflictError(f"jobs kept being created on corpus {self.name!r} while it was being deleted", hint="try again")
         store = self.cluster.store
         files = store.list(naming.corpus_dir(self.name))
         for f in files:

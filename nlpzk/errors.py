@@ -47,6 +47,11 @@ class InvalidInputError(NlpzkError):
     exit_code = 5
 
 
+class TokenizerOptionError(InvalidInputError, ConfigError):
+    """A tokenizer option with a bad value: a bad argument (exit 5, as InvalidInputError comes first),
+    and still a ConfigError for callers that caught those before."""
+
+
 class ConflictError(NlpzkError):
     """Something already exists or was changed concurrently in a way that forbids the operation."""
 
@@ -102,4 +107,5 @@ __all__ = [
     "StoreError",
     "FencedError",
     "TrainingError",
+    "TokenizerOptionError",
 ]

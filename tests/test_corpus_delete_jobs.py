@@ -92,51 +92,105 @@ def test_a_delete_does_not_remove_a_corpus_a_job_was_created_on_after_its_first_
     assert Corpus.open("lee", cluster=cluster).shards
 
 
-def test_an_ingest_goes_on_after_a_delete_that_marked_the_corpus_then_refused(cluster, config, lee, monkeypatch):
-    """A refused delete takes its mark off again; an ingester that joined before the mark (after the
-    delete's look for ingesters) commits all the same."""
-    from nlpzk.zk import versioned
+def test_a_refused_delete_leaves_no_mark_and_an_ingest_goes_on(cluster, config, lee, monkeypatch):
+    """The look for jobs and the mark are one step (the guard): a delete that refuses has written
+    nothing, so an ingest that joined after its look for ingesters commits all the same."""
     from nlpzk.zk.claims import InputClaims
 
     _job(cluster, view=lee)
     other = testing.Cluster.connect(config)
     try:
         running = InputClaims(other.zk, "lee")
-        real_mark, real_refuse = versioned.mark_deleting, Corpus._refuse_if_trained_on
-
-        def mark_deleting(zk, base):
-            running.join()  # an ingest joins after the delete looked for ingesters
-            real_mark(zk, base)
-
-        def refuse_after_mark(self):  # skip the first look for jobs, so the delete marks, then refuses
-            if registry.is_deleting(cluster.zk, paths.corpus("lee")):
-                real_refuse(self)
-
-        monkeypatch.setattr(versioned, "mark_deleting", mark_deleting)
-        monkeypatch.setattr(Corpus, "_refuse_if_trained_on", refuse_after_mark)
+        monkeypatch.setattr(Corpus, "ingesters", lambda self: [])  # the ingest joins right after this look
+        running.join()
+        before = cluster.zk.exists(paths.corpus("lee")).version
         with pytest.raises(ConflictError, match="j1"):
             Corpus.open("lee", cluster=cluster).delete()
-        assert cluster.zk.exists(paths.corpus("lee")).version == running._corpus_version + 2  # marked, then not
+        assert cluster.zk.exists(paths.corpus("lee")).version == before and not registry.is_deleting(cluster.zk, paths.corpus("lee"))
         assert running.try_claim("k", {"source": "late.txt"})
-        committed = False
-        for _ in range(3):
-            version, _ = running.commit_point()
-            committed = running.commit("k", [], {"source": "late.txt"}, version)
-            if committed:
-                break
-        assert committed
+        version, _ = running.commit_point()
+        assert running.commit("k", [], {"source": "late.txt"}, version)
     finally:
         other.close()
 
 
-def test_finishing_a_delete_stopped_half_way_still_looks_for_jobs(cli, cluster, lee):
-    """A delete killed right after its mark may not have looked for jobs yet: running it again looks."""
-    from nlpzk.zk import versioned
+def test_a_delete_killed_after_its_mark_is_finished_by_running_it_again(cli, cluster, lee, monkeypatch):
+    """A mark is only written once no unfinished job uses the corpus (none can be created after it),
+    so running the delete again finishes it without looking again, and without --force."""
+    real, calls = cluster.store.delete, []
 
-    _job(cluster, view=lee)
-    versioned.mark_deleting(cluster.zk, paths.corpus("lee"))  # the delete's first step, then SIGKILL
+    def killed(rel):
+        calls.append(rel)
+        raise KeyboardInterrupt  # SIGKILL after the mark, before the first file went
+
+    monkeypatch.setattr(cluster.store, "delete", killed)
+    with pytest.raises(KeyboardInterrupt):
+        Corpus.open("lee", cluster=cluster).delete()
+    monkeypatch.setattr(cluster.store, "delete", real)
+    assert calls and registry.is_deleting(cluster.zk, paths.corpus("lee"))
+    with pytest.raises(ConflictError, match="being deleted"):
+        _job(cluster, view=lee)  # refused, as everything else
     r = cli("corpus", "delete", "lee", "--yes")
-    assert r.exit_code == ConflictError.exit_code and "j1" in one_line_error(r.stderr)
-    assert registry.is_deleting(cluster.zk, paths.corpus("lee"))  # still marked: files may be gone already
-    assert cli("corpus", "delete", "lee", "--yes", "--force").exit_code == 0
-    assert cluster.zk.exists(paths.corpus("lee")) is None
+    assert r.exit_code == 0, r.stderr
+    assert cluster.zk.exists(paths.corpus("lee")) is None and cluster.store.list("corpora/lee") == []
+
+
+# A refused delete (corpus or vocabulary) must not make a job creation running at the same time fail:
+# it was "corpus 'lee' is being deleted" while the delete took back a mark it had set before looking.
+def test_a_refused_corpus_delete_does_not_refuse_a_job_created_meanwhile(cluster, config, lee, monkeypatch):
+    from nlpzk.train import job as _jobmod
+
+    other = testing.Cluster.connect(config)
+    real, fired, real_jobs = _jobmod.rounds.create_job, [], Corpus.training_jobs
+
+    def training_jobs(self):  # j1 is created between the delete's look and its mark
+        out = real_jobs(self)
+        if not out and self.cluster is other:
+            _job(other, "j1", view=lee)
+        return out
+
+    def create(zk, job, doc, round0, units, **kw):
+        if not fired and job == "j2":
+            fired.append(job)
+            with pytest.raises(ConflictError, match="j1"):
+                Corpus.open("lee", cluster=other).delete()
+        return real(zk, job, doc, round0, units, **kw)
+
+    monkeypatch.setattr(Corpus, "training_jobs", training_jobs)
+    monkeypatch.setattr(_jobmod.rounds, "create_job", create)
+    try:
+        _job(cluster, "j2", view=lee)
+    finally:
+        other.close()
+    assert fired and cluster.zk.exists(paths.job("j2")) is not None and not registry.is_deleting(cluster.zk, paths.corpus("lee"))
+
+
+def test_a_refused_vocab_delete_does_not_refuse_a_job_created_meanwhile(cluster, config, lee, monkeypatch):
+    from nlpzk.train import job as _jobmod
+    from nlpzk.vocab import _ops
+
+    other = testing.Cluster.connect(config)
+    real, fired, real_users, looks = _jobmod.rounds.create_job, [], _ops.users, []
+
+    def users(c, name, number=None):
+        out = real_users(c, name, number)
+        looks.append(out)
+        if len(looks) == 1:
+            _job(other, "j1", view=lee)  # created between the delete's look and its transaction
+        return out
+
+    def create(zk, job, doc, round0, units, **kw):
+        if not fired and job == "j2":
+            fired.append(job)
+            with pytest.raises(ConflictError, match="j1"):
+                _ops.delete(other, "lee", lee.version)
+        return real(zk, job, doc, round0, units, **kw)
+
+    monkeypatch.setattr(_ops, "users", users)
+    monkeypatch.setattr(_jobmod.rounds, "create_job", create)
+    try:
+        _job(cluster, "j2", view=lee)
+    finally:
+        other.close()
+    assert fired and cluster.zk.exists(paths.job("j2")) is not None
+    assert cluster.zk.exists(paths.vocab_version("lee", lee.version)) is not None

@@ -54,8 +54,12 @@ def test_options_are_validated():
     assert tokenizer_options({"lang": "de"}) == dict(tokenizer_options(), lang="de")
     with pytest.raises(InvalidInputError):
         tokenizer_options({"lang": "en", "colour": "blue"})
-    with pytest.raises(InvalidInputError):
+    with pytest.raises(InvalidInputError) as bad:
         tokenizer_options({"min_sentence_tokens": 0})
+    # a bad argument (exit 5), and still the ConfigError API callers caught before
+    from nlpzk.errors import ConfigError
+
+    assert isinstance(bad.value, ConfigError) and bad.value.exit_code == InvalidInputError.exit_code
     with pytest.raises(InvalidInputError, match="unknown language 'qq'"):
         make_tokenizer({"lang": "qq"})
 

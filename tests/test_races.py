@@ -251,11 +251,11 @@ def test_an_ingester_cannot_commit_into_a_corpus_marked_deleting(cluster, config
     got = {}
     try:
         running = InputClaims(other.zk, "c")
-        real_mark = versioned.mark_deleting
+        real_mark = versioned.mark_deleting_guarded
 
-        def mark_deleting(zk, base):
+        def mark_deleting(zk, base, *guard):
             running.join()  # an ingest past Corpus.create joins after delete's ingesters() check
-            real_mark(zk, base)
+            real_mark(zk, base, *guard)
             assert running.try_claim("k", {"source": "a.txt"})
             version, _ = running.commit_point()
             try:
@@ -264,7 +264,7 @@ def test_an_ingester_cannot_commit_into_a_corpus_marked_deleting(cluster, config
                 got["committed"] = exc
             raise KeyboardInterrupt  # the delete is killed right here: the mark stays
 
-        monkeypatch.setattr(versioned, "mark_deleting", mark_deleting)
+        monkeypatch.setattr(versioned, "mark_deleting_guarded", mark_deleting)
         with pytest.raises(KeyboardInterrupt):
             Corpus.open("c", cluster=cluster).delete()
         assert got["committed"] is not True, "an input was committed into a corpus marked deleting"

@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..errors import ConfigError, InvalidInputError, MissingDependencyError
+from ..errors import ConfigError, InvalidInputError, MissingDependencyError, TokenizerOptionError
 
 #: Bumped whenever the same options would tokenize differently; stored with the options.
 SCHEME = 1
@@ -59,19 +59,19 @@ def tokenizer_options(options: dict[str, Any] | None = None, **overrides: Any) -
     given.update({k: v for k, v in overrides.items() if v is not None})
     unknown = set(given) - set(DEFAULTS)
     if unknown:
-        raise InvalidInputError(f"unknown tokenizer option(s): {', '.join(sorted(unknown))}", hint=f"known: {', '.join(DEFAULTS)}")
+        raise TokenizerOptionError(f"unknown tokenizer option(s): {', '.join(sorted(unknown))}", hint=f"known: {', '.join(DEFAULTS)}")
     opts.update(given)
     if opts["scheme"] != SCHEME:
         raise ConfigError(f"tokenizer scheme {opts['scheme']} is not supported by this nlpzk (it writes scheme {SCHEME})")
     for flag in ("lowercase", "lemmatize", "drop_punct", "drop_numbers", "drop_urls"):
         if not isinstance(opts[flag], bool):
-            raise InvalidInputError(f"tokenizer option {flag} must be true or false, not {opts[flag]!r}")
+            raise TokenizerOptionError(f"tokenizer option {flag} must be true or false, not {opts[flag]!r}")
     for num, what in (("max_token_length", "the longest token to keep, in characters"), ("min_sentence_tokens", "the fewest tokens a sentence needs to be kept")):
         if not isinstance(opts[num], int) or isinstance(opts[num], bool) or opts[num] < 1:
             flag = "--" + num.replace("_", "-")
-            raise InvalidInputError(f"tokenizer option {flag} must be an integer >= 1, not {opts[num]!r}", hint=f"give {what}, e.g. {flag} {DEFAULTS[num]} (the default)")
+            raise TokenizerOptionError(f"tokenizer option {flag} must be an integer >= 1, not {opts[num]!r}", hint=f"give {what}, e.g. {flag} {DEFAULTS[num]} (the default)")
     if not isinstance(opts["lang"], str) or not opts["lang"]:
-        raise InvalidInputError(f"tokenizer option --lang must be a language code, not {opts['lang']!r}", hint="use a spaCy language code such as en, de, fr, es, xx")
+        raise TokenizerOptionError(f"tokenizer option --lang must be a language code, not {opts['lang']!r}", hint="use a spaCy language code such as en, de, fr, es, xx")
     return opts
 
 

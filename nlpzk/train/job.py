@@ -24,6 +24,7 @@ from ..store import naming
 from ..vocab import parse_spec
 from ..zk import members as _members
 from ..zk import paths, registry, rounds
+from ..zk import versioned as _versioned
 from . import merge as _merge
 from ._model import VocabData, initial_params, keyed_vectors
 
@@ -156,22 +157,13 @@ def create_job(
         return existing, []
     hp = check_hyper(hyper, workers)
     corp = Corpus.open(corpus, cluster=cluster)
-    # checked again when the job is created: `corpus delete` marks the corpus node (a new znode
-    # version) before it looks for jobs training on it, so either it sees this job or this job sees it
-    corpus_stat = cluster.zk.exists(paths.corpus(corpus))
-    if corpus_stat is None or registry.is_deleting(cluster.zk, paths.corpus(corpus)):
-        raise NotFoundError(f"corpus {corpus!r} was deleted meanwhile", hint="see: nlpzk corpus list")
     shards = corp.shards
     if not shards:
         raise InvalidInputError(f"corpus {corpus!r} has no shards", hint=f"ingest text first: nlpzk corpus ingest {corpus} FILES")
     name, version, tag = parse_spec(vocab)
     vd = load_vocab(cluster, name, version, tag)
-    # The job is created only if this version is still what we loaded: `vocab delete` marks a version
-    # (a new znode version) before it looks for users, so either it sees this job or this job sees it.
     vpath = paths.vocab_version(vd.name, vd.version)
-    vdoc, vstat = registry.get_json(cluster.zk, vpath, what=f"vocabulary {vd.ref}")
-    if isinstance(vdoc, dict) and vdoc.get("deleting"):
-        raise _vocab_being_deleted(vd.ref)
+    vdoc, _ = registry.get_json(cluster.zk, vpath, what=f"vocabulary {vd.ref}")
     if not vd.tokens:
         raise InvalidInputError(f"vocabulary {vd.ref} has no tokens: there is nothing to train", hint="build one with a lower --min-count: nlpzk vocab build --help")
     warnings = []
@@ -202,16 +194,12 @@ def create_job(
         raise
     # (a connection error in this transaction leaves the files: the job may exist all the same)
     try:
-        created = rounds.create_job(
-            cluster.zk, job, doc, round0, [u.name for u in work_units(spec, shards)], checks=[(vpath, vstat.version), (paths.corpus(corpus), corpus_stat.version)]
-        )
-    except rounds.StaleCheck as stale:
+        created = _create_guarded(cluster, job, doc, round0, [u.name for u in work_units(spec, shards)], corpus, vd, vdoc)
+    except BaseException:
         cluster.store.delete(params_rel)
         cluster.store.delete(shard_rel)
         drop_pending(cluster.zk, job)
-        if stale.args[0] == vpath:
-            raise _vocab_being_deleted(vd.ref) from None
-        raise ConflictError(f"corpus {corpus!r} is being deleted", hint="train on another corpus (see: nlpzk corpus list)") from None
+        raise
     if not created:
         cluster.store.delete(params_rel)
         cluster.store.delete(shard_rel)
@@ -221,12 +209,25 @@ def create_job(
     return doc, warnings
 
 
-def _vocab_being_deleted(ref: str) -> ConflictError:
-    name, _, version = ref.partition("@")
-    return ConflictError(
-        f"vocabulary {ref} is being deleted",
-        hint=f"train on another version (see: nlpzk vocab list {name}); if a delete of it stopped half-way, run it again: nlpzk vocab delete {ref} --yes",
-    )
+def _create_guarded(cluster: Cluster, job: str, doc: dict[str, Any], round0: dict[str, Any], units: list[str], corpus: str, vd: VocabData, vdoc: dict[str, Any]) -> bool:
+    """``rounds.create_job`` against `corpus delete` and `vocab delete`: the transaction sets the
+    corpus's and the vocabulary's guard nodes at the versions read after checking that neither is
+    being deleted and that the version is still the table loaded; a delete sets them too after it
+    looked for jobs, so whichever commits second fails and looks again. False: the job exists."""
+    zk = cluster.zk
+    for _ in range(20):
+        cguard = _versioned.guard_version(zk, paths.corpus_users(corpus))
+        vguard = _versioned.guard_version(zk, paths.vocab_users(vd.name))
+        if cguard is None or registry.is_deleting(zk, paths.corpus(corpus)):
+            raise ConflictError(f"corpus {corpus!r} is being deleted", hint="train on another corpus (see: nlpzk corpus list)")
+        now = registry.maybe_json(zk, paths.vocab_version(vd.name, vd.version))
+        if vguard is None or registry.is_deleting(zk, paths.vocab(vd.name)) or not isinstance(now, dict) or now.get("sha256") != vdoc.get("sha256"):
+            raise ConflictError(f"vocabulary {vd.ref} was deleted meanwhile", hint=f"train on another version (see: nlpzk vocab list {vd.name})")
+        try:
+            return rounds.create_job(zk, job, doc, round0, units, guards=[(paths.corpus_users(corpus), cguard), (paths.vocab_users(vd.name), vguard)])
+        except rounds.StaleCheck:
+            continue  # a delete, or another job creation, went first: look again
+    raise ConflictError(f"job {job!r} could not be created: its corpus and vocabulary kept changing", hint="try again")
 
 
 def drop_pending(zk, job: str) -> None:

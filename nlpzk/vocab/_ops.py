@@ -250,24 +250,19 @@ def _refuse_if_used(cluster: Cluster, name: str, number: int | None) -> None:
         )
 
 
-def _unmark(zk, path: str) -> None:
-    try:
-        versioned.update_doc(zk, path, lambda d: {k: v for k, v in d.items() if k != "deleting"})
-    except NotFoundError:
-        pass
-
-
 def delete(cluster: Cluster, name: str, version: int | str | None = None, *, force: bool = False) -> dict[str, Any]:
     """Delete one version of vocabulary ``name`` (a number, ``"v3"`` or a tag) or, with ``version=None``, all of it.
 
     Refused (ConflictError, naming them) while a model version or a training job needs what would be
     deleted (:func:`users`), unless ``force``: their ids then belong to a vocabulary nobody can read.
-    The version documents are marked ``deleting`` first and the users read after that: a job created
-    before the mark is seen, one created after it fails (its creating transaction checks the version
-    node's znode version, see ``train.create_job``); if a user is found, the mark is taken off again.
-    One version: its znode goes next (``latest`` moves back to the highest remaining version), then
-    its file. A whole vocabulary: the base is marked too (refused everywhere from then on), its files
-    go, then its znodes; a delete stopped half-way is finished by running it again.
+    "Look for users, then delete" is one step against job creations: the delete's transaction sets
+    the vocabulary's guard node (``/vocab/<name>/users``) at the znode version read before looking,
+    and every job creation on the vocabulary sets it too (``train.create_job``), so whichever
+    commits second fails and looks again (:func:`nlpzk.zk.versioned.guard_version`).
+    One version: its znode and tags go in that transaction (``latest`` moves back to the highest
+    remaining version), then its file. A whole vocabulary: that transaction marks the base as
+    being deleted (refused everywhere from then on), then its files go, then its znodes; a delete
+    stopped half-way is finished by running it again.
     Returns ``{"name", "deleted": [numbers], "tags": [tags removed or moved]}``.
     """
     zk = cluster.zk
@@ -279,44 +274,30 @@ def delete(cluster: Cluster, name: str, version: int | str | None = None, *, for
     number = None
     if version is not None:
         number, _ = resolve(cluster, name, *_version_arg(version))
-    if not force and not resuming:
-        _refuse_if_used(cluster, name, number)  # the common refusal, before writing anything
-    if number is not None:
-        vpath = paths.vocab_version(name, number)
+    for _ in range(20):
+        guard = versioned.guard_version(zk, paths.vocab_users(name))
+        if guard is None:
+            raise NotFoundError(f"unknown vocabulary {name!r} (deleted meanwhile)", hint="see: nlpzk vocab list")
+        if not force and not resuming:
+            _refuse_if_used(cluster, name, number)
         try:
-            versioned.update_doc(zk, vpath, lambda d: dict(d, deleting=d.get("deleting") or registry.now()))
-        except NotFoundError:
-            raise NotFoundError(f"vocabulary {name!r} has no version v{number} (deleted meanwhile)") from None
-        if not force:
-            try:
-                _refuse_if_used(cluster, name, number)
-            except ConflictError:
-                _unmark(zk, vpath)
-                raise
-        doc, _ = registry.get_json(zk, vpath)
-        touched = versioned.delete_version(zk, base, number)
-        if doc.get("path"):
-            cluster.store.delete(doc["path"])
-        return {"name": name, "deleted": [number], "tags": touched}
-    try:
-        versioned.mark_deleting(zk, base)
-    except NotFoundError:
-        raise NotFoundError(f"unknown vocabulary {name!r} (deleted meanwhile)", hint="see: nlpzk vocab list") from None
+            if number is not None:
+                doc, _ = registry.get_json(zk, paths.vocab_version(name, number), what=f"vocabulary {name}@v{number}")
+                touched = versioned.delete_version(zk, base, number, guard=(paths.vocab_users(name), guard))
+                if doc.get("path"):
+                    cluster.store.delete(doc["path"])
+                return {"name": name, "deleted": [number], "tags": touched}
+            if not resuming:  # a marked vocabulary passed this look when it was marked
+                try:
+                    versioned.mark_deleting_guarded(zk, base, paths.vocab_users(name), guard)
+                except NotFoundError:
+                    raise NotFoundError(f"unknown vocabulary {name!r} (deleted meanwhile)", hint="see: nlpzk vocab list") from None
+            break
+        except versioned.GuardChanged:
+            continue  # a job was created on it meanwhile: look again
+    else:
+        raise ConflictError(f"jobs kept being created on vocabulary {name!r} while it was being deleted", hint="try again")
     numbers = versioned.versions(zk, base)  # complete: no version is published under a marked base
-    for n in numbers:
-        try:
-            versioned.update_doc(zk, paths.vocab_version(name, n), lambda d: dict(d, deleting=d.get("deleting") or registry.now()))
-        except NotFoundError:
-            pass
-    if not force:
-        try:
-            _refuse_if_used(cluster, name, None)
-        except ConflictError:
-            if not resuming:  # a delete stopped half-way may have deleted files already: it stays marked
-                for n in numbers:
-                    _unmark(zk, paths.vocab_version(name, n))
-                _unmark(zk, base)
-            raise
     docs = [(n, registry.maybe_json(zk, paths.vocab_version(name, n))) for n in numbers]
     for _, doc in docs:
         if isinstance(doc, dict) and doc.get("path"):

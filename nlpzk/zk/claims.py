@@ -111,8 +111,7 @@ class InputClaims:
             raise NotFoundError(f"corpus {self.corpus!r} was deleted while this ingest started", hint="run the ingest again to create it anew")
         doc = {"started": registry.now()}  # _create_own adds host, pid and the rest of process_identity()
         self.client.retry(self._create_own, self._member_path, doc)
-        # a delete marks the corpus node (its only writes after creation: the mark, and taking it off when a
-        # delete refuses after marking): every commit checks that
+        # a delete marks the corpus node (its only write after creation): every commit checks that
         # version, so none lands once a delete has begun, whenever this ingest joined
         try:
             data, stat = self.client.retry(self.client.get, paths.corpus(self.corpus))
@@ -269,16 +268,7 @@ class InputClaims:
             return False
         first = registry.first_error(results)
         if results[1] is first:
-            # the corpus node changed: a delete marked it, or marked it and took the mark off again
-            # (it found a training job on the corpus and refused): only the first stops this ingest
-            try:
-                data, stat = self.client.retry(self.client.get, paths.corpus(self.corpus))
-            except NoNodeError:
-                raise registry.being_deleted(paths.corpus(self.corpus)) from None
-            if (registry.loads(data) or {}).get("deleting"):
-                raise registry.being_deleted(paths.corpus(self.corpus))
-            self._corpus_version = stat.version
-            return False
+            raise registry.being_deleted(paths.corpus(self.corpus))
         if isinstance(first, NoNodeError) and results[0] is first:
             raise FencedError(
                 "this ingest lost its ZooKeeper session; its claims may now belong to another ingester",

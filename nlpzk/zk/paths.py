@@ -9,9 +9,11 @@ node's document::
     /corpora/<c>/shards/<key>-<seq>              {path, sha256, bytes, sentences, tokens, documents, ...}
     /corpora/<c>/claims/<key>                    ephemeral: an ingester works on this input
     /corpora/<c>/ingesters/<member>              ephemeral: one per running ingest
+    /corpora/<c>/users                           guard: bumped by each job creation on it and by its delete
     /vocab/<name>                                {next_version[, deleting]}
-    /vocab/<name>/versions/vNNNNNNNNNN           {path, sha256, size, parent, corpus, shards, params[, deleting]}
+    /vocab/<name>/versions/vNNNNNNNNNN           {path, sha256, size, parent, corpus, shards, params}
     /vocab/<name>/tags/<tag>                     "vNNNNNNNNNN"
+    /vocab/<name>/users                          guard: bumped by each job creation on it and by its deletes
     /jobs/<job>                                  {spec, state, round, words, final}
     /jobs/<job>/workers/<worker-id>              ephemeral membership
     /jobs/<job>/fences/<shard>                   fence counter per shard (its znode version)
@@ -116,6 +118,11 @@ def ingester(name: str, member: str) -> str:
     return f"{ingesters(name)}/{member}"
 
 
+def corpus_users(name: str) -> str:
+    """Empty node whose znode version every job creation on the corpus and its delete bump (the guard)."""
+    return f"{corpus(name)}/users"
+
+
 # -- vocabularies ----------------------------------------------------------------------------------
 
 def vocab(name: str) -> str:
@@ -132,6 +139,11 @@ def vocab_version(name: str, n: int) -> str:
 
 def vocab_tags(name: str) -> str:
     return f"{vocab(name)}/tags"
+
+
+def vocab_users(name: str) -> str:
+    """Empty node whose znode version every job creation on the vocabulary and its deletes bump (the guard)."""
+    return f"{vocab(name)}/users"
 
 
 def vocab_tag(name: str, tag: str) -> str:

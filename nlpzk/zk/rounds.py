@@ -429,18 +429,18 @@ def _lists(zk: KazooClient, *folders: str) -> list[list[str]]:
 
 
 def create_job(
-    zk: KazooClient, job: str, job_doc: dict[str, Any], round0: dict[str, Any], units: Iterable[str], checks: Iterable[tuple[str, int]] = ()
+    zk: KazooClient, job: str, job_doc: dict[str, Any], round0: dict[str, Any], units: Iterable[str], guards: Iterable[tuple[str, int]] = ()
 ) -> bool:
     """Create the job node and its first round in one transaction; False if the job already exists.
 
-    ``checks``: ``(path, znode version)`` pairs that must still hold when the job is created (the
-    vocabulary version it trains on: a delete marks it first); if one fails, ``StaleCheck``."""
+    ``guards``: ``(path, znode version)`` of guard nodes set in the same transaction (the corpus's
+    and the vocabulary's, see ``versioned.guard_version``); if one moved meanwhile, ``StaleCheck``."""
     units = list(units)
-    checks = list(checks)
+    checks = list(guards)
     tx = zk.transaction()
     zk.ensure_path(paths.JOBS)
     for path, version in checks:
-        tx.check(path, version)
+        tx.set_data(path, b"", version=version)
     tx.create(paths.job(job), registry.dumps(job_doc))
     tx.create(paths.job_workers(job), b"")
     tx.create(paths.job_fences(job), b"")
@@ -465,4 +465,4 @@ def create_job(
 
 
 class StaleCheck(Exception):
-    """A node :func:`create_job` was to check changed or vanished meanwhile (``args[0]``: its path)."""
+    """A guard node :func:`create_job` was to set changed or vanished meanwhile (``args[0]``: its path)."""

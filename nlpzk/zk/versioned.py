@@ -54,11 +54,12 @@ def update_doc(zk: KazooClient, path: str, change: Callable[[dict[str, Any]], di
     raise ConflictError(f"{path} kept changing while being updated; try again")
 
 
-def delete_version(zk: KazooClient, base: str, version: int, attempts: int = 20) -> list[str]:
+def delete_version(zk: KazooClient, base: str, version: int, attempts: int = 20, guard: tuple[str, int] | None = None) -> list[str]:
     """Delete ``base/versions/vN`` and every tag pointing at it, in one transaction.
 
     ``latest`` is not dropped but moved back to the highest remaining version (if any), so readers
-    following it keep working. Returns the tags that were removed or moved.
+    following it keep working. Returns the tags that were removed or moved. ``guard``: ``(path,
+    znode version)`` set in the same transaction (see :func:`guard_version`); GuardChanged if it moved.
     """
     vname = paths.version_name(version)
     vpath = f"{base}/versions/{vname}"
@@ -70,6 +71,8 @@ def delete_version(zk: KazooClient, base: str, version: int, attempts: int = 20)
         vdoc = registry.loads(data)
         once = vdoc.get("once") if isinstance(vdoc, dict) else None
         tx = zk.transaction()
+        if guard is not None:  # result index 0
+            tx.set_data(guard[0], b"", version=guard[1])
         touched: list[str] = []
         remaining = [v for v in versions(zk, base) if v != version]
         for tag in registry.children(zk, f"{base}/tags"):
@@ -95,8 +98,49 @@ def delete_version(zk: KazooClient, base: str, version: int, attempts: int = 20)
         if not any(isinstance(r, Exception) for r in results):
             return touched
         registry.raise_if_refused(results)
+        if guard is not None and isinstance(results[0], (BadVersionError, NoNodeError)):
+            raise GuardChanged(guard[0])
         # a tag moved or the document changed between our reads and the commit: look again
     raise ConflictError(f"deleting {vpath} kept racing with other changes; try again")
+
+
+class GuardChanged(Exception):
+    """The guard node (``args[0]``) changed between our read and our transaction: someone (a job
+    creation) used what we meant to delete; look for users again."""
+
+
+def guard_version(zk: KazooClient, guard: str) -> int | None:
+    """The znode version of ``guard`` (created empty if missing), or None if its parent is gone.
+
+    A guard serialises "look for users, then delete" against "create a user": the delete's
+    transaction and each creation's transaction both set the guard at the version they read, so
+    whichever commits second fails and looks again. No mark is ever taken back."""
+    if not registry.create_below(zk, [guard]):
+        return None
+    stat = zk.retry(zk.exists, guard)
+    return None if stat is None else stat.version
+
+
+def mark_deleting_guarded(zk: KazooClient, base: str, guard: str, guard_ver: int) -> None:
+    """:func:`mark_deleting` in one transaction with setting ``guard`` at ``guard_ver``: the mark
+    lands only if no user was created since the caller looked. GuardChanged otherwise."""
+    for _ in range(20):
+        try:
+            doc, stat = registry.get_json(zk, base)
+        except NotFoundError:
+            raise
+        doc = doc if isinstance(doc, dict) else {}
+        tx = zk.transaction()
+        tx.set_data(guard, b"", version=guard_ver)
+        tx.set_data(base, registry.dumps(dict(doc, deleting=doc.get("deleting") or registry.now())), version=stat.version)
+        results = tx.commit()
+        if not any(isinstance(r, Exception) for r in results):
+            return
+        registry.raise_if_refused(results)
+        if isinstance(results[0], (BadVersionError, NoNodeError)):
+            raise GuardChanged(guard)
+        # the base document changed meanwhile (another delete marked it): read it again
+    raise ConflictError(f"{base} kept changing while being marked for deletion; try again")
 
 
 def mark_deleting(zk: KazooClient, base: str) -> None:
