@@ -365,13 +365,13 @@ class Corpus:
         zk = self.cluster.zk
         resuming = bool(self.info.get("deleting"))  # a marked corpus passed the looks below when it was marked
         shards = len(registry.children(zk, paths.shards(self.name)))
-        for _ in range(20 if not resuming else 0):
+        for _ in versioned.guard_attempts(f"deleting corpus {self.name!r}") if not resuming else ():
             # "look for jobs, then mark" is one step against job creations: the mark's transaction sets
             # the corpus's guard node at the version read before looking, and every job creation on the
-            # corpus sets it too (train.create_job): whichever commits second fails and looks again
-            guard = versioned.guard_version(zk, paths.corpus_users(self.name))
-            if guard is None:
-                break  # deleted meanwhile by another delete: its files go below all the same
+            # corpus sets it too (train.create_job): whichever commits second fails and looks again.
+            # --force looks at nothing: it sets the guard whatever its version.
+            guard = versioned.guard_version(zk, paths.corpus_users(self.name))  # (created if missing)
+            guard = -1 if force else guard
             running = self.ingesters()
             if running and not force:
                 raise ConflictError(f"corpus {self.name!r} is being ingested right now ({len(running)} ingester(s))", hint="wait for them, or pass --force")
@@ -384,9 +384,6 @@ class Corpus:
                 continue  # a job was created on it meanwhile: look again
             except NotFoundError:
                 break  # deleted meanwhile by another delete: its files go below all the same
-        else:
-            if not resuming:
-                raise ConflictError(f"jobs kept being created on corpus {self.name!r} while it was being deleted", hint="try again")
         store = self.cluster.store
         files = store.list(naming.corpus_dir(self.name))
         for f in files:

@@ -61,7 +61,7 @@ def test_a_job_created_while_its_corpus_is_deleted_is_refused(cluster, config, l
 
     monkeypatch.setattr(_jobmod.rounds, "create_job", create)
     try:
-        with pytest.raises(NlpzkError, match="corpus 'lee' is being deleted"):
+        with pytest.raises(NlpzkError, match="corpus 'lee' was deleted meanwhile, or is being deleted"):
             _job(cluster, view=lee)
     finally:
         other.close()

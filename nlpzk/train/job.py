@@ -157,6 +157,9 @@ def create_job(
         return existing, []
     hp = check_hyper(hyper, workers)
     corp = Corpus.open(corpus, cluster=cluster)
+    corpus_stat = cluster.zk.exists(paths.corpus(corpus))  # which incarnation of the name the shards come from
+    if corpus_stat is None:
+        raise NotFoundError(f"unknown corpus {corpus!r}", hint="see: nlpzk corpus list")
     shards = corp.shards
     if not shards:
         raise InvalidInputError(f"corpus {corpus!r} has no shards", hint=f"ingest text first: nlpzk corpus ingest {corpus} FILES")
@@ -194,8 +197,8 @@ def create_job(
         raise
     # (a connection error in this transaction leaves the files: the job may exist all the same)
     try:
-        created = _create_guarded(cluster, job, doc, round0, [u.name for u in work_units(spec, shards)], corpus, vd, vdoc)
-    except BaseException:
+        created = _create_guarded(cluster, job, doc, round0, [u.name for u in work_units(spec, shards)], corpus, corpus_stat.czxid, vd, vdoc)
+    except ConflictError:  # known not created (any other error: the outcome may be unknown, the files stay)
         cluster.store.delete(params_rel)
         cluster.store.delete(shard_rel)
         drop_pending(cluster.zk, job)
@@ -209,25 +212,31 @@ def create_job(
     return doc, warnings
 
 
-def _create_guarded(cluster: Cluster, job: str, doc: dict[str, Any], round0: dict[str, Any], units: list[str], corpus: str, vd: VocabData, vdoc: dict[str, Any]) -> bool:
+def _create_guarded(
+    cluster: Cluster, job: str, doc: dict[str, Any], round0: dict[str, Any], units: list[str], corpus: str, corpus_czxid: int, vd: VocabData, vdoc: dict[str, Any]
+) -> bool:
     """``rounds.create_job`` against `corpus delete` and `vocab delete`: the transaction sets the
-    corpus's and the vocabulary's guard nodes at the versions read after checking that neither is
-    being deleted and that the version is still the table loaded; a delete sets them too after it
-    looked for jobs, so whichever commits second fails and looks again. False: the job exists."""
+    corpus's and the vocabulary's guard nodes at the versions read before checking that the corpus
+    node is still the one whose shards were read (``corpus_czxid``: not deleted and created anew),
+    that neither is being deleted, and that the version still holds the table loaded; a delete sets
+    them too after it looked for jobs, so whichever commits second fails and looks again. Guards
+    are never deleted, so their versions never start again under a name created anew.
+    False: the job exists."""
     zk = cluster.zk
-    for _ in range(20):
+    for _ in _versioned.guard_attempts(f"creating job {job!r}"):
         cguard = _versioned.guard_version(zk, paths.corpus_users(corpus))
         vguard = _versioned.guard_version(zk, paths.vocab_users(vd.name))
-        if cguard is None or registry.is_deleting(zk, paths.corpus(corpus)):
-            raise ConflictError(f"corpus {corpus!r} is being deleted", hint="train on another corpus (see: nlpzk corpus list)")
+        cstat = zk.exists(paths.corpus(corpus))
+        if cstat is None or cstat.czxid != corpus_czxid or registry.is_deleting(zk, paths.corpus(corpus)):
+            raise ConflictError(f"corpus {corpus!r} was deleted meanwhile, or is being deleted", hint="see: nlpzk corpus list, then run train run again")
         now = registry.maybe_json(zk, paths.vocab_version(vd.name, vd.version))
-        if vguard is None or registry.is_deleting(zk, paths.vocab(vd.name)) or not isinstance(now, dict) or now.get("sha256") != vdoc.get("sha256"):
-            raise ConflictError(f"vocabulary {vd.ref} was deleted meanwhile", hint=f"train on another version (see: nlpzk vocab list {vd.name})")
+        if registry.is_deleting(zk, paths.vocab(vd.name)) or not isinstance(now, dict) or now.get("sha256") != vdoc.get("sha256"):
+            raise ConflictError(f"vocabulary {vd.ref} was deleted meanwhile, or is being deleted", hint=f"train on another version (see: nlpzk vocab list {vd.name})")
         try:
             return rounds.create_job(zk, job, doc, round0, units, guards=[(paths.corpus_users(corpus), cguard), (paths.vocab_users(vd.name), vguard)])
         except rounds.StaleCheck:
             continue  # a delete, or another job creation, went first: look again
-    raise ConflictError(f"job {job!r} could not be created: its corpus and vocabulary kept changing", hint="try again")
+    raise AssertionError("unreachable")  # guard_attempts raises when its time is up
 
 
 def drop_pending(zk, job: str) -> None:

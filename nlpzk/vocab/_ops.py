@@ -274,10 +274,10 @@ def delete(cluster: Cluster, name: str, version: int | str | None = None, *, for
     number = None
     if version is not None:
         number, _ = resolve(cluster, name, *_version_arg(version))
-    for _ in range(20):
-        guard = versioned.guard_version(zk, paths.vocab_users(name))
-        if guard is None:
-            raise NotFoundError(f"unknown vocabulary {name!r} (deleted meanwhile)", hint="see: nlpzk vocab list")
+    for _ in versioned.guard_attempts(f"deleting vocabulary {name!r}"):
+        # --force looks at nothing: it sets the guard whatever its version
+        guard = versioned.guard_version(zk, paths.vocab_users(name))  # (created if missing)
+        guard = -1 if force else guard
         if not force and not resuming:
             _refuse_if_used(cluster, name, number)
         try:
@@ -294,9 +294,7 @@ def delete(cluster: Cluster, name: str, version: int | str | None = None, *, for
                     raise NotFoundError(f"unknown vocabulary {name!r} (deleted meanwhile)", hint="see: nlpzk vocab list") from None
             break
         except versioned.GuardChanged:
-            continue  # a job was created on it meanwhile: look again
-    else:
-        raise ConflictError(f"jobs kept being created on vocabulary {name!r} while it was being deleted", hint="try again")
+            continue  # a job was created (or a model registered) on it meanwhile: look again
     numbers = versioned.versions(zk, base)  # complete: no version is published under a marked base
     docs = [(n, registry.maybe_json(zk, paths.vocab_version(name, n))) for n in numbers]
     for _, doc in docs:

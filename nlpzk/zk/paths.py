@@ -9,11 +9,9 @@ node's document::
     /corpora/<c>/shards/<key>-<seq>              {path, sha256, bytes, sentences, tokens, documents, ...}
     /corpora/<c>/claims/<key>                    ephemeral: an ingester works on this input
     /corpora/<c>/ingesters/<member>              ephemeral: one per running ingest
-    /corpora/<c>/users                           guard: bumped by each job creation on it and by its delete
     /vocab/<name>                                {next_version[, deleting]}
     /vocab/<name>/versions/vNNNNNNNNNN           {path, sha256, size, parent, corpus, shards, params}
     /vocab/<name>/tags/<tag>                     "vNNNNNNNNNN"
-    /vocab/<name>/users                          guard: bumped by each job creation on it and by its deletes
     /jobs/<job>                                  {spec, state, round, words, final}
     /jobs/<job>/workers/<worker-id>              ephemeral membership
     /jobs/<job>/fences/<shard>                   fence counter per shard (its znode version)
@@ -46,6 +44,7 @@ ROOTS = (CORPORA, VOCAB, JOBS, MODELS)
 #: ``/pending/jobs/<job>``: a job whose files are being written before its node exists (so that gc
 #: can tell a creation killed half-way from another installation's files on a shared store)
 PENDING = "/pending"
+GUARDS = "/guards"
 
 
 def check_name(kind: str, name: str) -> str:
@@ -119,8 +118,11 @@ def ingester(name: str, member: str) -> str:
 
 
 def corpus_users(name: str) -> str:
-    """Empty node whose znode version every job creation on the corpus and its delete bump (the guard)."""
-    return f"{corpus(name)}/users"
+    """Empty node whose znode version every job creation on the corpus and its delete bump (the guard).
+
+    Outside the corpus's tree, so a delete does not remove it: its version never starts again at 0
+    under a corpus deleted and created anew with the same name."""
+    return f"{GUARDS}/corpora/{check_name('corpus', name)}"
 
 
 # -- vocabularies ----------------------------------------------------------------------------------
@@ -142,8 +144,9 @@ def vocab_tags(name: str) -> str:
 
 
 def vocab_users(name: str) -> str:
-    """Empty node whose znode version every job creation on the vocabulary and its deletes bump (the guard)."""
-    return f"{vocab(name)}/users"
+    """Empty node whose znode version every job creation on the vocabulary, every model registered
+    on it and its deletes bump (the guard). Outside the vocabulary's tree, as for corpora."""
+    return f"{GUARDS}/vocab/{check_name('vocabulary', name)}"
 
 
 def vocab_tag(name: str, tag: str) -> str:

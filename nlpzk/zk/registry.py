@@ -167,8 +167,13 @@ def publish_version(
     prepare: Callable[[int], dict[str, Any]] | None = None,
     once: str | None = None,
     create_base: bool = True,
+    guards: Iterable[tuple[str, int]] = (),
 ) -> int:
     """Register the next numbered version under ``base`` (``base/versions/vN``) and move ``tags`` to it.
+
+    ``guards``: ``(path, znode version)`` of guard nodes set in the same transaction (a model
+    registered on a vocabulary version sets that vocabulary's guard, see
+    ``versioned.guard_version``); GuardChanged if one moved meanwhile (look again, then retry).
 
     One ZooKeeper transaction: bump the counter on ``base`` (optimistic, checked by znode version),
     create the version node, and create or set each tag. Two concurrent publishers therefore never get
@@ -191,6 +196,7 @@ def publish_version(
     Returns the new version number.
     """
     tags = [paths.check_tag(t) for t in tags]
+    guards = list(guards)
     doc = dict(doc, nonce=doc.get("nonce") or uuid.uuid4().hex)
     if once is not None:
         if not once or "/" in once:
@@ -223,6 +229,8 @@ def publish_version(
                 tx.set_data(tag_path, vname.encode())
             else:
                 tx.create(tag_path, vname.encode())
+        for gpath, gversion in guards:  # the last results
+            tx.set_data(gpath, b"", version=gversion)
         try:
             results = tx.commit()
         except (ConnectionLoss, OperationTimeoutError, SessionExpiredError):
@@ -234,6 +242,8 @@ def publish_version(
         if not any(isinstance(r, Exception) for r in results):
             return number
         raise_if_refused(results)
+        if guards and first_error(results) in results[len(results) - len(guards):]:
+            raise GuardChanged(first_error(results))
         if once is not None and isinstance(results[2], NodeExistsError):
             marker = f"{base}/once/{once}"
             try:
@@ -265,6 +275,11 @@ def being_deleted(base: str) -> ConflictError:
     kind, _, name = base.strip("/").partition("/")
     kind = {"corpora": "corpus", "models": "model"}.get(kind, kind)
     return ConflictError(f"{kind} {name!r} is being deleted (a delete stopped half-way)", hint=f"finish it with: nlpzk {kind} delete {name} --yes")
+
+
+class GuardChanged(Exception):
+    """A guard node changed between our read and our transaction: someone used (or deleted) what
+    the transaction depends on; look again (see ``versioned.guard_version``)."""
 
 
 def first_error(results: list) -> Exception | None:

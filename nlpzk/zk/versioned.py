@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import BadVersionError, NoNodeError
+from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
 
 from ..errors import ConflictError, NotFoundError
 from . import paths, registry
@@ -104,21 +104,44 @@ def delete_version(zk: KazooClient, base: str, version: int, attempts: int = 20,
     raise ConflictError(f"deleting {vpath} kept racing with other changes; try again")
 
 
-class GuardChanged(Exception):
-    """The guard node (``args[0]``) changed between our read and our transaction: someone (a job
-    creation) used what we meant to delete; look for users again."""
+GUARD_PATIENCE = 120.0  # seconds a guarded step goes on retrying while others keep going first
 
 
-def guard_version(zk: KazooClient, guard: str) -> int | None:
-    """The znode version of ``guard`` (created empty if missing), or None if its parent is gone.
+def guard_attempts(what: str):
+    """Attempt numbers for a guarded step, until :data:`GUARD_PATIENCE` has passed (with a short
+    random pause after each lost race); ConflictError then. Every lost race means another guarded
+    transaction committed, so this cannot livelock: it only waits out a burst (a sweep of job
+    creations on one corpus)."""
+    import random
+    import time
+
+    deadline = time.monotonic() + GUARD_PATIENCE
+    attempt = 0
+    while True:
+        yield attempt
+        attempt += 1
+        if time.monotonic() > deadline:
+            raise ConflictError(f"{what} kept losing races with other jobs and deletes for {GUARD_PATIENCE:g} s", hint="try again")
+        time.sleep(random.uniform(0.0, 0.02))
+
+
+GuardChanged = registry.GuardChanged  # the guard moved: look again
+
+
+def guard_version(zk: KazooClient, guard: str) -> int:
+    """The znode version of ``guard`` (``/guards/...``, created empty on first use; never deleted).
 
     A guard serialises "look for users, then delete" against "create a user": the delete's
     transaction and each creation's transaction both set the guard at the version they read, so
     whichever commits second fails and looks again. No mark is ever taken back."""
-    if not registry.create_below(zk, [guard]):
-        return None
-    stat = zk.retry(zk.exists, guard)
-    return None if stat is None else stat.version
+    while True:
+        stat = zk.retry(zk.exists, guard)
+        if stat is not None:
+            return stat.version
+        try:
+            zk.retry(zk.create, guard, b"", makepath=True)
+        except NodeExistsError:
+            pass
 
 
 def mark_deleting_guarded(zk: KazooClient, base: str, guard: str, guard_ver: int) -> None:
