@@ -26,6 +26,23 @@ def lee(cluster):
     return build(cluster, "lee", "lee", min_count=2)
 
 
+def _before_the_job_transaction(monkeypatch, action) -> list:
+    """Run ``action()`` once, right before the next job-creating transaction; returns the list that
+    records the job it ran before (empty while it has not run)."""
+    from nlpzk.train import job as _jobmod
+
+    real, fired = _jobmod.rounds.create_job, []
+
+    def create(zk, job, doc, round0, units, **kw):
+        if not fired:
+            fired.append(job)
+            action()
+        return real(zk, job, doc, round0, units, **kw)
+
+    monkeypatch.setattr(_jobmod.rounds, "create_job", create)
+    return fired
+
+
 def _job(cluster, name="j1", view=None):
     return train.create_job(cluster, name, "lee", f"lee@v{view.version}", epochs=1, syncs_per_epoch=2, dim=8)
 
@@ -50,18 +67,9 @@ def test_force_deletes_under_an_unfinished_job(cli, cluster, lee):
 
 # order 1: the whole delete runs between `train run` reading the corpus and its job transaction
 def test_a_job_created_while_its_corpus_is_deleted_is_refused(cluster, config, lee, monkeypatch):
-    from nlpzk.train import job as _jobmod
-
     other = testing.Cluster.connect(config)
-    real, fired = _jobmod.rounds.create_job, []
-
-    def create(zk, job, doc, round0, units, **kw):
-        if not fired:
-            fired.append(job)
-            Corpus.open("lee", cluster=other).delete()  # `nlpzk corpus delete lee --yes` elsewhere: finds no job yet
-        return real(zk, job, doc, round0, units, **kw)
-
-    monkeypatch.setattr(_jobmod.rounds, "create_job", create)
+    # `nlpzk corpus delete lee --yes` elsewhere: finds no job yet
+    fired = _before_the_job_transaction(monkeypatch, lambda: Corpus.open("lee", cluster=other).delete())
     try:
         with pytest.raises(NlpzkError, match="corpus 'lee' was deleted meanwhile, or is being deleted"):
             _job(cluster, view=lee)
@@ -304,19 +312,13 @@ def test_a_refused_delete_does_not_keep_a_failed_first_ingest_from_removing_its_
 # ingested anew under the same name while `train run` wrote its files passes, and the job is created
 # with the old corpus's frozen shard list (files gone, or replaced by others with another sha256).
 def test_a_job_is_not_created_on_a_corpus_deleted_and_recreated_meanwhile(cluster, config, lee, monkeypatch):
-    from nlpzk.train import job as _jobmod
-
     other = testing.Cluster.connect(config)
-    real, fired = _jobmod.rounds.create_job, []
 
-    def create(zk, job, doc, round0, units, **kw):
-        if not fired:
-            fired.append(job)
-            Corpus.open("lee", cluster=other).delete()  # finds no job: deleted
-            ingest_sentences(other, "lee", lee_sentences()[:400], shards=3)  # and ingested again
-        return real(zk, job, doc, round0, units, **kw)
+    def delete_and_ingest_again():
+        Corpus.open("lee", cluster=other).delete()  # finds no job: deleted
+        ingest_sentences(other, "lee", lee_sentences()[:400], shards=3)  # and ingested again
 
-    monkeypatch.setattr(_jobmod.rounds, "create_job", create)
+    fired = _before_the_job_transaction(monkeypatch, delete_and_ingest_again)
     try:
         try:
             _job(cluster, view=lee)
@@ -324,6 +326,7 @@ def test_a_job_is_not_created_on_a_corpus_deleted_and_recreated_meanwhile(cluste
             pass  # refusing is the right outcome
     finally:
         other.close()
+    assert fired  # the delete and the new ingest did run in between
     doc = registry.maybe_json(cluster.zk, paths.job("j1"))
     if doc is not None:
         import json
