@@ -159,6 +159,16 @@ def ensemble_start(
     """
     cfg = _util.config(ctx)
     ens = _ensemble(cfg, servers, base_port)
+    recorded = zkserver.Ensemble.recorded_ports(cfg.state_path / "ensemble")
+    if recorded and recorded != [(p.client_port, p.quorum_port, p.election_port) for p in ens.peers]:
+        running = zkserver.Ensemble(cfg.state_path / "ensemble", len(recorded), ports=recorded)
+        if any(m.pid() for m in running.members):  # its members would not take the new ports: a 60 s wait, then a failure
+            from nlpzk.errors import ConflictError
+
+            raise ConflictError(
+                f"a local ensemble is already running in this state dir, at {running.hosts}",
+                hint="stop it first (nlpzk zk ensemble stop), or give this one its own state dir (nlpzk --state-dir DIR zk ensemble start ...)",
+            )
     ens.start()
     ens.wait_for_leader()
     rows = _status_rows(ens.hosts.split(","))

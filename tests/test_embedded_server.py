@@ -113,6 +113,9 @@ def test_ensemble_status_and_stop_find_the_ports_it_was_started_with(embedded_en
         # an explicit --base-port still wins
         elsewhere = _nlpzk(embedded_env, "zk", "ensemble", "status", "--base-port", str(base + 10))
         assert elsewhere.returncode == 3 and f"--base-port {base + 10}" in elsewhere.stderr
+        # another ensemble on other ports over the running one: said at once (was a 60 s wait, then a failure)
+        other = _nlpzk(embedded_env, "zk", "ensemble", "start", "--base-port", str(base + 10))
+        assert other.returncode == 6 and f"already running in this state dir, at {hosts}" in other.stderr
 
         one = _nlpzk(embedded_env, "zk", "ensemble", "stop", "--member", "1", "--json")
         assert json.loads(one.stdout) == {"hosts": hosts, "stopped": [1]}, one.stderr
