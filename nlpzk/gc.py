@@ -105,7 +105,22 @@ def collect(cluster: Cluster, *, older_than: float = 3600.0, dry_run: bool = Fal
             if g.reason != "unknown owner" or include_unknown:
                 cluster.store.delete(g.path)
         _drop_stale_pending(cluster, older_than)
+        _drop_orphan_evaluations(cluster, older_than)
     return garbage
+
+
+def _drop_orphan_evaluations(cluster: Cluster, older_than: float) -> None:
+    """Delete the znodes of held-out evaluations whose coordinator died (``model eval --workers`` killed:
+    its ephemeral ``owner`` node went with its session) once older than the grace period."""
+    zk = cluster.zk
+    for model in registry.children(zk, paths.MODELS):
+        for eval_id in registry.children(zk, paths.model_evals(model)):
+            base = paths.model_eval(model, eval_id)
+            stat = zk.exists(base)
+            if stat is None or zk.exists(f"{base}/owner") is not None:
+                continue
+            if time.time() - stat.ctime / 1000.0 >= older_than:
+                registry.delete_tree(zk, base)
 
 
 def _drop_stale_pending(cluster: Cluster, older_than: float) -> None:

@@ -91,3 +91,21 @@ def test_gc_keeps_files_of_names_this_registry_does_not_know(cluster, config, cl
         assert not cluster.store.exists(w.info.path)
     finally:
         other.close()
+
+
+def test_gc_drops_the_nodes_of_an_evaluation_whose_coordinator_died(cluster, config, cli):
+    """A killed `model eval --workers K` left /models/<m>/evals/<id> for ever; its ephemeral owner node
+    goes with the coordinator's session, and gc then removes the rest (a live one is kept)."""
+    from nlpzk import testing
+    from nlpzk.zk import workset
+
+    dead, live = paths.model_eval("m", "e-dead"), paths.model_eval("m", "e-live")
+    coordinator = testing.Cluster.connect(config)
+    workset.create(coordinator.zk, dead, {"version": 1}, ["s0", "s1"])
+    coordinator.close()  # its session ends: the owner node goes
+    workset.create(cluster.zk, live, {"version": 1}, ["s0"])
+    assert cluster.zk.exists(f"{dead}/owner") is None and cluster.zk.exists(f"{live}/owner") is not None
+    assert cli("gc", "--json").exit_code == 0  # default grace: both are younger than an hour
+    assert cluster.zk.exists(dead) is not None
+    assert cli("gc", "--older-than", "0", "--json").exit_code == 0
+    assert cluster.zk.exists(dead) is None and cluster.zk.exists(live) is not None

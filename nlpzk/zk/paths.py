@@ -25,7 +25,7 @@ node's document::
     /models/<name>                               {next_version[, deleting]}
     /models/<name>/versions/vNNNNNNNNNN          {path, sha256, vocab, job, spec, eval}
     /models/<name>/tags/<tag>                    "vNNNNNNNNNN"
-    /models/<name>/evals/<id>[/fences|leases|done/<shard>]   a running distributed evaluation
+    /models/<name>/evals/<id>[/owner|fences|leases|done/<shard>]   a running distributed evaluation
 """
 
 from __future__ import annotations

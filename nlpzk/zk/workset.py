@@ -29,12 +29,16 @@ from . import registry
 
 
 def create(zk: KazooClient, base: str, doc: dict[str, Any], units: Iterable[str]) -> None:
-    """Create ``base`` with its units in one transaction (raises NodeExistsError if it exists)."""
+    """Create ``base`` with its units in one transaction (raises NodeExistsError if it exists).
+
+    ``base/owner`` is an ephemeral node of the creating session, created in the same transaction:
+    a work set without it was left by a creator that died (``nlpzk gc`` removes it once old)."""
     units = list(units)
     parent = base.rsplit("/", 1)[0]
     zk.ensure_path(parent)
     tx = zk.transaction()
     tx.create(base, registry.dumps(doc))
+    tx.create(f"{base}/owner", b"", ephemeral=True)
     for sub in ("fences", "leases", "done"):
         tx.create(f"{base}/{sub}", b"")
     for unit in units:
