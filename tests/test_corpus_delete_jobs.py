@@ -26,15 +26,15 @@ def lee(cluster):
     return build(cluster, "lee", "lee", min_count=2)
 
 
-def _before_the_job_transaction(monkeypatch, action) -> list:
-    """Run ``action()`` once, right before the next job-creating transaction; returns the list that
-    records the job it ran before (empty while it has not run)."""
+def _before_the_job_transaction(monkeypatch, action, job: str | None = None) -> list:
+    """Run ``action()`` once, right before the next job-creating transaction (of ``job`` only, if
+    given); returns the list that records the job it ran before (empty while it has not run)."""
     from nlpzk.train import job as _jobmod
 
-    real, fired = _jobmod.rounds.create_job, []
+    real, fired, wanted = _jobmod.rounds.create_job, [], job
 
     def create(zk, job, doc, round0, units, **kw):
-        if not fired:
+        if not fired and wanted in (None, job):
             fired.append(job)
             action()
         return real(zk, job, doc, round0, units, **kw)
@@ -148,10 +148,8 @@ def test_a_delete_killed_after_its_mark_is_finished_by_running_it_again(cli, clu
 # A refused delete (corpus or vocabulary) must not make a job creation running at the same time fail:
 # it was "corpus 'lee' is being deleted" while the delete took back a mark it had set before looking.
 def test_a_refused_corpus_delete_does_not_refuse_a_job_created_meanwhile(cluster, config, lee, monkeypatch):
-    from nlpzk.train import job as _jobmod
-
     other = testing.Cluster.connect(config)
-    real, fired, real_jobs = _jobmod.rounds.create_job, [], Corpus.training_jobs
+    real_jobs = Corpus.training_jobs
 
     def training_jobs(self):  # j1 is created between the delete's look and its mark
         out = real_jobs(self)
@@ -159,15 +157,12 @@ def test_a_refused_corpus_delete_does_not_refuse_a_job_created_meanwhile(cluster
             _job(other, "j1", view=lee)
         return out
 
-    def create(zk, job, doc, round0, units, **kw):
-        if not fired and job == "j2":
-            fired.append(job)
-            with pytest.raises(ConflictError, match="j1"):
-                Corpus.open("lee", cluster=other).delete()
-        return real(zk, job, doc, round0, units, **kw)
+    def refused_delete():
+        with pytest.raises(ConflictError, match="j1"):
+            Corpus.open("lee", cluster=other).delete()
 
     monkeypatch.setattr(Corpus, "training_jobs", training_jobs)
-    monkeypatch.setattr(_jobmod.rounds, "create_job", create)
+    fired = _before_the_job_transaction(monkeypatch, refused_delete, job="j2")
     try:
         _job(cluster, "j2", view=lee)
     finally:
@@ -176,11 +171,10 @@ def test_a_refused_corpus_delete_does_not_refuse_a_job_created_meanwhile(cluster
 
 
 def test_a_refused_vocab_delete_does_not_refuse_a_job_created_meanwhile(cluster, config, lee, monkeypatch):
-    from nlpzk.train import job as _jobmod
     from nlpzk.vocab import _ops
 
     other = testing.Cluster.connect(config)
-    real, fired, real_users, looks = _jobmod.rounds.create_job, [], _ops.users, []
+    real_users, looks = _ops.users, []
 
     def users(c, name, number=None):
         out = real_users(c, name, number)
@@ -189,15 +183,12 @@ def test_a_refused_vocab_delete_does_not_refuse_a_job_created_meanwhile(cluster,
             _job(other, "j1", view=lee)  # created between the delete's look and its transaction
         return out
 
-    def create(zk, job, doc, round0, units, **kw):
-        if not fired and job == "j2":
-            fired.append(job)
-            with pytest.raises(ConflictError, match="j1"):
-                _ops.delete(other, "lee", lee.version)
-        return real(zk, job, doc, round0, units, **kw)
+    def refused_delete():
+        with pytest.raises(ConflictError, match="j1"):
+            _ops.delete(other, "lee", lee.version)
 
     monkeypatch.setattr(_ops, "users", users)
-    monkeypatch.setattr(_jobmod.rounds, "create_job", create)
+    fired = _before_the_job_transaction(monkeypatch, refused_delete, job="j2")
     try:
         _job(cluster, "j2", view=lee)
     finally:
