@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from kazoo.exceptions import NodeExistsError
 
 from .cluster import Cluster, default_cluster
-from .errors import ConflictError, IntegrityError, NotFoundError
+from .errors import ConflictError, IntegrityError, NotFoundError, first_few
 from .store import Store, is_tmp, naming
 from .zk import paths, registry, versioned
 
@@ -406,9 +406,8 @@ class Corpus:
     def _refuse_if_trained_on(self) -> None:
         jobs = self.training_jobs()
         if jobs:
-            shown = ", ".join(jobs[:5]) + (f" and {len(jobs) - 5} more" if len(jobs) > 5 else "")
             raise ConflictError(
-                f"corpus {self.name!r} is being trained on by job(s) {shown}, which are not finished",
+                f"corpus {self.name!r} is being trained on by job(s) {first_few(jobs)}, which are not finished",
                 hint="let them finish (nlpzk train resume JOB), or pass --force (they cannot go on without its shards)",
             )
 

@@ -23,6 +23,11 @@ class NlpzkError(Exception):
         return self.message if not self.hint else f"{self.message} — {self.hint}"
 
 
+def first_few(items: list[str], limit: int = 5) -> str:
+    """``"a, b, c"``, or ``"a, b, c, d, e and 3 more"``: a list named in a one-line message."""
+    return ", ".join(items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
 class ConfigError(NlpzkError):
     """The configuration (flags, environment, nlpzk.toml) is not valid."""
 

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..cluster import Cluster
-from ..errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError
+from ..errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError, first_few
 from ..store import naming
 from ..zk import paths, registry, versioned
 from ._view import VocabView, Vocabulary, check_exists, load_table, resolve
@@ -243,9 +243,8 @@ def _refuse_if_used(cluster: Cluster, name: str, number: int | None) -> None:
     used = users(cluster, name, number)
     if used:
         what = f"{name}@v{number}" if number is not None else name
-        shown = ", ".join(used[:5]) + (f" and {len(used) - 5} more" if len(used) > 5 else "")
         raise ConflictError(
-            f"vocabulary {what} is used by {shown}",
+            f"vocabulary {what} is used by {first_few(used)}",
             hint="delete those models, let those jobs finish (and register them), or pass --force (their ids then map to a vocabulary that no longer exists)",
         )
 
