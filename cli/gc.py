@@ -28,7 +28,7 @@ def gc(
 
     cluster = _util.cluster(ctx)
     garbage = _gc.collect(cluster, older_than=older_than, dry_run=dry_run, include_unknown=include_unknown)
-    deleted = [g for g in garbage if not dry_run and (g.reason != "unknown owner" or include_unknown)]
+    deleted = [g for g in garbage if not dry_run and g.reason != _gc.DAMAGED and (g.reason != "unknown owner" or include_unknown)]
     # unregistered files too young to judge: said, so that "no garbage" does not hide them
     young = [g for g in _gc.find_garbage(cluster, older_than=0.0) if g.age_seconds < older_than] if older_than > 0 else []
     data = {
@@ -53,9 +53,11 @@ def gc(
             table.add_row(f["path"], _util.human_bytes(f["bytes"]), f"{f['age_seconds']:.0f}", f["reason"], "yes" if f["deleted"] else "no")
         _util.out.print(table)
         if d["dry_run"]:
-            _util.out.print(f"would delete {sum(f['reason'] != 'unknown owner' or include_unknown for f in d['files'])} files")
+            _util.out.print(f"would delete {sum(f['reason'] != _gc.DAMAGED and (f['reason'] != 'unknown owner' or include_unknown) for f in d['files'])} files")
         else:
             _util.out.print(f"deleted {sum(f['deleted'] for f in d['files'])} files, {_util.human_bytes(d['bytes'])}")
+        if any(f["reason"] == _gc.DAMAGED for f in d["files"]):
+            _util.out.print("kept the files of names with a znode that holds no valid document (nlpzk gc cannot tell which files it named); repair or delete that znode, then run gc again")
         kept_line(d)
 
     _util.emit(data, as_json, human)

@@ -13,6 +13,7 @@ at all (``corpora/<unknown>/...``) may belong to another chroot, so it is only r
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 from typing import Any, Iterable
 
@@ -25,6 +26,7 @@ from .zk import paths, registry
 
 # Top-level store folders nlpzk writes; anything else in the store is not ours and never touched.
 MANAGED_PREFIXES = ("corpora", "vocab", "jobs", "models")
+DAMAGED = "owner's registry damaged"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,16 +34,42 @@ class Garbage:
     path: str
     bytes: int
     age_seconds: float
-    reason: str  # "unfinished write" | "not registered" | "unknown owner"
+    reason: str  # "unfinished write" | "not registered" | "unknown owner" | "owner's registry damaged"
 
 
 def referenced_paths(cluster: Cluster) -> set[str]:
     """Every store path named by any document in the registry (any string under a managed folder)."""
+    return _scan_registry(cluster)[0]
+
+
+def _scan_registry(cluster: Cluster) -> tuple[set[str], set[tuple[str, str]]]:
+    """``(referenced paths, damaged owners)``. An owner (store folder, name) is damaged when one of its
+    znodes holds data that is not a JSON document (nor a tag's version name): the paths that node
+    named are unknown, so none of that owner's files may be called garbage."""
     refs: set[str] = set()
+    damaged: set[tuple[str, str]] = set()
+    prefixes = dict(zip(paths.ROOTS, MANAGED_PREFIXES))
     for root in paths.ROOTS:
-        for _, doc in registry.walk(cluster.zk, root):
+        for znode, doc in registry.walk(cluster.zk, root):
+            if doc is None:
+                try:
+                    data, _ = cluster.zk.get(znode)
+                except NoNodeError:
+                    continue
+                text = data.decode("utf-8", "replace").strip()
+                if _VERSION_VALUE.fullmatch(text):
+                    continue  # a tag or once-marker: a bare version name, no store path
+                refs.update(m.group(0) for m in _PATH_LIKE.finditer(text))  # whatever is still legible
+                parts = znode[len(root):].strip("/").split("/")
+                if parts and parts[0]:
+                    damaged.add((prefixes[root], parts[0]))
+                continue
             refs.update(_paths_in(doc))
-    return refs
+    return refs, damaged
+
+
+_VERSION_VALUE = re.compile(r'"?v\d{10}"?')
+_PATH_LIKE = re.compile(r"(?:%s)/[^\"\s,}\]]+" % "|".join(MANAGED_PREFIXES))
 
 
 def _paths_in(doc: Any) -> Iterable[str]:
@@ -71,7 +99,7 @@ def find_garbage(cluster: Cluster, *, older_than: float = 3600.0, now: float | N
     store = cluster.store
     # Read the registry first: a file registered after this point is younger than the listing below
     # would need to be to count as garbage, as long as older_than exceeds a write-and-register.
-    refs = referenced_paths(cluster)
+    refs, damaged = _scan_registry(cluster)
     owners = known_owners(cluster)
     now = time.time() if now is None else now
     out = []
@@ -89,7 +117,9 @@ def find_garbage(cluster: Cluster, *, older_than: float = 3600.0, now: float | N
             if age < older_than:
                 continue
             parts = rel.split("/")
-            if len(parts) < 3 or (parts[0], parts[1]) not in owners:
+            if len(parts) >= 3 and (parts[0], parts[1]) in damaged:
+                reason = DAMAGED  # never deleted: the damaged znode may have named it
+            elif len(parts) < 3 or (parts[0], parts[1]) not in owners:
                 reason = "unknown owner"
             else:
                 reason = "unfinished write" if is_tmp(rel) else "not registered"
@@ -102,6 +132,8 @@ def collect(cluster: Cluster, *, older_than: float = 3600.0, dry_run: bool = Fal
     garbage = find_garbage(cluster, older_than=older_than)
     if not dry_run:
         for g in garbage:
+            if g.reason == DAMAGED:
+                continue
             if g.reason != "unknown owner" or include_unknown:
                 cluster.store.delete(g.path)
         _drop_stale_pending(cluster, older_than)

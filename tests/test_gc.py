@@ -109,3 +109,26 @@ def test_gc_drops_the_nodes_of_an_evaluation_whose_coordinator_died(cluster, con
     assert cluster.zk.exists(dead) is not None
     assert cli("gc", "--older-than", "0", "--json").exit_code == 0
     assert cluster.zk.exists(dead) is None and cluster.zk.exists(live) is not None
+
+
+def test_gc_keeps_the_files_of_a_name_whose_znode_is_damaged(cluster, cli):
+    # A znode whose data is no longer a JSON document (a bad hand edit, a broken restore) named
+    # files gc can no longer see: they were listed as "not registered" and deleted.
+    Corpus.create(cluster, "g", {"lang": "en"})
+    with ShardWriter(cluster.store, "g", "kept-0000") as w:
+        w.add("d", "a.txt", ["a"])
+    registry.create_json(cluster.zk, paths.shard("g", "kept-0000"), w.info.doc())
+    with ShardWriter(cluster.store, "g", "other-0000") as w2:
+        w2.add("d", "a.txt", ["b"])
+    registry.create_json(cluster.zk, paths.shard("g", "other-0000"), w2.info.doc())
+    cluster.zk.set(paths.shard("g", "kept-0000"), b'{"path": "corpora/g/sha')  # truncated JSON
+    cluster.zk.set(paths.shard("g", "other-0000"), b"\x00garbage")
+    for rel in (w.info.path, w2.info.path):
+        _age(cluster.store, rel, 7200)
+
+    found = {g.path: g.reason for g in gc.find_garbage(cluster, older_than=3600)}
+    assert found == {w.info.path: gc.DAMAGED, w2.info.path: gc.DAMAGED}
+    result = cli("gc", "--include-unknown")
+    assert result.exit_code == 0, result.output
+    assert "repair or delete that znode" in result.stdout
+    assert cluster.store.exists(w.info.path) and cluster.store.exists(w2.info.path)
