@@ -15,7 +15,7 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import BadVersionError, ConnectionLoss, NoAuthError, NodeExistsError, NoNodeError, NotEmptyError, OperationTimeoutError, RolledBackError, RuntimeInconsistency, SessionExpiredError
 from kazoo.protocol.states import ZnodeStat
 
-from ..errors import ConflictError, NlpzkError, NotFoundError
+from ..errors import ConflictError, IntegrityError, NlpzkError, NotFoundError
 from . import paths
 
 MAX_DOC_BYTES = 64 * 1024
@@ -28,10 +28,30 @@ def dumps(doc: Any) -> bytes:
     return data
 
 
-def loads(data: bytes | None) -> Any:
+class CorruptDocumentError(IntegrityError, ValueError):
+    """A znode holds data that is not a JSON object (a ``ValueError`` too, as ``json.loads`` raised)."""
+
+
+def loads(data: bytes | None, path: str | None = None) -> Any:
+    """The JSON object in a znode's data (``{}`` for an empty node); CorruptDocumentError otherwise."""
     if not data:
         return {}
-    return json.loads(data.decode())
+    try:
+        doc = json.loads(data.decode())
+    except (UnicodeDecodeError, ValueError):
+        doc = None
+    if not isinstance(doc, dict):
+        where = f"znode {path}" if path else "a znode"
+        raise CorruptDocumentError(
+            f"{where} does not hold a valid JSON document (it reads {data[:40]!r})",
+            hint="it was changed outside nlpzk; restore it from a ZooKeeper backup (nlpzk commands that read it, deletes included, stop here)",
+        )
+    return doc
+
+
+def _full(zk: KazooClient, path: str) -> str:
+    chroot = getattr(zk, "chroot", "") or ""
+    return f"{chroot}{path}" if chroot else path
 
 
 def get_json(zk: KazooClient, path: str, *, what: str | None = None) -> tuple[Any, ZnodeStat]:
@@ -39,7 +59,7 @@ def get_json(zk: KazooClient, path: str, *, what: str | None = None) -> tuple[An
         data, stat = zk.get(path)
     except NoNodeError:
         raise NotFoundError(f"{what or path} does not exist") from None
-    return loads(data), stat
+    return loads(data, _full(zk, path)), stat
 
 
 def maybe_json(zk: KazooClient, path: str) -> Any | None:
@@ -47,7 +67,7 @@ def maybe_json(zk: KazooClient, path: str) -> Any | None:
         data, _ = zk.get(path)
     except NoNodeError:
         return None
-    return loads(data)
+    return loads(data, _full(zk, path))
 
 
 def exists(zk: KazooClient, path: str) -> bool:
@@ -75,7 +95,7 @@ def get_many(zk: KazooClient, node_paths: list[str]) -> list[tuple[bytes, Any] |
 
 def many_json(zk: KazooClient, node_paths: list[str]) -> list[Any | None]:
     """Read many documents with pipelined requests (one round trip for all, not one each); None if gone."""
-    return [None if got is None else loads(got[0]) for got in get_many(zk, node_paths)]
+    return [None if got is None else loads(got[0], _full(zk, p)) for p, got in zip(node_paths, get_many(zk, node_paths))]
 
 
 def delete_tree(zk: KazooClient, path: str, attempts: int = 20) -> bool:
