@@ -97,10 +97,13 @@ def _read_vectors(cluster: Cluster, rel: str, sha256: str | None, verify: bool =
             if digest != sha256:
                 raise IntegrityError(f"model file {rel} fails its checksum", hint="the file was changed or truncated; delete this version")
         table = pa.ipc.open_file(source).read_all()
-    except pa.ArrowInvalid as exc:
-        raise IntegrityError(f"model file {rel} is not a readable vectors file: {exc}") from None
-    vec_col = table.column("vector").combine_chunks()
-    dim = vec_col.type.list_size
+        vec_col = table.column("vector").combine_chunks()
+        dim = vec_col.type.list_size
+        table.column("token"), table.column("count")
+    except (pa.ArrowInvalid, KeyError, AttributeError) as exc:
+        raise IntegrityError(f"model file {rel} is not a readable vectors file: {exc}", hint="delete this version and register the vectors again") from None
+    except OSError as exc:  # a directory in its place, an unreadable file (a remote store raises StoreError)
+        raise IntegrityError(f"model file {rel} cannot be read: {exc}", hint="restore the file, or delete this version") from None
     vectors = vec_col.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
     kv = KeyedVectors(dim, count=0, dtype=np.float32)
     kv.index_to_key = table.column("token").to_pylist()

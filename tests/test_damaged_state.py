@@ -76,3 +76,17 @@ def test_a_znode_that_holds_no_json_document_is_one_error_line(world, cli, node)
     for argv in commands:
         _fails_cleanly(cli(*argv), f"{path} does not hold a valid JSON document")
     assert zk.exists(paths.vocab_version("v2", 1)) is None  # nothing was registered
+
+
+def test_a_directory_where_a_vocabulary_or_model_file_should_be(world, cli):
+    from nlpzk.zk import registry
+
+    vrel = registry.maybe_json(world.zk, paths.vocab_version("v", 1))["path"]
+    mrel = registry.maybe_json(world.zk, paths.model_version("m", 1))["path"]
+    _as_directory(world, vrel)
+    _as_directory(world, mrel)
+    for argv in [("vocab", "show", "v"), ("vocab", "lookup", "v", "the"), ("vocab", "export", "v", "--format", "txt")]:
+        _fails_cleanly(cli(*argv), f"its file {vrel} cannot be read")
+    _fails_cleanly(cli("vocab", "verify", "v"), "versions of 'v' are broken: v1")
+    for argv in [("model", "similar", "m", "cat"), ("model", "export", "m", "--out", "-")]:
+        _fails_cleanly(cli(*argv), f"model file {mrel} cannot be read")

@@ -71,6 +71,8 @@ def load_table(cluster: Cluster, name: str, number: int, doc: dict[str, Any], *,
         raise IntegrityError(f"{what}: its file {rel} is missing from the store", hint="restore the file or build a new version") from None
     except IntegrityError as exc:
         raise IntegrityError(f"{what}: {exc.message}", hint="restore the file or build a new version") from None
+    except OSError as exc:  # a directory in its place, an unreadable file (a remote store raises StoreError)
+        raise IntegrityError(f"{what}: its file {rel} cannot be read: {exc}", hint="restore the file or build a new version") from None
     if verify:
         actual = hashlib.sha256(memoryview(buf)).hexdigest()
         if actual != doc.get("sha256"):
