@@ -13,6 +13,7 @@ node is created after the file is completely written and checksummed.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from typing import Any, Iterator
 
 import numpy as np
@@ -220,11 +221,18 @@ def read_shard(store: Store, info: ShardInfo, columns: list[str] | None = None, 
     ``tokens_as_dictionary``: the tokens come back dictionary-encoded (``list<dictionary<string>>``),
     straight from Parquet's own dictionary pages, without materialising one string per token.
     """
-    if verify:
-        store.verify(info.path, info.sha256)
     try:
         with store.open_input(info.path) as fh:
-            return pq.read_table(fh, columns=columns, read_dictionary=["tokens.list.element"] if tokens_as_dictionary else None)
+            if not verify:
+                return pq.read_table(fh, columns=columns, read_dictionary=["tokens.list.element"] if tokens_as_dictionary else None)
+            data = fh.read_buffer()  # read once: hashed, then parsed from memory
+        actual = hashlib.sha256(memoryview(data)).hexdigest()
+        if actual != info.sha256:
+            raise IntegrityError(
+                f"shard {info.id} ({info.path}) fails its checksum (sha256 {actual[:12]}..., registry says {str(info.sha256)[:12]}...)",
+                hint="run: nlpzk corpus verify",
+            )
+        return pq.read_table(pa.BufferReader(data), columns=columns, read_dictionary=["tokens.list.element"] if tokens_as_dictionary else None)
     except (pa.ArrowInvalid, OSError) as exc:
         if isinstance(exc, IntegrityError):
             raise

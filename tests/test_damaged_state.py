@@ -90,3 +90,58 @@ def test_a_directory_where_a_vocabulary_or_model_file_should_be(world, cli):
     _fails_cleanly(cli("vocab", "verify", "v"), "versions of 'v' are broken: v1")
     for argv in [("model", "similar", "m", "cat"), ("model", "export", "m", "--out", "-")]:
         _fails_cleanly(cli(*argv), f"model file {mrel} cannot be read")
+
+
+def _job(world, name="j"):
+    from nlpzk import train
+
+    doc, _ = train.create_job(world, name, "c", "v@v1", epochs=1, syncs_per_epoch=1, dim=4)
+    return doc
+
+
+def _flip_a_byte_that_still_parses(path):
+    """Change the first bytes spelling a token (wherever they are, e.g. column statistics) so the file still reads."""
+    import pyarrow.parquet as pq
+
+    data = bytearray(open(path, "rb").read())
+    at = data.find(b"cat")
+    data[at : at + 3] = b"cow"
+    open(path, "wb").write(bytes(data))
+    pq.read_table(path)  # still a readable shard: only the checksum tells
+
+
+@pytest.mark.parametrize("damage", ["shard-flipped", "shard-list", "params-truncated", "params-shape"])
+def test_a_worker_refuses_damaged_job_files_with_one_line(world, cli, damage):
+    import numpy as np
+
+    doc = _job(world)
+    store = world.store
+    if damage == "shard-flipped":
+        from nlpzk.corpus import Corpus
+
+        info = Corpus.open("c", cluster=world).shard("s000")
+        _flip_a_byte_that_still_parses(store.local_path(info.path))
+        needle = f"shard s000 ({info.path}) fails its checksum"
+    elif damage == "shard-list":
+        rel = doc["spec"]["shards"]["path"]
+        open(store.local_path(rel), "w").write('{"x": 1}')
+        needle = f"shard list {rel} fails its checksum"
+    else:
+        from nlpzk.zk import registry
+
+        rel = registry.maybe_json(world.zk, paths.job_round("j", 0))["params"][0]
+        full = store.local_path(rel)
+        if damage == "params-truncated":
+            data = open(full, "rb").read()
+            open(full, "wb").write(data[: len(data) // 2])
+            needle = f"store file {rel} is not a readable parameter array"
+        else:
+            np.save(full, np.zeros((3, 3), np.float32))
+            needle = f"store file {rel} holds a float32 array of shape (3, 3)"
+    res = cli.run_process("train", "worker", "j", timeout=120)
+    assert res.returncode == INTEGRITY, res.stderr
+    lines = [l for l in res.stderr.splitlines() if l.strip() and not l.startswith("joined:")]
+    assert "Traceback" not in res.stderr and len(lines) == 1 and needle in lines[0], res.stderr
+    from nlpzk.zk import registry
+
+    assert registry.children(world.zk, paths.round_done("j", 0)) == []  # nothing trained on it was committed

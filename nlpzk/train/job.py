@@ -8,6 +8,7 @@ is frozen at creation in a store file, so shards ingested later do not change a 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import pickle
@@ -19,7 +20,7 @@ from kazoo.exceptions import NoNodeError
 
 from ..cluster import Cluster
 from ..corpus import Corpus, ShardInfo
-from ..errors import ConflictError, InvalidInputError, NotFoundError, TrainingError
+from ..errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError, TrainingError
 from ..store import naming
 from ..vocab import parse_spec
 from ..zk import members as _members
@@ -289,7 +290,12 @@ def work_units(spec: dict[str, Any], shards: list[ShardInfo]) -> list[WorkUnit]:
 def frozen_shards(cluster: Cluster, spec: dict[str, Any]) -> list[ShardInfo]:
     ref = spec["shards"]
     data = cluster.store.read_bytes(ref["path"])
-    return [ShardInfo.from_doc(d["id"], d) for d in json.loads(data.decode())]
+    if ref.get("sha256") and hashlib.sha256(data).hexdigest() != ref["sha256"]:
+        raise IntegrityError(f"the job's shard list {ref['path']} fails its checksum", hint="the job's files were damaged; train the job again under a new name")
+    try:
+        return [ShardInfo.from_doc(d["id"], d) for d in json.loads(data.decode())]
+    except (ValueError, TypeError, KeyError) as exc:
+        raise IntegrityError(f"the job's shard list {ref['path']} is not readable: {exc!r}", hint="the job's files were damaged; train the job again under a new name") from None
 
 
 def job_doc(cluster: Cluster, job: str) -> dict[str, Any]:

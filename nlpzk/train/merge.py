@@ -32,7 +32,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from ..errors import InvalidInputError, NlpzkError
+from ..errors import IntegrityError, InvalidInputError, NlpzkError
 from ..store import Store
 
 RULES = ("mean", "wmean", "sum", "adasum", "bmuf", "bmuf-wmean", "bmuf-adasum", "nbmuf", "nbmuf-wmean", "nbmuf-adasum")
@@ -154,7 +154,9 @@ def load_params(store: Store, parts: Sequence[str], out: np.ndarray | None = Non
         arrays = [np.asarray(a[:2]) for a in arrays]
         return arrays[0] if len(arrays) == 1 else np.concatenate(arrays, axis=1)
     at = 0
-    for a in arrays:
+    for rel, a in zip(parts, arrays):
+        if a.ndim != 3 or a.shape[0] < 2 or a.shape[2] != out.shape[2] or a.dtype != np.float32:
+            raise IntegrityError(f"store file {rel} holds a {a.dtype} array of shape {a.shape}, not the job's float32 (2+, rows, {out.shape[2]}) parameters", hint="the job's files were damaged; train the job again under a new name")
         n = a.shape[1]
         out[:, at : at + n] = a[:2]
         at += n
@@ -307,9 +309,12 @@ def save_array(store: Store, rel: str, arr: np.ndarray, *, checksum: bool = True
 def load_array(store: Store, rel: str) -> np.ndarray:
     """Read a whole ``.npy`` (memory-mapped when the store is local)."""
     local = store.local_path(rel)
-    if local is not None:
-        try:
-            return np.load(local, mmap_mode="r", allow_pickle=False)
-        except FileNotFoundError:
-            store.open_input(rel)  # raises the store's IntegrityError for a missing file
-    return np.load(io.BytesIO(store.read_bytes(rel)), allow_pickle=False)
+    try:
+        if local is not None:
+            try:
+                return np.load(local, mmap_mode="r", allow_pickle=False)
+            except FileNotFoundError:
+                store.open_input(rel)  # raises the store's IntegrityError for a missing file
+        return np.load(io.BytesIO(store.read_bytes(rel)), allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:  # truncated, not .npy, a directory in its place
+        raise IntegrityError(f"store file {rel} is not a readable parameter array: {exc}", hint="the job's files were damaged; train the job again under a new name") from None

@@ -292,7 +292,9 @@ class Worker:
             self._cache.move_to_end(shard)
             return got
         info: ShardInfo = self.shards[shard]
-        col = read_shard(self.cluster.store, info, columns=["tokens"], tokens_as_dictionary=True).column("tokens")
+        # checked against the sha256 frozen in the job's shard list: a shard changed since the job was
+        # created (bit rot, a hand edit that still parses) fails the worker instead of being trained on
+        col = read_shard(self.cluster.store, info, columns=["tokens"], tokens_as_dictionary=True, verify=True).column("tokens")
         offsets, ids = token_ids(col, lambda words: self.vocab.view.encode(words, oov=-1))
         keep = ids >= 0
         kept = np.zeros(len(ids) + 1, dtype=np.int64)
