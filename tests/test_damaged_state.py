@@ -145,3 +145,26 @@ def test_a_worker_refuses_damaged_job_files_with_one_line(world, cli, damage):
     from nlpzk.zk import registry
 
     assert registry.children(world.zk, paths.round_done("j", 0)) == []  # nothing trained on it was committed
+
+
+@pytest.mark.parametrize("damage", ["truncated", "other-schema"])
+def test_ingest_refuses_a_damaged_document_hash_sidecar_with_one_line(cluster, cli, tmp_path, damage):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from nlpzk.corpus import Corpus
+
+    (tmp_path / "a.txt").write_text("The first document.\nThe second one.\n")
+    (tmp_path / "b.txt").write_text("A third document.\n")
+    assert cli("corpus", "ingest", "d", str(tmp_path / "a.txt")).exit_code == 0
+    (key, done), = Corpus.open("d", cluster=cluster).inputs().items()
+    full = cluster.store.local_path(done["hashes_path"])
+    if damage == "truncated":
+        data = open(full, "rb").read()
+        open(full, "wb").write(data[: len(data) // 2])
+    else:
+        pq.write_table(pa.table({"x": [1, 2]}), full)
+    res = cli("corpus", "ingest", "d", str(tmp_path / "b.txt"))
+    line = _fails_cleanly(res, f"the document hashes of input {key} ({done['hashes_path']}) are unreadable")
+    assert "nlpzk corpus verify d" in line
+    assert list(Corpus.open("d", cluster=cluster).inputs()) == [key]  # b.txt was not registered

@@ -45,7 +45,7 @@ import pyarrow.parquet as pq
 
 from ..cluster import Cluster
 from ..corpus import Corpus, ShardInfo, ShardWriter
-from ..errors import FencedError, InvalidInputError, NlpzkError
+from ..errors import FencedError, IntegrityError, InvalidInputError, NlpzkError
 from ..store import TMP_PREFIX, Store, naming
 from ..zk import paths
 from ..zk.claims import InputClaims
@@ -166,8 +166,18 @@ _WORKER = _Worker()
 
 
 def read_hashes(store: Store, corpus: str, key: str) -> pa.Table:
-    with store.open_input(naming.input_hashes(corpus, key)) as fh:
-        return pq.read_table(fh)
+    rel = naming.input_hashes(corpus, key)
+    try:
+        with store.open_input(rel) as fh:
+            table = pq.read_table(fh)
+        if not table.schema.equals(HASHES_SCHEMA, check_metadata=False):
+            raise ValueError(f"schema {table.schema.to_string(show_schema_metadata=False)!r} is not the sidecar's")
+        return table
+    except (pa.ArrowInvalid, OSError, ValueError) as exc:
+        raise IntegrityError(
+            f"the document hashes of input {key} ({rel}) are unreadable: {str(exc).splitlines()[0]}",
+            hint=f"run: nlpzk corpus verify {corpus}; re-ingest into a new corpus, or delete and re-ingest this one",
+        ) from None
 
 
 def _in_sorted(sorted_hashes: np.ndarray, hashes: np.ndarray) -> np.ndarray:
