@@ -55,15 +55,24 @@ class ShardInfo:
 
     @classmethod
     def from_doc(cls, shard_id: str, doc: dict[str, Any]) -> "ShardInfo":
-        return cls(
-            id=shard_id,
-            path=doc["path"],
-            sha256=doc["sha256"],
-            bytes=int(doc["bytes"]),
-            sentences=int(doc["sentences"]),
-            tokens=int(doc["tokens"]),
-            documents=int(doc.get("documents", 0)),
-            sources=tuple(doc.get("sources", ())),
+        try:
+            return cls(
+                id=shard_id,
+                path=str(doc["path"]),
+                sha256=str(doc["sha256"]),
+                bytes=int(doc["bytes"]),
+                sentences=int(doc["sentences"]),
+                tokens=int(doc["tokens"]),
+                documents=int(doc.get("documents", 0)),
+                sources=tuple(doc.get("sources", ())),
+            )
+        except KeyError as exc:
+            problem = f"lacks {exc}"
+        except (TypeError, ValueError) as exc:
+            problem = f"holds a wrong value ({exc})"
+        raise IntegrityError(
+            f"the registry document of shard {shard_id} {problem}",
+            hint="it was changed outside nlpzk; restore it from a ZooKeeper backup, or delete the corpus and ingest it again",
         )
 
 

@@ -78,6 +78,20 @@ def test_a_znode_that_holds_no_json_document_is_one_error_line(world, cli, node)
     assert zk.exists(paths.vocab_version("v2", 1)) is None  # nothing was registered
 
 
+@pytest.mark.parametrize("key", ["path", "sha256", "tokens"])
+def test_a_shard_document_without_a_key_is_one_error_line(world, cli, key):
+    import json
+
+    zk = world.zk
+    doc = json.loads(zk.get(paths.shard("c", "s000"))[0])
+    del doc[key]
+    zk.set(paths.shard("c", "s000"), json.dumps(doc).encode())
+    for argv in [("corpus", "list"), ("corpus", "show", "c"), ("corpus", "verify", "c"), ("vocab", "build", "v2", "--corpus", "c"),
+                 ("train", "run", "j", "--corpus", "c", "--vocab", "v", "--workers", "0", "--no-wait")]:
+        _fails_cleanly(cli(*argv), f"the registry document of shard s000 lacks '{key}'")
+    assert zk.exists(paths.vocab_version("v2", 1)) is None and zk.exists(paths.job("j")) is None  # nothing was registered
+
+
 def test_a_directory_where_a_vocabulary_or_model_file_should_be(world, cli):
     from nlpzk.zk import registry
 
