@@ -182,3 +182,13 @@ def test_ingest_refuses_a_damaged_document_hash_sidecar_with_one_line(cluster, c
     line = _fails_cleanly(res, f"the document hashes of input {key} ({done['hashes_path']}) are unreadable")
     assert "nlpzk corpus verify d" in line
     assert list(Corpus.open("d", cluster=cluster).inputs()) == [key]  # b.txt was not registered
+
+
+@pytest.mark.parametrize("value", [b"xyz", b"{}"])
+def test_a_tag_that_holds_no_version_is_an_integrity_error_naming_it(world, cli, value):
+    zk = world.zk
+    tag = f"{paths.vocab('v')}/tags/latest"
+    zk.set(tag, value)
+    for argv in [("vocab", "show", "v"), ("vocab", "lookup", "v:latest", "cat"), ("vocab", "list", "v"), ("status",)]:
+        # the integrity code and the znode named: not "'xyz' is not a version", which reads as a typo of the user's
+        _fails_cleanly(cli(*argv), f"{tag} should hold a version")

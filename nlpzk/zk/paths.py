@@ -79,6 +79,21 @@ def parse_version(text: str) -> int:
     return int(t)
 
 
+def stored_version(data: bytes, znode: str) -> int:
+    """The version a tag or once-marker znode holds; IntegrityError naming the znode when it holds none
+    (it was changed outside nlpzk: not the user's typo that ``parse_version`` reports)."""
+    from ..errors import IntegrityError
+
+    text = data.decode("utf-8", "replace")
+    t = text[1:] if text[:1] in ("v", "V") else text
+    if not t.isdigit():
+        raise IntegrityError(
+            f"znode {znode} should hold a version and holds {data[:40]!r}",
+            hint="it was changed outside nlpzk; set it to a version name such as v0000000007 (e.g. nlpzk vocab tag), or delete the znode",
+        )
+    return int(t)
+
+
 # -- corpora ---------------------------------------------------------------------------------------
 
 def corpus(name: str) -> str:

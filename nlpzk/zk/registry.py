@@ -49,7 +49,8 @@ def loads(data: bytes | None, path: str | None = None) -> Any:
     return doc
 
 
-def _full(zk: KazooClient, path: str) -> str:
+def full_path(zk: KazooClient, path: str) -> str:
+    """``path`` with the client's chroot in front: what to name in a message about a znode."""
     chroot = getattr(zk, "chroot", "") or ""
     return f"{chroot}{path}" if chroot else path
 
@@ -59,7 +60,7 @@ def get_json(zk: KazooClient, path: str, *, what: str | None = None) -> tuple[An
         data, stat = zk.get(path)
     except NoNodeError:
         raise NotFoundError(f"{what or path} does not exist") from None
-    return loads(data, _full(zk, path)), stat
+    return loads(data, full_path(zk, path)), stat
 
 
 def maybe_json(zk: KazooClient, path: str) -> Any | None:
@@ -67,7 +68,7 @@ def maybe_json(zk: KazooClient, path: str) -> Any | None:
         data, _ = zk.get(path)
     except NoNodeError:
         return None
-    return loads(data, _full(zk, path))
+    return loads(data, full_path(zk, path))
 
 
 def exists(zk: KazooClient, path: str) -> bool:
@@ -95,7 +96,7 @@ def get_many(zk: KazooClient, node_paths: list[str]) -> list[tuple[bytes, Any] |
 
 def many_json(zk: KazooClient, node_paths: list[str]) -> list[Any | None]:
     """Read many documents with pipelined requests (one round trip for all, not one each); None if gone."""
-    return [None if got is None else loads(got[0], _full(zk, p)) for p, got in zip(node_paths, get_many(zk, node_paths))]
+    return [None if got is None else loads(got[0], full_path(zk, p)) for p, got in zip(node_paths, get_many(zk, node_paths))]
 
 
 def delete_tree(zk: KazooClient, path: str, attempts: int = 20) -> bool:
@@ -335,7 +336,7 @@ def resolve_version(zk: KazooClient, base: str, kind: str, name: str, version: i
                 raise NotFoundError(f"{kind} {name!r} has no versions", hint=f"see: nlpzk {group} list") from None
             known = ", ".join(children(zk, f"{base}/tags")) or "none"
             raise NotFoundError(f"{kind} {name!r} has no tag {tag!r}", hint=f"known tags: {known}") from None
-        version = paths.parse_version(data.decode())
+        version = paths.stored_version(data, full_path(zk, f"{base}/tags/{tag}"))
     if not zk.exists(f"{base}/versions/{paths.version_name(version)}"):
         known = ", ".join(f"v{paths.parse_version(v)}" for v in children(zk, f"{base}/versions")[-5:]) or "none"
         raise NotFoundError(f"{kind} {name!r} has no version v{version}", hint=f"latest versions: {known}")

@@ -27,7 +27,7 @@ def tags(zk: KazooClient, base: str) -> dict[str, int]:
             data, _ = zk.get(f"{base}/tags/{tag}")
         except NoNodeError:
             continue  # removed while we listed: not a tag any more
-        out[tag] = paths.parse_version(data.decode())
+        out[tag] = paths.stored_version(data, registry.full_path(zk, f"{base}/tags/{tag}"))
     return out
 
 
