@@ -90,7 +90,10 @@ def _read_vectors(cluster: Cluster, rel: str, sha256: str | None, verify: bool =
             source = pa.memory_map(local, "r")
         else:
             source = pa.BufferReader(store.read_bytes(rel))
-        if verify and sha256:
+        if verify and not sha256:  # every registered version records one: its document was damaged
+            raise IntegrityError(f"model file {rel} has no sha256 in its version's document, so it cannot be verified",
+                                 hint="the version's znode was changed outside nlpzk; restore it from a ZooKeeper backup, or delete this version")
+        if verify:
             # a memory map hashes straight from the page cache, no second copy
             digest = hashlib.sha256(memoryview(source.read_buffer())).hexdigest()
             source.seek(0)

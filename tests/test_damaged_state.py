@@ -192,3 +192,15 @@ def test_a_tag_that_holds_no_version_is_an_integrity_error_naming_it(world, cli,
     for argv in [("vocab", "show", "v"), ("vocab", "lookup", "v:latest", "cat"), ("vocab", "list", "v"), ("status",)]:
         # the integrity code and the znode named: not "'xyz' is not a version", which reads as a typo of the user's
         _fails_cleanly(cli(*argv), f"{tag} should hold a version")
+
+
+def test_a_model_version_without_its_sha256_is_not_loaded_unverified(world, cli):
+    import json
+
+    zk = world.zk
+    node = paths.model_version("m", 1)
+    doc = json.loads(zk.get(node)[0])
+    del doc["sha256"]
+    zk.set(node, json.dumps(doc).encode())
+    for argv in [("model", "similar", "m", "cat"), ("model", "export", "m", "--out", "-")]:
+        _fails_cleanly(cli(*argv), "has no sha256 in its version's document")
