@@ -438,11 +438,12 @@ class Corpus:
         info = shard if isinstance(shard, ShardInfo) else self.shard(shard)
         return read_shard(self.cluster.store, info, columns=columns, verify=verify)
 
-    def sentences(self, shard: ShardInfo | str | None = None) -> Iterator[list[str]]:
-        """Token lists, one per sentence, of one shard or (in shard id order) of all."""
+    def sentences(self, shard: ShardInfo | str | None = None, verify: bool = True) -> Iterator[list[str]]:
+        """Token lists, one per sentence, of one shard or (in shard id order) of all; each shard checked
+        against its registered sha256 first unless ``verify=False`` (IntegrityError if it fails)."""
         shards = [shard] if shard is not None else self.shards
         for s in shards:
-            table = self.read(s, columns=["tokens"])
+            table = self.read(s, columns=["tokens"], verify=verify)
             for batch in table.to_batches():
                 yield from batch.column(0).to_pylist()
 

@@ -77,6 +77,19 @@ def test_a_worker_whose_session_expired_cannot_commit_and_its_shard_is_redone(cl
     workset.delete(cluster.zk, base)
 
 
+def test_a_shard_replaced_since_it_was_registered_is_not_scored(cluster, job_model):
+    import shutil
+
+    from nlpzk.corpus import Corpus
+    from nlpzk.errors import IntegrityError
+
+    a, b = Corpus.open("lee", cluster=cluster).shards[:2]
+    # a valid shard of the same schema in another's place: it parses; only its sha256 tells
+    shutil.copyfile(cluster.store.local_path(b.path), cluster.store.local_path(a.path))
+    with pytest.raises(IntegrityError, match=f"shard {a.id} .* fails its checksum"):
+        heldout.evaluate_heldout(cluster, "lee", workers=0, save=False)
+
+
 def test_held_out_loss_needs_a_job_trained_model(cluster):
     view, kv = vocab_and_vectors(cluster)
     register_model(cluster, "plain", kv, vocab_name="lee", vocab_version=view.version)
