@@ -255,7 +255,7 @@ def _version_docs(cluster: Cluster, name: str) -> list[tuple[int, dict[str, Any]
 def model_doc(cluster: Cluster, name: str, version: int | None = None, tag: str | None = None) -> dict[str, Any]:
     """The version document (plus ``name``, ``tags`` and ``vocab_exists``) of one model version."""
     number = _resolve(cluster, name, version, tag)
-    doc, _ = registry.get_json(cluster.zk, paths.model_version(name, number), what=f"model {name}@v{number}")
+    doc, _ = registry.get_json(cluster.zk, paths.model_version(name, number), what=f"model {name}@v{number}", required=("path",))
     vtags = versioned.tags(cluster.zk, _base(name))
     vocab = doc.get("vocab") or {}
     vdoc = registry.maybe_json(cluster.zk, paths.vocab_version(vocab["name"], int(vocab["version"]))) if vocab else None

@@ -204,3 +204,26 @@ def test_a_model_version_without_its_sha256_is_not_loaded_unverified(world, cli)
     zk.set(node, json.dumps(doc).encode())
     for argv in [("model", "similar", "m", "cat"), ("model", "export", "m", "--out", "-")]:
         _fails_cleanly(cli(*argv), "has no sha256 in its version's document")
+
+
+@pytest.mark.parametrize("node, key", [("vocab-version", "path"), ("vocab-version", "rows"), ("vocab-version", "params"),
+                                       ("model-version", "path"), ("job", "spec")])
+def test_a_document_without_a_key_it_must_have_is_one_error_line(world, cli, node, key):
+    import json
+
+    zk = world.zk
+    if node == "job":
+        assert cli("train", "run", "j", "--corpus", "c", "--vocab", "v", "--workers", "0", "--no-wait").exit_code == 0
+    path = {"vocab-version": paths.vocab_version("v", 1), "model-version": paths.model_version("m", 1), "job": paths.job("j")}[node]
+    doc = json.loads(zk.get(path)[0])
+    del doc[key]
+    zk.set(path, json.dumps(doc).encode())
+    commands = {
+        "vocab-version": [("vocab", "list", "v"), ("vocab", "show", "v"), ("vocab", "lookup", "v", "the"), ("vocab", "verify", "v"),
+                          ("train", "run", "j2", "--corpus", "c", "--vocab", "v", "--workers", "0", "--no-wait")],
+        "model-version": [("model", "show", "m"), ("model", "similar", "m", "cat"), ("model", "export", "m", "--out", "-")],
+        "job": [("train", "status", "j"), ("train", "resume", "j", "--workers", "0")],
+    }[node]
+    for argv in commands:
+        _fails_cleanly(cli(*argv), f"{path} lacks '{key}'")
+    assert zk.exists(paths.job("j2")) is None  # nothing was registered

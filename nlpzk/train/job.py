@@ -299,7 +299,7 @@ def frozen_shards(cluster: Cluster, spec: dict[str, Any]) -> list[ShardInfo]:
 
 
 def job_doc(cluster: Cluster, job: str) -> dict[str, Any]:
-    doc = registry.maybe_json(cluster.zk, paths.job(job))
+    doc = registry.maybe_json(cluster.zk, paths.job(job), required=("spec",))
     if doc is None:
         raise NotFoundError(f"unknown training job {job!r}", hint="see: nlpzk train list")
     return doc

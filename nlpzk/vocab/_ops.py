@@ -15,7 +15,7 @@ from ..cluster import Cluster
 from ..errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError, first_few
 from ..store import naming
 from ..zk import paths, registry, versioned
-from ._view import VocabView, Vocabulary, check_exists, load_table, resolve
+from ._view import VERSION_KEYS, VocabView, Vocabulary, check_exists, load_table, resolve
 
 EXPORT_FORMATS = ("txt", "json", "freq")
 
@@ -38,7 +38,7 @@ def versions(cluster: Cluster, name: str) -> list[dict[str, Any]]:
         raise registry.being_deleted(base)
     tags = versioned.tags(cluster.zk, base)
     out = []
-    for number, doc in registry.list_versions(cluster.zk, base):
+    for number, doc in registry.list_versions(cluster.zk, base, required=VERSION_KEYS):
         row = dict(doc, name=name, version=number, version_name=paths.version_name(number))
         row["tags"] = sorted(t for t, v in tags.items() if v == number)
         out.append(row)

@@ -43,6 +43,10 @@ def parse_spec(spec: str) -> tuple[str, int | None, str | None]:
     return paths.check_name("vocabulary", spec), None, None
 
 
+# what every version document has (docs/architecture.md), checked where a version is opened
+VERSION_KEYS = ("path", "sha256", "rows", "params")
+
+
 def _base(name: str) -> str:
     return paths.vocab(name)
 
@@ -52,7 +56,7 @@ def resolve(cluster: Cluster, name: str, version: int | str | None = None, tag: 
     if isinstance(version, str):
         version = paths.parse_version(version)
     number = registry.resolve_version(cluster.zk, _base(name), "vocabulary", name, version, tag)
-    doc, _ = registry.get_json(cluster.zk, paths.vocab_version(name, number), what=f"vocabulary {name!r} v{number}")
+    doc, _ = registry.get_json(cluster.zk, paths.vocab_version(name, number), what=f"vocabulary {name!r} v{number}", required=VERSION_KEYS)
     return number, doc
 
 

@@ -55,20 +55,34 @@ def full_path(zk: KazooClient, path: str) -> str:
     return f"{chroot}{path}" if chroot else path
 
 
-def get_json(zk: KazooClient, path: str, *, what: str | None = None) -> tuple[Any, ZnodeStat]:
+def require(doc: dict[str, Any], keys: tuple[str, ...], where: str) -> dict[str, Any]:
+    """``doc`` if it has every key in ``keys``; CorruptDocumentError naming the znode and the key otherwise."""
+    missing = [k for k in keys if k not in doc]
+    if missing:
+        raise CorruptDocumentError(
+            f"znode {where} lacks {', '.join(map(repr, missing))}",
+            hint="it was changed outside nlpzk; restore it from a ZooKeeper backup",
+        )
+    return doc
+
+
+def get_json(zk: KazooClient, path: str, *, what: str | None = None, required: tuple[str, ...] = ()) -> tuple[Any, ZnodeStat]:
+    """A znode's document and stat (NotFoundError naming ``what`` if it does not exist); ``required``:
+    keys it must have (CorruptDocumentError if one is missing)."""
     try:
         data, stat = zk.get(path)
     except NoNodeError:
         raise NotFoundError(f"{what or path} does not exist") from None
-    return loads(data, full_path(zk, path)), stat
+    return require(loads(data, full_path(zk, path)), required, full_path(zk, path)), stat
 
 
-def maybe_json(zk: KazooClient, path: str) -> Any | None:
+def maybe_json(zk: KazooClient, path: str, *, required: tuple[str, ...] = ()) -> Any | None:
+    """A znode's document, or None if it does not exist; ``required`` as for ``get_json``."""
     try:
         data, _ = zk.get(path)
     except NoNodeError:
         return None
-    return loads(data, full_path(zk, path))
+    return require(loads(data, full_path(zk, path)), required, full_path(zk, path))
 
 
 def exists(zk: KazooClient, path: str) -> bool:
@@ -359,11 +373,12 @@ def move_tag(zk: KazooClient, base: str, tag: str, version: int) -> None:
         raise ConflictError(f"moving tag {tag!r} to {vname} failed (version missing or tag changed concurrently); try again")
 
 
-def list_versions(zk: KazooClient, base: str) -> list[tuple[int, dict[str, Any]]]:
-    """Every registered version under ``base`` with its document, oldest first."""
+def list_versions(zk: KazooClient, base: str, *, required: tuple[str, ...] = ()) -> list[tuple[int, dict[str, Any]]]:
+    """Every registered version under ``base`` with its document, oldest first (``required`` as for
+    ``get_json``)."""
     out = []
     for vname in children(zk, f"{base}/versions"):
-        doc = maybe_json(zk, f"{base}/versions/{vname}")
+        doc = maybe_json(zk, f"{base}/versions/{vname}", required=required)
         if doc is not None:
             out.append((paths.parse_version(vname), doc))
     return out
