@@ -57,8 +57,8 @@ def _scan_registry(cluster: Cluster) -> tuple[set[str], set[tuple[str, str]]]:
                 except NoNodeError:
                     continue
                 text = data.decode("utf-8", "replace").strip()
-                if _VERSION_VALUE.fullmatch(text):
-                    continue  # a tag or once-marker: a bare version name, no store path
+                if _raw_value_node(znode) or _VERSION_VALUE.fullmatch(text):
+                    continue  # a fence, merge owner, tag or once-marker: a bare value by design, no store path
                 refs.update(m.group(0) for m in _PATH_LIKE.finditer(text))  # whatever is still legible
                 parts = znode[len(root):].strip("/").split("/")
                 if parts and parts[0]:
@@ -69,6 +69,13 @@ def _scan_registry(cluster: Cluster) -> tuple[set[str], set[tuple[str, str]]]:
 
 
 _VERSION_VALUE = re.compile(r'"?v\d{10}"?')
+
+
+def _raw_value_node(znode: str) -> bool:
+    """A znode whose data is a bare value, not a JSON document: shard and merge-part fences (the
+    holder's name), a round's ephemeral ``merge`` node (the merger's name), tags and once-markers."""
+    parent, _, name = znode.rpartition("/")
+    return name == "merge" or parent.rpartition("/")[2] in ("fences", "mfences", "tags", "once")
 _PATH_LIKE = re.compile(r"(?:%s)/[^\"\s,}\]]+" % "|".join(MANAGED_PREFIXES))
 
 
