@@ -195,3 +195,28 @@ def test_bad_names_rejected(name):
 
     with pytest.raises(InvalidInputError):
         paths.corpus(name)
+
+
+def test_refused_vocab_build_deletes_its_table(zk_server, tmp_path):
+    """A vocab build whose publish the ACL refuses knows it was not registered: its table is
+    deleted, as on a conflict, instead of staying behind as garbage for gc."""
+    from nlpzk.corpus import Corpus, ShardWriter
+    from nlpzk.ingest import tokenizer_options
+    from nlpzk.vocab import build
+
+    store = tmp_path / "s"
+    owner = testing.cluster_for(zk_server.address, store, chroot="/acl-vocab-build", auth="alice:pw1")
+    stranger = testing.cluster_for(zk_server.address, store, chroot="/acl-vocab-build")
+    try:
+        Corpus.create(owner, "c", tokenizer_options())
+        with ShardWriter(owner.store, "c", "s000") as w:
+            w.add("d0", "a.txt", ["the", "cat", "sat", "the", "cat"])
+        registry.create_json(owner.zk, paths.shard("c", w.info.id), w.info.doc())
+        build(owner, "v", "c")
+        before = sorted(p.name for p in (store / "vocab" / "v").iterdir())
+        with pytest.raises(NoAuthError):
+            build(stranger, "v", "c")
+        assert sorted(p.name for p in (store / "vocab" / "v").iterdir()) == before
+    finally:
+        owner.close()
+        stranger.close()

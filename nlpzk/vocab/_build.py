@@ -18,6 +18,8 @@ import os
 import uuid
 from typing import Any, Sequence
 
+from kazoo.exceptions import NoAuthError
+
 from ..cluster import Cluster
 from ..corpus import Corpus
 from ..errors import ConflictError, InvalidInputError, NotFoundError
@@ -153,9 +155,9 @@ def build(
     }
     try:
         number = registry.publish_version(cluster.zk, base, doc, tags=tags, prepare=at_number, create_base=False)
-    except (ConflictError, NotFoundError):
+    except (ConflictError, NotFoundError, NoAuthError):
         # Known not registered (NotFoundError: the vocabulary was deleted meanwhile; its file would
-        # have no owner gc knows). On any other failure (a lost connection) the outcome is unknown, so
+        # have no owner gc knows; NoAuthError: the ACL refused the whole transaction). On any other failure (a lost connection) the outcome is unknown, so
         # the file stays: an unregistered file is garbage, a registered one without its file is an error.
         store.delete(where["path"])
         raise
