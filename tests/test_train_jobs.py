@@ -681,6 +681,51 @@ def test_without_zookeeper_a_worker_exits_after_its_reconnect_limit_instead_of_h
         server.stop()
 
 
+def test_a_worker_without_zookeeper_exits_at_its_reconnect_limit_not_twice_that(tmp_path, monkeypatch):
+    """In production REQUEST_TIMEOUT equals the reconnect limit (120 s). A worker that gave up then
+    tried to delete its membership node on the way out, a request that waited another
+    REQUEST_TIMEOUT: `train worker` exited after 240 s instead of the documented 120 s, and
+    `train run` (which gives up at 120 s) killed its workers before they printed their error line.
+    Leaving is skipped while disconnected (the node is ephemeral)."""
+    import threading
+    import time
+
+    from nlpzk import testing
+    from nlpzk.errors import ZkUnavailableError
+    from nlpzk.train import Worker
+    from nlpzk.zk import client as zk_client
+
+    limit = 12.0  # above the command retry's 10 s deadline, as 120 s is
+    monkeypatch.setattr(zk_client, "REQUEST_TIMEOUT", limit)
+    server = testing.start_standalone(tmp_path / "zk")
+    own = testing.Cluster.connect(testing.config_for(server.address, tmp_path / "store", session_timeout=10.0))
+    try:
+        _setup(own, repeat=8)
+        train.create_job(own, "jq", "lee", "lee", epochs=50, syncs_per_epoch=1, dim=16)
+        w = Worker(own, "jq", poll=0.2, reconnect_timeout=limit)
+        failure: list[BaseException] = []
+
+        def run():
+            try:
+                w.run()
+            except BaseException as exc:  # noqa: BLE001 - what the test looks at
+                failure.append(exc)
+
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        assert wait_for(lambda: w.report.commits >= 1, 60)
+        server.stop()
+        t0 = time.monotonic()
+        t.join(60)
+        elapsed = time.monotonic() - t0
+        assert not t.is_alive(), "the worker hung without ZooKeeper"
+        assert isinstance(failure[0], ZkUnavailableError)
+        assert elapsed < limit + 5, f"the worker gave up {elapsed:.1f}s after the drop, its limit is {limit:g}s"
+    finally:
+        own.close()
+        server.stop()
+
+
 def test_a_job_with_no_worker_says_so_where_people_look(cluster, cli):
     """`train run --workers 0 --no-wait` (or every worker gone): the job is `running` in its node, but
     the human views say no worker is there and how to start one."""

@@ -201,7 +201,9 @@ class Worker:
             done = self.report.state == "done"
             self._tidier.shutdown(wait=done, cancel_futures=not done)
             try:
-                if joined:
+                # not while disconnected: the delete would wait another REQUEST_TIMEOUT (120 s) for a
+                # reply, doubling the reconnect limit; the node is ephemeral and goes with the session
+                if joined and self.cluster.watch.connected.is_set():
                     self.member.leave()
             except Exception:  # leaving is best effort: the node is ephemeral anyway
                 pass
