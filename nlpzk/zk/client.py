@@ -128,11 +128,7 @@ def connect(config: Config, *, ensure_chroot: bool = True, request_timeout: floa
     if config.embedded:
         started = _server.ensure_embedded(config.state_path, config.zk_port)
 
-    tls: dict = {}
-    if config.zk_tls:
-        tls = dict(use_ssl=True, ca=config.zk_ca, certfile=config.zk_cert, keyfile=config.zk_key, verify_certs=bool(config.zk_ca))
-    elif config.zk_ca or config.zk_cert or config.zk_key:
-        raise ConfigError("zk_ca/zk_cert/zk_key are set but zk_tls is off", hint="add --zk-tls")
+    tls = tls_options(config)
     auth_data = [("digest", config.auth)] if config.auth else None
     client = KazooClient(
         hosts=hosts,
@@ -161,6 +157,23 @@ def connect(config: Config, *, ensure_chroot: bool = True, request_timeout: floa
         client.ensure_path(chroot)
     client.chroot = chroot if chroot != "/" else ""
     return client, watch, started
+
+
+def tls_options(config: Config) -> dict:
+    """kazoo's TLS arguments for ``config`` (empty without ``zk_tls``).
+
+    The server's certificate is always verified: against ``zk_ca`` if given, else the system's CAs
+    (kazoo loads them). Host names are not checked (ZooKeeper ensembles are usually addressed by
+    IP or by names their certificates do not carry). A client certificate needs its key: kazoo
+    sends it only with both.
+    """
+    if not config.zk_tls:
+        if config.zk_ca or config.zk_cert or config.zk_key:
+            raise ConfigError("zk_ca/zk_cert/zk_key are set but zk_tls is off", hint="add --zk-tls")
+        return {}
+    if bool(config.zk_cert) != bool(config.zk_key):
+        raise ConfigError("--zk-cert and --zk-key go together (a client certificate and its private key)", hint="give both, or neither")
+    return dict(use_ssl=True, ca=config.zk_ca, certfile=config.zk_cert, keyfile=config.zk_key, verify_certs=True)
 
 
 def open_acl() -> list:
