@@ -24,11 +24,11 @@ def _int(text):
         return text
 
 
-def _status_rows(addresses: list[str]) -> list[dict]:
+def _status_rows(addresses: list[str], tls=None) -> list[dict]:
     rows = []
     for addr in addresses:
         host, _, port = addr.rpartition(":")
-        st = zkserver.parse_srvr(zkserver.four_letter(host, int(port), "srvr"))
+        st = zkserver.parse_srvr(zkserver.four_letter(host, int(port), "srvr", tls=tls))
         rows.append({"address": addr, "serving": bool(st), "mode": (st or {}).get("mode"), "version": (st or {}).get("version"), "nodes": _int((st or {}).get("node_count"))})
     return rows
 
@@ -80,7 +80,9 @@ def status(ctx: typer.Context, as_json: bool = _util.JsonOption) -> None:
     """
     cfg = _util.config(ctx)
     hosts, chroot = cfg.hosts_and_chroot()
-    rows = _status_rows(hosts.split(","))
+    from nlpzk.zk.client import tls_context
+
+    rows = _status_rows(hosts.split(","), tls=None if cfg.embedded else tls_context(cfg))
     if cfg.embedded:
         server = zkserver.embedded_server(cfg.state_path, cfg.zk_port)
         for r in rows:

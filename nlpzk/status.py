@@ -19,11 +19,14 @@ from .zk import server as zkserver
 
 def servers(cluster: Cluster) -> list[dict[str, Any]]:
     """Each configured ZooKeeper server's mode (leader/follower/standalone) via the ``srvr`` word."""
+    from .zk.client import tls_context
+
     hosts, _ = cluster.config.hosts_and_chroot()
+    tls = tls_context(cluster.config)
     rows = []
     for addr in hosts.split(","):
         host, _, port = addr.strip().rpartition(":")
-        st = zkserver.parse_srvr(zkserver.four_letter(host, int(port), "srvr", timeout=1.0)) or {}
+        st = zkserver.parse_srvr(zkserver.four_letter(host, int(port), "srvr", timeout=1.0, tls=tls)) or {}
         rows.append({"address": addr.strip(), "serving": bool(st), "mode": st.get("mode"), "version": st.get("version"), "znodes": _int(st.get("node_count"))})
     return rows
 

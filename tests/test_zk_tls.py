@@ -95,3 +95,25 @@ def test_a_client_certificate_needs_its_key(listener, certs):
     """kazoo sends a client certificate only with both files: --zk-cert alone was silently ignored."""
     with pytest.raises(ConfigError, match="--zk-key"):
         zk_client.connect(_config(listener, zk_ca=str(certs / "ca.pem"), zk_cert=str(certs / "server.pem")))
+
+
+def test_zk_status_speaks_tls_to_a_tls_port(listener, certs, tmp_path):
+    """`nlpzk zk status` and `nlpzk status` sent `srvr` in plain text to a TLS-only client port:
+    every server read "not serving" and `zk status` exited 3 although the ensemble served."""
+    import os
+    import sys
+    from pathlib import Path
+
+    from nlpzk.cluster import Cluster
+    from nlpzk.status import servers
+
+    env = dict(os.environ, NLPZK_ZK=f"127.0.0.1:{listener.port}/nlpzk", NLPZK_ZK_TLS="1", NLPZK_ZK_CA=str(certs / "ca.pem"), NLPZK_STATE_DIR=str(tmp_path), COLUMNS="200")
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parent.parent), env.get("PYTHONPATH", "")])
+    proc = subprocess.run([sys.executable, "-m", "nlpzk", "zk", "status", "--json"], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert '"mode": "standalone"' in proc.stdout
+
+    class _Fake:  # nlpzk.status.servers reads only the configuration
+        config = _config(listener, zk_ca=str(certs / "ca.pem"))
+
+    assert [r["mode"] for r in servers(_Fake())] == ["standalone"]

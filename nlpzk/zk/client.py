@@ -176,5 +176,24 @@ def tls_options(config: Config) -> dict:
     return dict(use_ssl=True, ca=config.zk_ca, certfile=config.zk_cert, keyfile=config.zk_key, verify_certs=True)
 
 
+def tls_context(config: Config) -> "ssl.SSLContext | None":
+    """An SSL context with :func:`tls_options`' settings, for the ``srvr`` probes of ``zk status``
+    and ``status`` (``None`` without ``zk_tls``: they then speak plain TCP)."""
+    import ssl
+
+    options = tls_options(config)
+    if not options:
+        return None
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
+    if options["ca"]:
+        ctx.load_verify_locations(options["ca"])
+    if options["certfile"]:
+        ctx.load_cert_chain(options["certfile"], options["keyfile"])
+    return ctx
+
+
 def open_acl() -> list:
     return list(OPEN_ACL_UNSAFE)

@@ -19,6 +19,7 @@ import random
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
 from pathlib import Path
@@ -68,15 +69,21 @@ def find_install(environ: dict[str, str] | None = None, debian_jars: str = DEBIA
     return ZkInstall(java=java, classpath=classpath, home=home or "")
 
 
-def four_letter(host: str, port: int, word: str = "srvr", timeout: float = 2.0) -> str | None:
-    """Send a four-letter word; ``None`` when nothing answers."""
+def four_letter(host: str, port: int, word: str = "srvr", timeout: float = 2.0, tls: ssl.SSLContext | None = None) -> str | None:
+    """Send a four-letter word (over TLS with ``tls``: a ``secureClientPort``); ``None`` when nothing answers."""
     try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
+        with socket.create_connection((host, port), timeout=timeout) as raw:
+            sock = tls.wrap_socket(raw, server_hostname=host) if tls is not None else raw
             sock.settimeout(timeout)
             sock.sendall(word.encode())
             chunks = []
             while True:
-                chunk = sock.recv(65536)
+                try:
+                    chunk = sock.recv(65536)
+                except ssl.SSLError:  # the server closes after answering, not always with a TLS close_notify
+                    if chunks:
+                        break
+                    raise
                 if not chunk:
                     break
                 chunks.append(chunk)
