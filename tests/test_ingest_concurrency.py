@@ -239,3 +239,50 @@ def test_a_killed_parallel_ingest_leaves_no_pool_workers_behind(cli_env, tmp_pat
                 os.kill(p, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def test_an_ingest_without_zookeeper_fails_at_the_reconnect_limit_not_twice_that(tmp_path, monkeypatch):
+    """With no quorum an ingest's request fails after REQUEST_TIMEOUT (120 s in production); its
+    clean-up then asked ZooKeeper whether its claims were still its own, another REQUEST_TIMEOUT:
+    `corpus ingest` gave up after 240 s. Without a connection it touches nothing (its claims are
+    ephemeral; unregistered shard files are gc's) and reports at once."""
+    import threading
+
+    from nlpzk.errors import NlpzkError
+    from nlpzk.zk import client as zk_client
+
+    limit = 12.0  # above the command retry's 10 s deadline, as 120 s is
+    monkeypatch.setattr(zk_client, "REQUEST_TIMEOUT", limit)
+    _make_inputs(tmp_path / "in", files=6, docs=3000)
+    server = testing.start_standalone(tmp_path / "zk")
+    own = testing.Cluster.connect(testing.config_for(server.address, tmp_path / "store", session_timeout=10.0))
+    started = threading.Event()
+    failure: list[BaseException] = []
+
+    def progress(update):
+        if update.get("documents"):
+            started.set()
+
+    def run():
+        try:
+            ingest(own, "c", [str(tmp_path / "in")], shard_tokens=20000, progress=progress)
+        except BaseException as exc:  # noqa: BLE001 - what the test looks at
+            failure.append(exc)
+
+    t = threading.Thread(target=run, daemon=True)
+    try:
+        t.start()
+        assert started.wait(60)
+        server.stop()
+        t0 = time.monotonic()
+        t.join(90)
+        elapsed = time.monotonic() - t0
+        assert not t.is_alive(), "the ingest hung without ZooKeeper"
+        assert failure and not isinstance(failure[0], AssertionError), failure
+        from nlpzk.cluster import as_nlpzk_error
+
+        assert isinstance(as_nlpzk_error(failure[0]), NlpzkError) and as_nlpzk_error(failure[0]).exit_code == 3
+        assert elapsed < limit + 5, f"the ingest gave up {elapsed:.1f}s after the drop, the limit is {limit:g}s"
+    finally:
+        own.close()
+        server.stop()

@@ -781,6 +781,11 @@ def _rewrite(store: Store, job: Job, result: InputResult, drop: np.ndarray, fenc
 
 def _clean_up(cluster: Cluster, claims: InputClaims, name: str, jobs: list[Job], existed: bool) -> None:
     """After a failure: drop our unregistered files and claims; remove a corpus this run created empty."""
+    if not cluster.watch.connected.is_set():
+        # Without a connection every request waits REQUEST_TIMEOUT (120 s) for its reply: the failure
+        # would be reported twice as late. Touch nothing: the claims are ephemeral and go with the
+        # session, and the unregistered files cannot be known to be ours any more (nlpzk gc's).
+        return
     try:
         if claims.alive():  # if the session was lost, the names may be another ingester's now: touch nothing
             for job in jobs:
