@@ -738,3 +738,38 @@ def test_a_job_with_no_worker_says_so_where_people_look(cluster, cli):
     assert "idle: running (no workers) round 0/" in cli("train", "list").stdout
     assert "no workers" in cli("status").stdout
     assert json.loads(cli("train", "status", "idle", "--json").stdout)["state"] == "running"  # the node's state, for scripts
+
+
+def test_local_workers_get_every_setting_of_the_command_that_starts_them(zk_server, tmp_path):
+    """`train run` / `model eval --workers K` start workers with the settings in their environment.
+    `--acl-others none` (and TLS, the connect timeout) were left out: with `--acl-others none` given
+    as a flag, the nodes the workers created (rounds, the registered model) were readable by anyone."""
+    from nlpzk import testing
+    from nlpzk.config import Config
+    from nlpzk.train.local import worker_env
+
+    config = testing.config_for(zk_server.address, tmp_path / "store", auth="alice:pw", acl_others="none", connect_timeout=7.0)
+    tls = config.with_overrides(zk_tls=True, zk_ca="/ca.pem", zk_cert="/me.pem", zk_key="/me.key")
+    child = Config.resolve(environ=worker_env(tls), toml_path=None)
+    for key in ("zk", "store_uri", "auth", "acl_others", "connect_timeout", "session_timeout", "zk_tls", "zk_ca", "zk_cert", "zk_key"):
+        assert getattr(child, key) == getattr(tls, key), key
+
+    owner = testing.Cluster.connect(config)
+    try:
+        _setup(owner, shards=2)
+        train.create_job(owner, "jacl", "lee", "lee", epochs=1, syncs_per_epoch=2, dim=8)
+        procs = train.start_local_workers(config, "jacl", 1, log_dir=str(tmp_path / "logs"))
+        assert procs[0].wait(180) == 0, (tmp_path / "logs" / "worker-0.log").read_text()
+        open_nodes = []
+
+        def walk(p):
+            acl, _ = owner.zk.get_acls(p)
+            if any(a.id.scheme == "world" for a in acl):
+                open_nodes.append(p)
+            for c in owner.zk.get_children(p):
+                walk(p.rstrip("/") + "/" + c)
+
+        walk("/")
+        assert open_nodes == [], f"readable by anyone despite --acl-others none: {open_nodes[:5]}"
+    finally:
+        owner.close()

@@ -13,22 +13,23 @@ import sys
 import time
 from pathlib import Path
 
-from ..config import Config
+from ..config import _FIELDS, Config
 
 _ROOT = Path(__file__).resolve().parents[2]
 
 
 def worker_env(config: Config) -> dict[str, str]:
+    """The environment of a local worker: every setting of ``config``, however it was given (flags
+    are not inherited; a setting left out here, e.g. ``--acl-others none`` or ``--zk-tls``, would
+    silently be the default in the worker)."""
     env = dict(os.environ)
-    if config.zk:
-        env["NLPZK_ZK"] = config.zk
-    env["NLPZK_STORE"] = config.store_uri
-    env["NLPZK_SESSION_TIMEOUT"] = str(config.session_timeout)
-    env["NLPZK_ZK_PORT"] = str(config.zk_port)
-    if config.state_dir:
-        env["NLPZK_STATE_DIR"] = config.state_dir
-    if config.auth:
-        env["NLPZK_AUTH"] = config.auth
+    for name, (env_name, _typ, _secret) in _FIELDS.items():
+        value = getattr(config, name)
+        if name == "store":
+            value = config.store_uri
+        if value is None:
+            continue
+        env[env_name] = ("1" if value else "0") if isinstance(value, bool) else str(value)
     # the package may run from a checkout rather than an install
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_ROOT), env.get("PYTHONPATH", "")) if p)
     return env
