@@ -435,3 +435,45 @@ def test_a_corrupt_shard_fails_the_build(cluster):
         with pytest.raises(IntegrityError, match=f"shard {shard.path} fails its checksum"):
             build(cluster, "g", "golden", processes=processes)
     assert registry.maybe_json(cluster.zk, paths.vocab("g")) is None and store_files(cluster, "g") == []
+
+
+def test_a_publish_without_zookeeper_gives_up_at_the_request_timeout_not_twice_that(tmp_path, monkeypatch):
+    """A publish whose commit got no reply within REQUEST_TIMEOUT (120 s in production: no quorum)
+    then read its version node back to learn the outcome, waiting REQUEST_TIMEOUT again: `vocab
+    build` failed after 240 s. With the connection still down the read-back cannot answer; the
+    publish gives up at once (the outcome stays unknown: the table is kept for gc)."""
+    from kazoo.exceptions import KazooException
+
+    from _train_helpers import lee_sentences, make_corpus
+    from nlpzk.zk import client as zk_client
+
+    limit = 12.0  # above the command retry's 10 s deadline, as 120 s is
+    monkeypatch.setattr(zk_client, "REQUEST_TIMEOUT", limit)
+    server = testing.start_standalone(tmp_path / "zk")
+    c = testing.Cluster.connect(testing.config_for(server.address, tmp_path / "store", session_timeout=10.0))
+    try:
+        make_corpus(c, "lee", 2, lee_sentences())
+        plain = c.zk.transaction
+        stopped = []
+
+        def transaction():
+            tx = plain()
+            commit = tx.commit
+
+            def stop_then_commit():
+                server.stop()
+                stopped.append(time.monotonic())
+                return commit()
+
+            tx.commit = stop_then_commit
+            return tx
+
+        monkeypatch.setattr(c.zk, "transaction", transaction)
+        with pytest.raises(KazooException):
+            build(c, "v", "lee")
+        elapsed = time.monotonic() - stopped[0]
+        assert elapsed < limit + 5, f"the publish gave up {elapsed:.1f}s after the drop, the request timeout is {limit:g}s"
+        assert len(list((tmp_path / "store" / "vocab" / "v").iterdir())) == 1  # unknown outcome: the file stays
+    finally:
+        c.close()
+        server.stop()

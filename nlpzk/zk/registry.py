@@ -268,7 +268,11 @@ def publish_version(
             tx.set_data(gpath, b"", version=gversion)
         try:
             results = tx.commit()
-        except (ConnectionLoss, OperationTimeoutError, SessionExpiredError):
+        except (ConnectionLoss, OperationTimeoutError, SessionExpiredError) as exc:
+            if isinstance(exc, OperationTimeoutError) and not zk.connected:
+                # no reply for REQUEST_TIMEOUT (120 s) and still no connection (no quorum): reading the
+                # version node back would wait as long again; the outcome stays unknown
+                raise
             # Unknown outcome: the transaction is all-or-nothing, so our version node tells.
             mine = zk.retry(maybe_json, zk, f"{base}/versions/{vname}")
             if isinstance(mine, dict) and mine.get("nonce") == vdoc["nonce"]:
