@@ -72,7 +72,6 @@ def _watch(ctx: typer.Context, job: str, workers: int, threads: int, wait: bool,
         return
     stop = threading.Event()
     _install_stop(stop)
-    started, words0 = time.time(), None
     last_round = None
     progress = None
     failed = True  # any exit but the job's end or Ctrl-C stops the workers this command started
@@ -98,13 +97,15 @@ def _watch(ctx: typer.Context, job: str, workers: int, threads: int, wait: bool,
                     print("ZooKeeper connection lost; waiting for it (the workers pause meanwhile)", file=sys.stderr, flush=True)
                 cluster.watch.connected.wait(5.0)
                 continue
-            if words0 is None:
-                words0 = st["words"]
-            rate = (st["words"] - words0) / max(1e-6, time.time() - started)
+            # total: the last merged round's words over its wall time, sync and merge included (not
+            # averaged since this command started: the workers' start-up would read as slowness)
+            last = next((h for h in reversed(st["history"]) if h.get("words") and h.get("wall_s")), None)
+            rate = f"{last['words'] / last['wall_s']:,.0f}" if last else "-"
             per = ", ".join(f"{w.get('words_per_s', 0)}" for w in st["workers"].values())
-            loss = next((h.get("loss") for h in reversed(st["history"]) if h.get("loss") is not None), None)
+            scored = next((h for h in reversed(st["history"]) if h.get("loss") is not None and h.get("words")), None)
+            loss = round(scored["loss"] / scored["words"], 4) if scored else None  # per word, as train report gives it
             members = f"workers {len(st['workers'])} [{per}] w/s" if st["workers"] else "waiting for workers to join"
-            info = f"round {min(st['round'] + 1, st['rounds'])}/{st['rounds']}  {members}  total {rate:,.0f} w/s  loss {_na(loss)}"
+            info = f"round {min(st['round'] + 1, st['rounds'])}/{st['rounds']}  {members}  total {rate} w/s  loss/word {_na(loss)}"
             if progress is not None:
                 progress.update(task, total=st["total_words"], completed=st["words"], info=info)
             elif st["round"] != last_round and st["state"] != "done":  # the summary line follows
