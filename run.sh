@@ -36,7 +36,11 @@ setup_system() {
   have_zookeeper || need+=(zookeeper)
   "$PY" -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
   # the fault-injection tests cut a worker off in a network namespace (ip netns) and fill a tmpfs
-  if [ "${1:-}" = test ]; then command -v ip >/dev/null || need+=(iproute2); fi
+  # and the TLS tests make their certificates with openssl
+  if [ "${1:-}" = test ]; then
+    command -v ip >/dev/null || need+=(iproute2)
+    command -v openssl >/dev/null || need+=(openssl)
+  fi
   if [ ${#need[@]} -gt 0 ]; then
     apt_install "${need[@]}" || die "cannot install ${need[*]}: no apt-get here. Install a JRE and Apache ZooKeeper, and set ZOOKEEPER_HOME to the unpacked release."
   fi

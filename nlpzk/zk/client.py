@@ -149,7 +149,8 @@ def connect(config: Config, *, ensure_chroot: bool = True, request_timeout: floa
         client.close()
         raise ZkUnavailableError(
             f"cannot reach ZooKeeper at {hosts} within {config.connect_timeout:g}s",
-            hint="check --zk / NLPZK_ZK and that the server runs (nlpzk zk status)",
+            hint="check --zk / NLPZK_ZK and that the server runs (nlpzk zk status)"
+            + ("; with --zk-tls also that the port is the server's secureClientPort and that it trusts your certificate and you its (--zk-ca)" if config.zk_tls else ""),
         ) from None
     watch.connected.set()
     if ensure_chroot and chroot != "/":
