@@ -197,7 +197,7 @@ def verify(ctx: typer.Context, name: str = typer.Argument(..., help="Corpus name
         for c in r["corrupt"]:
             out.print(f"  [red]corrupt[/] {c.get('shard') or 'hashes of input ' + c['input']}: {c['problem']}")
         for s in r["stray"]:
-            out.print(f"  [yellow]stray[/] {s} (no znode" + ("; an ingest is running" if r["ingesters_running"] else "; left by an interrupted ingest") + ")")
+            out.print(f"  [yellow]stray[/] {s} (no znode" + ("; an ingester holds claims: still running, or killed less than a session timeout ago" if r["ingesters_running"] else "; left by an interrupted ingest") + ")")
         for s in r["temporary"]:
             out.print(f"  [yellow]temporary[/] {s}")
         if r["ok"]:
