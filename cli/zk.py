@@ -218,6 +218,10 @@ def ensemble_status(
     Example: nlpzk zk ensemble status --json
     """
     cfg = _util.config(ctx)
+    recorded = zkserver.Ensemble.recorded_ports(cfg.state_path / "ensemble")
+    if recorded and base_port is None and servers not in (None, len(recorded)):
+        # rows for members that were never started would read as members that are down
+        raise _util.usage_error(ctx, f"the local ensemble has {len(recorded)} members, not {servers}; leave out --servers")
     ens = _ensemble(cfg, servers, base_port)
     rows = _status_rows(ens.hosts.split(","))
     _util.emit({"hosts": ens.hosts, "servers": rows}, as_json, lambda d: _print_rows(d["servers"]))

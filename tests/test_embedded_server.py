@@ -110,6 +110,9 @@ def test_ensemble_status_and_stop_find_the_ports_it_was_started_with(embedded_en
         assert status.returncode == 0, status.stderr
         assert json.loads(status.stdout)["hosts"] == hosts
         assert all(r["serving"] for r in json.loads(status.stdout)["servers"])
+        # a member count that is not the recorded one: refused (rows for members never started read as down)
+        five = _nlpzk(embedded_env, "zk", "ensemble", "status", "--servers", "5")
+        assert five.returncode == 2 and "has 3 members, not 5" in five.stderr
         # an explicit --base-port still wins
         elsewhere = _nlpzk(embedded_env, "zk", "ensemble", "status", "--base-port", str(base + 10))
         assert elsewhere.returncode == 3 and f"--base-port {base + 10}" in elsewhere.stderr
