@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from kazoo.exceptions import NodeExistsError
 
 from .cluster import Cluster, default_cluster
-from .errors import ConflictError, IntegrityError, NotFoundError, first_few
+from .errors import ConflictError, IntegrityError, NotFoundError, StoreError, first_few
 from .store import Store, is_tmp, naming
 from .zk import paths, registry, versioned
 
@@ -198,7 +198,10 @@ class ShardWriter:
 
 def _check_shard(store: Store, info: ShardInfo) -> str | None:
     """What is wrong with a shard file that exists, or None."""
-    actual = store.sha256(info.path)
+    try:
+        actual = store.sha256(info.path)
+    except StoreError as exc:  # a directory in its place, an unreadable file: this shard is broken, go on
+        return f"unreadable: {exc.message}"
     if actual != info.sha256:
         return f"sha256 {actual[:12]}... differs from the registry's {info.sha256[:12]}..."
     try:
@@ -357,8 +360,14 @@ class Corpus:
             side = doc.get("hashes_path")
             if side and not store.exists(side):
                 missing.append({"input": key, "path": side})
-            elif side and doc.get("hashes_sha256") and store.sha256(side) != doc["hashes_sha256"]:
-                corrupt.append({"input": key, "path": side, "problem": "sha256 differs from the registry"})
+            elif side and doc.get("hashes_sha256"):
+                try:
+                    differs = store.sha256(side) != doc["hashes_sha256"]
+                except StoreError as exc:
+                    corrupt.append({"input": key, "path": side, "problem": f"unreadable: {exc.message}"})
+                    continue
+                if differs:
+                    corrupt.append({"input": key, "path": side, "problem": "sha256 differs from the registry"})
         known = {s.path for s in shards} | {d.get("hashes_path") for d in inputs.values()}
         files = store.list(naming.corpus_dir(self.name))
         tmp = [f for f in files if is_tmp(f)]

@@ -227,3 +227,19 @@ def test_a_document_without_a_key_it_must_have_is_one_error_line(world, cli, nod
     for argv in commands:
         _fails_cleanly(cli(*argv), f"{path} lacks '{key}'")
     assert zk.exists(paths.job("j2")) is None  # nothing was registered
+
+
+def test_corpus_verify_reports_a_directory_in_place_of_a_shard_and_goes_on(world, cli):
+    import json
+
+    from nlpzk.corpus import Corpus
+
+    shards = Corpus.open("c", cluster=world).shards
+    _as_directory(world, shards[0].path)
+    with open(world.store.local_path(shards[1].path), "r+b") as fh:
+        fh.truncate(100)
+    res = cli("corpus", "verify", "c", "--json")
+    assert res.exit_code == INTEGRITY, (res.exit_code, res.output)
+    corrupt = {c["shard"]: c["problem"] for c in json.loads(res.stdout)["corrupt"]}
+    # the directory is reported, and the shard after it was still checked: not stopped at the first
+    assert set(corrupt) == {shards[0].id, shards[1].id} and corrupt[shards[0].id].startswith("unreadable"), corrupt

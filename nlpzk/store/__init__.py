@@ -73,6 +73,8 @@ def _os_error(exc: OSError, what: str) -> StoreError:
         return StoreError(f"store is full while {what}", hint="free space or point --store elsewhere; nothing was registered")
     if getattr(exc, "errno", None) in (errno.EACCES, errno.EPERM, errno.EROFS) or "ermission denied" in str(exc) or "Read-only" in str(exc):
         return StoreError(f"store is not writable while {what}: {exc.strerror or exc}", hint="check permissions of the store directory; nothing was registered")
+    if what.startswith("reading"):
+        return StoreError(f"store error while {what}: {exc}", hint="check that it is a readable file (not a directory) and that the store is reachable")
     return StoreError(f"store error while {what}: {exc}")
 
 
