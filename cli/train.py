@@ -75,6 +75,8 @@ def _watch(ctx: typer.Context, job: str, workers: int, threads: int, wait: bool,
     last_round = None
     progress = None
     failed = True  # any exit but the job's end or Ctrl-C stops the workers this command started
+    from kazoo.exceptions import ConnectionLoss
+
     from nlpzk.zk.client import RECONNECT_LIMIT
     from nlpzk.zk.rounds import CONNECTION_ERRORS
 
@@ -85,18 +87,30 @@ def _watch(ctx: typer.Context, job: str, workers: int, threads: int, wait: bool,
             progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=_util.err)
             progress.start()
             task = progress.add_task(f"train {job}", total=1, info="")
+        told = False
         while not stop.is_set():
             try:
+                if not cluster.watch.connected.is_set():
+                    # a request made now would wait for the connection (up to REQUEST_TIMEOUT, 120 s),
+                    # deaf to Ctrl-C / SIGTERM: wait here instead, looking at `stop` every second
+                    raise ConnectionLoss("not connected")
                 st = train.status(cluster, job)
-            except CONNECTION_ERRORS:
+            except CONNECTION_ERRORS as exc:
                 # an election or a lost quorum: the workers pause and rejoin, or exit after their
                 # reconnect limit; this view waits as long as they do, then gives up too
                 if (procs and all(p.poll() is not None for p in procs)) or cluster.watch.down_for() > RECONNECT_LIMIT:
-                    raise
-                if progress is None:
+                    from nlpzk.errors import ZkUnavailableError
+
+                    raise ZkUnavailableError(
+                        f"lost the connection to ZooKeeper ({type(exc).__name__}) while following job {job!r}",
+                        hint=f"check the servers (nlpzk zk status); once they are back: nlpzk train resume {job}",
+                    ) from None
+                if progress is None and not told:
                     print("ZooKeeper connection lost; waiting for it (the workers pause meanwhile)", file=sys.stderr, flush=True)
-                cluster.watch.connected.wait(5.0)
+                told = True
+                cluster.watch.connected.wait(1.0)
                 continue
+            told = False  # a later outage is told again
             # total: the last merged round's words over its wall time, sync and merge included (not
             # averaged since this command started: the workers' start-up would read as slowness)
             last = next((h for h in reversed(st["history"]) if h.get("words") and h.get("wall_s")), None)
@@ -126,7 +140,14 @@ def _watch(ctx: typer.Context, job: str, workers: int, threads: int, wait: bool,
         if stop.is_set() or failed:
             train.stop_local_workers(procs)
     if stop.is_set():
-        st = train.status(cluster, job)
+        try:
+            # not while disconnected: the request would wait for ZooKeeper (up to 120 s) after Ctrl-C
+            st = train.status(cluster, job) if cluster.watch.connected.is_set() else None
+        except CONNECTION_ERRORS:
+            st = None
+        if st is None:
+            _util.error_line(f"stopped while ZooKeeper is unreachable (the job's round is unknown); once it is back, continue with: nlpzk train resume {job}")
+            raise typer.Exit(130)
         if st["state"] != "done":
             _util.error_line(f"stopped at round {st['round']} of {st['rounds']}; continue with: nlpzk train resume {job}")
             raise typer.Exit(130)

@@ -773,3 +773,46 @@ def test_local_workers_get_every_setting_of_the_command_that_starts_them(zk_serv
         assert open_nodes == [], f"readable by anyone despite --acl-others none: {open_nodes[:5]}"
     finally:
         owner.close()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_train_run_stops_at_once_on_ctrl_c_while_zookeeper_is_down(tmp_path, sig):
+    """Ctrl-C / SIGTERM of `train run` while ZooKeeper is unreachable: it used to wait for a reply
+    to its next status read (REQUEST_TIMEOUT, 120 s) before even looking at the signal, and then
+    again for the status it prints on stopping; a second Ctrl-C did nothing. It now stops at once
+    with one line saying how to continue."""
+    import time
+
+    from nlpzk import testing
+
+    server = testing.start_standalone(tmp_path / "zk")
+    config = testing.config_for(server.address, tmp_path / "store", session_timeout=10.0)
+    own = testing.Cluster.connect(config)
+    try:
+        _setup(own, shards=2)
+        train.create_job(own, "jq", "lee", "lee", epochs=50, syncs_per_epoch=1, dim=16)
+        run = subprocess.Popen(
+            [sys.executable, "-m", "nlpzk", "train", "run", "jq", "--workers", "0"],
+            env=testing.env_for(config, tmp_path / "state"), cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        time.sleep(6.0)  # started, connected and following the job (a status read every second)
+        assert run.poll() is None
+        server.stop()
+        time.sleep(3.0)  # its connection is down, a status read is waiting for ZooKeeper
+        t0 = time.monotonic()
+        run.send_signal(sig)
+        try:
+            out, err = run.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            run.kill()
+            run.communicate()
+            raise AssertionError("train run did not stop within 20 s of the signal while ZooKeeper was down") from None
+        assert time.monotonic() - t0 < 20
+        assert run.returncode == 130, err
+        assert "Traceback" not in err, err
+        errors = [l for l in err.splitlines() if l.startswith("error: ")]
+        assert len(errors) == 1 and "nlpzk train resume jq" in errors[0], err
+        assert "job jq exists: resuming at round 0 of 50" in err, err  # it was following the job when ZooKeeper went
+    finally:
+        own.close()
+        server.stop()
