@@ -816,3 +816,40 @@ def test_train_run_stops_at_once_on_ctrl_c_while_zookeeper_is_down(tmp_path, sig
     finally:
         own.close()
         server.stop()
+
+
+def test_a_worker_told_to_leave_while_zookeeper_is_down_leaves_at_once(tmp_path):
+    """SIGTERM of `train worker` while ZooKeeper is unreachable: the worker waited for the connection
+    (its reconnect limit, 120 s, and requests as long) before looking at the stop flag, so a
+    launcher's stop (Kubernetes, `train run`'s own SIGTERM) ended in a SIGKILL. It now leaves at
+    once, exit 0 with its summary line; its leases go with its session."""
+    import time
+
+    from nlpzk import testing
+
+    server = testing.start_standalone(tmp_path / "zk")
+    config = testing.config_for(server.address, tmp_path / "store", session_timeout=10.0)
+    own = testing.Cluster.connect(config)
+    try:
+        _setup(own, shards=2, repeat=4)
+        train.create_job(own, "jw", "lee", "lee", epochs=200, syncs_per_epoch=1, dim=16)
+        log = tmp_path / "worker.log"
+        w = _worker(testing.env_for(config, tmp_path / "state"), "jw", log)
+        wait_for(lambda: train.status(own, "jw")["round"] >= 1, 60, what="a merged round")
+        server.stop()
+        time.sleep(3.0)  # the worker has seen the connection go
+        t0 = time.monotonic()
+        w.send_signal(signal.SIGTERM)
+        try:
+            w.wait(20)
+        except subprocess.TimeoutExpired:
+            w.kill()
+            w.wait()
+            raise AssertionError("the worker did not leave within 20 s of SIGTERM while ZooKeeper was down: " + log.read_text()[-2000:]) from None
+        assert time.monotonic() - t0 < 20
+        text = log.read_text()
+        assert w.returncode == 0 and "Traceback" not in text, text
+        assert " stopped: " in text.splitlines()[-1], text
+    finally:
+        own.close()
+        server.stop()

@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 import numpy as np
 import pyarrow as pa
+from kazoo.exceptions import ConnectionLoss
 
 from ..cluster import Cluster
 from ..corpus import ShardInfo, read_shard
@@ -188,7 +189,9 @@ class Worker:
                     self.on_event("disconnected", {"error": type(exc).__name__})
                     self._dropped = True
                     # the limit counts from the drop: a request may already have waited out most of it
-                    if not self.cluster.watch.connected.wait(max(0.0, self.reconnect_timeout - self.cluster.watch.down_for())):
+                    if not self._wait_connected(max(0.0, self.reconnect_timeout - self.cluster.watch.down_for())):
+                        if self.stop.is_set():
+                            break  # SIGTERM while ZooKeeper is away: leave now, the session's leases expire
                         raise ZkUnavailableError(
                             f"worker {self.id} lost ZooKeeper for more than {self.reconnect_timeout:g}s",
                             hint=f"nothing was corrupted; start the worker again when ZooKeeper is back (nlpzk train worker {self.job})",
@@ -209,8 +212,40 @@ class Worker:
                 pass
         return self.report
 
+    def _wait_connected(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the connection; False on the timeout, or at once when
+        ``stop`` is set (a worker told to leave does not wait out ZooKeeper's absence first)."""
+        deadline = time.monotonic() + timeout
+        while not self.stop.is_set():
+            left = deadline - time.monotonic()
+            if self.cluster.watch.connected.wait(max(0.0, min(1.0, left))):
+                return True
+            if left <= 0:
+                return False
+        return self.cluster.watch.connected.is_set()
+
+    def _offline(self) -> bool:
+        """Before a commit: wait for a dropped connection (up to the reconnect limit, counted from
+        the drop, or until ``stop``); True if ZooKeeper is still away. The caller then drops its
+        work rather than make a request that would wait for ZooKeeper, deaf to stop: the units
+        are trained again once this session's leases expire."""
+        if not self.cluster.watch.connected.is_set():
+            self._wait_connected(max(0.0, self.reconnect_timeout - self.cluster.watch.down_for()))
+        return not self.cluster.watch.connected.is_set()
+
+    def _drop_offline(self, *rels: str) -> None:
+        """Delete the files of work that :meth:`_offline` says cannot be committed; then return
+        if the worker is leaving, else raise the connection error (run() gives up at its limit)."""
+        for rel in rels:
+            self.cluster.store.delete(rel)
+        if not self.stop.is_set():
+            raise ConnectionLoss("ZooKeeper unreachable for the reconnect limit")
+
     def _step(self) -> bool:
         """One pass of the loop; True when the job is done."""
+        if not self.cluster.watch.connected.is_set():
+            # a request made now would wait for the connection, deaf to stop: wait in run() instead
+            raise ConnectionLoss("not connected")
         doc, version = self.barrier.job_doc()
         r = int(doc["round"])
         if self._dropped:
@@ -471,11 +506,14 @@ class Worker:
         commit try what was trained (the fence rejects it if the session did not survive, and it is
         saved work if it did)."""
         try:
+            if not self.cluster.watch.connected.is_set():
+                # a request made now would wait for the connection, deaf to stop
+                raise ConnectionLoss("not connected")
             return call()
         except CONNECTION_ERRORS as exc:
             self.on_event("disconnected", {"error": type(exc).__name__})
             self._dropped = True  # a lease whose reply was lost is freed at the next step (release_own)
-            self.cluster.watch.connected.wait(self.reconnect_timeout)
+            self._wait_connected(self.reconnect_timeout)
             return on_error
 
     def _commit(self, r, held, params, counts, raw, eff, loss, seconds, timing) -> None:
@@ -507,6 +545,9 @@ class Worker:
                "units": sorted(l.unit for l in held), "delta": delta_rel, "save_s": round(self.clock() - t_save, 3), "committed_at": registry.now(), **timing}
         if self.needs_counts:
             doc["counts"] = counts_rel
+        if self._offline():
+            self._drop_offline(delta_rel, counts_rel)
+            return
         try:
             self.barrier.commit(r, held, doc, separate=self._separate(r))
         except FencedError as exc:
@@ -618,6 +659,9 @@ class Worker:
         out_rel = naming.round_params_part(self.job, r + 1, i, uuid.uuid4().hex[:12])
         eta = self.spec.get("eta")
         _merge.merge(self.cluster.store, _params_list(rd), contribs, self.spec["merge"], out_rel, rows=bounds[i], eta=None if eta is None else float(eta), checksum=False)
+        if self._offline():
+            self._drop_offline(out_rel)
+            return
         try:
             self.barrier.commit_merge_part(r, held, {"worker": self.id, "path": out_rel, "rows": list(bounds[i]), "seconds": round(self.clock() - t0, 3), "started_at": started_at, "done_at": registry.now()})
         except FencedError as exc:
