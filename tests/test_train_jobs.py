@@ -853,3 +853,51 @@ def test_a_worker_told_to_leave_while_zookeeper_is_down_leaves_at_once(tmp_path)
     finally:
         own.close()
         server.stop()
+
+
+def test_a_contribution_this_worker_cannot_read_is_not_thrown_away(cluster, config):
+    """An error reading a committed delta (permission denied, an I/O or network error, a worker whose
+    store is not quite the others') says nothing about the file: the worker used to take it for an
+    unreadable contribution, un-commit it and delete another worker's file. It now stops with the
+    store error (exit 10 at the command line) and the contribution stays committed for the others."""
+    from nlpzk import testing
+    from nlpzk.errors import StoreError
+    from nlpzk.train import Worker
+    from nlpzk.zk import rounds
+
+    shards = _setup(cluster)
+    train.create_job(cluster, "jx", "lee", "lee", epochs=3, syncs_per_epoch=1, dim=16)
+    wc = testing.Cluster.connect(config)
+    try:
+        first = Worker(wc, "jx", poll=0.2)
+        first.on_event = lambda kind, info: first.stop.set() if kind == "committed" and info["round"] == 1 else None
+        _run_to_end(first)  # stops after committing round 1, before its merge
+        assert first.report.state == "stopped" and train.status(cluster, "jx")["round"] == 1
+        (kept, doc), = rounds.RoundBarrier(cluster.zk, "jx", []).contributions(1).items()
+        real_fs = wc.store.fs
+
+        class Failing:  # the store's filesystem, failing to read that one file (EIO, a dropped connection)
+            def __getattr__(self, name):
+                return getattr(real_fs, name)
+
+            def open_input_file(self, path):
+                if path == wc.store.full(doc["delta"]):
+                    raise OSError(5, "Input/output error")
+                return real_fs.open_input_file(path)
+
+        wc.store.fs = Failing()
+        events = []
+        second = Worker(wc, "jx", poll=0.2, on_event=lambda kind, info: events.append((kind, info)))
+        with pytest.raises(StoreError, match="Input/output error"):
+            second.run()
+        assert not [info for kind, info in events if kind == "dropped"]
+        assert kept in rounds.RoundBarrier(cluster.zk, "jx", []).contributions(1)
+        assert cluster.store.exists(doc["delta"])
+        wc.store.fs = real_fs  # the trouble is over: the job finishes with that contribution
+        third = Worker(wc, "jx", poll=0.2)
+        _run_to_end(third)
+        assert third.report.state == "done"
+        logs = _assert_each_shard_once_per_round(cluster, "jx", shards)
+        assert kept in {c["contrib"] for c in logs[1]["commits"]}
+    finally:
+        wc.close()

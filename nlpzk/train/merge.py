@@ -32,7 +32,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from ..errors import IntegrityError, InvalidInputError, NlpzkError
+from ..errors import IntegrityError, InvalidInputError, NlpzkError, StoreError
 from ..store import Store
 
 RULES = ("mean", "wmean", "sum", "adasum", "bmuf", "bmuf-wmean", "bmuf-adasum", "nbmuf", "nbmuf-wmean", "nbmuf-adasum")
@@ -125,13 +125,28 @@ class ParamsReader:
 
 
 def readable(store: Store, rel: str, shape: tuple[int, ...], dtype: Any) -> bool:
-    """Whether ``rel`` is a complete ``.npy`` of ``shape`` and ``dtype`` (header and size only)."""
+    """Whether ``rel`` is a complete ``.npy`` of ``shape`` and ``dtype`` (header and size only).
+
+    False only for what shows the file itself is bad: missing, not an ``.npy`` header, another
+    shape, or fewer bytes than its header announces. An error reading it (permission denied, an
+    I/O or network error, a store this process cannot reach as the others do) says nothing about
+    the file and is raised as StoreError: the caller un-commits what is unreadable, and must not
+    throw away another worker's committed work over its own trouble reading it.
+    """
     try:
         r = NpyReader(store, rel)
-    except (NlpzkError, OSError, ValueError):
+    except IntegrityError:  # missing
         return False
+    except (InvalidInputError, ValueError):  # not a C-ordered .npy (a header cut short, garbage)
+        return False
+    except StoreError:
+        raise
+    except (NlpzkError, OSError) as exc:
+        raise StoreError(f"store error while reading {rel}: {exc}") from None
     try:
         return tuple(r.shape) == tuple(shape) and r.dtype == np.dtype(dtype) and r.complete()
+    except OSError as exc:
+        raise StoreError(f"store error while reading {rel}: {exc}") from None
     finally:
         r.close()
 
