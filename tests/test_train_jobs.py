@@ -901,3 +901,17 @@ def test_a_contribution_this_worker_cannot_read_is_not_thrown_away(cluster, conf
         assert kept in {c["contrib"] for c in logs[1]["commits"]}
     finally:
         wc.close()
+
+
+def test_a_worker_pointed_at_another_store_says_so(cluster, cli_env, tmp_path):
+    """`train worker` on a machine whose --store / NLPZK_STORE is not the job's: one line that says
+    so (exit 7), not `store file jobs/.../shards-....json is missing — run the matching verify
+    command` (there is no verify command for jobs), and the worker never joins."""
+    _setup(cluster, shards=2)
+    train.create_job(cluster, "jo", "lee", "lee", epochs=1, syncs_per_epoch=1, dim=16)
+    env = dict(cli_env, NLPZK_STORE=str(tmp_path / "elsewhere"))
+    res = subprocess.run([sys.executable, "-m", "nlpzk", "train", "worker", "jo"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 7, res.stderr
+    line = one_line_error(res.stderr)
+    assert "not in this worker's store" in line and str(tmp_path / "elsewhere") in line and "NLPZK_STORE" in line, line
+    assert not train.status(cluster, "jo")["workers"]

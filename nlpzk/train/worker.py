@@ -31,7 +31,7 @@ from kazoo.exceptions import ConnectionLoss
 
 from ..cluster import Cluster
 from ..corpus import ShardInfo, read_shard
-from ..errors import FencedError, StoreError, TrainingError, ZkUnavailableError
+from ..errors import FencedError, IntegrityError, StoreError, TrainingError, ZkUnavailableError
 from ..store import naming
 from ..zk import paths, registry
 from ..zk.client import RECONNECT_LIMIT
@@ -151,7 +151,15 @@ class Worker:
     def _setup(self) -> None:
         doc = _job.job_doc(self.cluster, self.job)
         self.spec = doc["spec"]
-        self.shards = {s.id: s for s in _job.frozen_shards(self.cluster, self.spec)}
+        try:
+            frozen = _job.frozen_shards(self.cluster, self.spec)
+        except IntegrityError:
+            # the first file every worker reads: missing, this is most likely not the job's store
+            raise IntegrityError(
+                f"job {self.job}'s files are not in this worker's store {self.cluster.store.uri} ({self.spec['shards']['path']} is missing)",
+                hint="start the worker with the store the job was created in (--store / NLPZK_STORE); every worker needs the same one",
+            ) from None
+        self.shards = {s.id: s for s in frozen}
         self.units = {u.name: u for u in _job.work_units(self.spec, list(self.shards.values()))}
         self.needs_counts = _merge.needs_counts(self.spec["merge"])  # whether contributions carry per-word counts
         self.vocab = _job.load_vocab(self.cluster, self.spec["vocab"], self.spec["vocab_version"])
