@@ -105,7 +105,9 @@ def _watch(ctx: typer.Context, job: str, workers: int, threads: int, wait: bool,
                         f"lost the connection to ZooKeeper ({type(exc).__name__}) while following job {job!r}",
                         hint=f"check the servers (nlpzk zk status); once they are back: nlpzk train resume {job}",
                     ) from None
-                if progress is None and not told:
+                if progress is not None:
+                    progress.update(task, info="ZooKeeper connection lost; waiting for it (the workers pause meanwhile)")
+                elif not told:
                     print("ZooKeeper connection lost; waiting for it (the workers pause meanwhile)", file=sys.stderr, flush=True)
                 told = True
                 cluster.watch.connected.wait(1.0)

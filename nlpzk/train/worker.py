@@ -154,6 +154,8 @@ class Worker:
         try:
             frozen = _job.frozen_shards(self.cluster, self.spec)
         except IntegrityError:
+            if self.cluster.store.exists(self.spec["shards"]["path"]):
+                raise  # there but damaged: frozen_shards said so
             # the first file every worker reads: missing, this is most likely not the job's store
             raise IntegrityError(
                 f"job {self.job}'s files are not in this worker's store {self.cluster.store.uri} ({self.spec['shards']['path']} is missing)",
