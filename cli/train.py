@@ -343,8 +343,48 @@ def list_(ctx: typer.Context, as_json: bool = _util.JsonOption) -> None:
             print("no training jobs")
         for j in rows:
             state = "running (no workers)" if j["state"] == "running" and not j["workers"] else j["state"]
+            if j.get("deleting"):
+                state += " (being deleted)"
             print(f"{j['job']}: {state} round {j['round']}/{j['rounds']} corpus {j['corpus']} vocab {j['vocab']} workers {j['workers']}")
             if j.get("scores"):
                 print("  " + _scores_line(j["scores"]))
 
     _util.emit(jobs, as_json, human)
+
+
+@app.command("delete")
+def delete(
+    ctx: typer.Context,
+    job: str = typer.Argument(..., help="The training job."),
+    force: bool = typer.Option(False, "--force", help="Delete even while workers are in it (they stop with an error) or when no model holds its finished vectors (they are lost)."),
+    yes: bool = _util.YesOption,
+    as_json: bool = _util.JsonOption,
+) -> None:
+    """Delete a training job: its znodes, its store files and this machine's worker logs of it.
+
+    Models registered from it keep their own copy of the vectors (their held-out loss, which needs
+    the job's final parameters, is no longer possible). Refused while workers are in the job, or
+    when it finished and no model holds its vectors, unless --force. Deletes an abandoned job, too:
+    one never finished keeps its corpus and vocabulary from being deleted. Marked first, then
+    files, then znodes; run it again to finish one stopped half-way.
+
+    Example: nlpzk train delete wiki-w2v --yes
+    """
+    import shutil
+
+    from nlpzk import train
+
+    cluster = _util.cluster(ctx)
+    _util.confirm(f"delete training job {job} and its files?", yes)
+    result = train.delete_job(cluster, job, force=force)
+    logs = os.path.join(str(cluster.config.state_path), "train", job)
+    result["logs_deleted"] = os.path.isdir(logs)
+    shutil.rmtree(logs, ignore_errors=True)
+    _util.emit(
+        result,
+        as_json,
+        lambda d: _util.out.print(
+            f"deleted training job {job} ({d['state']}; {_util.count(d['files'], 'file')})"
+            + (f"; its vectors stay in model {', '.join(d['registered_as'])}" if d["registered_as"] else "")
+        ),
+    )

@@ -425,7 +425,7 @@ class Corpus:
         out = []
         for job, doc in zip(jobs, registry.many_json(zk, [paths.job(j) for j in jobs])):
             doc = doc if isinstance(doc, dict) else {}
-            if (doc.get("spec") or {}).get("corpus") == self.name and doc.get("state") != "done":
+            if (doc.get("spec") or {}).get("corpus") == self.name and doc.get("state") != "done" and not doc.get("deleting"):
                 out.append(job)
         return out
 
@@ -434,7 +434,7 @@ class Corpus:
         if jobs:
             raise ConflictError(
                 f"corpus {self.name!r} is being trained on by job(s) {first_few(jobs)}, which are not finished",
-                hint="let them finish (nlpzk train resume JOB), or pass --force (they cannot go on without its shards)",
+                hint="let them finish (nlpzk train resume JOB) or delete them (nlpzk train delete JOB), or pass --force (they cannot go on without its shards)",
             )
 
     def shard(self, shard_id: str) -> ShardInfo:

@@ -197,7 +197,7 @@ def test_delete_is_refused_while_a_model_or_a_job_uses_it(cli, cluster):
     registry.create_json(cluster.zk, paths.job("j8"), {"spec": spec, "state": "done"})
     registry.create_json(cluster.zk, paths.job("j7"), {"spec": spec, "state": "done"})  # registered as m@v1: m counts, not j7
     line = fails(cli("vocab", "delete", f"{view.name}@v{view.version}", "--yes"), 6, "is used by model m@v1, job j8 (finished, not registered), job j9 (running)", "--force")
-    assert "delete those models, let those jobs finish (and register them), or pass --force" in line
+    assert "delete those models, let those jobs finish (and register them) or delete them (nlpzk train delete JOB), or pass --force" in line
     fails(cli("vocab", "delete", view.name, "--yes"), 6, "is used by model m@v1, job j8 (finished, not registered), job j9 (running)")
     assert cluster.zk.exists(paths.vocab_version(view.name, view.version)) and cluster.store.exists(view.doc["path"])
     assert "deleting" not in registry.get_json(cluster.zk, paths.vocab_version(view.name, view.version))[0]  # refused: no mark left

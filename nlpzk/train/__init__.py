@@ -5,7 +5,7 @@
 >>> kv, doc = final_vectors(cluster, "w2v")   # once doc["state"] == "done"               # doctest: +SKIP
 """
 
-from .job import HYPER, check_hyper, create_job, final_vectors, list_jobs, status
+from .job import HYPER, check_hyper, create_job, delete_job, final_vectors, list_jobs, status
 from .local import start_local_workers, stop_local_workers
 from .merge import DEFAULT_RULE, RULES
 from .worker import Worker, WorkerReport, tidy_finished
@@ -16,6 +16,7 @@ __all__ = [
     "DEFAULT_RULE",
     "check_hyper",
     "create_job",
+    "delete_job",
     "final_vectors",
     "list_jobs",
     "status",

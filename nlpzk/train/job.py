@@ -20,7 +20,7 @@ from kazoo.exceptions import NoNodeError
 
 from ..cluster import Cluster
 from ..corpus import Corpus, ShardInfo
-from ..errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError, TrainingError
+from ..errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError, TrainingError, first_few
 from ..store import naming
 from ..vocab import parse_spec
 from ..zk import members as _members
@@ -133,6 +133,8 @@ def create_job(
     paths.check_name("job", job)
     existing = registry.maybe_json(cluster.zk, paths.job(job))
     if existing is not None:
+        if existing.get("deleting"):
+            raise registry.being_deleted(paths.job(job))
         spec = existing.get("spec", {})
         vname, vnum, vtag = parse_spec(vocab) if vocab else (None, None, None)
         if vname and vname == spec.get("vocab") and vtag is not None:  # a tag names whatever version it points at now
@@ -298,11 +300,67 @@ def frozen_shards(cluster: Cluster, spec: dict[str, Any]) -> list[ShardInfo]:
         raise IntegrityError(f"the job's shard list {ref['path']} is not readable: {exc!r}", hint="the job's files were damaged; train the job again under a new name") from None
 
 
-def job_doc(cluster: Cluster, job: str) -> dict[str, Any]:
+def job_doc(cluster: Cluster, job: str, *, deleting: bool = False) -> dict[str, Any]:
+    """The job's node document. A job a ``train delete`` marked (and may have half deleted) is
+    refused unless ``deleting``."""
     doc = registry.maybe_json(cluster.zk, paths.job(job), required=("spec",))
     if doc is None:
         raise NotFoundError(f"unknown training job {job!r}", hint="see: nlpzk train list")
+    if doc.get("deleting") and not deleting:
+        raise registry.being_deleted(paths.job(job))
     return doc
+
+
+def registered_as(cluster: Cluster, job: str) -> list[str]:
+    """``["model@vN", ...]``: the model versions registered from ``job``'s final vectors."""
+    zk = cluster.zk
+    out = []
+    for model in registry.children(zk, paths.MODELS):
+        numbers = _versioned.versions(zk, paths.model(model))
+        for n, doc in zip(numbers, registry.many_json(zk, [paths.model_version(model, n) for n in numbers])):
+            if isinstance(doc, dict) and doc.get("job") == job:
+                out.append(f"{model}@v{n}")
+    return out
+
+
+def delete_job(cluster: Cluster, job: str, *, force: bool = False) -> dict[str, Any]:
+    """Delete training job ``job``: its znodes and its store files (round parameters, contributions,
+    final vectors and parameters). Models registered from it keep their own copy of the vectors;
+    their held-out loss (``model eval --only heldout``) needs the job's final parameters and is no
+    longer possible.
+
+    Refused (ConflictError) while workers are in the job, or when it finished and no model holds
+    its vectors (they would be lost), unless ``force`` (workers then stop at their next step with
+    an error). The job is marked first (from then on every command and worker refuses it), then
+    its files go, then its znodes: a delete stopped half-way is finished by running it again.
+    Returns ``{"job", "state", "files", "registered_as"}``.
+    """
+    zk = cluster.zk
+    doc = job_doc(cluster, job, deleting=True)
+    registered = registered_as(cluster, job)
+    if not doc.get("deleting"):  # a marked job passed these looks when it was marked
+        workers = registry.children(zk, paths.job_workers(job))
+        if workers and not force:
+            raise ConflictError(
+                f"job {job!r} has {len(workers)} live worker(s): {first_few(workers)}",
+                hint="stop them first (Ctrl-C, or SIGTERM to nlpzk train worker), or pass --force (they then stop with an error)",
+            )
+        if doc.get("state") == "done" and not registered and not force:
+            raise ConflictError(
+                f"job {job!r} finished, but no model holds its vectors: deleting it would lose them",
+                hint=f"register them first (nlpzk model register {job}), or pass --force",
+            )
+        try:
+            _versioned.mark_deleting(zk, paths.job(job))
+        except NotFoundError:
+            raise NotFoundError(f"unknown training job {job!r} (deleted meanwhile)", hint="see: nlpzk train list") from None
+    store = cluster.store
+    files = store.list(naming.job_dir(job))
+    for f in files:
+        store.delete(f)
+    store.delete_dir(naming.job_dir(job))
+    registry.delete_tree(zk, paths.job(job))
+    return {"job": job, "state": doc.get("state"), "files": len(files), "registered_as": registered}
 
 
 def status(cluster: Cluster, job: str) -> dict[str, Any]:
@@ -351,6 +409,7 @@ def list_jobs(cluster: Cluster) -> list[dict[str, Any]]:
                 "vocab": f"{spec.get('vocab')}@v{spec.get('vocab_version')}",
                 "workers": len(registry.children(cluster.zk, paths.job_workers(name))),
                 "scores": (doc.get("final") or {}).get("scores"),
+                "deleting": bool(doc.get("deleting")),
             }
         )
     return out

@@ -31,7 +31,7 @@ from kazoo.exceptions import ConnectionLoss
 
 from ..cluster import Cluster
 from ..corpus import ShardInfo, read_shard
-from ..errors import FencedError, IntegrityError, StoreError, TrainingError, ZkUnavailableError
+from ..errors import ConflictError, FencedError, IntegrityError, StoreError, TrainingError, ZkUnavailableError
 from ..store import naming
 from ..zk import paths, registry
 from ..zk.client import RECONNECT_LIMIT
@@ -257,6 +257,8 @@ class Worker:
             # a request made now would wait for the connection, deaf to stop: wait in run() instead
             raise ConnectionLoss("not connected")
         doc, version = self.barrier.job_doc()
+        if doc.get("deleting"):  # nlpzk train delete (with --force, or this worker joined after it looked)
+            raise ConflictError(f"job {self.job!r} is being deleted", hint="nothing to do: its files are going; train again under a new name")
         r = int(doc["round"])
         if self._dropped:
             self._after_connection_loss(r)

@@ -230,8 +230,8 @@ def users(cluster: Cluster, name: str, number: int | None = None) -> list[str]:
     for job, doc in zip(jobs, registry.many_json(zk, [paths.job(j) for j in jobs])):
         doc = doc if isinstance(doc, dict) else {}
         spec = doc.get("spec") or {}
-        if spec.get("vocab") != name or not uses(spec.get("vocab_version"), spec.get("vocab_sha256")):
-            continue
+        if spec.get("vocab") != name or not uses(spec.get("vocab_version"), spec.get("vocab_sha256")) or doc.get("deleting"):
+            continue  # (a job being deleted is going: it reads nothing any more)
         if doc.get("state") != "done":
             out.append(f"job {job} (running)")
         elif job not in registered:
@@ -245,7 +245,7 @@ def _refuse_if_used(cluster: Cluster, name: str, number: int | None) -> None:
         what = f"{name}@v{number}" if number is not None else name
         raise ConflictError(
             f"vocabulary {what} is used by {first_few(used)}",
-            hint="delete those models, let those jobs finish (and register them), or pass --force (their ids then map to a vocabulary that no longer exists)",
+            hint="delete those models, let those jobs finish (and register them) or delete them (nlpzk train delete JOB), or pass --force (their ids then map to a vocabulary that no longer exists)",
         )
 
 

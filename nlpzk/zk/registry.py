@@ -312,8 +312,8 @@ def is_deleting(zk: KazooClient, base: str) -> bool:
 def being_deleted(base: str) -> ConflictError:
     """The error for a corpus, vocabulary or model whose delete was stopped half-way: refused until it is run again."""
     kind, _, name = base.strip("/").partition("/")
-    kind = {"corpora": "corpus", "models": "model"}.get(kind, kind)
-    return ConflictError(f"{kind} {name!r} is being deleted (a delete stopped half-way)", hint=f"finish it with: nlpzk {kind} delete {name} --yes")
+    kind, group = {"corpora": ("corpus", "corpus"), "models": ("model", "model"), "jobs": ("training job", "train")}.get(kind, (kind, kind))
+    return ConflictError(f"{kind} {name!r} is being deleted (a delete stopped half-way)", hint=f"finish it with: nlpzk {group} delete {name} --yes")
 
 
 class GuardChanged(Exception):
