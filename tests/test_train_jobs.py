@@ -915,3 +915,66 @@ def test_a_worker_pointed_at_another_store_says_so(cluster, cli_env, tmp_path):
     line = one_line_error(res.stderr)
     assert "not in this worker's store" in line and str(tmp_path / "elsewhere") in line and "NLPZK_STORE" in line, line
     assert not train.status(cluster, "jo")["workers"]
+
+
+def test_a_worker_on_a_copy_of_the_store_does_not_join(cluster, cli_env, tmp_path):
+    """A worker whose store is a copy of the job's (every file of the job is there, so nothing looks
+    missing at start) and another on the real one: each took the other's contributions for lost
+    files and dropped them, and whichever finished left the final vectors in its own store only (a
+    review found the job `done`, its model registered, and the vectors missing from the real store).
+    Each worker writes a probe file named in its membership node; one that cannot see a live
+    member's probe is on another store, and refuses to join (exit 10), saying so."""
+    import shutil
+    import time
+
+    _setup(cluster, shards=2)
+    train.create_job(cluster, "jc", "lee", "lee", epochs=6, syncs_per_epoch=2, dim=16)
+    store = cluster.store.local_path("")
+    copy = tmp_path / "store-copy"
+    shutil.copytree(store, copy)
+    real = _worker(cli_env, "jc", tmp_path / "real.log")
+    try:
+        wait_for(lambda: train.status(cluster, "jc")["workers"], timeout=120, what="the first worker joining")
+        res = subprocess.run([sys.executable, "-m", "nlpzk", "train", "worker", "jc"], env=dict(cli_env, NLPZK_STORE=str(copy)),
+                             cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert res.returncode == 10, res.stderr
+        line = one_line_error(res.stderr)
+        assert "writes to another store than this worker's" in line and "not a copy" in line, line
+        assert real.wait(180) == 0, (tmp_path / "real.log").read_text()
+    finally:
+        real.kill()
+    kv, doc = train.final_vectors(cluster, "jc")  # the result is in the job's own store
+    assert doc["state"] == "done" and len(kv) > 0
+    assert not [f for f in cluster.store.list(naming.job_dir("jc")) if "/probes/" in f]  # tidied with the job
+
+
+def test_a_live_worker_s_contribution_this_worker_cannot_see_is_not_dropped(cluster, config):
+    """Two workers on different stores that joined at the same moment (neither saw the other's
+    membership): at the merge each finds the other's contribution file missing. A live author whose
+    probe is missing too is on another store: the worker stops (StoreError) and drops nothing."""
+    from nlpzk import testing
+    from nlpzk.errors import StoreError
+    from nlpzk.zk.rounds import RoundBarrier
+
+    _setup(cluster, shards=2)
+    train.create_job(cluster, "jd", "lee", "lee", epochs=1, syncs_per_epoch=1, dim=8)
+    here = train.Worker(cluster, "jd", poll=0.2)
+    here._setup()
+    other = testing.Cluster.connect(config)  # "B": joins right after, writing to a store of its own
+    try:
+        other.zk.create(paths.job_worker("jd", "B"), json.dumps({"probe": naming.job_probe("jd", "B")}).encode(), ephemeral=True)
+        theirs = RoundBarrier(other.zk, "jd", sorted(here.units))
+        held = [theirs.lease_next(0, "B")[0] for _ in here.units]
+        theirs.commit(0, held, {"worker": "B", "contrib": "cB", "words": 1, "units": [l.unit for l in held]}, separate=True)
+        by_name, commits = here._round_contributions(0)
+        with pytest.raises(StoreError, match="worker B of job jd writes to another store"):
+            here._drop_unreadable(0, by_name, commits)
+        assert set(theirs.contributions(0)) == {"cB"}  # B's work stays committed
+        # B gone (its session ended): its missing file is lost for real, and is dropped to be trained again
+        other.close()
+        wait_for(lambda: not cluster.zk.exists(paths.job_worker("jd", "B")), timeout=30)
+        here._contribs = None
+        assert here._drop_unreadable(0, *here._round_contributions(0)) is True
+        assert RoundBarrier(cluster.zk, "jd", sorted(here.units)).contributions(0) == {}
+    finally:
+        other.close()

@@ -36,6 +36,12 @@ def job_dir(job: str) -> str:
     return f"jobs/{paths.check_name('job', job)}"
 
 
+def job_probe(job: str, worker: str) -> str:
+    """A small file each worker writes when it joins, named in its membership node: a worker that
+    cannot see another's probe knows the two are not on one store (a copy, another mount)."""
+    return f"{job_dir(job)}/probes/{worker}"
+
+
 def round_params(job: str, r: int, nonce: str) -> str:
     return f"{job_dir(job)}/rounds/{r:08d}/params-{nonce}.npy"
 

@@ -35,6 +35,7 @@ from ..errors import ConflictError, FencedError, IntegrityError, StoreError, Tra
 from ..store import naming
 from ..zk import paths, registry
 from ..zk.client import RECONNECT_LIMIT
+from ..zk import members as _members
 from ..zk.members import Member
 from ..zk.rounds import CONNECTION_ERRORS, RoundBarrier
 from . import _model, job as _job, merge as _merge
@@ -176,7 +177,24 @@ class Worker:
         self._keys = np.empty(len(self.model.wv.index_to_key), dtype=object)
         self._keys[:] = self.model.wv.index_to_key  # the very objects gensim's lookups hash and compare
         self.barrier = RoundBarrier(self.cluster.zk, self.job, sorted(self.units), lease_timeout=float(self.spec["lease_timeout"]), clock=self.clock)
-        self.member = Member(self.cluster.zk, self.job, self.id, {"host": socket.gethostname(), "pid": os.getpid(), "threads": self.threads, "cache_mb": self.cache_budget >> 20, "joined": registry.now()})
+        # written before the membership node that names it exists: a member's probe is always there,
+        # in its own store
+        self.probe = naming.job_probe(self.job, self.id)
+        self.cluster.store.write_bytes(self.probe, f"{self.id}\n".encode())
+        self.member = Member(self.cluster.zk, self.job, self.id, {"host": socket.gethostname(), "pid": os.getpid(), "threads": self.threads, "cache_mb": self.cache_budget >> 20, "joined": registry.now(), "probe": self.probe})
+        for wid, info in _members.members(self.cluster.zk, self.job).items():
+            self._check_same_store(wid, info)
+
+    def _check_same_store(self, wid: str, info: dict[str, Any]) -> None:
+        """StoreError if live worker ``wid``'s probe file is not in this worker's store: the two
+        write to different stores (a copy of it, another mount), and each would take the other's
+        contributions for lost files and drop them."""
+        probe = info.get("probe")
+        if wid != self.id and probe and not self.cluster.store.exists(probe):
+            raise StoreError(
+                f"worker {wid} of job {self.job} writes to another store than this worker's {self.cluster.store.uri} (its file {probe} is not here)",
+                hint="every worker of a job needs the one store the job was created in (a shared filesystem or object store, not a copy): fix --store / NLPZK_STORE",
+            )
 
     # -- main loop ------------------------------------------------------------------------------
 
@@ -216,8 +234,14 @@ class Worker:
             try:
                 # not while disconnected: the delete would wait another REQUEST_TIMEOUT (120 s) for a
                 # reply, doubling the reconnect limit; the node is ephemeral and goes with the session
+                gone = not joined  # no membership node names the probe yet
                 if joined and self.cluster.watch.connected.is_set():
                     self.member.leave()
+                    gone = True
+                # the probe goes only with the node that names it: a member still listed (it left
+                # while ZooKeeper was away) must not look like a worker on another store
+                if gone and getattr(self, "probe", None):
+                    self.cluster.store.delete(self.probe)
             except Exception:  # leaving is best effort: the node is ephemeral anyway
                 pass
         return self.report
@@ -629,6 +653,13 @@ class Worker:
         if not bad:
             self._validated = r
             return False
+        # a file a live worker wrote and this one cannot see may be in another store, not lost:
+        # never drop its work then (it would drop ours the same way)
+        live = _members.members(self.cluster.zk, self.job)
+        for n in bad:
+            author = by_name[n].get("worker")
+            if author in live:
+                self._check_same_store(author, live[author])
         units = {n: [c["shard"] for c in commits if c["contrib"] == n] for n in bad}
         self._contribs = None
         if self.barrier.drop_contributions(r, units, separate=self._separate(r)):
@@ -780,6 +811,7 @@ def tidy_finished(cluster: Cluster, job: str) -> list[int]:
     doc = registry.maybe_json(cluster.zk, paths.job(job)) or {}
     if doc.get("state") != "done":
         return []
+    cluster.store.delete_dir(posixpath.dirname(naming.job_probe(job, "x")))  # no worker has any use for them now
     last = int(doc["spec"]["rounds"]) - 1
     barrier = RoundBarrier(cluster.zk, job, [])
     tidied = []
