@@ -125,3 +125,23 @@ def test_a_forced_delete_stops_a_running_worker_which_brings_nothing_back(cluste
 
     left = set(cluster.store.list(naming.job_dir("ja")))
     assert left <= {g.path for g in gc.find_garbage(cluster, older_than=0)}, left
+
+
+def test_a_worker_joining_as_the_job_is_deleted_does_not_bring_its_node_back(cluster, cli):
+    """A worker that read the job before `train delete` looked (no member yet, so not refused) and
+    joins after it: its membership node (and a merge fence) were created with makepath, bringing
+    back /jobs/<job> empty; then no command could remove it (exit 7, "lacks 'spec'") nor reuse the name."""
+    from nlpzk import train
+    from nlpzk.train.worker import Worker
+    from nlpzk.zk import lease
+
+    _abandoned(cluster, cli)
+    w = Worker(cluster, "ja")
+    w._setup()  # started: the job is read, no membership node yet
+    assert cli("train", "delete", "ja", "--yes").exit_code == 0
+    with pytest.raises(errors.NotFoundError, match="training job 'ja' was deleted"):
+        w.member.ensure()  # ... and joins
+    with pytest.raises(Exception):
+        lease.ensure_fences(cluster.zk, paths.job_merge_fences("ja"), ["p0"])
+    assert cluster.zk.exists(paths.job("ja")) is None
+    assert cli("train", "list", "--json").stdout.strip() == "[]"

@@ -25,6 +25,7 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError, RolledBackError
 
 from ..errors import FencedError
+from . import registry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,11 +41,20 @@ class Lease:
 
 def ensure_fences(zk: KazooClient, fence_dir: str, units: Iterable[str]) -> None:
     """Create the persistent fence node of every unit (idempotent)."""
+    # never makepath: that would bring back a job deleted meanwhile (`train delete --force`), empty;
+    # the folder itself is created if missing, but only under a parent that still exists
     for unit in units:
         try:
-            zk.create(f"{fence_dir}/{unit}", b"", makepath=True)
+            zk.create(f"{fence_dir}/{unit}", b"")
         except NodeExistsError:
             pass
+        except NoNodeError:
+            if not registry.create_below(zk, [fence_dir]):
+                raise
+            try:
+                zk.create(f"{fence_dir}/{unit}", b"")
+            except NodeExistsError:
+                pass
 
 
 def acquire(

@@ -13,6 +13,7 @@ from typing import Any
 from kazoo.client import KazooClient
 from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
 
+from ..errors import NotFoundError
 from . import paths, registry
 
 
@@ -37,8 +38,13 @@ class Member:
             return False
         while True:
             try:
-                self.zk.create(self.path, registry.dumps(self.info), ephemeral=True, makepath=True)
+                # never makepath: a worker joining as `train delete` removes the job would bring
+                # /jobs/<job> back, empty, and no command could remove it again
+                self.zk.create(self.path, registry.dumps(self.info), ephemeral=True)
                 break
+            except NoNodeError:
+                if not registry.create_below(self.zk, [paths.job_workers(self.job)]):
+                    raise NotFoundError(f"training job {self.job!r} was deleted", hint="see: nlpzk train list") from None
             except NodeExistsError:
                 # a retried create that succeeded, or the node of our expired session not yet reaped
                 stat = self.zk.exists(self.path)
