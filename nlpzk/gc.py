@@ -57,10 +57,10 @@ def _scan_registry(cluster: Cluster) -> tuple[set[str], set[tuple[str, str]]]:
                 except NoNodeError:
                     continue
                 text = data.decode("utf-8", "replace").strip()
-                if _raw_value_node(znode) or _VERSION_VALUE.fullmatch(text):
+                parts = znode[len(root):].strip("/").split("/")
+                if _raw_value_node(root, parts) or _VERSION_VALUE.fullmatch(text):
                     continue  # a fence, merge owner, tag or once-marker: a bare value by design, no store path
                 refs.update(m.group(0) for m in _PATH_LIKE.finditer(text))  # whatever is still legible
-                parts = znode[len(root):].strip("/").split("/")
                 if parts and parts[0]:
                     damaged.add((prefixes[root], parts[0]))
                 continue
@@ -71,11 +71,17 @@ def _scan_registry(cluster: Cluster) -> tuple[set[str], set[tuple[str, str]]]:
 _VERSION_VALUE = re.compile(r'"?v\d{10}"?')
 
 
-def _raw_value_node(znode: str) -> bool:
+def _raw_value_node(root: str, parts: list[str]) -> bool:
     """A znode whose data is a bare value, not a JSON document: shard and merge-part fences (the
-    holder's name), a round's ephemeral ``merge`` node (the merger's name), tags and once-markers."""
-    parent, _, name = znode.rpartition("/")
-    return name == "merge" or parent.rpartition("/")[2] in ("fences", "mfences", "tags", "once")
+    holder's name), a round's ephemeral ``merge`` node (the merger's name), tags and once-markers.
+    ``parts``: its path below ``root``. Recognised by position, not by name alone: a job, model or
+    vocabulary may itself be called ``merge`` or ``tags``, and its damaged node must count."""
+    n = len(parts)
+    if root == paths.JOBS:
+        return (n == 3 and parts[1] in ("fences", "mfences")) or (n == 4 and parts[1] == "rounds" and parts[3] == "merge")
+    if root in (paths.VOCAB, paths.MODELS) and n == 3 and parts[1] == "tags":
+        return True
+    return root == paths.MODELS and ((n == 3 and parts[1] == "once") or (n == 5 and parts[1] == "evals" and parts[3] == "fences"))
 _PATH_LIKE = re.compile(r"(?:%s)/[^\"\s,}\]]+" % "|".join(MANAGED_PREFIXES))
 
 

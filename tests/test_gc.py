@@ -132,3 +132,16 @@ def test_gc_keeps_the_files_of_a_name_whose_znode_is_damaged(cluster, cli):
     assert result.exit_code == 0, result.output
     assert "repair or delete that znode" in result.stdout
     assert cluster.store.exists(w.info.path) and cluster.store.exists(w2.info.path)
+
+
+def test_gc_keeps_the_files_of_a_damaged_job_node_whatever_the_job_is_called(cluster):
+    # Bare-value znodes (fences, tags, a round's `merge` node) are recognised by where they are, not
+    # by their name alone: a job called "merge" (or "tags", ...) whose node is damaged is still damaged.
+    for job in ("other", "merge"):
+        rel = f"jobs/{job}/shards-0123456789ab.json"
+        cluster.store.write_bytes(rel, b"[]")
+        _age(cluster.store, rel, 7200)
+        registry.create_json(cluster.zk, paths.job(job), {"spec": {"shards": {"path": rel}}})
+        cluster.zk.set(paths.job(job), b'{"spec": {"shards": {"path": "jobs/')  # truncated JSON
+    found = {g.path: g.reason for g in gc.find_garbage(cluster, older_than=3600)}
+    assert found == {f"jobs/{job}/shards-0123456789ab.json": gc.DAMAGED for job in ("other", "merge")}
