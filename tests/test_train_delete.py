@@ -95,6 +95,8 @@ def test_a_delete_stopped_half_way_is_refused_everywhere_and_finished_by_running
         line = one_line_error(res.stderr)
         assert res.exit_code == CONFLICT and "training job 'ja' is being deleted" in line and "nlpzk train delete ja --yes" in line, (argv, res.output)
     assert json.loads(cli("train", "list", "--json").stdout)[0]["deleting"] is True
+    report = cli("train", "report", "ja", "--out", str(Path(cluster.store.local_path("x")).parent / "r.html"))
+    assert report.exit_code == CONFLICT and "training job 'ja' is being deleted" in one_line_error(report.stderr), report.output
     assert cli("corpus", "delete", "lee", "--yes").exit_code == 0  # a job being deleted reads nothing any more
     res = cli("train", "delete", "ja", "--yes")
     assert res.exit_code == 0, res.output
@@ -145,3 +147,12 @@ def test_a_worker_joining_as_the_job_is_deleted_does_not_bring_its_node_back(clu
         lease.ensure_fences(cluster.zk, paths.job_merge_fences("ja"), ["p0"])
     assert cluster.zk.exists(paths.job("ja")) is None
     assert cli("train", "list", "--json").stdout.strip() == "[]"
+
+
+def test_held_out_loss_of_a_model_whose_job_is_half_deleted_says_so(cluster, config, cli):
+    run_tiny_job(cluster, config)
+    versioned.mark_deleting(cluster.zk, paths.job("j1"))  # a train delete killed after marking ...
+    for f in cluster.store.list(naming.job_dir("j1")):  # ... and deleting the files
+        cluster.store.delete(f)
+    res = cli("model", "eval", "j1", "--only", "heldout")
+    assert res.exit_code == errors.NotFoundError.exit_code and "the job may have been deleted" in one_line_error(res.stderr), res.output

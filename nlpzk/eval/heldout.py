@@ -48,7 +48,7 @@ def output_vectors(cluster: Cluster, model: Model) -> np.ndarray:
         )
     doc = registry.maybe_json(cluster.zk, paths.job(job))
     params = ((doc or {}).get("final") or {}).get("params")
-    if not params:
+    if not params or (doc or {}).get("deleting"):  # a job being deleted (train delete) has lost its files, or is losing them
         raise NotFoundError(f"the final parameters of job {job!r} (which trained {model.ref}) are gone", hint="held-out loss needs them; the job may have been deleted")
     from ..train.merge import load_params
 

@@ -33,6 +33,8 @@ def job_history(cluster: Cluster, job: str) -> dict[str, Any]:
     doc = registry.maybe_json(zk, paths.job(job))
     if doc is None:
         raise NotFoundError(f"unknown training job {job!r}", hint="see: nlpzk status")
+    if isinstance(doc, dict) and doc.get("deleting"):  # train delete stopped half-way: its round logs may be gone
+        raise registry.being_deleted(paths.job(job))
     rounds: list[dict[str, Any]] = []
     per_worker: list[dict[str, Any]] = []
     for name in registry.children(zk, paths.job_rounds(job)):
