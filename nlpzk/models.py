@@ -197,6 +197,10 @@ def register_model(
     except BaseException:
         # Delete the file only when the registry provably does not point at it; if ZooKeeper cannot
         # say (connection lost mid-commit), an orphan file is harmless, a dangling version is not.
+        if not cluster.zk.connected:
+            # still no connection (publish_version gave up after REQUEST_TIMEOUT without a quorum):
+            # reading the versions back would wait as long again; the outcome stays unknown
+            raise
         try:
             registered = any(d.get("path") == rel for _, d in _version_docs(cluster, name))
         except Exception:  # noqa: BLE001 - unknown outcome: keep the file

@@ -242,3 +242,53 @@ def test_every_model_status_and_report_command_is_documented_with_an_example():
     for name, fn in commands:
         assert f"`{name}" in doc, f"{name} is missing from docs/cli.md"
         assert "Example: nlpzk " in (fn.__doc__ or ""), f"{name} has no Example line"
+
+
+@pytest.mark.timeout(120)
+def test_a_registration_without_zookeeper_gives_up_at_the_request_timeout_not_twice_that(tmp_path, monkeypatch):
+    """As for vocab build: a publish that got no reply within REQUEST_TIMEOUT (no quorum) gives up;
+    register_model then read the versions back to decide whether to delete its file, waiting
+    REQUEST_TIMEOUT again (240 s in production for model register / train run / the last round's
+    publisher). Still disconnected, the outcome stays unknown: the file is kept for gc."""
+    import time
+
+    from kazoo.exceptions import KazooException
+
+    from _train_helpers import lee_sentences, make_corpus
+    from nlpzk import testing
+    from nlpzk.vocab import build
+    from nlpzk.zk import client as zk_client
+
+    limit = 12.0  # above the command retry's 10 s deadline, as 120 s is
+    monkeypatch.setattr(zk_client, "REQUEST_TIMEOUT", limit)
+    server = testing.start_standalone(tmp_path / "zk")
+    c = testing.Cluster.connect(testing.config_for(server.address, tmp_path / "store", session_timeout=10.0))
+    try:
+        make_corpus(c, "lee", 2, lee_sentences())
+        view = build(c, "v", "lee")
+        kv = KeyedVectors(4, count=0)
+        kv.add_vectors(view.tokens.to_pylist(), np.zeros((len(view), 4), np.float32))
+        plain = c.zk.transaction
+        stopped = []
+
+        def transaction():
+            tx = plain()
+            commit = tx.commit
+
+            def stop_then_commit():
+                server.stop()
+                stopped.append(time.monotonic())
+                return commit()
+
+            tx.commit = stop_then_commit
+            return tx
+
+        monkeypatch.setattr(c.zk, "transaction", transaction)
+        with pytest.raises(KazooException):
+            register_model(c, "m", kv, vocab_name="v", vocab_version=view.version)
+        elapsed = time.monotonic() - stopped[0]
+        assert elapsed < limit + 5, f"the registration gave up {elapsed:.1f}s after the drop, the request timeout is {limit:g}s"
+        assert len(list((tmp_path / "store" / "models" / "m").iterdir())) == 1  # unknown outcome: the file stays
+    finally:
+        c.close()
+        server.stop()
