@@ -243,3 +243,20 @@ def test_corpus_verify_reports_a_directory_in_place_of_a_shard_and_goes_on(world
     corrupt = {c["shard"]: c["problem"] for c in json.loads(res.stdout)["corrupt"]}
     # the directory is reported, and the shard after it was still checked: not stopped at the first
     assert set(corrupt) == {shards[0].id, shards[1].id} and corrupt[shards[0].id].startswith("unreadable"), corrupt
+
+
+def test_a_parameter_file_that_fails_to_read_is_a_store_error_not_damage(world, cli):
+    """An I/O error reading the round's parameters says nothing about the file (a disk or mount
+    problem): exit 10 and "resume once it reads again", not exit 7 "the job's files were damaged;
+    train the job again under a new name". /proc/self/mem answers every read at offset 0 with EIO."""
+    from nlpzk.zk import registry
+
+    _job(world)
+    rel = registry.maybe_json(world.zk, paths.job_round("j", 0))["params"][0]
+    full = world.store.local_path(rel)
+    os.remove(full)
+    os.symlink("/proc/self/mem", full)
+    res = cli.run_process("train", "worker", "j", timeout=120)
+    assert res.returncode == errors.StoreError.exit_code, res.stderr
+    lines = [l for l in res.stderr.splitlines() if l.strip() and not l.startswith("joined:")]
+    assert "Traceback" not in res.stderr and len(lines) == 1 and "Input/output error" in lines[0] and "resume" in lines[0], res.stderr

@@ -331,5 +331,7 @@ def load_array(store: Store, rel: str) -> np.ndarray:
             except FileNotFoundError:
                 store.open_input(rel)  # raises the store's IntegrityError for a missing file
         return np.load(io.BytesIO(store.read_bytes(rel)), allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:  # truncated, not .npy, a directory in its place
+    except (ValueError, EOFError, IsADirectoryError) as exc:  # truncated, not .npy, a directory in its place
         raise IntegrityError(f"store file {rel} is not a readable parameter array: {exc}", hint="the job's files were damaged; train the job again under a new name") from None
+    except OSError as exc:  # permission denied, an I/O error: says nothing about the file itself
+        raise StoreError(f"store error while reading {rel}: {exc}", hint="check the store (permissions, the disk or mount); nothing is lost: resume the job once it reads again") from None
