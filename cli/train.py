@@ -34,6 +34,17 @@ def _install_stop(stop: threading.Event) -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+def _sigterm_as_ctrl_c() -> None:
+    """Until the command follows its job: SIGTERM does what Ctrl-C does (one `error: interrupted`
+    line, exit 130; files a job creation had written are left to nlpzk gc, as on Ctrl-C) instead of
+    killing the process silently (exit 143) half-way through creating the job."""
+
+    def handler(signum, frame):  # noqa: ARG001 - signal handler signature
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def _check_local(workers: int | None, threads: int, cache_mb: int | None = None) -> None:
     """Refuse impossible local-process counts before anything is registered (a job, a membership)."""
     from nlpzk.errors import InvalidInputError
@@ -63,6 +74,9 @@ def _watch(ctx: typer.Context, job: str, workers: int, threads: int, wait: bool,
 
     cluster = _util.cluster(ctx)
     procs = []
+    stop = threading.Event()
+    if wait:
+        _install_stop(stop)  # before the workers start: a signal from here on stops them too
     if workers:
         log_dir = os.path.join(str(cluster.config.state_path), "train", job)
         procs = train.start_local_workers(cluster.config, job, workers, threads, log_dir=log_dir, cache_mb=cache_mb)
@@ -70,8 +84,6 @@ def _watch(ctx: typer.Context, job: str, workers: int, threads: int, wait: bool,
     if not wait:
         _util.emit(train.status(cluster, job) if as_json else None, as_json, lambda _: print(f"job {job} {'created' if created else 'resumed'}"))
         return
-    stop = threading.Event()
-    _install_stop(stop)
     last_round = None
     progress = None
     failed = True  # any exit but the job's end or Ctrl-C stops the workers this command started
@@ -219,6 +231,7 @@ def run(
     from nlpzk.errors import InvalidInputError
     from nlpzk.zk import paths, registry
 
+    _sigterm_as_ctrl_c()
     _check_local(workers, threads, cache_mb)
     cluster = _util.cluster(ctx)
     exists = registry.maybe_json(cluster.zk, paths.job(job)) is not None
@@ -256,6 +269,7 @@ def resume(
     """
     from nlpzk import train
 
+    _sigterm_as_ctrl_c()
     _check_local(workers, threads, cache_mb)
     st = train.status(_util.cluster(ctx), job)
     if st["state"] == "done":

@@ -978,3 +978,28 @@ def test_a_live_worker_s_contribution_this_worker_cannot_see_is_not_dropped(clus
         assert RoundBarrier(cluster.zk, "jd", sorted(here.units)).contributions(0) == {}
     finally:
         other.close()
+
+
+def test_sigterm_while_train_run_creates_its_job_is_an_interrupt_not_a_silent_kill(cluster, cli_env, tmp_path):
+    """SIGTERM before `train run` follows its job (creating it, starting its workers) killed the
+    process silently (exit 143, no line); a signal between starting the workers and following the
+    job would have left them running. It now does what Ctrl-C does: one line, exit 130."""
+    import time
+
+    _setup(cluster, shards=2)
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    run = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "_pause_at.py"), "--gate", str(gate), "nlpzk.zk.rounds:create_job",
+         "train", "run", "jt", "--corpus", "lee", "--vocab", "lee", "--workers", "1", "--epochs", "1", "--dim", "8"],
+        env=cli_env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        wait_for(lambda: (gate / "reached").exists() or run.poll() is not None, timeout=120, what="train run creating its job")
+        run.send_signal(signal.SIGTERM)
+        out, err = run.communicate(timeout=30)
+    finally:
+        run.kill()
+    assert run.returncode == 130, (run.returncode, err)
+    assert "Traceback" not in err and one_line_error(err) == "error: interrupted", err
+    assert cluster.zk.exists(paths.job("jt")) is None and not (tmp_path / "state" / "train" / "jt").exists()  # no job, no worker started
