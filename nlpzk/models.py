@@ -131,6 +131,7 @@ def register_model(
     tags: Iterable[str] = ("latest",),
     vocab_sha256: str | None = None,
     train_scores: dict[str, Any] | None = None,
+    job_created: float | None = None,
 ) -> int:
     """Write ``kv`` (gensim ``KeyedVectors``, rows in vocabulary-id order) and register it as the next
     version of model ``name``. The file is complete and checksummed before its znode exists.
@@ -169,6 +170,8 @@ def register_model(
         "dim": int(kv.vector_size),
         "vocab": {"name": vocab_name, "version": int(vocab_version), "sha256": vdoc.get("sha256")},
         "job": job,
+        # which job of that name (one deleted and created again is another job): see from_job
+        **({"job_created": job_created} if job is not None and job_created is not None else {}),
         "spec": spec or {},
         "eval": {},
         # what the job measured at its end (restricted to its 30,000 most frequent words): shown until
@@ -188,7 +191,7 @@ def register_model(
                 # one version per job, decided in the publishing transaction: the worker that publishes a
                 # job's last round and `train run` (or `model register`) may both register it at once
                 return registry.publish_version(
-                    cluster.zk, _base(name), doc, tags=tags, once=None if job is None else f"job-{job}", create_base=False,
+                    cluster.zk, _base(name), doc, tags=tags, once=None if job is None else _once_key(job, job_created), create_base=False,
                     guards=[(paths.vocab_users(vocab_name), guard)],
                 )
             except registry.GuardChanged:
@@ -208,6 +211,25 @@ def register_model(
         if not registered:
             cluster.store.delete(rel)
         raise
+
+
+def _once_key(job: str, job_created: float | None) -> str:
+    return f"job-{job}" if job_created is None else f"job-{job}-{job_created}"
+
+
+def from_job(version_doc: dict[str, Any], job: str, job_doc: dict[str, Any] | None) -> bool:
+    """Whether model version ``version_doc`` holds the vectors of training job ``job`` as it is now
+    (``job_doc``: its node's document, None if there is none): a job deleted (``train delete``) and
+    created again under the same name is another job, told apart by its creation time. A version
+    registered before versions recorded it counts if it was registered after the job was created."""
+    if version_doc.get("job") != job:
+        return False
+    created = (job_doc or {}).get("created")
+    if created is None:  # no job, or one from before jobs recorded their creation: the name is all there is
+        return True
+    if version_doc.get("job_created") is not None:
+        return version_doc["job_created"] == created
+    return float(version_doc.get("created") or 0) >= float(created)
 
 
 def register_job(cluster: Cluster, job: str, name: str | None = None, *, tags: Iterable[str] = ("latest",), retag: bool = False) -> tuple[str, int]:
@@ -230,8 +252,9 @@ def register_job(cluster: Cluster, job: str, name: str | None = None, *, tags: I
             tag_model(cluster, name, number, tag)
         return name, number
 
+    now = registry.maybe_json(cluster.zk, paths.job(job))
     for number, doc in _version_docs(cluster, name):
-        if doc.get("job") == job:
+        if from_job(doc, job, now if isinstance(now, dict) else None):
             return existing(number)
     kv, job_doc = final_vectors(cluster, job)
     vocab_name, _, vocab_version = str(job_doc["final"]["vocab"]).partition("@")
@@ -240,7 +263,7 @@ def register_job(cluster: Cluster, job: str, name: str | None = None, *, tags: I
         number = register_model(
             cluster, name, kv, vocab_name=vocab_name, vocab_version=paths.parse_version(vocab_version), job=job, spec=spec, tags=tags,
             vocab_sha256=(job_doc.get("spec") or {}).get("vocab_sha256"),
-            train_scores=(job_doc.get("final") or {}).get("scores"),
+            train_scores=(job_doc.get("final") or {}).get("scores"), job_created=job_doc.get("created"),
         )
     except registry.AlreadyPublished as exc:  # registered meanwhile by another process
         return existing(exc.number)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from nlpzk import errors, testing
+from nlpzk import errors, testing, train
 from nlpzk.store import naming
 from nlpzk.zk import paths, registry, versioned
 
@@ -156,3 +156,38 @@ def test_held_out_loss_of_a_model_whose_job_is_half_deleted_says_so(cluster, con
         cluster.store.delete(f)
     res = cli("model", "eval", "j1", "--only", "heldout")
     assert res.exit_code == errors.NotFoundError.exit_code and "the job may have been deleted" in one_line_error(res.stderr), res.output
+
+
+def _run_workers(cluster, config, job, n=2):
+    import threading
+
+    clusters = [testing.Cluster.connect(config) for _ in range(n)]
+    try:
+        threads = [threading.Thread(target=lambda c=c: train.Worker(c, job, poll=0.5).run()) for c in clusters]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+    finally:
+        for c in clusters:
+            c.close()
+
+
+def test_a_job_created_again_under_a_deleted_jobs_name_is_another_job_to_the_models(cluster, config, cli):
+    view = run_tiny_job(cluster, config)  # registered as j1@v1 by its last publisher
+    assert cli("train", "delete", "j1", "--yes").exit_code == 0
+    train.create_job(cluster, "j1", "lee", f"lee@v{view.version}", epochs=1, syncs_per_epoch=2, dim=8, seed=7)
+    _run_workers(cluster, config, "j1")
+    # the new job's vectors are a new version, not the old job's v1 found by name
+    listed = {m["name"]: m for m in json.loads(cli("model", "list", "--json").stdout)}
+    assert listed["j1"]["versions"] == 2, listed["j1"]
+    assert json.loads(cli("model", "show", "j1@v2", "--json").stdout)["dim"] == 8
+    again = cli("model", "register", "j1", "--json")
+    assert again.exit_code == 0 and json.loads(again.stdout)["version"] == 2, again.output  # idempotent for the new job
+    # the old version's held-out loss cannot use the new job's parameters
+    old = cli("model", "eval", "j1@v1", "--only", "heldout")
+    assert old.exit_code == errors.NotFoundError.exit_code and "are gone" in one_line_error(old.stderr), old.output
+    # and the old version does not count as holding the new job's vectors
+    assert cli("model", "delete", "j1@v2", "--yes").exit_code == 0
+    res = cli("train", "delete", "j1", "--yes")
+    assert res.exit_code == CONFLICT and "no model holds its vectors" in one_line_error(res.stderr), res.output

@@ -47,6 +47,10 @@ def output_vectors(cluster: Cluster, model: Model) -> np.ndarray:
             hint="held-out loss needs the job's output weights; evaluate with the benchmarks instead",
         )
     doc = registry.maybe_json(cluster.zk, paths.job(job))
+    from ..models import from_job
+
+    if isinstance(doc, dict) and not from_job(model.doc, job, doc):  # deleted; this name is another job's now
+        doc = None
     params = ((doc or {}).get("final") or {}).get("params")
     if not params or (doc or {}).get("deleting"):  # a job being deleted (train delete) has lost its files, or is losing them
         raise NotFoundError(f"the final parameters of job {job!r} (which trained {model.ref}) are gone", hint="held-out loss needs them; the job may have been deleted")

@@ -86,11 +86,15 @@ def job_history(cluster: Cluster, job: str) -> dict[str, Any]:
 
 def job_model(cluster: Cluster, job: str) -> tuple[str, int] | None:
     """``(model name, version)`` of the newest model version registered by ``job``, if any."""
+    from ..models import from_job
+
     found = None
+    jdoc = registry.maybe_json(cluster.zk, paths.job(job))
+    jdoc = jdoc if isinstance(jdoc, dict) else None
     for name in registry.children(cluster.zk, paths.MODELS):
         for number in versioned.versions(cluster.zk, paths.model(name)):
             doc = registry.maybe_json(cluster.zk, paths.model_version(name, number)) or {}
-            if doc.get("job") == job and (found is None or doc.get("created", 0) >= found[2]):
+            if from_job(doc, job, jdoc) and (found is None or doc.get("created", 0) >= found[2]):
                 found = (name, number, doc.get("created", 0))
     return None if found is None else (found[0], found[1])
 

@@ -311,14 +311,20 @@ def job_doc(cluster: Cluster, job: str, *, deleting: bool = False) -> dict[str, 
     return doc
 
 
-def registered_as(cluster: Cluster, job: str) -> list[str]:
-    """``["model@vN", ...]``: the model versions registered from ``job``'s final vectors."""
+def registered_as(cluster: Cluster, job: str, doc: dict[str, Any] | None = None) -> list[str]:
+    """``["model@vN", ...]``: the model versions registered from ``job``'s final vectors (``doc``:
+    the job's document; versions from an earlier job of that name, since deleted, do not count)."""
+    from ..models import from_job
+
     zk = cluster.zk
+    if doc is None:
+        doc = registry.maybe_json(zk, paths.job(job))
+    doc = doc if isinstance(doc, dict) else None
     out = []
     for model in registry.children(zk, paths.MODELS):
         numbers = _versioned.versions(zk, paths.model(model))
-        for n, doc in zip(numbers, registry.many_json(zk, [paths.model_version(model, n) for n in numbers])):
-            if isinstance(doc, dict) and doc.get("job") == job:
+        for n, vdoc in zip(numbers, registry.many_json(zk, [paths.model_version(model, n) for n in numbers])):
+            if isinstance(vdoc, dict) and from_job(vdoc, job, doc):
                 out.append(f"{model}@v{n}")
     return out
 
@@ -337,7 +343,7 @@ def delete_job(cluster: Cluster, job: str, *, force: bool = False) -> dict[str, 
     """
     zk = cluster.zk
     doc = job_doc(cluster, job, deleting=True)
-    registered = registered_as(cluster, job)
+    registered = registered_as(cluster, job, doc)
     if not doc.get("deleting"):  # a marked job passed these looks when it was marked
         workers = registry.children(zk, paths.job_workers(job))
         if workers and not force:

@@ -214,15 +214,17 @@ def users(cluster: Cluster, name: str, number: int | None = None) -> list[str]:
     def uses(version: Any, sha: Any) -> bool:  # a user recorded with another table's sha256 used an earlier vocabulary of this name
         return (number is None or version == number) and version in shas and (not sha or sha == shas[version])
 
+    from ..models import from_job
+
     out: list[str] = []
-    registered: set[str] = set()
+    registered: dict[str, list[dict[str, Any]]] = {}  # job name -> the model versions registered from a job of that name
     for model in registry.children(zk, paths.MODELS):
         mnumbers = versioned.versions(zk, paths.model(model))
         docs = registry.many_json(zk, [paths.model_version(model, n) for n in mnumbers])
         for n, doc in zip(mnumbers, docs):
             doc = doc if isinstance(doc, dict) else {}
             if doc.get("job"):
-                registered.add(doc["job"])
+                registered.setdefault(doc["job"], []).append(doc)
             vocab = doc.get("vocab") or {}
             if vocab.get("name") == name and uses(vocab.get("version"), vocab.get("sha256")):
                 out.append(f"model {model}@v{n}")
@@ -234,7 +236,7 @@ def users(cluster: Cluster, name: str, number: int | None = None) -> list[str]:
             continue  # (a job being deleted is going: it reads nothing any more)
         if doc.get("state") != "done":
             out.append(f"job {job} (running)")
-        elif job not in registered:
+        elif not any(from_job(v, job, doc) for v in registered.get(job, ())):  # (not a deleted job of the same name)
             out.append(f"job {job} (finished, not registered)")
     return out
 
