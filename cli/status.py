@@ -66,6 +66,8 @@ def render(data: dict[str, Any], jobs_first: bool = False) -> Group:
         state = j["state"] or "-"
         if state == "running":
             state = "[green]running[/]" if j["workers_alive"] else "[yellow]no workers[/]"
+        if j.get("deleting"):
+            state += " (being deleted)"
         t.add_row(j["name"], state, rounds, progress, str(j["workers_alive"]), str(j["leases_held"]), _n(j["words_per_s"]), j["vocab"] or "-")
     parts.insert(2 if jobs_first else len(parts), t if data["jobs"] else Text("jobs: none"))
 

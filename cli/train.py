@@ -89,6 +89,7 @@ def _watch(ctx: typer.Context, job: str, workers: int, threads: int, wait: bool,
     failed = True  # any exit but the job's end or Ctrl-C stops the workers this command started
     from kazoo.exceptions import ConnectionLoss
 
+    from nlpzk.errors import ConflictError, NotFoundError
     from nlpzk.zk.client import RECONNECT_LIMIT
     from nlpzk.zk.rounds import CONNECTION_ERRORS
 
@@ -106,7 +107,15 @@ def _watch(ctx: typer.Context, job: str, workers: int, threads: int, wait: bool,
                     # a request made now would wait for the connection (up to REQUEST_TIMEOUT, 120 s),
                     # deaf to Ctrl-C / SIGTERM: wait here instead, looking at `stop` every second
                     raise ConnectionLoss("not connected")
-                st = train.status(cluster, job)
+                try:
+                    st = train.status(cluster, job)
+                except (NotFoundError, ConflictError):
+                    # gone, or marked by a train delete running now (not one stopped half-way: the
+                    # job was there a moment ago)
+                    raise ConflictError(
+                        f"job {job!r} was deleted while this command followed it (nlpzk train delete)",
+                        hint="its local workers were stopped; there is nothing to resume: train it again to get it back",
+                    ) from None
             except CONNECTION_ERRORS as exc:
                 # an election or a lost quorum: the workers pause and rejoin, or exit after their
                 # reconnect limit; this view waits as long as they do, then gives up too

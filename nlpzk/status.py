@@ -101,6 +101,7 @@ def jobs(cluster: Cluster) -> list[dict[str, Any]]:
                 "leases_held": len(leases),
                 "shards_done_in_round": len(done),
                 "words_per_s": round(rate) if workers else None,
+                "deleting": bool(doc.get("deleting")),
             }
         )
     return rows

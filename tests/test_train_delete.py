@@ -191,3 +191,27 @@ def test_a_job_created_again_under_a_deleted_jobs_name_is_another_job_to_the_mod
     assert cli("model", "delete", "j1@v2", "--yes").exit_code == 0
     res = cli("train", "delete", "j1", "--yes")
     assert res.exit_code == CONFLICT and "no model holds its vectors" in one_line_error(res.stderr), res.output
+
+
+def test_status_shows_a_job_marked_for_deletion(cluster, cli):
+    _abandoned(cluster, cli)
+    versioned.mark_deleting(cluster.zk, paths.job("ja"))  # a delete stopped after its first step
+    assert json.loads(cli("status", "--json").stdout)["jobs"][0]["deleting"] is True
+    assert "being deleted" in cli("status").stdout
+
+
+def test_train_run_following_a_job_that_is_deleted_says_so(cluster, cli, cli_env, tmp_path):
+    _abandoned(cluster, cli)
+    log = tmp_path / "run.log"
+    run = subprocess.Popen([sys.executable, "-m", "nlpzk", "train", "run", "ja", "--workers", "0"], env=cli_env, cwd=ROOT,
+                           stdout=subprocess.DEVNULL, stderr=open(log, "wb"))
+    try:
+        wait_for(lambda: "waiting for workers" in log.read_text(), timeout=60, what="train run following the job")
+        assert cli("train", "delete", "ja", "--yes").exit_code == 0
+        code = run.wait(60)
+    finally:
+        run.kill()
+    text = log.read_text()
+    errs = [l for l in text.splitlines() if l.startswith("error: ")]
+    assert code == CONFLICT and len(errs) == 1 and "Traceback" not in text, text
+    assert "job 'ja' was deleted while this command followed it" in errs[0] and "stopped half-way" not in errs[0], text
