@@ -215,3 +215,10 @@ def test_train_run_following_a_job_that_is_deleted_says_so(cluster, cli, cli_env
     errs = [l for l in text.splitlines() if l.startswith("error: ")]
     assert code == CONFLICT and len(errs) == 1 and "Traceback" not in text, text
     assert "job 'ja' was deleted while this command followed it" in errs[0] and "stopped half-way" not in errs[0], text
+
+
+def test_a_job_whose_creation_was_interrupted_points_to_gc(cluster, cli):
+    cluster.zk.ensure_path(paths.pending_job("jq"))  # what a train run killed while creating jq leaves
+    res = cli("train", "delete", "jq", "--yes")
+    line = one_line_error(res.stderr)
+    assert res.exit_code == errors.NotFoundError.exit_code and "creation is under way, or was interrupted" in line and "nlpzk gc" in line, line

@@ -342,6 +342,8 @@ def delete_job(cluster: Cluster, job: str, *, force: bool = False) -> dict[str, 
     Returns ``{"job", "state", "files", "registered_as"}``.
     """
     zk = cluster.zk
+    if zk.exists(paths.job(job)) is None and zk.exists(paths.pending_job(job)) is not None:
+        raise NotFoundError(f"training job {job!r} does not exist: its creation is under way, or was interrupted", hint="an interrupted one leaves files that nlpzk gc deletes")
     doc = job_doc(cluster, job, deleting=True)
     registered = registered_as(cluster, job, doc)
     if not doc.get("deleting"):  # a marked job passed these looks when it was marked

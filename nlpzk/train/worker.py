@@ -157,6 +157,7 @@ class Worker:
         except IntegrityError:
             if self.cluster.store.exists(self.spec["shards"]["path"]):
                 raise  # there but damaged: frozen_shards said so
+            _job.job_doc(self.cluster, self.job)  # deleted meanwhile (train delete): say that instead
             # the first file every worker reads: missing, this is most likely not the job's store
             raise IntegrityError(
                 f"job {self.job}'s files are not in this worker's store {self.cluster.store.uri} ({self.spec['shards']['path']} is missing)",
