@@ -135,7 +135,7 @@ def test_model_delete_killed_half_way_is_refused_then_finished(cluster, cli_env,
 
 
 def test_a_job_marker_left_without_its_version_does_not_stand_for_it(cluster, cli_env):
-    """A ``once/job-<job>`` marker whose version is gone (a delete stopped between the two, by an
+    """A ``once/job-<job>-<created>`` marker whose version is gone (a delete stopped between the two, by an
     older nlpzk or by hand) is stale: registering the job makes a new version, not a reference to
     a missing one."""
     _trained_job(cli_env)
@@ -145,7 +145,9 @@ def test_a_job_marker_left_without_its_version_does_not_stand_for_it(cluster, cl
     assert res.returncode == 0, res.stderr
     number = json.loads(res.stdout)["version"]
     assert number == 2 and registry.exists(cluster.zk, paths.model_version("j", number))
-    assert cluster.zk.get(f"{paths.model('j')}/once/job-j")[0] == b"v0000000002"
+    # the marker's key names the job and its creation time (a job deleted and created again is another)
+    keys = [k for k in registry.children(cluster.zk, f"{paths.model('j')}/once") if k.startswith("job-j-")]
+    assert len(keys) == 1 and cluster.zk.get(f"{paths.model('j')}/once/{keys[0]}")[0] == b"v0000000002"
 
 
 def test_a_done_job_whose_publisher_died_before_its_tidy_is_tidied_by_the_next_worker(cluster, cli_env, tmp_path):
