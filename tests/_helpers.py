@@ -47,3 +47,26 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, every: float =
             return got
         time.sleep(every)
     raise AssertionError(f"{what} not reached within {timeout:g}s")
+
+
+def stop_server_at_next_commit(monkeypatch, zk, server) -> list[float]:
+    """Make every transaction of kazoo client ``zk`` stop ``server`` right before it commits (the
+    quorum lost at the worst moment: the outcome is unknown to the caller). Returns the list each
+    stop's ``time.monotonic()`` is appended to."""
+    plain = zk.transaction
+    stopped: list[float] = []
+
+    def transaction():
+        tx = plain()
+        commit = tx.commit
+
+        def stop_then_commit():
+            server.stop()
+            stopped.append(time.monotonic())
+            return commit()
+
+        tx.commit = stop_then_commit
+        return tx
+
+    monkeypatch.setattr(zk, "transaction", transaction)
+    return stopped

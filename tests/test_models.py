@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from gensim.models import KeyedVectors
 
-from _helpers import one_line_error
+from _helpers import one_line_error, stop_server_at_next_commit
 from nlpzk.errors import IntegrityError, InvalidInputError, NotFoundError, StoreError
 from nlpzk.models import Model, WordNotFoundError, delete_model, model_doc, parse_ref, register_model
 from nlpzk.zk import paths
@@ -268,22 +268,7 @@ def test_a_registration_without_zookeeper_gives_up_at_the_request_timeout_not_tw
         view = build(c, "v", "lee")
         kv = KeyedVectors(4, count=0)
         kv.add_vectors(view.tokens.to_pylist(), np.zeros((len(view), 4), np.float32))
-        plain = c.zk.transaction
-        stopped = []
-
-        def transaction():
-            tx = plain()
-            commit = tx.commit
-
-            def stop_then_commit():
-                server.stop()
-                stopped.append(time.monotonic())
-                return commit()
-
-            tx.commit = stop_then_commit
-            return tx
-
-        monkeypatch.setattr(c.zk, "transaction", transaction)
+        stopped = stop_server_at_next_commit(monkeypatch, c.zk, server)
         with pytest.raises(KazooException):
             register_model(c, "m", kv, vocab_name="v", vocab_version=view.version)
         elapsed = time.monotonic() - stopped[0]

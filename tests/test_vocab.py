@@ -444,6 +444,7 @@ def test_a_publish_without_zookeeper_gives_up_at_the_request_timeout_not_twice_t
     publish gives up at once (the outcome stays unknown: the table is kept for gc)."""
     from kazoo.exceptions import KazooException
 
+    from _helpers import stop_server_at_next_commit
     from _train_helpers import lee_sentences, make_corpus
     from nlpzk.zk import client as zk_client
 
@@ -453,22 +454,7 @@ def test_a_publish_without_zookeeper_gives_up_at_the_request_timeout_not_twice_t
     c = testing.Cluster.connect(testing.config_for(server.address, tmp_path / "store", session_timeout=10.0))
     try:
         make_corpus(c, "lee", 2, lee_sentences())
-        plain = c.zk.transaction
-        stopped = []
-
-        def transaction():
-            tx = plain()
-            commit = tx.commit
-
-            def stop_then_commit():
-                server.stop()
-                stopped.append(time.monotonic())
-                return commit()
-
-            tx.commit = stop_then_commit
-            return tx
-
-        monkeypatch.setattr(c.zk, "transaction", transaction)
+        stopped = stop_server_at_next_commit(monkeypatch, c.zk, server)
         with pytest.raises(KazooException):
             build(c, "v", "lee")
         elapsed = time.monotonic() - stopped[0]
