@@ -36,6 +36,23 @@ def _worker(env, job, log: Path) -> subprocess.Popen:
     )
 
 
+def _worker_thread(w):
+    """Run worker ``w`` in a daemon thread; returns the thread and the list its exception goes to."""
+    import threading
+
+    failure: list[BaseException] = []
+
+    def run():
+        try:
+            w.run()
+        except BaseException as exc:  # noqa: BLE001 - what the test looks at
+            failure.append(exc)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t, failure
+
+
 def _round_logs(cluster, job, rounds):
     return [json.loads(cluster.store.read_bytes(naming.round_log(job, r))) for r in range(rounds)]
 
@@ -638,7 +655,6 @@ def test_without_zookeeper_a_worker_exits_after_its_reconnect_limit_instead_of_h
     """kazoo queues a request made while the connection is down and waits for ever: with no quorum
     a worker's commit blocked for good. Every request now waits at most REQUEST_TIMEOUT for its
     reply, and the worker gives up ``reconnect_timeout`` after the drop, with one clear error."""
-    import threading
     import time
 
     from kazoo.exceptions import OperationTimeoutError
@@ -655,16 +671,7 @@ def test_without_zookeeper_a_worker_exits_after_its_reconnect_limit_instead_of_h
         _setup(own, repeat=8)
         train.create_job(own, "jz", "lee", "lee", epochs=50, syncs_per_epoch=1, dim=16)
         w = Worker(own, "jz", poll=0.2, reconnect_timeout=5.0)
-        failure: list[BaseException] = []
-
-        def run():
-            try:
-                w.run()
-            except BaseException as exc:  # noqa: BLE001 - what the test looks at
-                failure.append(exc)
-
-        t = threading.Thread(target=run, daemon=True)
-        t.start()
+        t, failure = _worker_thread(w)
         assert wait_for(lambda: w.report.commits >= 1, 60)
         server.stop()  # mid-job, with the session still alive on the client's side
         t0 = time.monotonic()
@@ -687,7 +694,6 @@ def test_a_worker_without_zookeeper_exits_at_its_reconnect_limit_not_twice_that(
     REQUEST_TIMEOUT: `train worker` exited after 240 s instead of the documented 120 s, and
     `train run` (which gives up at 120 s) killed its workers before they printed their error line.
     Leaving is skipped while disconnected (the node is ephemeral)."""
-    import threading
     import time
 
     from nlpzk import testing
@@ -703,16 +709,7 @@ def test_a_worker_without_zookeeper_exits_at_its_reconnect_limit_not_twice_that(
         _setup(own, repeat=8)
         train.create_job(own, "jq", "lee", "lee", epochs=50, syncs_per_epoch=1, dim=16)
         w = Worker(own, "jq", poll=0.2, reconnect_timeout=limit)
-        failure: list[BaseException] = []
-
-        def run():
-            try:
-                w.run()
-            except BaseException as exc:  # noqa: BLE001 - what the test looks at
-                failure.append(exc)
-
-        t = threading.Thread(target=run, daemon=True)
-        t.start()
+        t, failure = _worker_thread(w)
         assert wait_for(lambda: w.report.commits >= 1, 60)
         server.stop()
         t0 = time.monotonic()
