@@ -57,15 +57,23 @@ def vocab_and_vectors(cluster, name: str = "lee"):
 
 def run_tiny_job(cluster, config, job: str = "j1", shards: int = 4):
     """A real two-worker training job (1 epoch, 2 rounds, dim 16) on Lee's corpus; returns the vocab view."""
-    import threading
-
-    from nlpzk import testing, train
+    from nlpzk import train
     from nlpzk.vocab import build
 
     ingest_sentences(cluster, "lee", lee_sentences(), shards=shards)
     view = build(cluster, "lee", "lee", min_count=2)
     train.create_job(cluster, job, "lee", f"lee@v{view.version}", epochs=1, syncs_per_epoch=2, dim=16)
-    clusters = [testing.Cluster.connect(config) for _ in range(2)]
+    run_workers(config, job)
+    return view
+
+
+def run_workers(config, job: str, n: int = 2) -> None:
+    """Run ``n`` in-process workers (threads, a ZooKeeper session each) on ``job`` until they stop."""
+    import threading
+
+    from nlpzk import testing, train
+
+    clusters = [testing.Cluster.connect(config) for _ in range(n)]
     try:
         threads = [threading.Thread(target=lambda c=c: train.Worker(c, job, poll=0.5).run()) for c in clusters]
         for t in threads:
@@ -75,4 +83,3 @@ def run_tiny_job(cluster, config, job: str = "j1", shards: int = 4):
     finally:
         for c in clusters:
             c.close()
-    return view

@@ -18,7 +18,7 @@ from nlpzk.zk import paths, registry, versioned
 
 from _helpers import one_line_error, wait_for
 from _train_helpers import lee_sentences, make_corpus, make_vocab
-from test_models_support import run_tiny_job
+from test_models_support import run_tiny_job, run_workers
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.timeout(240)
@@ -158,26 +158,11 @@ def test_held_out_loss_of_a_model_whose_job_is_half_deleted_says_so(cluster, con
     assert res.exit_code == errors.NotFoundError.exit_code and "the job may have been deleted" in one_line_error(res.stderr), res.output
 
 
-def _run_workers(cluster, config, job, n=2):
-    import threading
-
-    clusters = [testing.Cluster.connect(config) for _ in range(n)]
-    try:
-        threads = [threading.Thread(target=lambda c=c: train.Worker(c, job, poll=0.5).run()) for c in clusters]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(120)
-    finally:
-        for c in clusters:
-            c.close()
-
-
 def test_a_job_created_again_under_a_deleted_jobs_name_is_another_job_to_the_models(cluster, config, cli):
     view = run_tiny_job(cluster, config)  # registered as j1@v1 by its last publisher
     assert cli("train", "delete", "j1", "--yes").exit_code == 0
     train.create_job(cluster, "j1", "lee", f"lee@v{view.version}", epochs=1, syncs_per_epoch=2, dim=8, seed=7)
-    _run_workers(cluster, config, "j1")
+    run_workers(config, "j1")
     # the new job's vectors are a new version, not the old job's v1 found by name
     listed = {m["name"]: m for m in json.loads(cli("model", "list", "--json").stdout)}
     assert listed["j1"]["versions"] == 2, listed["j1"]
