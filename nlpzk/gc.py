@@ -82,6 +82,8 @@ def _raw_value_node(root: str, parts: list[str]) -> bool:
     if root in (paths.VOCAB, paths.MODELS) and n == 3 and parts[1] == "tags":
         return True
     return root == paths.MODELS and ((n == 3 and parts[1] == "once") or (n == 5 and parts[1] == "evals" and parts[3] == "fences"))
+
+
 _PATH_LIKE = re.compile(r"(?:%s)/[^\"\s,}\]]+" % "|".join(MANAGED_PREFIXES))
 
 
