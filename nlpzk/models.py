@@ -105,8 +105,11 @@ def _read_vectors(cluster: Cluster, rel: str, sha256: str | None, verify: bool =
         table.column("token"), table.column("count")
     except (pa.ArrowInvalid, KeyError, AttributeError) as exc:
         raise IntegrityError(f"model file {rel} is not a readable vectors file: {exc}", hint="delete this version and register the vectors again") from None
-    except OSError as exc:  # a directory in its place, an unreadable file (a remote store raises StoreError)
-        raise IntegrityError(f"model file {rel} cannot be read: {exc}", hint="restore the file, or delete this version") from None
+    except OSError as exc:
+        if local is not None and os.path.isdir(local):  # a directory in its place (pyarrow's OSError carries no errno)
+            raise IntegrityError(f"model file {rel} cannot be read: {exc}", hint="restore the file, or delete this version") from None
+        # an I/O error or a permission says nothing about the file (a remote store raises StoreError)
+        raise StoreError(f"store error while reading model file {rel}: {exc}", hint="check the store (permissions, the disk or mount), then try again") from None
     vectors = vec_col.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
     kv = KeyedVectors(dim, count=0, dtype=np.float32)
     kv.index_to_key = table.column("token").to_pylist()

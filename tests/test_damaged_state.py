@@ -260,3 +260,4 @@ def test_a_parameter_file_that_fails_to_read_is_a_store_error_not_damage(world, 
     assert res.returncode == errors.StoreError.exit_code, res.stderr
     lines = [l for l in res.stderr.splitlines() if l.strip() and not l.startswith("joined:")]
     assert "Traceback" not in res.stderr and len(lines) == 1 and "Input/output error" in lines[0] and "resume" in lines[0], res.stderr
+

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
+import os
 import threading
 from typing import Any, Callable, Iterable, Sequence
 
@@ -22,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..cluster import Cluster, default_cluster
-from ..errors import IntegrityError, InvalidInputError, NotFoundError
+from ..errors import IntegrityError, InvalidInputError, NotFoundError, StoreError
 from ..zk import paths, registry
 from ..zk.tagwatch import TagWatch
 from . import _table
@@ -75,8 +76,11 @@ def load_table(cluster: Cluster, name: str, number: int, doc: dict[str, Any], *,
         raise IntegrityError(f"{what}: its file {rel} is missing from the store", hint="restore the file or build a new version") from None
     except IntegrityError as exc:
         raise IntegrityError(f"{what}: {exc.message}", hint="restore the file or build a new version") from None
-    except OSError as exc:  # a directory in its place, an unreadable file (a remote store raises StoreError)
-        raise IntegrityError(f"{what}: its file {rel} cannot be read: {exc}", hint="restore the file or build a new version") from None
+    except OSError as exc:
+        if local is not None and os.path.isdir(local):  # a directory in its place (pyarrow's OSError carries no errno)
+            raise IntegrityError(f"{what}: its file {rel} cannot be read: {exc}", hint="restore the file or build a new version") from None
+        # an I/O error or a permission says nothing about the file (a remote store raises StoreError)
+        raise StoreError(f"store error while reading {what}'s file {rel}: {exc}", hint="check the store (permissions, the disk or mount), then try again") from None
     if verify:
         actual = hashlib.sha256(memoryview(buf)).hexdigest()
         if actual != doc.get("sha256"):
