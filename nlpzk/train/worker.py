@@ -419,7 +419,17 @@ class Worker:
             return False
         start = self.clock()
         started_at = registry.now()
-        params = self._global(r, rd)
+        try:
+            params = self._global(r, rd)
+        except IntegrityError:
+            # paused between the lease and this load (SIGSTOP, a long GC) past the session timeout:
+            # the round was trained by others, merged and its parameters tidied meanwhile. A stale
+            # round is not damage; the lease went with the session. Carry on from the job node.
+            now, _ = self.barrier.job_doc()
+            if int(now.get("round", r)) == r and now.get("state") != "done":
+                raise  # the open round's own parameters are missing: that is damage
+            self.on_event("stale", {"round": r, "now": now.get("round")})
+            return True
         _model.set_params(self.model, params)
         load_s = self.clock() - start
         counts = np.zeros(len(self.vocab.tokens), dtype=np.int64)
