@@ -1002,22 +1002,25 @@ def test_sigterm_while_train_run_creates_its_job_is_an_interrupt_not_a_silent_ki
     assert cluster.zk.exists(paths.job("jt")) is None and not (tmp_path / "state" / "train" / "jt").exists()  # no job, no worker started
 
 
-def test_a_worker_paused_between_its_lease_and_loading_the_round_carries_on(cluster, cli_env, tmp_path):
+@pytest.mark.parametrize("at", ["nlpzk.train.worker:Worker._global", "nlpzk.train.merge:merge"])
+def test_a_worker_paused_between_its_lease_and_loading_the_round_carries_on(cluster, cli_env, tmp_path, at):
     """A worker stopped right after leasing, before loading the round's parameters, for longer than
     its session: the others train and merge the round and tidy its parameter file. On waking, the
     missing file of a round long gone was taken for damage (exit 7, "store file ... is missing");
-    seen as a rare failure of the SIGSTOP fencing test. It now carries on from the job node."""
+    seen as a rare failure of the SIGSTOP fencing test. It now carries on from the job node. The same
+    for a worker stopped as it starts reducing a merge part: the round's contributions are gone when
+    it wakes."""
     import time
 
     _setup(cluster, repeat=2)
     train.create_job(cluster, "jg", "lee", "lee", epochs=4, syncs_per_epoch=1, dim=16)
     victim = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests" / "_pause_at.py"), "--stop", "nlpzk.train.worker:Worker._global", "train", "worker", "jg"],
+        [sys.executable, str(ROOT / "tests" / "_pause_at.py"), "--stop", at, "train", "worker", "jg"],
         env=cli_env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     other = None
     try:
-        wait_for(lambda: open(f"/proc/{victim.pid}/stat").read().split(") ")[1][0] == "T", timeout=120, what="the victim stopped at its first load")
+        wait_for(lambda: open(f"/proc/{victim.pid}/stat").read().split(") ")[1][0] == "T", timeout=120, what="the victim stopped")
         other = _worker(cli_env, "jg", tmp_path / "other.log")
         # the other worker trains round 0 once the victim's session expires, merges it and tidies it
         wait_for(lambda: train.status(cluster, "jg")["round"] >= 2, timeout=120, what="round 0 merged and tidied")

@@ -247,6 +247,15 @@ class Worker:
                 pass
         return self.report
 
+    def _past(self, r: int) -> None:
+        """After a missing file of round ``r``: return if the job has moved past ``r`` (this worker
+        slept through the round: its files were tidied, which is not damage; its leases went with
+        its session, and the loop carries on from the job node); re-raise if ``r`` is still open."""
+        now, _ = self.barrier.job_doc()
+        if int(now.get("round", r)) == r and now.get("state") != "done":
+            raise  # the open round's own files are missing: that is damage
+        self.on_event("stale", {"round": r, "now": now.get("round")})
+
     def _wait_connected(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for the connection; False on the timeout, or at once when
         ``stop`` is set (a worker told to leave does not wait out ZooKeeper's absence first)."""
@@ -294,7 +303,10 @@ class Worker:
             self.on_event("rejoined", {"worker": self.id, "round": r})
         st = self.barrier.state(r, docs=False)
         if st.complete:
-            self._merge_step(r, doc, version)
+            try:
+                self._merge_step(r, doc, version)
+            except IntegrityError:
+                self._past(r)  # a merge slept through: its round was published and tidied by others
             return False
         if not self._work_round(r, doc):
             self.barrier.revoke_stale(r)
@@ -423,12 +435,8 @@ class Worker:
             params = self._global(r, rd)
         except IntegrityError:
             # paused between the lease and this load (SIGSTOP, a long GC) past the session timeout:
-            # the round was trained by others, merged and its parameters tidied meanwhile. A stale
-            # round is not damage; the lease went with the session. Carry on from the job node.
-            now, _ = self.barrier.job_doc()
-            if int(now.get("round", r)) == r and now.get("state") != "done":
-                raise  # the open round's own parameters are missing: that is damage
-            self.on_event("stale", {"round": r, "now": now.get("round")})
+            # the round was trained by others, merged and its parameters tidied meanwhile
+            self._past(r)
             return True
         _model.set_params(self.model, params)
         load_s = self.clock() - start
