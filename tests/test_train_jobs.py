@@ -473,6 +473,21 @@ def test_a_worker_with_two_threads_trains_its_copy_from_both(cluster):
     assert two.report.commits == by[two.id] > 0 and one.report.commits == by[one.id]
 
 
+def _committed_round_1_alone(cluster, wc, job):
+    """Create ``job`` (3 rounds) and run one in-process worker on ``wc`` until it has committed round
+    1 alone and stopped, before that round's merge: ``(contribution name, its document)``."""
+    from nlpzk.train import Worker
+    from nlpzk.zk import rounds
+
+    train.create_job(cluster, job, "lee", "lee", epochs=3, syncs_per_epoch=1, dim=16)
+    first = Worker(wc, job, poll=0.2)
+    first.on_event = lambda kind, info: first.stop.set() if kind == "committed" and info["round"] == 1 else None
+    _run_to_end(first)  # stops after committing round 1, before its merge
+    assert first.report.state == "stopped" and train.status(cluster, job)["round"] == 1
+    (name, doc), = rounds.RoundBarrier(cluster.zk, job, []).contributions(1).items()
+    return name, doc
+
+
 def test_an_unreadable_contribution_is_dropped_and_its_units_trained_again(cluster, config):
     """A committed delta that was truncated before its round's merge (a disk error, a crash on a
     store without fsync, a file deleted by hand) would stop every worker at that merge, on every
@@ -482,14 +497,9 @@ def test_an_unreadable_contribution_is_dropped_and_its_units_trained_again(clust
     from nlpzk.zk import rounds
 
     shards = _setup(cluster)
-    train.create_job(cluster, "jd", "lee", "lee", epochs=3, syncs_per_epoch=1, dim=16)
     wc = testing.Cluster.connect(config)
     try:
-        first = Worker(wc, "jd", poll=0.2)
-        first.on_event = lambda kind, info: first.stop.set() if kind == "committed" and info["round"] == 1 else None
-        _run_to_end(first)  # stops after committing round 1, before its merge
-        assert first.report.state == "stopped" and train.status(cluster, "jd")["round"] == 1
-        (broken, doc), = rounds.RoundBarrier(cluster.zk, "jd", []).contributions(1).items()
+        broken, doc = _committed_round_1_alone(cluster, wc, "jd")
         with open(cluster.store.local_path(doc["delta"]), "r+b") as fh:
             fh.truncate(1000)
         events = []
@@ -863,14 +873,9 @@ def test_a_contribution_this_worker_cannot_read_is_not_thrown_away(cluster, conf
     from nlpzk.zk import rounds
 
     shards = _setup(cluster)
-    train.create_job(cluster, "jx", "lee", "lee", epochs=3, syncs_per_epoch=1, dim=16)
     wc = testing.Cluster.connect(config)
     try:
-        first = Worker(wc, "jx", poll=0.2)
-        first.on_event = lambda kind, info: first.stop.set() if kind == "committed" and info["round"] == 1 else None
-        _run_to_end(first)  # stops after committing round 1, before its merge
-        assert first.report.state == "stopped" and train.status(cluster, "jx")["round"] == 1
-        (kept, doc), = rounds.RoundBarrier(cluster.zk, "jx", []).contributions(1).items()
+        kept, doc = _committed_round_1_alone(cluster, wc, "jx")
         real_fs = wc.store.fs
 
         class Failing:  # the store's filesystem, failing to read that one file (EIO, a dropped connection)
