@@ -11,6 +11,7 @@ Connection states, as the rest of nlpzk treats them:
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 import time
 from typing import Callable
@@ -177,11 +178,9 @@ def tls_options(config: Config) -> dict:
     return dict(use_ssl=True, ca=config.zk_ca, certfile=config.zk_cert, keyfile=config.zk_key, verify_certs=True)
 
 
-def tls_context(config: Config) -> "ssl.SSLContext | None":
+def tls_context(config: Config) -> ssl.SSLContext | None:
     """An SSL context with :func:`tls_options`' settings, for the ``srvr`` probes of ``zk status``
     and ``status`` (``None`` without ``zk_tls``: they then speak plain TCP)."""
-    import ssl
-
     options = tls_options(config)
     if not options:
         return None
