@@ -70,3 +70,15 @@ def stop_server_at_next_commit(monkeypatch, zk, server) -> list[float]:
 
     monkeypatch.setattr(zk, "transaction", transaction)
     return stopped
+
+
+def own_server_with_request_timeout(monkeypatch, tmp_path, limit: float):
+    """A standalone ZooKeeper of the test's own (the test stops it to lose the quorum) and a cluster
+    on it whose requests wait at most ``limit`` seconds for a reply (120 s in production).
+    Returns ``(server, cluster)``; the caller closes both."""
+    from nlpzk import testing
+    from nlpzk.zk import client as zk_client
+
+    monkeypatch.setattr(zk_client, "REQUEST_TIMEOUT", limit)
+    server = testing.start_standalone(tmp_path / "zk")
+    return server, testing.Cluster.connect(testing.config_for(server.address, tmp_path / "store", session_timeout=10.0))

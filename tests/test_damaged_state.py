@@ -7,7 +7,6 @@ file should be, corrupt files of a training job.)"""
 from __future__ import annotations
 
 import os
-import shutil
 
 import pytest
 

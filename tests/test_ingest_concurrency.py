@@ -20,7 +20,7 @@ from nlpzk.ingest import ingest
 from nlpzk.ingest.pipeline import read_hashes
 from nlpzk.zk import paths, registry
 
-from _helpers import wait_for
+from _helpers import own_server_with_request_timeout, wait_for
 
 PAUSE_AT = Path(__file__).resolve().parent / "_pause_at.py"
 
@@ -249,13 +249,10 @@ def test_an_ingest_without_zookeeper_fails_at_the_reconnect_limit_not_twice_that
     import threading
 
     from nlpzk.errors import NlpzkError
-    from nlpzk.zk import client as zk_client
 
     limit = 12.0  # above the command retry's 10 s deadline, as 120 s is
-    monkeypatch.setattr(zk_client, "REQUEST_TIMEOUT", limit)
     _make_inputs(tmp_path / "in", files=6, docs=3000)
-    server = testing.start_standalone(tmp_path / "zk")
-    own = testing.Cluster.connect(testing.config_for(server.address, tmp_path / "store", session_timeout=10.0))
+    server, own = own_server_with_request_timeout(monkeypatch, tmp_path, limit)
     started = threading.Event()
     failure: list[BaseException] = []
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from gensim.models import KeyedVectors
 
-from _helpers import one_line_error, stop_server_at_next_commit
+from _helpers import one_line_error, own_server_with_request_timeout, stop_server_at_next_commit
 from nlpzk.errors import IntegrityError, InvalidInputError, NotFoundError, StoreError
 from nlpzk.models import Model, WordNotFoundError, delete_model, model_doc, parse_ref, register_model
 from nlpzk.zk import paths
@@ -255,14 +255,10 @@ def test_a_registration_without_zookeeper_gives_up_at_the_request_timeout_not_tw
     from kazoo.exceptions import KazooException
 
     from _train_helpers import lee_sentences, make_corpus
-    from nlpzk import testing
     from nlpzk.vocab import build
-    from nlpzk.zk import client as zk_client
 
     limit = 12.0  # above the command retry's 10 s deadline, as 120 s is
-    monkeypatch.setattr(zk_client, "REQUEST_TIMEOUT", limit)
-    server = testing.start_standalone(tmp_path / "zk")
-    c = testing.Cluster.connect(testing.config_for(server.address, tmp_path / "store", session_timeout=10.0))
+    server, c = own_server_with_request_timeout(monkeypatch, tmp_path, limit)
     try:
         make_corpus(c, "lee", 2, lee_sentences())
         view = build(c, "v", "lee")

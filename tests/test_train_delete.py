@@ -133,7 +133,6 @@ def test_a_worker_joining_as_the_job_is_deleted_does_not_bring_its_node_back(clu
     """A worker that read the job before `train delete` looked (no member yet, so not refused) and
     joins after it: its membership node (and a merge fence) were created with makepath, bringing
     back /jobs/<job> empty; then no command could remove it (exit 7, "lacks 'spec'") nor reuse the name."""
-    from nlpzk import train
     from nlpzk.train.worker import Worker
     from nlpzk.zk import lease
 

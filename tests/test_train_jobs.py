@@ -19,7 +19,7 @@ from nlpzk import train
 from nlpzk.store import naming
 from nlpzk.zk import lease, paths, registry
 
-from _helpers import one_line_error, wait_for
+from _helpers import one_line_error, own_server_with_request_timeout, wait_for
 from _train_helpers import hold_a_unit, lee_sentences, make_corpus, make_vocab
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -494,7 +494,6 @@ def test_an_unreadable_contribution_is_dropped_and_its_units_trained_again(clust
     resume. The workers un-commit it instead and train its units again in the same round."""
     from nlpzk import testing
     from nlpzk.train import Worker
-    from nlpzk.zk import rounds
 
     shards = _setup(cluster)
     wc = testing.Cluster.connect(config)
@@ -706,15 +705,11 @@ def test_a_worker_without_zookeeper_exits_at_its_reconnect_limit_not_twice_that(
     Leaving is skipped while disconnected (the node is ephemeral)."""
     import time
 
-    from nlpzk import testing
     from nlpzk.errors import ZkUnavailableError
     from nlpzk.train import Worker
-    from nlpzk.zk import client as zk_client
 
     limit = 12.0  # above the command retry's 10 s deadline, as 120 s is
-    monkeypatch.setattr(zk_client, "REQUEST_TIMEOUT", limit)
-    server = testing.start_standalone(tmp_path / "zk")
-    own = testing.Cluster.connect(testing.config_for(server.address, tmp_path / "store", session_timeout=10.0))
+    server, own = own_server_with_request_timeout(monkeypatch, tmp_path, limit)
     try:
         _setup(own, repeat=8)
         train.create_job(own, "jq", "lee", "lee", epochs=50, syncs_per_epoch=1, dim=16)
@@ -927,7 +922,6 @@ def test_a_worker_on_a_copy_of_the_store_does_not_join(cluster, cli_env, tmp_pat
     Each worker writes a probe file named in its membership node; one that cannot see a live
     member's probe is on another store, and refuses to join (exit 10), saying so."""
     import shutil
-    import time
 
     _setup(cluster, shards=2)
     train.create_job(cluster, "jc", "lee", "lee", epochs=6, syncs_per_epoch=2, dim=16)
@@ -986,7 +980,6 @@ def test_sigterm_while_train_run_creates_its_job_is_an_interrupt_not_a_silent_ki
     """SIGTERM before `train run` follows its job (creating it, starting its workers) killed the
     process silently (exit 143, no line); a signal between starting the workers and following the
     job would have left them running. It now does what Ctrl-C does: one line, exit 130."""
-    import time
 
     _setup(cluster, shards=2)
     gate = tmp_path / "gate"
@@ -1015,7 +1008,6 @@ def test_a_worker_paused_between_its_lease_and_loading_the_round_carries_on(clus
     seen as a rare failure of the SIGSTOP fencing test. It now carries on from the job node. The same
     for a worker stopped as it starts reducing a merge part: the round's contributions are gone when
     it wakes."""
-    import time
 
     _setup(cluster, repeat=2)
     train.create_job(cluster, "jg", "lee", "lee", epochs=4, syncs_per_epoch=1, dim=16)

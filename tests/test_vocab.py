@@ -444,14 +444,11 @@ def test_a_publish_without_zookeeper_gives_up_at_the_request_timeout_not_twice_t
     publish gives up at once (the outcome stays unknown: the table is kept for gc)."""
     from kazoo.exceptions import KazooException
 
-    from _helpers import stop_server_at_next_commit
+    from _helpers import own_server_with_request_timeout, stop_server_at_next_commit
     from _train_helpers import lee_sentences, make_corpus
-    from nlpzk.zk import client as zk_client
 
     limit = 12.0  # above the command retry's 10 s deadline, as 120 s is
-    monkeypatch.setattr(zk_client, "REQUEST_TIMEOUT", limit)
-    server = testing.start_standalone(tmp_path / "zk")
-    c = testing.Cluster.connect(testing.config_for(server.address, tmp_path / "store", session_timeout=10.0))
+    server, c = own_server_with_request_timeout(monkeypatch, tmp_path, limit)
     try:
         make_corpus(c, "lee", 2, lee_sentences())
         stopped = stop_server_at_next_commit(monkeypatch, c.zk, server)

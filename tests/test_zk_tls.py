@@ -104,7 +104,6 @@ def test_zk_status_speaks_tls_to_a_tls_port(listener, certs, tmp_path):
     import sys
     from pathlib import Path
 
-    from nlpzk.cluster import Cluster
     from nlpzk.status import servers
 
     env = dict(os.environ, NLPZK_ZK=f"127.0.0.1:{listener.port}/nlpzk", NLPZK_ZK_TLS="1", NLPZK_ZK_CA=str(certs / "ca.pem"), NLPZK_STATE_DIR=str(tmp_path), COLUMNS="200")
