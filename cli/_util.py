@@ -13,12 +13,27 @@ from typing import Any, Callable, NoReturn
 
 import typer
 from rich.console import Console
-from typer.core import TyperGroup
+from typer.core import TyperGroup, TyperOption
 
 # typer's exceptions for "stop here with this code" and for usage errors pass through untouched.
 _PASS_THROUGH = (typer.Exit, typer.Abort, typer.BadParameter.__mro__[2])  # ..., ClickException
 # typer vendors click: its usage errors live in typer's own copy of click.exceptions
 _click_errors = sys.modules[typer.BadParameter.__module__]
+
+
+def _flag_type_label(original: Callable[..., Any]) -> Callable[..., Any]:
+    # typer >= 0.2x labels every flag "<bool>" in --help, as if `--json <bool>` took a value; a flag
+    # takes none (and `--sg/--cbow` names both sides already), so its type column stays empty.
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        if getattr(self, "is_flag", False) and self.metavar is None:
+            return None
+        return original(self, ctx)
+
+    return display_type_rich
+
+
+if hasattr(TyperOption, "display_type_rich"):
+    TyperOption.display_type_rich = _flag_type_label(TyperOption.display_type_rich)
 
 out = Console(soft_wrap=True, highlight=False)
 err = Console(stderr=True, soft_wrap=True, highlight=False)

@@ -42,7 +42,7 @@ def _version(value: bool) -> None:
 def root(
     ctx: typer.Context,
     zk_hosts: Optional[str] = typer.Option(
-        None, "--zk", help="ZooKeeper host:port[,host:port...](/chroot) (env NLPZK_ZK). Default: the embedded server.", show_default=False
+        None, "--zk", help="ZooKeeper servers, host:port[,host:port...], then an optional /chroot (env NLPZK_ZK). Default: the embedded server.", show_default=False
     ),
     store: Optional[str] = typer.Option(None, "--store", help="Store root: a path or file:// s3:// gs:// hdfs:// URI (env NLPZK_STORE)."),
     auth: Optional[str] = typer.Option(None, "--auth", help="ZooKeeper digest credentials user:password (env NLPZK_AUTH)."),

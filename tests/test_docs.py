@@ -37,3 +37,16 @@ def test_docs_exist_and_readme_names_the_two_commands():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "./run.sh demo" in readme and "./run.sh test" in readme
     assert "./run.sh test" in (ROOT / ".ci" / "run").read_text() or "run.sh test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_help_shows_a_value_type_for_options_that_take_one_and_none_for_flags():
+    from typer.testing import CliRunner
+
+    runner = CliRunner()
+    root = typer.main.get_command(app)
+    for name, _ in _commands(root, "nlpzk"):
+        result = runner.invoke(app, name.split()[1:] + ["--help"], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, (name, result.output)
+        assert "<bool>" not in result.output, f"{name} --help shows a flag as taking a value:\n{result.output}"
+    train_help = runner.invoke(app, ["train", "run", "--help"], env={"COLUMNS": "200"}).output
+    assert "<int>" in train_help and "--cbow" in train_help
