@@ -65,14 +65,16 @@ def register(
     tags: Optional[List[str]] = typer.Option(None, "--tag", help="Tags to move to the job's version, also when it was registered before (repeat; default: latest, on a new version only)."),
     as_json: bool = _util.JsonOption,
 ) -> None:
-    """Register a finished job's vectors as the next model version (if already registered: only moves the --tag tags).
+    """Register a finished job's vectors as the next model version (if already registered: only moves the --tag tags;
+    if the version registered from it was deleted: registers them again).
 
     Example: nlpzk model register w2v --name wiki --tag latest --tag candidate
     """
     from nlpzk.models import register_job
 
     # tags asked for by name also move when the job was registered before; the default latest does not
-    model, version = register_job(_util.cluster(ctx), job, name, tags=tuple(tags) if tags else ("latest",), retag=bool(tags))
+    # asked for by name: a version from the job that was deleted is registered again (train run does not)
+    model, version = register_job(_util.cluster(ctx), job, name, tags=tuple(tags) if tags else ("latest",), retag=bool(tags), again=True)
     _util.emit({"name": model, "version": version, "job": job}, as_json, lambda d: _util.out.print(f"job {d['job']} -> model {d['name']}@v{d['version']}"))
 
 

@@ -189,8 +189,13 @@ def _watch(ctx: typer.Context, job: str, workers: int, threads: int, wait: bool,
     from nlpzk import models
 
     # The publisher of the last round registers the model; doing it again is a no-op that covers a
-    # publisher that died between finishing the job and registering it.
-    model, model_version = models.register_job(cluster, job, (st.get("spec") or {}).get("model") or job)
+    # publisher that died between finishing the job and registering it. A version it registered
+    # and the user deleted since stays deleted.
+    deleted = None
+    try:
+        model, model_version = models.register_job(cluster, job, (st.get("spec") or {}).get("model") or job)
+    except models.RegistrationDeleted as exc:
+        model, model_version, deleted = exc.name, None, exc
     try:  # what that publisher left undone if it died after publishing (best effort, idempotent)
         train.tidy_finished(cluster, job)
     except Exception as exc:  # noqa: BLE001 - the job is done and registered; a later run or worker tidies
@@ -198,11 +203,13 @@ def _watch(ctx: typer.Context, job: str, workers: int, threads: int, wait: bool,
 
     def human(_):
         print(f"job {job} done: {st['rounds']} rounds, {st['words']:,} words, vectors for {final.get('vocab')} at {final.get('vectors')}")
-        print(f"registered as model {model}@v{model_version}")
+        print(f"registered as model {model}@v{model_version}" if deleted is None else f"{deleted.message}: not registered again ({deleted.hint})")
         print(_scores_line(final.get("scores") or {}))
 
     _util.emit(
-        {"job": job, "final": final, "rounds": st["rounds"], "words": st["words"], "model": model, "model_version": model_version}, as_json, human
+        {"job": job, "final": final, "rounds": st["rounds"], "words": st["words"], "model": model, "model_version": model_version}
+        | ({} if deleted is None else {"deleted_model_version": deleted.number}),
+        as_json, human,
     )
 
 

@@ -23,19 +23,30 @@ from typing import Any, Iterable
 
 import numpy as np
 import pyarrow as pa
+from kazoo.exceptions import NoNodeError
 
 from .cluster import Cluster, default_cluster
-from .errors import IntegrityError, InvalidInputError, NotFoundError, StoreError
+from .errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError, StoreError
 from .store import naming, new_file_mode
 from .zk import paths, registry, versioned
 
-__all__ = ["Model", "register_model", "register_job", "parse_ref", "list_models", "model_doc", "tag_model", "untag_model", "delete_model", "store_scores", "WordNotFoundError"]
+__all__ = ["Model", "register_model", "register_job", "RegistrationDeleted", "parse_ref", "list_models", "model_doc", "tag_model", "untag_model", "delete_model", "store_scores", "WordNotFoundError"]
 
 _REF = re.compile(r"^(?P<name>[^@:]+)(?:@(?P<version>[^@:]+)|:(?P<tag>[^@:]+))?$")
 
 
 class WordNotFoundError(NotFoundError):
     """A word the model has no vector for; the hint names close tokens it does have."""
+
+
+class RegistrationDeleted(ConflictError):
+    """:func:`register_job` without ``again``: the job's vectors were registered as ``name@v<number>``,
+    and that version has been deleted since (a user's decision that a re-run must not undo)."""
+
+    def __init__(self, message: str, name: str, number: int, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.name = name
+        self.number = number
 
 
 def parse_ref(ref: str) -> tuple[str, int | None, str | None]:
@@ -142,7 +153,8 @@ def register_model(
     The version records the vocabulary version's sha256 with its name and number: a vocabulary
     deleted and built again under the same name starts numbering at v1 again, and its v1 is not
     the table these ids belong to. ``vocab_sha256``: the table the vectors were trained with (a
-    job's), refused if the version no longer holds it.
+    job's), refused if the version no longer holds it. With ``job`` and ``job_created``, the job's
+    node (if it is still that job) records the version under ``registered`` in the same transaction.
     Returns the new version number.
     """
     paths.check_name("model", name)
@@ -196,6 +208,7 @@ def register_model(
                 return registry.publish_version(
                     cluster.zk, _base(name), doc, tags=tags, once=None if job is None else _once_key(job, job_created), create_base=False,
                     guards=[(paths.vocab_users(vocab_name), guard)],
+                    also=None if job is None or job_created is None else _job_records(cluster, name, job, job_created),
                 )
             except registry.GuardChanged:
                 continue  # a delete (or a job creation) on the vocabulary went first: look again
@@ -214,6 +227,25 @@ def register_model(
         if not registered:
             cluster.store.delete(rel)
         raise
+
+
+def _job_records(cluster: Cluster, name: str, job: str, job_created: float):
+    """For ``publish_version(also=)``: the write that makes job ``job``'s node remember that its
+    vectors became ``name@vN`` (``registered: {name: N}``), so that a re-run of the finished job
+    does not register them again once that version is deleted (see :func:`register_job`). No write
+    when the node is gone or is another job of that name: the vectors are registered all the same."""
+
+    def records(number: int) -> list[tuple[str, bytes, int]]:
+        try:
+            data, stat = cluster.zk.get(paths.job(job))
+        except NoNodeError:
+            return []
+        doc = registry.loads(data, registry.full_path(cluster.zk, paths.job(job)))
+        if doc.get("created") != job_created:
+            return []
+        return [(paths.job(job), registry.dumps(dict(doc, registered=dict(doc.get("registered") or {}, **{name: number}))), stat.version)]
+
+    return records
 
 
 def _once_key(job: str, job_created: float | None) -> str:
@@ -235,13 +267,19 @@ def from_job(version_doc: dict[str, Any], job: str, job_doc: dict[str, Any] | No
     return float(version_doc.get("created") or 0) >= float(created)
 
 
-def register_job(cluster: Cluster, job: str, name: str | None = None, *, tags: Iterable[str] = ("latest",), retag: bool = False) -> tuple[str, int]:
+def register_job(
+    cluster: Cluster, job: str, name: str | None = None, *, tags: Iterable[str] = ("latest",), retag: bool = False, again: bool = False
+) -> tuple[str, int]:
     """Register the final vectors of finished training job ``job`` as model ``name`` (default: the job's name).
 
     Idempotent: if a version of that model already came from ``job``, its number is returned and
     no second version is written, so a retried or repeated call never makes one; ``tags`` are then
     moved to that version only with ``retag`` (tags asked for by name: the default ``latest`` must
     not move back from a newer version). Returns ``(model name, version)``.
+
+    If the job registered its vectors in that model before (its node records it) and that version
+    was deleted since, RegistrationDeleted: re-running a finished job does not undo a user's
+    delete. ``again`` (``nlpzk model register JOB``) registers them anew instead.
     """
     from .train import final_vectors
 
@@ -256,9 +294,17 @@ def register_job(cluster: Cluster, job: str, name: str | None = None, *, tags: I
         return name, number
 
     now = registry.maybe_json(cluster.zk, paths.job(job))
+    now = now if isinstance(now, dict) else None
     for number, doc in _version_docs(cluster, name):
-        if from_job(doc, job, now if isinstance(now, dict) else None):
+        if from_job(doc, job, now):
             return existing(number)
+    before = ((now or {}).get("registered") or {}).get(name)
+    if before is not None and not again:
+        again_cmd = f"nlpzk model register {job}" + ("" if name == job else f" --name {name}")
+        raise RegistrationDeleted(
+            f"job {job!r} already finished; its vectors were registered as model {name}@v{before} (since deleted)",
+            name, int(before), hint=f"to register them again: {again_cmd}",
+        )
     kv, job_doc = final_vectors(cluster, job)
     vocab_name, _, vocab_version = str(job_doc["final"]["vocab"]).partition("@")
     spec = {k: v for k, v in (job_doc.get("spec") or {}).items() if not isinstance(v, (dict, list))}

@@ -82,11 +82,11 @@ def test_two_concurrent_registrations_of_one_job_make_one_model_version(cluster,
         other.close()
     assert versioned.versions(cluster.zk, paths.model("dup")) == [1]  # before the fix: [1, 2]
     assert number == 1 and got["other"] == ("dup", 1)
-    # deleting that version frees the job's key: registering it again makes a new version
+    # deleting that version frees the job's key: registering it again on request makes a new version
     monkeypatch.setattr(train, "final_vectors", real)
     models.delete_model(cluster, "dup", 1)
     assert cluster.zk.get_children(f"{paths.model('dup')}/once") == []
-    assert models.register_job(cluster, "j1", "dup") == ("dup", 2)
+    assert models.register_job(cluster, "j1", "dup", again=True) == ("dup", 2)
 
 
 # 3. corpus delete --force while an ingest runs: a claim created mid-delete -> NotEmptyError ---------

@@ -203,6 +203,7 @@ def publish_version(
     once: str | None = None,
     create_base: bool = True,
     guards: Iterable[tuple[str, int]] = (),
+    also: Callable[[int], Iterable[tuple[str, bytes, int]]] | None = None,
 ) -> int:
     """Register the next numbered version under ``base`` (``base/versions/vN``) and move ``tags`` to it.
 
@@ -215,6 +216,9 @@ def publish_version(
     the same number and never lose one: the loser's transaction fails as a whole and it retries.
     ``prepare(number)``, if given, is called before each attempt with the number about to be claimed
     and returns fields merged into the document (e.g. a file renamed to carry that number).
+    ``also(number)``, if given, is called before each attempt too and returns ``(path, data, znode
+    version)`` writes committed in the same transaction (e.g. the job a model came from records the
+    version); one whose znode changed meanwhile makes the attempt fail and retry.
 
     ``once``, if given, is a key that at most one version may carry (e.g. the job a model came from):
     ``base/once/<key>`` is created in the same transaction, and a second publisher with that key gets
@@ -264,6 +268,8 @@ def publish_version(
                 tx.set_data(tag_path, vname.encode())
             else:
                 tx.create(tag_path, vname.encode())
+        for apath, adata, aversion in also(number) if also is not None else ():
+            tx.set_data(apath, adata, version=aversion)
         for gpath, gversion in guards:  # the last results
             tx.set_data(gpath, b"", version=gversion)
         try:
