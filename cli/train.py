@@ -403,6 +403,7 @@ def delete(
     import shutil
 
     from nlpzk import train
+    from nlpzk.store import naming
 
     cluster = _util.cluster(ctx)
     _util.confirm(f"delete training job {job} and its files?", yes)
@@ -410,11 +411,17 @@ def delete(
     logs = os.path.join(str(cluster.config.state_path), "train", job)
     result["logs_deleted"] = os.path.isdir(logs)
     shutil.rmtree(logs, ignore_errors=True)
-    _util.emit(
-        result,
-        as_json,
-        lambda d: _util.out.print(
+
+    def human(d):
+        if d.get("damaged"):
+            _util.out.print(
+                f"deleted damaged training job {job} ({_util.count(d['files'], 'file')} under {naming.job_dir(job)}/; its node: {d['damaged']}); "
+                f"not known without its node: {'; '.join(d['unknown'])}"
+            )
+            return
+        _util.out.print(
             f"deleted training job {job} ({d['state']}; {_util.count(d['files'], 'file')})"
             + (f"; its vectors stay in model {', '.join(d['registered_as'])}" if d["registered_as"] else "")
-        ),
-    )
+        )
+
+    _util.emit(result, as_json, human)

@@ -260,3 +260,44 @@ def test_a_parameter_file_that_fails_to_read_is_a_store_error_not_damage(world, 
     lines = [l for l in res.stderr.splitlines() if l.strip() and not l.startswith("joined:")]
     assert "Traceback" not in res.stderr and len(lines) == 1 and "Input/output error" in lines[0] and "resume" in lines[0], res.stderr
 
+
+
+@pytest.mark.parametrize("damage", [b'{"spec": cut', b'{"state": "done"}'])
+def test_a_job_whose_node_is_damaged_is_deleted_with_force_only(world, cli, damage):
+    """Before: `train delete` read the node first, so even --force stopped at the damage (exit 7)
+    and nothing could remove the job."""
+    import json
+
+    from nlpzk.models import Model, register_model
+    from nlpzk.store import naming
+    from nlpzk.zk import registry
+
+    _job(world)  # on v@v1, the vocabulary of model m
+    register_model(world, "mj", Model.open("m", cluster=world).kv, vocab_name="v", vocab_version=1, job="j")
+    files = world.store.list(naming.job_dir("j"))
+    assert files
+    world.zk.set(paths.job("j"), damage)
+    res = cli("train", "delete", "j", "--yes")
+    line = _fails_cleanly(res, f"{paths.job('j')}")
+    assert "nlpzk train delete j --yes --force" in line
+    assert world.zk.exists(paths.job("j")) is not None and world.store.list(naming.job_dir("j")) == files  # refused: nothing touched
+    res = cli("train", "delete", "j", "--yes", "--force", "--json")
+    assert res.exit_code == 0, res.output
+    got = json.loads(res.stdout)
+    assert got["files"] == len(files) and got["state"] is None and f"{paths.job('j')}" in got["damaged"], got
+    assert any("model versions naming job j: mj@v1" in u for u in got["unknown"]), got
+    assert world.zk.exists(paths.job("j")) is None and world.store.list(naming.job_dir("j")) == []
+    assert registry.children(world.zk, paths.JOBS) == [] and cli("train", "list", "--json").stdout.strip() == "[]"
+    assert cli("model", "similar", "mj", "cat").exit_code == 0  # a model keeps its own copy of the vectors
+    again = cli("train", "delete", "j", "--yes", "--force")
+    assert again.exit_code == errors.NotFoundError.exit_code and "unknown training job 'j'" in one_line_error(again.stderr)
+
+
+def test_a_damaged_job_deleted_with_force_says_what_it_did_and_could_not_tell(world, cli):
+    _job(world)
+    world.zk.set(paths.job("j"), b"\x00garbage")
+    res = cli("train", "delete", "j", "--yes", "--force")
+    assert res.exit_code == 0, res.output
+    out = res.stdout.replace("\n", " ")
+    assert "deleted damaged training job j (2 files under jobs/j/; its node: znode" in out, out
+    assert "not known without its node: its state; whether a model holds its vectors (no model version names it)" in out, out

@@ -339,12 +339,23 @@ def delete_job(cluster: Cluster, job: str, *, force: bool = False) -> dict[str, 
     its vectors (they would be lost), unless ``force`` (workers then stop at their next step with
     an error). The job is marked first (from then on every command and worker refuses it), then
     its files go, then its znodes: a delete stopped half-way is finished by running it again.
+    A job whose node is damaged (not JSON, or without its spec) is refused (IntegrityError) unless
+    ``force``: then its znodes and every file under its store folder go, and the result has
+    ``damaged`` (what is wrong with the node) and ``unknown`` (what could not be told without it).
     Returns ``{"job", "state", "files", "registered_as"}``.
     """
     zk = cluster.zk
     if zk.exists(paths.job(job)) is None and zk.exists(paths.pending_job(job)) is not None:
         raise NotFoundError(f"training job {job!r} does not exist: its creation is under way, or was interrupted", hint="an interrupted one leaves files that nlpzk gc deletes")
-    doc = job_doc(cluster, job, deleting=True)
+    try:
+        doc = job_doc(cluster, job, deleting=True)
+    except registry.CorruptDocumentError as exc:
+        if not force:
+            raise IntegrityError(
+                exc.message,
+                hint=f"restore it from a ZooKeeper backup, or delete the job anyway (its znodes and its files under {naming.job_dir(job)}/) with: nlpzk train delete {job} --yes --force",
+            ) from None
+        return _delete_damaged(cluster, job, exc.message)
     registered = registered_as(cluster, job, doc)
     if not doc.get("deleting"):  # a marked job passed these looks when it was marked
         workers = registry.children(zk, paths.job_workers(job))
@@ -362,13 +373,31 @@ def delete_job(cluster: Cluster, job: str, *, force: bool = False) -> dict[str, 
             _versioned.mark_deleting(zk, paths.job(job))
         except NotFoundError:
             raise NotFoundError(f"unknown training job {job!r} (deleted meanwhile)", hint="see: nlpzk train list") from None
+    files = _delete_files_and_nodes(cluster, job)
+    return {"job": job, "state": doc.get("state"), "files": len(files), "registered_as": registered}
+
+
+def _delete_files_and_nodes(cluster: Cluster, job: str) -> list[str]:
+    """The last steps of a delete: every file under the job's store folder, then its znodes (the
+    job node last: a delete stopped before finds it and is run again). The files deleted."""
     store = cluster.store
     files = store.list(naming.job_dir(job))
     for f in files:
         store.delete(f)
     store.delete_dir(naming.job_dir(job))
-    registry.delete_tree(zk, paths.job(job))
-    return {"job": job, "state": doc.get("state"), "files": len(files), "registered_as": registered}
+    registry.delete_tree(cluster.zk, paths.job(job))
+    return files
+
+
+def _delete_damaged(cluster: Cluster, job: str, damage: str) -> dict[str, Any]:
+    """``delete_job(force=True)`` of a job whose node cannot be read. Not marked first: the damaged
+    node already stops every command and worker that reads it, and stays until the very end. Every
+    file of a job is under its store folder; what the node alone could tell (the state, which
+    incarnation of the job a model version naming it came from) is reported as unknown."""
+    registered = registered_as(cluster, job, {})  # by name only: no creation time to tell jobs apart
+    files = _delete_files_and_nodes(cluster, job)
+    unknown = ["its state", "whether a model holds its vectors" + (f" (model versions naming job {job}: {', '.join(registered)})" if registered else " (no model version names it)")]
+    return {"job": job, "state": None, "files": len(files), "registered_as": [], "damaged": damage, "unknown": unknown}
 
 
 def status(cluster: Cluster, job: str) -> dict[str, Any]:
