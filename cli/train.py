@@ -48,9 +48,12 @@ def _sigterm_as_ctrl_c() -> None:
 def _check_local(workers: int | None, threads: int, cache_mb: int | None = None) -> None:
     """Refuse impossible local-process counts before anything is registered (a job, a membership)."""
     from nlpzk.errors import InvalidInputError
+    from nlpzk.train.local import check_local_workers
 
     if workers is not None and workers < 0:
         raise InvalidInputError(f"--workers must be 0 or more, not {workers}")
+    if workers is not None:
+        check_local_workers(workers)
     if threads < 1:
         raise InvalidInputError(f"--threads must be 1 or more, not {threads}")
     if cache_mb is not None and cache_mb < 0:
@@ -219,7 +222,7 @@ def run(
     job: str = typer.Argument(..., help="Job name (re-running an existing job resumes it)."),
     corpus: Optional[str] = typer.Option(None, "--corpus", help="Corpus to train on."),
     vocab: Optional[str] = typer.Option(None, "--vocab", help="Vocabulary NAME, NAME@vN or NAME:tag."),
-    workers: Optional[int] = typer.Option(None, "--workers", "-k", help="Local worker processes to start (default: cores; 0: none)."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-k", help="Local worker processes to start (default: cores; 0: none; at most 4 per core: run more with train worker elsewhere)."),
     threads: int = typer.Option(1, "--threads", "-t", help="Threads per worker, training its one model copy together."),
     cache_mb: Optional[int] = _CACHE_MB,
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Passes over the corpus (default 5)."),
@@ -274,7 +277,7 @@ def run(
 def resume(
     ctx: typer.Context,
     job: str = typer.Argument(..., help="Job to continue."),
-    workers: Optional[int] = typer.Option(None, "--workers", "-k", help="Local worker processes to start (default: cores)."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-k", help="Local worker processes to start (default: cores; at most 4 per core)."),
     threads: int = typer.Option(1, "--threads", "-t", help="Threads per worker, training its one model copy together."),
     cache_mb: Optional[int] = _CACHE_MB,
     as_json: bool = _util.JsonOption,

@@ -269,6 +269,27 @@ def test_bad_input_is_one_line_error(cluster, cli, tmp_path):
     assert train.status(cluster, "x")["spec"]["dim"] == 100
 
 
+def test_more_local_workers_than_the_machine_runs_are_refused_before_anything_starts(cluster, cli):
+    """Before: --workers had no upper bound, and --workers 100000 forked that many processes."""
+    import os
+
+    from nlpzk.errors import InvalidInputError
+
+    _setup(cluster)
+    too_many = str(4 * (os.cpu_count() or 1) + 1)
+    res = cli.run_process("train", "run", "x", "--corpus", "lee", "--vocab", "lee", "--workers", too_many, "--no-wait", "--epochs", "1", "--dim", "8")
+    line = one_line_error(res.stderr)
+    assert res.returncode == 5 and f"--workers {too_many} is more local worker processes than this machine runs" in line, res.stderr
+    assert "nlpzk train worker JOB on other machines" in line
+    assert cluster.zk.exists("/jobs/x") is None and cluster.store.list("jobs/x") == []  # nothing created
+    assert cli.run_process("train", "run", "x", "--corpus", "lee", "--vocab", "lee", "--workers", "0", "--no-wait", "--epochs", "1", "--dim", "8").returncode == 0
+    res = cli.run_process("train", "resume", "x", "--workers", too_many)
+    assert res.returncode == 5 and "more local worker processes" in one_line_error(res.stderr), res.stderr
+    assert train.status(cluster, "x")["workers"] == {} and train.status(cluster, "x")["round"] == 0  # none started
+    with pytest.raises(InvalidInputError, match="at most"):
+        train.start_local_workers(cluster.config, "x", int(too_many))
+
+
 def test_worker_rides_out_its_session_expiring(cluster, config, zk_server):
     """ZooKeeper drops the worker's session mid-job: it drops its in-flight round, rejoins under a
     new session and the job still finishes with every shard trained once per round."""

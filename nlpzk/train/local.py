@@ -14,8 +14,25 @@ import time
 from pathlib import Path
 
 from ..config import _FIELDS, Config
+from ..errors import InvalidInputError
 
 _ROOT = Path(__file__).resolve().parents[2]
+
+# Each worker is a process holding its own copy of the model and training on one core (per thread):
+# a few per core still fill the cores while others wait at a barrier; more only compete for them
+# (and for memory), and a typo (--workers 100000) would fork that many processes.
+WORKERS_PER_CORE = 4
+
+
+def check_local_workers(workers: int) -> None:
+    """Refuse more local worker processes than :data:`WORKERS_PER_CORE` per core of this machine."""
+    cores = os.cpu_count() or 1
+    limit = WORKERS_PER_CORE * cores
+    if workers > limit:
+        raise InvalidInputError(
+            f"--workers {workers} is more local worker processes than this machine runs: at most {limit} ({WORKERS_PER_CORE} per core, {cores} cores)",
+            hint="each worker holds its own copy of the model; to run more, start nlpzk train worker JOB on other machines",
+        )
 
 
 def worker_env(config: Config) -> dict[str, str]:
@@ -41,7 +58,9 @@ def start_local_workers(
     """Start ``workers`` worker processes; their output goes to ``log_dir/worker-N.log`` (or is dropped).
 
     ``cache_mb``: each worker's shard cache budget (``nlpzk train worker --cache-mb``; None: its default).
+    At most :data:`WORKERS_PER_CORE` per core (InvalidInputError).
     """
+    check_local_workers(workers)
     procs = []
     env = worker_env(config)
     for i in range(workers):
