@@ -277,9 +277,10 @@ def test_a_job_whose_node_is_damaged_is_deleted_with_force_only(world, cli, dama
     files = world.store.list(naming.job_dir("j"))
     assert files
     world.zk.set(paths.job("j"), damage)
-    res = cli("train", "delete", "j", "--yes")
-    line = _fails_cleanly(res, f"{paths.job('j')}")
-    assert "nlpzk train delete j --yes --force" in line
+    # every train command that stops at it says how to get rid of the job
+    for argv in [("train", "delete", "j", "--yes"), ("train", "status", "j"), ("train", "resume", "j", "--workers", "0")] + [("train", "list")] * (b"cut" in damage):
+        line = _fails_cleanly(cli(*argv), f"{paths.job('j')}")
+        assert "nlpzk train delete j --yes --force" in line, (argv, line)
     assert world.zk.exists(paths.job("j")) is not None and world.store.list(naming.job_dir("j")) == files  # refused: nothing touched
     res = cli("train", "delete", "j", "--yes", "--force", "--json")
     assert res.exit_code == 0, res.output

@@ -303,12 +303,23 @@ def frozen_shards(cluster: Cluster, spec: dict[str, Any]) -> list[ShardInfo]:
 def job_doc(cluster: Cluster, job: str, *, deleting: bool = False) -> dict[str, Any]:
     """The job's node document. A job a ``train delete`` marked (and may have half deleted) is
     refused unless ``deleting``."""
-    doc = registry.maybe_json(cluster.zk, paths.job(job), required=("spec",))
+    try:
+        doc = registry.maybe_json(cluster.zk, paths.job(job), required=("spec",))
+    except registry.CorruptDocumentError as exc:
+        raise damaged(job, exc) from None
     if doc is None:
         raise NotFoundError(f"unknown training job {job!r}", hint="see: nlpzk train list")
     if doc.get("deleting") and not deleting:
         raise registry.being_deleted(paths.job(job))
     return doc
+
+
+def damaged(job: str, exc: registry.CorruptDocumentError) -> registry.CorruptDocumentError:
+    """``exc`` (job ``job``'s node cannot be read) with what to do about a damaged job."""
+    return registry.CorruptDocumentError(
+        exc.message,
+        hint=f"restore it from a ZooKeeper backup, or delete the job anyway (its znodes and its files under {naming.job_dir(job)}/) with: nlpzk train delete {job} --yes --force",
+    )
 
 
 def registered_as(cluster: Cluster, job: str, doc: dict[str, Any] | None = None) -> list[str]:
@@ -351,10 +362,7 @@ def delete_job(cluster: Cluster, job: str, *, force: bool = False) -> dict[str, 
         doc = job_doc(cluster, job, deleting=True)
     except registry.CorruptDocumentError as exc:
         if not force:
-            raise IntegrityError(
-                exc.message,
-                hint=f"restore it from a ZooKeeper backup, or delete the job anyway (its znodes and its files under {naming.job_dir(job)}/) with: nlpzk train delete {job} --yes --force",
-            ) from None
+            raise
         return _delete_damaged(cluster, job, exc.message)
     registered = registered_as(cluster, job, doc)
     if not doc.get("deleting"):  # a marked job passed these looks when it was marked
@@ -434,7 +442,10 @@ def status(cluster: Cluster, job: str) -> dict[str, Any]:
 def list_jobs(cluster: Cluster) -> list[dict[str, Any]]:
     out = []
     for name in registry.children(cluster.zk, paths.JOBS):
-        doc = registry.maybe_json(cluster.zk, paths.job(name)) or {}
+        try:
+            doc = registry.maybe_json(cluster.zk, paths.job(name)) or {}
+        except registry.CorruptDocumentError as exc:
+            raise damaged(name, exc) from None
         spec = doc.get("spec", {})
         out.append(
             {
