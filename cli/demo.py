@@ -35,9 +35,11 @@ def demo(
     from nlpzk.eval.showcase import showcase, summary_lines
     from nlpzk.ingest import ingest
     from nlpzk.train import create_job
+    from nlpzk.train.local import check_local_workers
 
     from .train import _watch
 
+    check_local_workers(workers)  # before anything is ingested, built or created
     t0 = time.perf_counter()
     cluster = _util.cluster(ctx)
     hosts, chroot = cluster.config.hosts_and_chroot()

@@ -41,3 +41,14 @@ def test_demo_runs_end_to_end_twice_on_the_embedded_server(tmp_path):
         assert [r["id"] for r in v1] == [r["id"] for r in v2] and all(r["id"] >= 0 for r in v1)
     finally:
         nlpzk("zk", "stop")
+
+
+def test_demo_refuses_more_workers_than_the_machine_runs_before_doing_anything(cluster, cli, monkeypatch):
+    """--workers is capped at 16, but train's limit is 4 per core: on a small machine the demo
+    ingested, built and created its job, then failed starting the workers."""
+    from nlpzk.zk import paths, registry
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    res = cli("demo", "--workers", "5", "--epochs", "1")
+    assert res.exit_code == 5 and "--workers 5 is more local worker processes than this machine runs: at most 4" in res.output, res.output
+    assert registry.children(cluster.zk, paths.CORPORA) == [] and registry.children(cluster.zk, paths.JOBS) == []
