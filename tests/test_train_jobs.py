@@ -949,14 +949,23 @@ def test_a_worker_on_a_copy_of_the_store_does_not_join(cluster, cli_env, tmp_pat
     store = cluster.store.local_path("")
     copy = tmp_path / "store-copy"
     shutil.copytree(store, copy)
-    real = _worker(cli_env, "jc", tmp_path / "real.log")
+    # the real worker waits at its first batch (joined, probe written) until the copy's worker has
+    # tried: on a busy machine it could otherwise finish the whole job before the other started
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    real = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "_pause_at.py"), "--gate", str(gate), "nlpzk.train.worker:Worker._train_batch", "train", "worker", "jc"],
+        env=cli_env, cwd=ROOT, stdout=open(tmp_path / "real.log", "wb"), stderr=subprocess.STDOUT,
+    )
     try:
-        wait_for(lambda: train.status(cluster, "jc")["workers"], timeout=120, what="the first worker joining")
+        wait_for(lambda: (gate / "reached").exists() or real.poll() is not None, timeout=120, what="the first worker joining")
+        assert train.status(cluster, "jc")["workers"], (tmp_path / "real.log").read_text()
         res = subprocess.run([sys.executable, "-m", "nlpzk", "train", "worker", "jc"], env=dict(cli_env, NLPZK_STORE=str(copy)),
                              cwd=ROOT, capture_output=True, text=True, timeout=120)
         assert res.returncode == 10, res.stderr
         line = one_line_error(res.stderr)
         assert "writes to another store than this worker's" in line and "not a copy" in line, line
+        (gate / "go").touch()
         assert real.wait(180) == 0, (tmp_path / "real.log").read_text()
     finally:
         real.kill()
