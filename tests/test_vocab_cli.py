@@ -309,3 +309,10 @@ def test_encode_drops_a_utf8_byte_order_mark_as_ingest_does(cli, cluster, tmp_pa
     f = tmp_path / "notepad.txt"
     f.write_bytes("\ufeffthe cat".encode("utf-8"))
     assert ok(cli("vocab", "encode", "t", str(f))).split() == ["1", "2"]
+
+
+def test_a_min_count_or_max_size_beyond_int64_is_a_number_like_any_other(cli, golden):
+    huge = "1" + "0" * 25  # more than an int64 holds: an OverflowError traceback before
+    fails(cli("vocab", "build", "g", "--corpus", "golden", "--min-count", huge), 5, f"occurs {huge} times or more", "the vocabulary would be empty")
+    out = json.loads(ok(cli("vocab", "build", "g", "--corpus", "golden", "--max-size", huge, "--json")))
+    assert out["version"] == 1 and out["tokens"] == 9 and out["params"]["max_size"] == int(huge)

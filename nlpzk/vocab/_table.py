@@ -31,6 +31,8 @@ import pyarrow.parquet as pq
 
 from ..errors import IntegrityError, InvalidInputError
 
+_INT64_MAX = 2**63 - 1
+
 TABLE_SCHEMA = pa.schema(
     [
         pa.field("id", pa.int32(), nullable=False),
@@ -83,6 +85,10 @@ def assign_ids(
 ) -> pa.Table:
     """Turn ``(token, count)`` counts into a version table following the id rules above."""
     specials = check_params(min_count, max_size, specials)
+    # counts are int64: a larger threshold or cap means the same as the largest int64 (Arrow and
+    # numpy refuse to compare with a bigger Python int)
+    min_count = min(min_count, _INT64_MAX)
+    max_size = None if max_size is None else min(max_size, _INT64_MAX)
     token_col = counts["token"].combine_chunks() if counts.num_rows else pa.array([], pa.string())
     count_col = counts["count"].combine_chunks() if counts.num_rows else pa.array([], pa.int64())
 
