@@ -316,3 +316,12 @@ def test_a_min_count_or_max_size_beyond_int64_is_a_number_like_any_other(cli, go
     fails(cli("vocab", "build", "g", "--corpus", "golden", "--min-count", huge), 5, f"occurs {huge} times or more", "the vocabulary would be empty")
     out = json.loads(ok(cli("vocab", "build", "g", "--corpus", "golden", "--max-size", huge, "--json")))
     assert out["version"] == 1 and out["tokens"] == 9 and out["params"]["max_size"] == int(huge)
+
+
+def test_a_version_written_with_superscript_digits_is_one_error_line(cli, golden):
+    ok(cli("vocab", "build", "g", "--corpus", "golden"))
+    # str.isdigit() says yes to '²' and int() refuses it: a ValueError traceback before
+    fails(cli("vocab", "show", "g@v²"), 5, "'v²' is not a version")
+    fails(cli("vocab", "tag", "g", "²", "stable"), 5, "'²' is not a version")
+    fails(cli("vocab", "diff", "g", "v1", "v¹"), 5, "'v¹' is not a version")
+    fails(cli("vocab", "build", "g", "--corpus", "golden", "--parent", "v²"), 5, "'v²' is not a version")
