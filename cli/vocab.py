@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import stat
 import sys
@@ -24,6 +25,11 @@ def _open(ctx: typer.Context, spec: str):
 
     name, version, tag = parse_spec(spec)
     return Vocabulary.open(name, version, tag, cluster=_util.cluster(ctx))
+
+
+def _integer(text: str) -> int | None:
+    """``"-3"`` -> -3; None when ``text`` is not an integer (``"--5"`` and ``"²"`` pass ``str.isdigit()``, not ``int()``)."""
+    return int(text) if re.fullmatch(r"-?[0-9]+", text) else None
 
 
 def _convert_hint(path: str) -> str:
@@ -319,9 +325,9 @@ def lookup_cmd(
     rows = []
     if ids:
         for item in items:
-            if not item.lstrip("-").isdigit():
+            i = _integer(item)
+            if i is None:
                 raise InvalidInputError(f"{item!r} is not an id", hint="ids are integers; drop --ids to look up tokens")
-            i = int(item)
             ok = 0 <= i < len(view)
             rows.append({"id": i, "token": view.token(i) if ok else None, "count": int(view.counts[i]) if ok else None})
     else:
@@ -357,10 +363,10 @@ def encode_cmd(
     from nlpzk.errors import InvalidInputError, NotFoundError
     from nlpzk.ingest import make_tokenizer
 
-    if oov != "unk" and not oov.lstrip("-").isdigit():
+    oov_id = None if oov == "unk" else _integer(oov)
+    if oov != "unk" and oov_id is None:
         raise InvalidInputError(f"--oov must be 'unk' or an integer, not {oov!r}")
     view = _open(ctx, spec)
-    oov_id = None if oov == "unk" else int(oov)
     tokenize = make_tokenizer(Corpus.open(view.doc["corpus"], cluster=view.cluster).options)
     texts = []
     replaced = 0

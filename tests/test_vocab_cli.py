@@ -325,3 +325,13 @@ def test_a_version_written_with_superscript_digits_is_one_error_line(cli, golden
     fails(cli("vocab", "tag", "g", "²", "stable"), 5, "'²' is not a version")
     fails(cli("vocab", "diff", "g", "v1", "v¹"), 5, "'v¹' is not a version")
     fails(cli("vocab", "build", "g", "--corpus", "golden", "--parent", "v²"), 5, "'v²' is not a version")
+
+
+def test_lookup_ids_and_encode_oov_that_are_not_integers_are_one_error_line(cli, golden):
+    ok(cli("vocab", "build", "g", "--corpus", "golden"))
+    # "--5" and "²" pass str.isdigit() after lstrip("-"), not int(): a ValueError traceback before
+    for item in ("--5", "²", "1²"):
+        fails(cli("vocab", "lookup", "g", "--ids", "--", item), 5, f"{item!r} is not an id")
+        fails(cli("vocab", "encode", "g", f"--oov={item}"), 5, f"--oov must be 'unk' or an integer, not {item!r}")
+    rows = json.loads(ok(cli("vocab", "lookup", "g", "--ids", "--json", "--", "-1", "0")))["results"]
+    assert [(r["id"], r["token"]) for r in rows] == [(-1, None), (0, "the")]
