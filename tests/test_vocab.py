@@ -313,6 +313,40 @@ def test_encode_decode(cluster):
     assert plain.unk_id == -1 and plain.encode(["zebra", "the"]).tolist() == [-1, 0]
 
 
+def test_encode_and_decode_refuse_what_is_not_a_token_or_an_id_whatever_the_batch_size(cluster):
+    add_shards(cluster, "golden", GOLDEN_SHARDS)
+    v = build(cluster, "g", "golden", specials=["<unk>", "<pad>"])
+    # under and over the vocabulary's 11 tokens: the dict path and the Arrow join. The dict path gave
+    # non-str items the oov id (a bytes b"the" -1, where the join took it for "the")
+    short, long = ["the", "cat"], ["the", "cat"] * 6
+    for batch in (short, long):
+        for odd, needle in ((3, "not int items"), (None, "null"), (b"the", "not bytes"), (["the"], "not list items"), (1.5, "not float items")):
+            with pytest.raises(InvalidInputError, match=needle):
+                v.encode(batch + [odd])
+        with pytest.raises(InvalidInputError, match="not bytes"):
+            v.encode(np.array([t.encode() for t in batch]))
+    with pytest.raises(InvalidInputError, match="flat sequence"):
+        v.encode(np.array([short, short]))
+    # Arrow input of another type was cast to strings on the join path: ints 1, 2 looked up as "1", "2"
+    for arr in (pa.array([1, 2]), pa.array([1] * 12), pa.array([b"the"]), pa.array([b"the"] * 12).dictionary_encode()):
+        with pytest.raises(InvalidInputError, match="not an Arrow array of"):
+            v.encode(arr)
+    for oov in (2**31, -(2**31) - 1, 1.5, "x", True):  # an OverflowError at the first unknown token, or 1.5 taken as 1
+        with pytest.raises(InvalidInputError, match="oov must be an id"):
+            v.encode(short, oov=oov)
+    assert v.encode(["zebra", "the"], oov=np.int64(-(2**31))).tolist() == [-(2**31), 2]
+
+    # decode took "3" for id 3, 1.7 for 1 and True for 1; ids beyond int64 raised OverflowError
+    for ids in (["3"], [1.7], [True], [None], np.array([2.0]), [1, "x"]):
+        with pytest.raises(InvalidInputError, match="integer ids"):
+            v.decode(ids)
+    for ids in ([2**63], np.array([2**63], np.uint64), [0, 2**70]):
+        with pytest.raises(IndexError, match="outside vocabulary"):
+            v.decode(ids)
+    assert v.decode([2, -(2**70), -1], oov="?") == ["the", "?", "?"]
+    assert v.decode(np.array([2, 4], np.uint8)) == ["the", "cat"] and v.decode(np.array([], np.int32)) == []
+
+
 # -- bad input -------------------------------------------------------------------------------------
 
 

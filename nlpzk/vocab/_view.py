@@ -136,6 +136,27 @@ def _lookup_arrow(snap: _Snapshot, values: pa.Array, oov: int) -> np.ndarray:
     return pc.fill_null(pos, oov).to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
 
 
+def _oov_id(snap: _Snapshot, oov: Any) -> int:
+    if oov is None:
+        return snap.unk_id
+    if isinstance(oov, (bool, np.bool_)) or not isinstance(oov, (int, np.integer)) or not -(2**31) <= oov < 2**31:
+        raise InvalidInputError(f"oov must be an id (an int32), not {oov!r}", hint="e.g. -1, or the id of a special token; leave it out for <unk>'s id (-1 without it)")
+    return int(oov)
+
+
+def _not_a_token(item: Any) -> InvalidInputError:
+    if item is None:
+        return InvalidInputError("cannot encode null tokens")
+    if isinstance(item, (bytes, bytearray)):
+        return InvalidInputError("encode() takes str tokens, not bytes", hint="decode them first, e.g. [t.decode('utf-8') for t in tokens]")
+    return InvalidInputError(f"encode() takes a flat sequence of str tokens, not {type(item).__name__} items ({item!r:.60})", hint="encode a batch of sentences one sentence at a time")
+
+
+def _check_arrow_strings(type_: pa.DataType) -> None:
+    if not (pa.types.is_string(type_) or pa.types.is_large_string(type_) or pa.types.is_string_view(type_)):
+        raise InvalidInputError(f"encode() takes str tokens, not an Arrow array of {type_}", hint="pass an Arrow string array, e.g. a shard's tokens")
+
+
 class VocabView:
     """A vocabulary version for lookups: token <-> id, counts, batch encode/decode.
 
@@ -236,6 +257,10 @@ class VocabView:
     def encode(self, tokens: Iterable[str] | np.ndarray | pa.Array | pa.ChunkedArray, oov: int | None = None) -> np.ndarray:
         """Ids (int32) of ``tokens``; unknown tokens get ``oov`` (default: :attr:`unk_id`, -1 without ``<unk>``).
 
+        Tokens are matched exactly, as they were counted: no case folding, no Unicode normalisation
+        (``"café"`` in NFD is another token than in NFC). Every item must be a ``str`` (an Arrow
+        string array): None, bytes or nested lists raise InvalidInputError, whatever the batch size.
+
         A large batch (Arrow input of at least a quarter, a list at least the size of the vocabulary)
         is joined in Arrow (``index_in``: one hash table of the vocabulary, probed in C); a shorter one
         goes through the lookup dict
@@ -243,38 +268,73 @@ class VocabView:
         Dictionary-encoded Arrow input (as read from shards) is looked up once per distinct token.
         """
         snap = self._snap
-        oov = snap.unk_id if oov is None else int(oov)
+        oov = _oov_id(snap, oov)
         if isinstance(tokens, (pa.Array, pa.ChunkedArray)):
             arr = tokens.combine_chunks() if isinstance(tokens, pa.ChunkedArray) else tokens
             if arr.null_count:
                 raise InvalidInputError("cannot encode null tokens")
             if isinstance(arr, pa.DictionaryArray):
+                _check_arrow_strings(arr.dictionary.type)
                 return _lookup_arrow(snap, arr.dictionary, oov)[arr.indices.to_numpy(zero_copy_only=False)]
+            # (another type would be cast to strings on the Arrow path: ints 1, 2 looked up as "1", "2")
+            _check_arrow_strings(arr.type)
             return _lookup_arrow(snap, arr, oov)
         if isinstance(tokens, str):
             raise InvalidInputError("encode() takes a sequence of tokens, not one string", hint="use view.id(token) or encode([token])")
         if isinstance(tokens, np.ndarray):
+            if tokens.ndim != 1:
+                raise InvalidInputError(f"encode() takes a flat sequence of tokens, not an array of shape {tokens.shape}", hint="encode a batch of sentences one sentence at a time")
             tokens = tokens.tolist()
-        elif not hasattr(tokens, "__len__"):
+        elif not isinstance(tokens, (list, tuple)):
             tokens = list(tokens)
         if len(tokens) >= len(snap.tokens):
             try:
-                arr = pa.array(tokens, pa.string())
+                arr = pa.array(tokens)  # (inferred: bytes give a binary array, which pa.string() would take as UTF-8)
             except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-                raise InvalidInputError(f"encode() takes strings: {exc}") from None
+                bad = [t for t in tokens if not isinstance(t, str)][:1]
+                raise (_not_a_token(bad[0]) if bad else InvalidInputError(f"encode() takes str tokens: {exc}")) from None
             if arr.null_count:
                 raise InvalidInputError("cannot encode null tokens")
+            if pa.types.is_binary(arr.type) or pa.types.is_large_binary(arr.type):
+                raise _not_a_token(next(t for t in tokens if isinstance(t, (bytes, bytearray))))
+            _check_arrow_strings(arr.type)
             return _lookup_arrow(snap, arr, oov)
-        return np.fromiter(map(snap.index().get, tokens, itertools.repeat(oov)), dtype=np.int32, count=len(tokens))
+        try:
+            ids = np.fromiter(map(snap.index().get, tokens, itertools.repeat(oov)), dtype=np.int32, count=len(tokens))
+        except TypeError:  # an unhashable item: a list (a batch of sentences?)
+            raise _not_a_token(next(t for t in tokens if not isinstance(t, str))) from None
+        # only a str is a key of the lookup dict, so anything else came out as oov: refuse it as the Arrow path does
+        for i in np.flatnonzero(ids == oov).tolist():
+            if not isinstance(tokens[i], str):
+                raise _not_a_token(tokens[i])
+        return ids
 
     def decode(self, ids: Sequence[int] | np.ndarray, oov: str | None = None) -> list[str | None]:
-        """Tokens of ``ids``; a negative id (an unknown token from :meth:`encode`) becomes ``oov``."""
+        """Tokens of ``ids``; a negative id (an unknown token from :meth:`encode`) becomes ``oov``.
+
+        ``ids`` are integers (a list, or a numpy array of an integer dtype; floats, bools and strings
+        raise InvalidInputError); an id past the end raises IndexError.
+        """
         snap = self._snap
-        arr = np.asarray(ids, dtype=np.int64)
+        n = len(snap.tokens)
+        arr = np.asarray(ids)
         if arr.ndim != 1:
             raise InvalidInputError(f"decode() takes a flat sequence of ids, got shape {arr.shape}")
-        if arr.size and arr.max() >= len(snap.tokens):
-            raise IndexError(f"id {int(arr.max())} is outside vocabulary {snap.name!r} v{snap.version} (0..{len(snap.tokens) - 1})")
+        if not arr.size:
+            return []
+        if arr.dtype.kind not in "iu":
+            items = arr.tolist()
+            bad = [i for i in items if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer))][:1]
+            if bad:
+                raise InvalidInputError(f"decode() takes integer ids, not {type(bad[0]).__name__} ({bad[0]!r:.40})", hint="pass ints, e.g. what encode() returned")
+            # Python ints beyond int64 (numpy keeps them as objects): past the end, or negative (unknown)
+            top = max(items)
+            arr = np.array([min(max(i, -1), n) for i in items], dtype=np.int64)
+        else:
+            top = arr.max()
+        if top >= n:
+            raise IndexError(f"id {int(top)} is outside vocabulary {snap.name!r} v{snap.version} (0..{n - 1})")
+        arr = arr.astype(np.int64)
         neg = arr < 0
         out = pc.take(snap.tokens, pa.array(np.where(neg, 0, arr), mask=neg)).to_pylist()
         if oov is not None and neg.any():
