@@ -363,6 +363,14 @@ def test_unknown_name_version_tag(cluster):
         tag(cluster, "g", "v9", "stable")
     with pytest.raises(InvalidInputError):
         Vocabulary.open("g", version=1, tag="latest", cluster=cluster)
+    # a spec plus version=/tag= was reported as an invalid name ('g@v1'); True opened v1 as version True, 1.0 raised ValueError
+    for spec, kw in (("g@v1", dict(tag="latest")), ("g@v1", dict(version=1)), ("g:latest", dict(version=1))):
+        with pytest.raises(InvalidInputError, match="already says which version"):
+            Vocabulary.open(spec, **kw, cluster=cluster)
+    for bad in (True, 1.0, [1]):
+        with pytest.raises(InvalidInputError, match="is not a version"):
+            Vocabulary.open("g", version=bad, cluster=cluster)
+    assert Vocabulary.open("g", version=np.int64(1), cluster=cluster).version == 1
     assert versioned.tags(cluster.zk, paths.vocab("g")) == {"latest": 1}
 
 

@@ -56,6 +56,10 @@ def resolve(cluster: Cluster, name: str, version: int | str | None = None, tag: 
     """The version number and znode document meant by ``version`` or ``tag`` (default ``latest``)."""
     if isinstance(version, str):
         version = paths.parse_version(version)
+    elif version is not None:
+        if isinstance(version, (bool, np.bool_)) or not isinstance(version, (int, np.integer)):
+            raise InvalidInputError(f"{version!r} is not a version", hint="versions look like v7 or 7")
+        version = int(version)
     number = registry.resolve_version(cluster.zk, _base(name), "vocabulary", name, version, tag)
     doc, _ = registry.get_json(cluster.zk, paths.vocab_version(name, number), what=f"vocabulary {name!r} v{number}", required=VERSION_KEYS)
     return number, doc
@@ -420,7 +424,9 @@ class Vocabulary:
 
         ``name`` may also be a spec: ``"wiki@v3"``, ``"wiki:stable"``.
         """
-        if version is None and tag is None and ("@" in name or ":" in name):
+        if isinstance(name, str) and ("@" in name or ":" in name):
+            if version is not None or tag is not None:
+                raise InvalidInputError(f"{name!r} already says which version: give it there or as version=/tag=, not both")
             name, version, tag = parse_spec(name)
         if version is not None and tag is not None:
             raise InvalidInputError("give a version or a tag, not both")
