@@ -11,10 +11,12 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from _helpers import wait_for
+
 from nlpzk import testing
 from nlpzk.corpus import Corpus, ShardWriter
 from nlpzk.errors import IntegrityError, InvalidInputError, NotFoundError
-from nlpzk.vocab import Vocabulary, assign_ids, build, diff, export, parse_spec, tag, versions
+from nlpzk.vocab import Vocabulary, assign_ids, build, delete, diff, export, parse_spec, tag, versions
 from nlpzk.zk import paths, registry, versioned
 
 GOLDEN_SHARDS = {
@@ -210,6 +212,56 @@ def test_follower_survives_session_expiry(cluster, config, zk_server):
         tag(cluster, "g", 2, "stable")  # moved while the follower had no session
         assert view.wait_for_version(2, timeout=20)
         view.unfollow()
+
+
+def test_follow_error_clears_when_the_tag_comes_back_and_a_rebuilt_namesake_is_followed(cluster, config):
+    add_shards(cluster, "golden", GOLDEN_SHARDS)
+    build(cluster, "g", "golden", tags=["latest", "stable"])
+    v2 = build(cluster, "g", "golden", min_count=2)
+    cluster.store.write_bytes(v2.doc["path"], b"not parquet")
+    with testing.Cluster.connect(config) as reader_cluster:
+        view = Vocabulary.open("g:stable", cluster=reader_cluster).follow("stable")
+        tag(cluster, "g", 2, "stable")
+        wait_for(lambda: isinstance(view.follow_error, IntegrityError), timeout=10, what="the failed switch")
+        # back to the version the view has: nothing to load, and nothing wrong any more (the error stayed)
+        tag(cluster, "g", 1, "stable")
+        wait_for(lambda: view.follow_error is None, timeout=10, what="follow_error cleared")
+        assert view.version == 1
+
+        # deleted and built again, the name numbers from v1: the follower at the old v1 kept the old table
+        delete(cluster, "g", force=True)
+        rebuilt = build(cluster, "g", "golden", specials=["<unk>"], tags=["latest", "stable"])
+        assert rebuilt.version == 1 and rebuilt["the"] == 1 != view["the"]
+        wait_for(lambda: view.doc["sha256"] == rebuilt.doc["sha256"], timeout=10, what="the rebuilt v1 loaded")
+        assert view["the"] == 1 and view.encode(["zebra"]).tolist() == [0]
+        view.unfollow()
+
+
+def test_a_version_still_loading_when_the_view_stops_following_is_not_swapped_in(cluster, config, monkeypatch):
+    from nlpzk.vocab import _view
+
+    add_shards(cluster, "golden", GOLDEN_SHARDS)
+    build(cluster, "g", "golden", tags=["latest", "stable"])
+    build(cluster, "g", "golden", min_count=2)
+    reached, go = threading.Event(), threading.Event()
+    real = _view.load_table
+
+    def slow(cluster, name, number, doc, **kw):  # a big table on a slow store: longer than unfollow waits
+        if number == 2:
+            reached.set()
+            go.wait(30)
+        return real(cluster, name, number, doc, **kw)
+
+    monkeypatch.setattr(_view, "load_table", slow)
+    with testing.Cluster.connect(config) as reader_cluster:
+        view = Vocabulary.open("g:stable", cluster=reader_cluster).follow("stable")
+        tag(cluster, "g", 2, "stable")
+        assert reached.wait(10)
+        view.unfollow()  # gives up waiting for the load after a few seconds
+        go.set()
+        # before: the load finished after unfollow() had returned, and the view switched to v2 anyway
+        assert not view.wait_for_version(2, timeout=3)
+        assert view.version == 1 and view.following is None and view.follow_error is None
 
 
 # -- diff, export ----------------------------------------------------------------------------------

@@ -176,6 +176,7 @@ class VocabView:
         self._followed: str | None = None
         self._on_change: Callable[["VocabView"], None] | None = None
         self._changed = threading.Condition()
+        self._generation = 0  # bumped by follow/unfollow: a load begun for an earlier watch is not swapped in
         #: The error of the last failed reload while following (the view kept its version), else None.
         self.follow_error: Exception | None = None
 
@@ -350,20 +351,28 @@ class VocabView:
     def follow(self, tag: str = "latest", on_change: Callable[["VocabView"], None] | None = None) -> "VocabView":
         """Keep this view on whatever ``tag`` points at, switching atomically when it moves.
 
-        A new version is loaded (and checksummed) off to the side and swapped in whole. If it cannot
-        be loaded, the view keeps its current version and records the error in :attr:`follow_error`.
-        ``on_change(view)`` is called after each switch (on the watch's thread; keep it short).
+        A new version is loaded (and checksummed) off to the side and swapped in whole: one call
+        (``encode``, ``decode``, ``view[t]``) answers from one version, but two calls may straddle a
+        switch. If it cannot be loaded, the view keeps its current version and records the error in
+        :attr:`follow_error` (cleared by the next switch, or when the tag comes back to the view's
+        version). A deleted tag keeps the view where it is; when the tag is created again it is
+        followed again. ``on_change(view)`` is called after each switch (on the watch's thread; keep
+        it short). Following needs the cluster open: it stops when the cluster is closed.
         """
         paths.check_name("tag", tag)
         self.unfollow()
+        generation = self._generation
         self._followed = tag
         self._on_change = on_change
-        self._watch = TagWatch(self.cluster.zk, paths.vocab_tag(self.name, tag), self._tag_moved)
+        self._watch = TagWatch(self.cluster.zk, paths.vocab_tag(self.name, tag), lambda number: self._tag_moved(number, generation))
         return self
 
     def unfollow(self) -> None:
+        """Stop following: the view stays at its version, even if a load of another one is still running."""
+        with self._changed:
+            self._generation += 1
         if self._watch is not None:
-            self._watch.stop()
+            self._watch.stop()  # (waits a few seconds at most for a load in flight; that load is then dropped)
         self._watch = None
         self._followed = None
 
@@ -373,21 +382,30 @@ class VocabView:
     def following(self) -> str | None:
         return self._followed
 
-    def _tag_moved(self, number: int | None) -> None:
-        if number is None or number == self._snap.version:
+    def _tag_moved(self, number: int | None, generation: int) -> None:
+        if number is None:
             return  # a deleted tag keeps the view where it is
+        snap = None
         try:
             doc, _ = registry.get_json(self.cluster.zk, paths.vocab_version(self.name, number), what=f"vocabulary {self.name!r} v{number}")
-            snap = _Snapshot(self.name, number, doc, load_table(self.cluster, self.name, number, doc))
-            if self._snap._index is not None:
-                snap.index()  # readers already use single lookups: build the dict here, not on their first call
+            # the same number can hold another table: a vocabulary deleted and built again numbers from v1
+            if number != self._snap.version or doc.get("sha256") != self._snap.doc.get("sha256"):
+                snap = _Snapshot(self.name, number, doc, load_table(self.cluster, self.name, number, doc))
+                if self._snap._index is not None:
+                    snap.index()  # readers already use single lookups: build the dict here, not on their first call
         except Exception as exc:  # keep serving the version we have; the caller can inspect follow_error
-            log.warning("vocabulary %s: cannot switch to v%s: %s", self.name, number, exc)
-            self.follow_error = exc
+            with self._changed:
+                if generation == self._generation:
+                    log.warning("vocabulary %s: cannot switch to v%s: %s", self.name, number, exc)
+                    self.follow_error = exc
             return
         with self._changed:
+            if generation != self._generation:
+                return  # unfollowed (or following another tag) while this version loaded
+            self.follow_error = None  # (also when the tag came back to the version the view has)
+            if snap is None:
+                return
             self._snap = snap
-            self.follow_error = None
             self._changed.notify_all()
         if self._on_change is not None:
             self._on_change(self)
