@@ -399,6 +399,30 @@ def test_encode_and_decode_refuse_what_is_not_a_token_or_an_id_whatever_the_batc
     assert v.decode(np.array([2, 4], np.uint8)) == ["the", "cat"] and v.decode(np.array([], np.int32)) == []
 
 
+def test_a_view_pickles_as_its_version_for_worker_processes(cluster, config):
+    import multiprocessing
+    import operator
+    import pickle
+
+    add_shards(cluster, "golden", GOLDEN_SHARDS)
+    v = build(cluster, "g", "golden", specials=["<unk>", "<pad>"])
+    toks = ["the", "zebra", "cat"]
+    with testing.Cluster.connect(config) as reader_cluster:
+        view = Vocabulary.open("g", cluster=reader_cluster).follow("latest")
+        view["the"]  # with its lookup dict built
+        # before: TypeError: cannot pickle '_thread.lock' object (the cluster's ZooKeeper client)
+        copy = pickle.loads(pickle.dumps(view))
+        view.unfollow()
+    assert repr(copy) == "VocabView('g', v1, 11 tokens)" and copy.cluster is None and copy.following is None
+    assert copy.encode(toks).tolist() == v.encode(toks).tolist() == [2, 0, 4] and copy.decode([2, -1]) == ["the", None]
+    assert (copy.doc, copy.specials, copy.unk_id, copy.counts.tolist(), copy.active.tolist()) == (v.doc, v.specials, v.unk_id, v.counts.tolist(), v.active.tolist())
+    with pytest.raises(InvalidInputError, match="unpickled copy"):
+        copy.follow("latest")
+    # as a DataLoader worker started with spawn gets it
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        assert pool.apply(operator.methodcaller("encode", toks), (v,)).tolist() == [2, 0, 4]
+
+
 # -- bad input -------------------------------------------------------------------------------------
 
 

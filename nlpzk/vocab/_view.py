@@ -118,6 +118,11 @@ class _Snapshot:
             pos = pc.index(self.tokens, UNK).as_py()
             self.unk_id = pos if pos is not None else -1
 
+    def __reduce__(self):
+        # a copy (pickled for a worker process) is its arrays; the lookup dict is rebuilt there on first use
+        table = pa.table({"token": self.tokens, "count": self.counts, "active": self.active})
+        return (_Snapshot, (self.name, self.version, self.doc, table))
+
     def index(self) -> dict[str, int]:
         idx = self._index
         if idx is None:
@@ -167,10 +172,16 @@ class VocabView:
     >>> v = Vocabulary.open("wiki", tag="stable", cluster=cluster)   # doctest: +SKIP
     >>> v["the"], v.token(7), v.encode(["the", "cat"])             # doctest: +SKIP
     >>> v.follow("stable")   # switch to whatever 'stable' points at, as it moves  # doctest: +SKIP
+
+    Unknown tokens: ``view[t]`` raises KeyError, ``id(t)`` gives ``default``, ``count(t)`` 0, ``encode``
+    the ``oov`` id. A view is safe to share between threads (each call answers from one loaded
+    version, see :meth:`follow`). Pickled (e.g. for DataLoader workers started with ``spawn``) it
+    travels as its version's table, without the cluster: the copy stays at that version and cannot
+    follow a tag, like a copy made by ``fork``.
     """
 
-    def __init__(self, cluster: Cluster, snapshot: _Snapshot) -> None:
-        self.cluster = cluster
+    def __init__(self, cluster: Cluster | None, snapshot: _Snapshot) -> None:
+        self.cluster = cluster  # (None in an unpickled copy)
         self._snap = snapshot
         self._watch: TagWatch | None = None
         self._followed: str | None = None
@@ -222,6 +233,10 @@ class VocabView:
     def unk_id(self) -> int:
         """Id of ``<unk>`` when the version has it as a special, else -1 (what ``encode`` gives unknown tokens)."""
         return self._snap.unk_id
+
+    def __reduce__(self):
+        # not the cluster (a live ZooKeeper client) nor the tag watch: a copy is this version's table
+        return (VocabView, (None, self._snap))
 
     def __repr__(self) -> str:
         following = f", following {self._followed!r}" if self._followed else ""
@@ -360,6 +375,11 @@ class VocabView:
         it short). Following needs the cluster open: it stops when the cluster is closed.
         """
         paths.check_name("tag", tag)
+        if self.cluster is None:
+            raise InvalidInputError(
+                f"this view of {self.name!r} v{self.version} is an unpickled copy, without a cluster: it cannot follow a tag",
+                hint="open the vocabulary in this process to follow it: Vocabulary.open(name, tag=TAG, cluster=cluster).follow(TAG)",
+            )
         self.unfollow()
         generation = self._generation
         self._followed = tag
