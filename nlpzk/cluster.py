@@ -28,6 +28,8 @@ class Cluster:
         self.store = store
         #: True when connecting started the embedded ZooKeeper server (the CLI says so once).
         self.started_server = started_server
+        #: True once :meth:`close` was called (watches such as a followed tag stop with it).
+        self.closed = False
 
     @classmethod
     def connect(cls, config: Config | None = None, **overrides: Any) -> "Cluster":
@@ -40,6 +42,7 @@ class Cluster:
         return cls(config, zk, watch, store, started)
 
     def close(self) -> None:
+        self.closed = True
         try:
             self.zk.stop()
             self.zk.close()

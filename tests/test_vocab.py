@@ -15,7 +15,7 @@ from _helpers import wait_for
 
 from nlpzk import testing
 from nlpzk.corpus import Corpus, ShardWriter
-from nlpzk.errors import IntegrityError, InvalidInputError, NotFoundError
+from nlpzk.errors import IntegrityError, InvalidInputError, NotFoundError, ZkUnavailableError
 from nlpzk.vocab import Vocabulary, assign_ids, build, delete, diff, export, parse_spec, tag, versions
 from nlpzk.zk import paths, registry, versioned
 
@@ -421,6 +421,17 @@ def test_a_view_pickles_as_its_version_for_worker_processes(cluster, config):
     # as a DataLoader worker started with spawn gets it
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         assert pool.apply(operator.methodcaller("encode", toks), (v,)).tolist() == [2, 0, 4]
+
+
+def test_following_on_a_closed_cluster_is_refused(cluster, config):
+    add_shards(cluster, "golden", GOLDEN_SHARDS)
+    build(cluster, "g", "golden")
+    with testing.Cluster.connect(config) as reader_cluster:
+        view = Vocabulary.open("g", cluster=reader_cluster)
+    # before: follow() said it was following ('following' set, in its repr too), and never moved
+    with pytest.raises(ZkUnavailableError, match="is closed"):
+        view.follow("latest")
+    assert view.following is None and view.encode(["the"]).tolist() == [0]  # its table still answers
 
 
 # -- bad input -------------------------------------------------------------------------------------

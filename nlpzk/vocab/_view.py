@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..cluster import Cluster, default_cluster
-from ..errors import IntegrityError, InvalidInputError, NotFoundError, StoreError
+from ..errors import IntegrityError, InvalidInputError, NotFoundError, StoreError, ZkUnavailableError
 from ..zk import paths, registry
 from ..zk.tagwatch import TagWatch
 from . import _table
@@ -380,6 +380,8 @@ class VocabView:
                 f"this view of {self.name!r} v{self.version} is an unpickled copy, without a cluster: it cannot follow a tag",
                 hint="open the vocabulary in this process to follow it: Vocabulary.open(name, tag=TAG, cluster=cluster).follow(TAG)",
             )
+        if self.cluster.closed:  # kazoo's watch would be set up silently and never fire
+            raise ZkUnavailableError(f"the cluster of this view of {self.name!r} is closed: it cannot follow a tag", hint="follow while the cluster is open (inside its with block)")
         self.unfollow()
         generation = self._generation
         self._followed = tag
