@@ -310,6 +310,31 @@ def test_export_round_trips(cluster, tmp_path):
     assert list(tmp_path.glob(".tmp-*")) == []
 
 
+def test_exporting_a_followed_view_writes_one_version_while_the_tag_moves(cluster, config, tmp_path, monkeypatch):
+    from nlpzk.vocab import _ops
+
+    add_shards(cluster, "golden", GOLDEN_SHARDS)
+    build(cluster, "g", "golden", tags=["latest", "live"])
+    add_shards(cluster, "golden", GROWN_SHARD)
+    v2 = build(cluster, "g", "golden", parent=1)  # the same first ids, other counts, three more tokens
+    with testing.Cluster.connect(config) as reader_cluster:
+        view = Vocabulary.open("g:live", cluster=reader_cluster).follow("live")
+        check = _ops._check_plain
+
+        def moved_meanwhile(v, fmt):  # the tag moves between reading the tokens and the counts
+            check(v, fmt)
+            tag(cluster, "g", 2, "live")
+            assert view.wait_for_version(2, timeout=10)
+
+        monkeypatch.setattr(_ops, "_check_plain", moved_meanwhile)
+        export(view, "freq", tmp_path / "v.freq")
+        view.unfollow()
+    # before: v1's tokens with v2's counts ("the 6" where v1 counted 4)
+    v1 = Vocabulary.open("g@v1", cluster=cluster)
+    assert (tmp_path / "v.freq").read_text().splitlines() == [f"{t} {c}" for t, c in zip(v1.tokens.to_pylist(), v1.counts.tolist())]
+    assert v2.counts[0] != v1.counts[0]
+
+
 def test_export_refuses_tokens_a_line_format_cannot_hold(cluster, tmp_path):
     out = tmp_path / "out"
     out.mkdir()

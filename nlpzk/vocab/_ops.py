@@ -170,6 +170,7 @@ def write_export(view: VocabView, fmt: str, out: IO[str]) -> int:
     """
     if fmt not in EXPORT_FORMATS:
         raise InvalidInputError(f"unknown export format {fmt!r}", hint=f"use one of: {', '.join(EXPORT_FORMATS)}")
+    view = view.pinned()  # tokens and counts of one version, even if a followed view switches meanwhile
     tokens = view.tokens.to_pylist()
     if fmt == "json":
         json.dump({t: i for i, t in enumerate(tokens)}, out, ensure_ascii=False, indent=0)

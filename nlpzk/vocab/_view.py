@@ -234,6 +234,13 @@ class VocabView:
         """Id of ``<unk>`` when the version has it as a special, else -1 (what ``encode`` gives unknown tokens)."""
         return self._snap.unk_id
 
+    def pinned(self) -> "VocabView":
+        """A view of the version this one has now, that never follows: several calls answer from one version.
+
+        >>> snap = view.pinned(); ids, counts = snap.encode(batch), snap.counts   # doctest: +SKIP
+        """
+        return VocabView(self.cluster, self._snap)
+
     def __reduce__(self):
         # not the cluster (a live ZooKeeper client) nor the tag watch: a copy is this version's table
         return (VocabView, (None, self._snap))
@@ -368,7 +375,7 @@ class VocabView:
 
         A new version is loaded (and checksummed) off to the side and swapped in whole: one call
         (``encode``, ``decode``, ``view[t]``) answers from one version, but two calls may straddle a
-        switch. If it cannot be loaded, the view keeps its current version and records the error in
+        switch (take :meth:`pinned` for several). If it cannot be loaded, the view keeps its current version and records the error in
         :attr:`follow_error` (cleared by the next switch, or when the tag comes back to the view's
         version). A deleted tag keeps the view where it is; when the tag is created again it is
         followed again. ``on_change(view)`` is called after each switch (on the watch's thread; keep
