@@ -335,13 +335,17 @@ def lookup_cmd(
             i = view.id(item)
             rows.append({"token": item, "id": i, "count": view.count(item), "active": bool(view.active[i]) if i is not None else None})
 
+    def shown(token: str) -> str:
+        # one line per item, tab-separated: a tab, newline or other control character is shown escaped
+        return token if token.isprintable() else repr(token)
+
     def human(rows):
         for r in rows:
             if ids:
-                print(f"{r['id']}\t{r['token'] if r['token'] is not None else '(no such id)'}\t{r['count'] if r['count'] is not None else ''}")
+                print(f"{r['id']}\t{shown(r['token']) if r['token'] is not None else '(no such id)'}\t{r['count'] if r['count'] is not None else ''}")
             else:
                 flag = "" if r["id"] is None else ("\tactive" if r["active"] else "\tinactive (below min-count)")
-                print(f"{r['token']}\t{r['id'] if r['id'] is not None else '(unknown)'}\t{r['count']}{flag}")
+                print(f"{shown(r['token'])}\t{r['id'] if r['id'] is not None else '(unknown)'}\t{r['count']}{flag}")
 
     _util.emit({"name": view.name, "version": view.version, "results": rows}, as_json, lambda d: human(d["results"]))
 

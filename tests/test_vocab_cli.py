@@ -335,3 +335,12 @@ def test_lookup_ids_and_encode_oov_that_are_not_integers_are_one_error_line(cli,
         fails(cli("vocab", "encode", "g", f"--oov={item}"), 5, f"--oov must be 'unk' or an integer, not {item!r}")
     rows = json.loads(ok(cli("vocab", "lookup", "g", "--ids", "--json", "--", "-1", "0")))["results"]
     assert [(r["id"], r["token"]) for r in rows] == [(-1, None), (0, "the")]
+
+
+def test_lookup_prints_one_line_per_word_whatever_it_holds(cli, golden):
+    ok(cli("vocab", "build", "g", "--corpus", "golden"))
+    # before: "x\ny" printed over two lines and "a\tb" as two columns of the tab-separated output
+    out = ok(cli("vocab", "lookup", "g", "the", "a\tb", "x\ny", "new york", "café"))
+    assert out.splitlines() == ["the\t0\t4\tactive", "'a\\tb'\t(unknown)\t0", "'x\\ny'\t(unknown)\t0", "new york\t(unknown)\t0", "café\t(unknown)\t0"]
+    rows = json.loads(ok(cli("vocab", "lookup", "g", "a\tb", "--json")))["results"]
+    assert rows == [{"token": "a\tb", "id": None, "count": 0, "active": None}]
