@@ -375,9 +375,9 @@ class VocabView:
 
         A new version is loaded (and checksummed) off to the side and swapped in whole: one call
         (``encode``, ``decode``, ``view[t]``) answers from one version, but two calls may straddle a
-        switch (take :meth:`pinned` for several). If it cannot be loaded, the view keeps its current version and records the error in
-        :attr:`follow_error` (cleared by the next switch, or when the tag comes back to the view's
-        version). A deleted tag keeps the view where it is; when the tag is created again it is
+        switch (take :meth:`pinned` for several). If it cannot be loaded, the view keeps its current
+        version and records the error in :attr:`follow_error` (cleared by the next switch, or when
+        the tag comes back to the view's version). A deleted tag keeps the view where it is; when the tag is created again it is
         followed again. ``on_change(view)`` is called after each switch (on the watch's thread; keep
         it short). Following needs the cluster open: it stops when the cluster is closed.
         """
@@ -469,7 +469,8 @@ class Vocabulary:
     ) -> VocabView:
         """Load one version: ``version`` if given, else ``tag`` (default ``latest``).
 
-        ``name`` may also be a spec: ``"wiki@v3"``, ``"wiki:stable"``.
+        ``name`` may also be a spec: ``"wiki@v3"``, ``"wiki:stable"``. The tag is read once: the view
+        stays at that version until you call ``.follow(tag)`` (see :class:`VocabView`).
         """
         if isinstance(name, str) and ("@" in name or ":" in name):
             if version is not None or tag is not None:
