@@ -75,11 +75,13 @@ def build_cmd(
         from nlpzk.errors import InvalidInputError
 
         raise InvalidInputError(f"--specials {specials!r} has an empty item", hint='give tokens comma-separated, e.g. --specials "<unk>,<pad>"')
-    view = build(
-        _util.cluster(ctx), name, corpus, min_count=min_count, max_size=max_size, parent=parent, specials=special_list, tags=tag, processes=processes
-    )
+    from nlpzk.zk import paths, versioned
+
+    cluster = _util.cluster(ctx)
+    view = build(cluster, name, corpus, min_count=min_count, max_size=max_size, parent=parent, specials=special_list, tags=tag, processes=processes)
     info = _summary(view)
-    info["tags"] = tag
+    # the tags on it now: those asked for, and `latest` too on a vocabulary's first version
+    info["tags"] = sorted(t for t, v in versioned.tags(cluster.zk, paths.vocab(name)).items() if v == view.version)
     _util.emit(
         info,
         as_json,

@@ -56,6 +56,17 @@ def test_register_refuses_an_unknown_vocabulary_version(cluster, registered):
     assert model_doc(cluster, "lee")["version"] == 1  # nothing registered
 
 
+def test_a_first_version_registered_with_other_tags_gets_latest_too(cluster):
+    """`model register JOB --tag candidate` on a new model left it without `latest`: a plain NAME
+    then failed with "model 'm' has no tag 'latest'"."""
+    view, kv = vocab_and_vectors(cluster)
+    assert register_model(cluster, "m", kv, vocab_name=view.name, vocab_version=view.version, tags=["candidate"]) == 1
+    assert model_doc(cluster, "m")["tags"] == ["candidate", "latest"]
+    assert register_model(cluster, "m", kv, vocab_name=view.name, vocab_version=view.version, tags=["candidate"]) == 2
+    assert model_doc(cluster, "m")["version"] == 1  # latest stays: only the first version gets it unasked
+    assert model_doc(cluster, "m", None, "candidate")["version"] == 2
+
+
 def test_parse_ref():
     assert parse_ref("wiki") == ("wiki", None, None)
     assert parse_ref("wiki@v3") == ("wiki", 3, None)

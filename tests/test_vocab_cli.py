@@ -62,6 +62,17 @@ def test_build_list_show_tag(cli, golden):
     assert [r["ok"] for r in json.loads(ok(cli("vocab", "verify", "g", "--json")))] == [True, True]
 
 
+def test_a_first_version_built_with_other_tags_gets_latest_too(cli, golden):
+    """The README's journey builds `--tag stable` only; a plain NAME (which means NAME:latest) then
+    failed with "vocabulary 'g' has no tag 'latest'" although the vocabulary had a version. A
+    later build with other tags leaves `latest` where it is (services may follow it)."""
+    out = json.loads(ok(cli("vocab", "build", "g", "--corpus", "golden", "--tag", "stable", "--json")))
+    assert out["version"] == 1 and out["tags"] == ["latest", "stable"]
+    assert json.loads(ok(cli("vocab", "show", "g", "--json")))["version"] == 1
+    assert "tags: candidate" in ok(cli("vocab", "build", "g", "--corpus", "golden", "--tag", "candidate"))
+    assert json.loads(ok(cli("vocab", "list", "--json")))[0]["tags"] == {"latest": 1, "stable": 1, "candidate": 2}
+
+
 def test_diff_export_lookup(cli, golden, tmp_path):
     ok(cli("vocab", "build", "g", "--corpus", "golden", "--min-count", "2"))
     add_shards(golden, "golden", GROWN_SHARD)

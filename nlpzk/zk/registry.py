@@ -205,7 +205,8 @@ def publish_version(
     guards: Iterable[tuple[str, int]] = (),
     also: Callable[[int], Iterable[tuple[str, bytes, int]]] | None = None,
 ) -> int:
-    """Register the next numbered version under ``base`` (``base/versions/vN``) and move ``tags`` to it.
+    """Register the next numbered version under ``base`` (``base/versions/vN``) and move ``tags`` to it
+    (and ``latest`` when there is none yet, so that a plain NAME names a version).
 
     ``guards``: ``(path, znode version)`` of guard nodes set in the same transaction (a model
     registered on a vocabulary version sets that vocabulary's guard, see
@@ -262,7 +263,10 @@ def publish_version(
         tx.create(f"{base}/versions/{vname}", dumps(vdoc))
         if once is not None:  # result index 2
             tx.create(f"{base}/once/{once}", vname.encode())
-        for tag in tags:
+        # a name with versions always has `latest` (a plain NAME means NAME:latest, and untag refuses
+        # to remove it): the first version gets it whatever tags were asked for
+        moved = tags if "latest" in tags or zk.exists(f"{base}/tags/latest") else [*tags, "latest"]
+        for tag in moved:
             tag_path = f"{base}/tags/{tag}"
             if zk.exists(tag_path):
                 tx.set_data(tag_path, vname.encode())
