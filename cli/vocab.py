@@ -179,6 +179,10 @@ def tag_cmd(
 
     if tag is None:  # nlpzk vocab tag wiki@v3 stable (the model tag form)
         if "@" not in name and ":" not in name:  # a missing argument: a usage error (exit 2)
+            from nlpzk.zk.paths import reads_as_version
+
+            if reads_as_version(version):  # `vocab tag wiki v3`: the tag is what is missing, not the version
+                raise _util.usage_error(ctx, f"Missing argument 'TAG' (which tag should {name} {version} get? e.g. nlpzk vocab tag {name} {version} stable)")
             raise _util.usage_error(ctx, f"Missing argument 'TAG' (which version of {name!r} should get tag {version!r}? e.g. nlpzk vocab tag {name}@vN {version})")
         vname, number, from_tag = parse_spec(name)
         name, version, tag = vname, (f"v{number}" if number is not None else from_tag), version

@@ -55,6 +55,8 @@ def test_build_list_show_tag(cli, golden):
     assert json.loads(ok(cli("vocab", "tag", "g@v1", "old", "--json"))) == {"name": "g", "tag": "old", "version": 1}
     assert json.loads(ok(cli("vocab", "tag", "g:stable", "cand", "--json")))["version"] == 2
     fails(cli("vocab", "tag", "g", "cand"), 2, "which version of 'g' should get tag 'cand'?")
+    # a version and no tag: the tag is missing (not a suggestion to tag something 'v2', a name refused as a tag)
+    fails(cli("vocab", "tag", "g", "v2"), 2, "Missing argument 'TAG' (which tag should g v2 get? e.g. nlpzk vocab tag g v2 stable)")
     assert "removed tag old of g" in ok(cli("vocab", "untag", "g", "old"))
     fails(cli("vocab", "untag", "g", "old"), 4, "has no tag 'old'")
     fails(cli("vocab", "untag", "g", "latest"), 5, "latest tag cannot be removed")

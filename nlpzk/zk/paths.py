@@ -57,11 +57,16 @@ def check_name(kind: str, name: str) -> str:
     return name
 
 
+def reads_as_version(text: str) -> bool:
+    """``v7``, ``V7`` or ``7``: what a version argument looks like (and a tag name may not)."""
+    return re.fullmatch(r"[vV]?[0-9]+", text) is not None
+
+
 def check_tag(tag: str) -> str:
     """A tag name: a name (:func:`check_name`) that does not read as a version (``v7``, ``7``),
     which every ``NAME:tag`` / ``NAME@v7`` argument would otherwise take one for the other."""
     check_name("tag", tag)
-    if re.fullmatch(r"[vV]?[0-9]+", tag):
+    if reads_as_version(tag):
         raise InvalidInputError(f"tag name {tag!r} looks like a version number", hint="pick a name that is not v<digits> or <digits>, e.g. stable or release-7")
     return tag
 
