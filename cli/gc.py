@@ -40,8 +40,7 @@ def gc(
 
     def kept_line(d) -> None:
         if d["younger_kept"]:
-            n = d["younger_kept"]
-            _util.out.print(f"kept {n} unregistered file{'' if n == 1 else 's'} younger than {older_than:g} s (a writer may be about to register them; --older-than 0 includes them)")
+            _util.out.print(f"kept {_util.count(d['younger_kept'], 'unregistered file')} younger than {older_than:g} s (a writer may be about to register them; --older-than 0 includes them)")
 
     def human(d):
         if not d["files"]:
@@ -53,9 +52,9 @@ def gc(
             table.add_row(f["path"], _util.human_bytes(f["bytes"]), f"{f['age_seconds']:.0f}", f["reason"], "yes" if f["deleted"] else "no")
         _util.out.print(table)
         if d["dry_run"]:
-            _util.out.print(f"would delete {sum(f['reason'] != _gc.DAMAGED and (f['reason'] != 'unknown owner' or include_unknown) for f in d['files'])} files")
+            _util.out.print(f"would delete {_util.count(sum(f['reason'] != _gc.DAMAGED and (f['reason'] != 'unknown owner' or include_unknown) for f in d['files']), 'file')}")
         else:
-            _util.out.print(f"deleted {sum(f['deleted'] for f in d['files'])} files, {_util.human_bytes(d['bytes'])}")
+            _util.out.print(f"deleted {_util.count(sum(f['deleted'] for f in d['files']), 'file')}, {_util.human_bytes(d['bytes'])}")
         if any(f["reason"] == _gc.DAMAGED for f in d["files"]):
             _util.out.print("kept the files of names with a znode that holds no valid document (nlpzk gc cannot tell which files it named); repair or delete that znode, then run gc again")
         kept_line(d)

@@ -42,11 +42,15 @@ def test_gc_finds_only_unregistered_old_files(cluster, cli):
     assert json.loads(result.stdout)["younger_kept"] == 1  # the young file: said, not hidden
     assert cluster.store.exists(orphan.info.path)
 
+    assert "would delete 2 files" in cli("gc", "--dry-run").stdout
     result = cli("gc", "--json")
     assert result.exit_code == 0
     assert not cluster.store.exists(orphan.info.path) and not cluster.store.exists(tmp)
     for rel in (w.info.path, young, "unmanaged/notes.txt"):
         assert cluster.store.exists(rel)
+    cluster.store.write_bytes(tmp, b"partial")  # another unfinished write: one file, not "1 files"
+    _age(cluster.store, tmp, 7200)
+    assert "deleted 1 file, 7 B" in cli("gc").stdout
     shown = cli("gc").stdout
     assert "no garbage older than 3600 s" in shown and "kept 1 unregistered file younger than 3600 s" in shown
     assert list(Corpus.open("g", cluster=cluster).sentences()) == [["a"]]
