@@ -9,6 +9,7 @@ import pytest
 from _helpers import one_line_error
 from test_vocab import GOLDEN_SHARDS, GOLDEN_V1, GROWN_SHARD, add_shards
 
+from nlpzk.corpus import Corpus
 from nlpzk.zk import paths, registry
 
 
@@ -171,6 +172,16 @@ def test_missing_and_corrupt_files_exit_7(cli, golden):
     r = cli("vocab", "verify", "g", "--json")
     fails(r, 7, "2 of 2 versions of 'g' are broken: v1, v2")
     assert [(x["version"], x["ok"]) for x in json.loads(r.stdout)] == [(1, False), (2, False)]
+
+
+def test_build_on_a_corpus_with_a_missing_or_damaged_shard_names_the_corpus_verify_command(cli, golden):
+    """It said `store file corpora/golden/shards/... is missing — run the matching verify command`."""
+    shard = sorted(Corpus.open("golden", cluster=golden).shards, key=lambda s: s.id)[0]
+    golden.store.write_bytes(shard.path, b"PAR1 garbage")
+    fails(cli("vocab", "build", "g", "--corpus", "golden"), 7, "fails its checksum — check the corpus with: nlpzk corpus verify golden")
+    golden.store.delete(shard.path)
+    fails(cli("vocab", "build", "g", "--corpus", "golden"), 7, f"store file {shard.path} is missing — check the corpus with: nlpzk corpus verify golden")
+    assert registry.maybe_json(golden.zk, paths.vocab("g")) is None or not registry.list_versions(golden.zk, paths.vocab("g"))
 
 
 def test_delete_a_version_then_the_whole_vocabulary(cli, golden):

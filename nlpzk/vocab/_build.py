@@ -22,7 +22,7 @@ from kazoo.exceptions import NoAuthError
 
 from ..cluster import Cluster
 from ..corpus import Corpus
-from ..errors import ConflictError, InvalidInputError, NotFoundError
+from ..errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError
 from ..store import naming
 from ..zk import paths, registry
 from . import _count, _table
@@ -100,9 +100,12 @@ def build(
     shards = source.shards
     if not shards:
         raise InvalidInputError(f"corpus {corpus!r} has no shards", hint=f"ingest text first: nlpzk corpus ingest {corpus} FILES...")
-    counts = _count.count_shards(
-        cluster.store, [s.path for s in shards], processes=processes, weights=[s.tokens for s in shards], sha256s=[s.sha256 for s in shards]
-    )
+    try:
+        counts = _count.count_shards(
+            cluster.store, [s.path for s in shards], processes=processes, weights=[s.tokens for s in shards], sha256s=[s.sha256 for s in shards]
+        )
+    except IntegrityError as exc:  # a shard file missing or damaged: the store's own hint names no command
+        raise IntegrityError(exc.message, hint=f"check the corpus with: nlpzk corpus verify {corpus}") from None
     if counts.num_rows == 0:
         raise InvalidInputError(f"corpus {corpus!r} has no tokens", hint="ingest non-empty text first")
 
