@@ -108,7 +108,12 @@ def show(ctx: typer.Context, ref: str = RefArg, as_json: bool = _util.JsonOption
 
 
 @app.command("tag")
-def tag(ctx: typer.Context, ref: str = typer.Argument(..., metavar="NAME@v", help="The version to tag."), tag_name: str = typer.Argument(..., metavar="TAG"), as_json: bool = _util.JsonOption) -> None:
+def tag(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., metavar="NAME@vN", help="The version to tag (or NAME:TAG to copy a tag)."),
+    tag_name: str = typer.Argument(..., metavar="TAG", help="Tag to create or move (not a version-like name such as v3)."),
+    as_json: bool = _util.JsonOption,
+) -> None:
     """Point TAG at a version (created or moved atomically); readers following the tag see the move.
 
     Example: nlpzk model tag wiki@v3 stable
@@ -126,7 +131,12 @@ def tag(ctx: typer.Context, ref: str = typer.Argument(..., metavar="NAME@v", hel
 
 
 @app.command("untag")
-def untag(ctx: typer.Context, name: str = typer.Argument(..., metavar="NAME"), tag_name: str = typer.Argument(..., metavar="TAG"), as_json: bool = _util.JsonOption) -> None:
+def untag(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., metavar="NAME", help="Model name."),
+    tag_name: str = typer.Argument(..., metavar="TAG", help="Tag to remove (not latest)."),
+    as_json: bool = _util.JsonOption,
+) -> None:
     """Remove a tag (the version it pointed at stays).
 
     Example: nlpzk model untag wiki stable
@@ -258,10 +268,10 @@ def similar(
 def analogy(
     ctx: typer.Context,
     ref: str = RefArg,
-    a: str = typer.Argument(...),
-    b: str = typer.Argument(...),
-    c: str = typer.Argument(...),
-    n: int = typer.Option(5, "-n", "--topn", min=1),
+    a: str = typer.Argument(..., metavar="A", help="A word (man, in man : king = woman : ?)."),
+    b: str = typer.Argument(..., metavar="B", help="The word A relates to (king)."),
+    c: str = typer.Argument(..., metavar="C", help="The word to relate the same way (woman)."),
+    n: int = typer.Option(5, "-n", "--topn", min=1, help="How many answers."),
     as_json: bool = _util.JsonOption,
 ) -> None:
     """A is to B as C is to ...? (nearest to B - A + C).

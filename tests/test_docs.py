@@ -31,6 +31,17 @@ def test_every_command_is_documented_with_an_example():
     assert not no_example, f"--help without an 'Example: ... <the command> ...' line: {no_example}"
 
 
+def test_every_argument_and_option_says_what_it_is():
+    """`nlpzk model analogy --help` listed A, B, C and -n with no text; `model tag` / `untag` their TAG."""
+    bare = [
+        f"{name} {param.name}"
+        for name, cmd in _commands(typer.main.get_command(app), "nlpzk")
+        for param in cmd.params
+        if not (getattr(param, "help", None) or "").strip()
+    ]
+    assert not bare, f"no help text: {bare}"
+
+
 def test_docs_exist_and_readme_names_the_two_commands():
     for name in ("architecture.md", "cli.md", "benchmarks.md", "operations.md"):
         assert (ROOT / "docs" / name).stat().st_size > 1000, name
