@@ -42,6 +42,18 @@ def test_every_argument_and_option_says_what_it_is():
     assert not bare, f"no help text: {bare}"
 
 
+def test_every_global_option_names_its_environment_variable():
+    """The root --help named NLPZK_ZK and NLPZK_STORE but not NLPZK_ACL_OTHERS, NLPZK_ZK_TLS, ...
+    (docs/cli.md's table of global options lists them all)."""
+    from nlpzk.config import _FIELDS
+
+    root = typer.main.get_command(app)
+    helps = {param.name: param.help or "" for param in root.params}
+    flags = {"zk": "zk_hosts", "store": "store"}  # the option's parameter name where it differs from the setting's
+    missing = [env for key, (env, _type, _secret) in _FIELDS.items() if env not in helps[flags.get(key, key)]]
+    assert not missing, f"root --help does not name: {missing}"
+
+
 def test_docs_exist_and_readme_names_the_two_commands():
     for name in ("architecture.md", "cli.md", "benchmarks.md", "operations.md"):
         assert (ROOT / "docs" / name).stat().st_size > 1000, name
