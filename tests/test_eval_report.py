@@ -57,7 +57,7 @@ def test_report_html_and_png_from_a_real_job(cluster, finished_job, tmp_path):
 
 
 def test_report_bad_input(cluster, tmp_path):
-    with pytest.raises(NotFoundError, match="unknown training job 'nope'"):
+    with pytest.raises(NotFoundError, match=r"unknown training job 'nope' \(see: nlpzk train list\)"):  # as train status says
         build_report(cluster, "nope", str(tmp_path / "r.html"))
     with pytest.raises(InvalidInputError, match=r"\.html or \.png"):
         build_report(cluster, "nope", str(tmp_path / "r.pdf"))

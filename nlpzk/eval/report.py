@@ -32,7 +32,7 @@ def job_history(cluster: Cluster, job: str) -> dict[str, Any]:
     zk = cluster.zk
     doc = registry.maybe_json(zk, paths.job(job))
     if doc is None:
-        raise NotFoundError(f"unknown training job {job!r}", hint="see: nlpzk status")
+        raise NotFoundError(f"unknown training job {job!r}", hint="see: nlpzk train list")  # as every other train command says
     if isinstance(doc, dict) and doc.get("deleting"):  # train delete stopped half-way: its round logs may be gone
         raise registry.being_deleted(paths.job(job))
     rounds: list[dict[str, Any]] = []
