@@ -187,6 +187,15 @@ def count(n: int, noun: str, plural: str | None = None) -> str:
     return f"{n:,} {noun if n == 1 else (plural or noun + 's')}"
 
 
+def scores_cell(evals: dict[str, float], train_scores: dict[str, float] | None) -> str:
+    """A model's headline scores for a table: those `model eval` stored, else the ones its training
+    job measured at its end (marked: over the job's 30,000 most frequent words, not the same numbers)."""
+    scores = ", ".join(f"{k} {v:.3f}" for k, v in evals.items())
+    if not scores and train_scores:
+        scores = "at training: " + ", ".join(f"{k} {v:.3f}" for k, v in train_scores.items())
+    return scores or "-"
+
+
 def human_bytes(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB", "TB"):
         if abs(n) < 1024 or unit == "TB":

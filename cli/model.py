@@ -47,10 +47,7 @@ def list_cmd(ctx: typer.Context, as_json: bool = _util.JsonOption) -> None:
         for r in rows:
             vocab = f"{r['vocab']['name']}@v{r['vocab']['version']}" if r["vocab"] else "-"
             tags = ", ".join(f"{t}->v{v}" for t, v in r["tags"].items())
-            scores = ", ".join(f"{k} {v:.3f}" for k, v in r["eval"].items())
-            if not scores and r.get("train_scores"):  # no `model eval` yet: what the job measured at its end
-                scores = "at training: " + ", ".join(f"{k} {v:.3f}" for k, v in r["train_scores"].items())
-            scores = scores or "-"
+            scores = _util.scores_cell(r["eval"], r.get("train_scores"))
             table.add_row(r["name"] + (" (being deleted)" if r.get("deleting") else ""), str(r["versions"]), f"v{r['latest']}" if r["latest"] else "-", tags, vocab, _fmt(r["words"]), _fmt(r["dim"]), scores)
         _util.out.print(table)
 

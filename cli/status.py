@@ -73,7 +73,7 @@ def render(data: dict[str, Any], jobs_first: bool = False) -> Group:
 
     t = Table("model", "versions", "latest", "vocab", "tags", "scores", title="models", title_justify="left")
     for m in data["models"]:
-        scores = ", ".join(f"{k} {v:.3f}" for k, v in m["eval"].items()) or "-"
+        scores = _util.scores_cell(m["eval"], m.get("train_scores"))  # as model list shows them
         t.add_row(m["name"], str(m["versions"]), f"v{m['latest']}" if m["latest"] else "-", m["vocab"] or "-", _tags(m["tags"]), scores)
     parts.append(t if data["models"] else Text("models: none"))
     return Group(*parts)

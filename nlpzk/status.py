@@ -124,6 +124,7 @@ def models(cluster: Cluster) -> list[dict[str, Any]]:
                 "words": doc.get("words"),
                 "dim": doc.get("dim"),
                 "eval": headline(doc.get("eval") or {}),
+                "train_scores": doc.get("train_scores") or {},
             }
         )
     return rows

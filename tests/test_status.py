@@ -115,6 +115,16 @@ def test_status_follows_real_worker_processes(cluster, config, cli):
     assert job["workers_alive"] == 0 and job["words_per_s"] is None
 
 
+def test_a_model_not_evaluated_yet_shows_its_training_scores_as_model_list_does(cluster, cli):
+    """status showed '-' in the scores column of a model `model list` showed 'at training: ...' for."""
+    view, kv = vocab_and_vectors(cluster)
+    register_model(cluster, "lee", kv, vocab_name="lee", vocab_version=view.version, job="j1", train_scores={"simlex": 0.25, "analogy": 0.5})
+    (model,) = json.loads(cli("status", "--json").stdout)["models"]
+    assert model["eval"] == {} and model["train_scores"] == {"simlex": 0.25, "analogy": 0.5}
+    assert "at training: analogy 0.500, simlex 0.250" in " ".join(cli("status").stdout.split())
+    assert "at training: analogy 0.500, simlex 0.250" in " ".join(cli("model", "list").stdout.split())
+
+
 def test_the_live_view_shows_the_jobs_before_the_registry_lists(cluster):
     """--watch is cut at the terminal's height: with many corpora the jobs never showed."""
     from rich.console import Console
