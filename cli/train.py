@@ -318,7 +318,8 @@ def worker(
 
     def event(kind: str, info: dict) -> None:
         if kind in ("joined", "rejoined", "fenced", "committed", "merged"):
-            print(f"{kind}: " + " ".join(f"{k}={v}" for k, v in info.items() if k != "final"), file=sys.stderr, flush=True)
+            # seconds and loss to 3 decimals: not seconds=0.1210152920029941, loss=99504.92500000002
+            print(f"{kind}: " + " ".join(f"{k}={round(v, 3) if isinstance(v, float) else v}" for k, v in info.items() if k != "final"), file=sys.stderr, flush=True)
 
     w = Worker(_util.cluster(ctx), job, threads=threads, stop=stop, on_event=event, cache_bytes=None if cache_mb is None else cache_mb << 20)
     report = w.run()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -95,6 +96,10 @@ def test_two_workers_finish_each_shard_once_and_beat_random_vectors(cluster, cli
         assert p.wait(180) == 0, (tmp_path / "w0.log").read_text()
     logs = _assert_each_shard_once_per_round(cluster, "j2", shards)
     assert len({c["worker"] for c in logs[-1]["commits"]}) == 2
+    # the event lines on stderr: their numbers rounded (they read seconds=0.1210152920029941)
+    events = "".join((tmp_path / f"w{i}.log").read_text() for i in range(2))
+    assert "committed: round=0 " in events and "merged: round=19 " in events, events
+    assert not re.search(r"=-?[0-9]+\.[0-9]{4,}", events), events
 
     kv, jdoc = train.final_vectors(cluster, "j2")
     assert jdoc["final"]["vocab"] == "lee@v1" and len(kv) == doc["spec"]["vocab_size"]
