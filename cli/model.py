@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import List, Optional
 
 import typer
@@ -204,8 +205,12 @@ def eval_cmd(
             from nlpzk.eval.heldout import evaluate_heldout
 
             k = 2 if workers is None else workers
+
+            def started(eval_id: str) -> None:  # the id is what `model eval-worker` on another machine needs
+                print(f"held-out evaluation {eval_id}: more workers can join with: nlpzk model eval-worker {name} {eval_id}", file=sys.stderr, flush=True)
+
             with _progress(f"held-out loss of {result['model']} with {k} worker(s)"):
-                result["scores"]["heldout"] = evaluate_heldout(cluster, name, result["version"], workers=k, corpus=corpus, save=save)
+                result["scores"]["heldout"] = evaluate_heldout(cluster, name, result["version"], workers=k, corpus=corpus, save=save, on_start=started)
         results.append(result)
     rows = compare(*results)
 

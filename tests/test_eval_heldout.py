@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -54,6 +55,8 @@ def test_two_worker_processes_give_the_in_process_number_and_it_is_stored(cluste
     got = json.loads(res.stdout)["models"][0]["scores"]["heldout"]
     assert got["loss_per_pair"] == alone["loss_per_pair"] and got["pairs"] == alone["pairs"]
     assert 1 <= got["workers"] <= 2
+    # the id that workers on other machines join by is said (on stderr: stdout stays one JSON document)
+    assert re.search(r"held-out evaluation (e-[0-9a-f]{12}): more workers can join with: nlpzk model eval-worker lee \1$", res.stderr, re.M), res.stderr
     stored = model_doc(cluster, "lee")["eval"]["heldout"]
     assert stored["loss_per_pair"] == round(alone["loss_per_pair"], 4) and stored["shards"] == 4
     assert registry.children(cluster.zk, paths.model_evals("lee")) == []  # cleaned up

@@ -24,7 +24,7 @@ import threading
 import time
 import uuid
 import zlib
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -235,11 +235,16 @@ def evaluate_heldout(
     corpus: str | None = None,
     timeout: float = 3600.0,
     save: bool = True,
+    on_start: Callable[[str], None] | None = None,
     **options: Any,
 ) -> dict[str, Any]:
     """Start an evaluation, run ``workers`` local worker processes (0: score in this process), merge,
-    store ``heldout`` on the model version, and clean the evaluation's znodes up."""
+    store ``heldout`` on the model version, and clean the evaluation's znodes up.
+
+    ``on_start(eval_id)`` is called once the evaluation exists: the id workers elsewhere join it by."""
     eval_id, doc = start(cluster, name, version, tag, corpus=corpus, **options)
+    if on_start is not None:
+        on_start(eval_id)
     base = paths.model_eval(name, eval_id)
     procs: list[subprocess.Popen] = []
     try:
