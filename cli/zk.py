@@ -110,7 +110,7 @@ def tree(ctx: typer.Context, path: str = typer.Argument("/", help="Path under th
     if not path.startswith("/") or "/../" in f"{path}/" or "//" in path:
         raise InvalidInputError(f"invalid znode path {path!r}", hint="an absolute path under the chroot, e.g. /corpora")
     zk = _util.cluster(ctx).zk
-    if not exists(zk, path):
+    if path != "/" and not exists(zk, path):  # (a chroot nothing was written to yet is an empty registry)
         raise NotFoundError(f"no znode {path} under the chroot", hint="see: nlpzk zk tree /")
 
     def walk(p: str, level: int) -> None:

@@ -12,7 +12,7 @@ import pytest
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoAuthError
 
-from _helpers import one_line_error
+from _helpers import Cli, one_line_error
 from nlpzk import testing
 from nlpzk.cluster import as_nlpzk_error
 from nlpzk.errors import NotAuthorizedError, NotFoundError, ZkUnavailableError
@@ -30,6 +30,38 @@ def test_connect_creates_chroot_and_isolates(zk_server, tmp_path):
     try:
         assert raw.get(f"{chroot}/hello")[0] == b"x"
         assert not raw.exists("/hello")
+    finally:
+        raw.stop()
+        raw.close()
+
+
+READ_ONLY = [
+    ["status", "--json"], ["corpus", "list"], ["corpus", "show", "c"], ["corpus", "verify", "c"],
+    ["vocab", "list"], ["vocab", "list", "v"], ["vocab", "show", "v"], ["vocab", "lookup", "v", "the"], ["vocab", "verify", "v"],
+    ["vocab", "diff", "v", "v1", "v2"], ["vocab", "export", "v"], ["model", "list"], ["model", "show", "m"],
+    ["model", "similar", "m", "w"], ["train", "list"], ["train", "status", "j"], ["zk", "status"], ["zk", "tree"],
+    ["config", "show"], ["gc", "--dry-run"],
+]
+
+
+def test_read_only_commands_do_not_create_the_chroot(zk_server, tmp_path):
+    """Every read-only command under a chroot that does not exist reports the empty registry (or
+    "unknown ...") and writes nothing: the chroot appeared on connect. The first write creates it."""
+    top = f"/ro-{os.urandom(4).hex()}"
+    config = testing.config_for(zk_server.address, tmp_path / "store", chroot=f"{top}/nlpzk")
+    cli = Cli(testing.env_for(config, tmp_path / "state"))
+    raw = KazooClient(hosts=zk_server.address)
+    raw.start(10)
+    try:
+        for argv in READ_ONLY:
+            res = cli(*argv)
+            assert res.exit_code in (0, NotFoundError.exit_code), (argv, res.stdout, res.stderr)
+            assert raw.exists(top) is None, f"{argv} created the chroot"
+        assert cli("corpus", "list", "--json").stdout.strip() == "[]"
+        with testing.Cluster.connect(config) as c:
+            assert raw.exists(top) is None
+            registry.put_json(c.zk, "/corpora/x", {"options": {}, "created": 0})  # makepath below a chroot not there yet
+        assert raw.exists(f"{top}/nlpzk/corpora/x") is not None
     finally:
         raw.stop()
         raw.close()

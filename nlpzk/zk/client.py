@@ -17,8 +17,9 @@ import time
 from typing import Callable
 
 from kazoo.client import KazooClient, KazooState
-from kazoo.exceptions import OperationTimeoutError
+from kazoo.exceptions import NodeExistsError, OperationTimeoutError
 from kazoo.handlers.threading import AsyncResult, KazooTimeoutError, SequentialThreadingHandler
+from kazoo.protocol.serialization import Create
 from kazoo.retry import KazooRetry
 from kazoo.security import OPEN_ACL_UNSAFE, READ_ACL_UNSAFE, make_digest_acl
 
@@ -118,7 +119,56 @@ class _BoundedHandler(SequentialThreadingHandler):
         return _BoundedResult(self)
 
 
-def connect(config: Config, *, ensure_chroot: bool = True, request_timeout: float | None = None) -> tuple[KazooClient, ConnectionWatch, bool]:
+class _LazyChrootClient(KazooClient):
+    """A client whose chroot node is created by its first write, not on connect.
+
+    Commands that only read (``status``, ``corpus list``, lookups) then write nothing: under a chroot
+    that does not exist yet every read finds no node, i.e. an empty registry. kazoo cannot create its
+    own chroot (its paths are all below it), so the first ``create``, ``ensure_path`` or transaction
+    creates the chroot's nodes with absolute paths first. The ``create``s of a ``makepath`` or an
+    ``ensure_path`` that kazoo chains from its callback thread come after that first call, so the
+    blocking create below only ever runs on the caller's thread.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._chroot_made = False
+        self._chroot_lock = threading.Lock()
+
+    def ensure_chroot(self) -> None:
+        """Create the chroot's nodes (once per client; existing ones are fine)."""
+        if self._chroot_made or not self.chroot:
+            return
+        with self._chroot_lock:
+            if self._chroot_made:
+                return
+            parts = self.chroot.strip("/").split("/")
+            for i in range(1, len(parts) + 1):
+                self.retry(self._create_absolute, "/" + "/".join(parts[:i]))
+            self._chroot_made = True
+
+    def _create_absolute(self, path: str) -> None:
+        result = self.handler.async_result()
+        self._call(Create(path, b"", self.default_acl or OPEN_ACL_UNSAFE, 0), result)
+        try:
+            result.get()
+        except NodeExistsError:
+            pass
+
+    def create_async(self, path, *args, **kwargs):
+        self.ensure_chroot()
+        return super().create_async(path, *args, **kwargs)
+
+    def ensure_path_async(self, path, acl=None):
+        self.ensure_chroot()
+        return super().ensure_path_async(path, acl)
+
+    def transaction(self):
+        self.ensure_chroot()
+        return super().transaction()
+
+
+def connect(config: Config, *, request_timeout: float | None = None) -> tuple[KazooClient, ConnectionWatch, bool]:
     """Connect to ZooKeeper as configured. Returns ``(client, watch, started_embedded_server)``.
 
     With no ``zk`` configured, the embedded standalone server is started (or reused) first.
@@ -131,7 +181,7 @@ def connect(config: Config, *, ensure_chroot: bool = True, request_timeout: floa
 
     tls = tls_options(config)
     auth_data = [("digest", config.auth)] if config.auth else None
-    client = KazooClient(
+    client = _LazyChrootClient(
         hosts=hosts,
         timeout=config.session_timeout,
         connection_retry=KazooRetry(max_tries=-1, delay=0.1, backoff=2, max_delay=2.0),
@@ -154,10 +204,7 @@ def connect(config: Config, *, ensure_chroot: bool = True, request_timeout: floa
             + ("; with --zk-tls also that the port is the server's secureClientPort and that it trusts your certificate and you its (--zk-ca)" if config.zk_tls else ""),
         ) from None
     watch.connected.set()
-    if ensure_chroot and chroot != "/":
-        # kazoo cannot create its own chroot node, so create it first and only then switch into it.
-        client.ensure_path(chroot)
-    client.chroot = chroot if chroot != "/" else ""
+    client.chroot = chroot if chroot != "/" else ""  # created by the first write (_LazyChrootClient)
     return client, watch, started
 
 
