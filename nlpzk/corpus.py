@@ -35,6 +35,12 @@ SHARD_SCHEMA = pa.schema(
 )
 
 
+#: Keys every corpus document has from its creation (:meth:`Corpus.create`): without ``options`` the
+#: corpus would be read as tokenized with the defaults, without ``created`` an ingest would not tell
+#: this corpus from an earlier one of the same name (its duplicate hashes are kept per creation).
+CORPUS_KEYS = ("options", "created")
+
+
 @dataclasses.dataclass(frozen=True)
 class ShardInfo:
     """What the registry records for one shard (a small JSON document)."""
@@ -268,7 +274,7 @@ class Corpus:
         """Open a registered corpus. One that a killed ``delete`` left marked as being deleted is
         refused (its shards may be half gone) unless ``deleting`` (to finish the delete)."""
         cluster = cluster or default_cluster()
-        info = registry.maybe_json(cluster.zk, paths.corpus(name))
+        info = registry.maybe_json(cluster.zk, paths.corpus(name), required=CORPUS_KEYS)
         if info is None:
             raise NotFoundError(f"unknown corpus {name!r}", hint="see: nlpzk corpus list")
         if info.get("deleting") and not deleting:
@@ -285,15 +291,15 @@ class Corpus:
                 registry.create_json(cluster.zk, path, doc)
             except NodeExistsError:  # someone created it first, which is fine if options agree
                 pass
-            info = registry.maybe_json(cluster.zk, path)
+            info = registry.maybe_json(cluster.zk, path, required=CORPUS_KEYS)
             if info is not None:
                 break  # (else deleted between the two: create again)
         else:
             raise ConflictError(f"corpus {name!r} keeps being created and deleted by others", hint="run it again")
         if info.get("deleting"):
             raise registry.being_deleted(paths.corpus(name))
-        if info.get("options") != options:
-            have = info.get("options") or {}
+        if info["options"] != options:
+            have = info["options"] if isinstance(info["options"], dict) else {}
             differ = ", ".join(f"{k} {have.get(k)!r} (not {options.get(k)!r})" for k in sorted(set(have) | set(options)) if have.get(k) != options.get(k))
             raise ConflictError(
                 f"corpus {name!r} exists with other options: {differ}",
@@ -305,7 +311,7 @@ class Corpus:
 
     @property
     def options(self) -> dict[str, Any]:
-        return self.info.get("options", {})
+        return self.info["options"]
 
     @property
     def shards(self) -> list[ShardInfo]:
@@ -330,7 +336,7 @@ class Corpus:
         return {
             "name": self.name,
             "options": self.options,
-            "created": self.info.get("created"),
+            "created": self.info["created"],
             "shards": len(shards),
             "inputs": len(registry.children(self.cluster.zk, paths.inputs(self.name))),
             "documents": sum(s.documents for s in shards),

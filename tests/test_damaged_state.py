@@ -228,6 +228,36 @@ def test_a_document_without_a_key_it_must_have_is_one_error_line(world, cli, nod
     assert zk.exists(paths.job("j2")) is None  # nothing was registered
 
 
+@pytest.mark.parametrize("node, key", [("corpus", "options"), ("corpus", "created"), ("job", "state"), ("job", "round"), ("job", "words")])
+def test_a_corpus_or_job_document_without_a_key_is_damage_not_defaults(world, cli, tmp_path, node, key):
+    """A corpus without ``options`` was read as tokenized with the defaults (a vocab encode with
+    other tokens, an ingest refused as "exists with other options: ... None"), one without
+    ``created`` as another corpus of that name; a job without ``round`` as at round 0."""
+    import json
+
+    zk = world.zk
+    if node == "job":
+        assert cli("train", "run", "j", "--corpus", "c", "--vocab", "v", "--workers", "0", "--no-wait").exit_code == 0
+    path = {"corpus": paths.corpus("c"), "job": paths.job("j")}[node]
+    doc = json.loads(zk.get(path)[0])
+    del doc[key]
+    zk.set(path, json.dumps(doc).encode())
+    text = tmp_path / "more.txt"
+    text.write_text("The cat sat on the mat.\n")
+    commands = {
+        "corpus": [("corpus", "list"), ("corpus", "show", "c"), ("corpus", "ingest", "c", str(text)), ("vocab", "build", "v2", "--corpus", "c"),
+                   ("vocab", "encode", "v", str(text)), ("train", "run", "j2", "--corpus", "c", "--vocab", "v", "--workers", "0", "--no-wait")],
+        "job": [("train", "list"), ("train", "status", "j"), ("train", "resume", "j", "--workers", "0"),
+                ("train", "run", "j", "--corpus", "c", "--vocab", "v", "--workers", "0", "--no-wait")],
+    }[node]
+    before = zk.get(path)[1].version
+    for argv in commands:
+        _fails_cleanly(cli(*argv), f"{path} lacks '{key}'")
+    assert zk.get(path)[1].version == before  # nothing rewrote it
+    assert zk.exists(paths.vocab_version("v2", 1)) is None and zk.exists(paths.job("j2")) is None  # nothing was registered
+    assert not zk.get_children(paths.inputs("c"))  # the ingest registered nothing
+
+
 def test_corpus_verify_reports_a_directory_in_place_of_a_shard_and_goes_on(world, cli):
     import json
 

@@ -603,7 +603,7 @@ def ingest(
         progress({"total_files": len(files)})
 
     existed = cluster.zk.exists(paths.corpus(name)) is not None
-    generation = str(Corpus.create(cluster, name, opts).info.get("created", ""))
+    generation = str(Corpus.create(cluster, name, opts).info["created"])
     claims = InputClaims(cluster.zk, name)
     claims.join()
     lost = threading.Event()  # this run's session ended (the cluster's own flag stays set for ever)

@@ -131,11 +131,11 @@ def create_job(
     parameters to the store first, then creates the job node and round 0 in one transaction.
     """
     paths.check_name("job", job)
-    existing = registry.maybe_json(cluster.zk, paths.job(job))
+    existing = registry.maybe_json(cluster.zk, paths.job(job), required=rounds.JOB_KEYS)
     if existing is not None:
         if existing.get("deleting"):
             raise registry.being_deleted(paths.job(job))
-        spec = existing.get("spec", {})
+        spec = existing["spec"]
         vname, vnum, vtag = parse_spec(vocab) if vocab else (None, None, None)
         if vname and vname == spec.get("vocab") and vtag is not None:  # a tag names whatever version it points at now
             from ..vocab import resolve
@@ -304,7 +304,7 @@ def job_doc(cluster: Cluster, job: str, *, deleting: bool = False) -> dict[str, 
     """The job's node document. A job a ``train delete`` marked (and may have half deleted) is
     refused unless ``deleting``."""
     try:
-        doc = registry.maybe_json(cluster.zk, paths.job(job), required=("spec",))
+        doc = registry.maybe_json(cluster.zk, paths.job(job), required=rounds.JOB_KEYS)
     except registry.CorruptDocumentError as exc:
         raise damaged(job, exc) from None
     if doc is None:
@@ -416,7 +416,7 @@ def status(cluster: Cluster, job: str) -> dict[str, Any]:
     for name in registry.children(zk, paths.job_rounds(job)):
         rd = registry.maybe_json(zk, f"{paths.job_rounds(job)}/{name}") or {}
         rounds_out.append({k: rd.get(k) for k in ("round", "state", "words_before", "words", "loss", "commits", "workers", "wall_s", "train_s", "merge_s", "eval_s", "alpha", "opened", "merged_at")})
-    cur = doc.get("round", 0)
+    cur = doc["round"]
     leases = {}
     done = []
     if doc.get("state") == "running":
@@ -428,7 +428,7 @@ def status(cluster: Cluster, job: str) -> dict[str, Any]:
         "state": doc.get("state"),
         "round": cur,
         "rounds": doc["spec"]["rounds"],
-        "words": doc.get("words", 0),
+        "words": doc["words"],
         "total_words": doc["spec"]["total_words"],
         "spec": doc["spec"],
         "final": doc.get("final"),
@@ -443,10 +443,12 @@ def list_jobs(cluster: Cluster) -> list[dict[str, Any]]:
     out = []
     for name in registry.children(cluster.zk, paths.JOBS):
         try:
-            doc = registry.maybe_json(cluster.zk, paths.job(name)) or {}
+            doc = registry.maybe_json(cluster.zk, paths.job(name), required=rounds.JOB_KEYS)
         except registry.CorruptDocumentError as exc:
             raise damaged(name, exc) from None
-        spec = doc.get("spec", {})
+        if doc is None:
+            continue  # deleted while we listed
+        spec = doc["spec"]
         out.append(
             {
                 "job": name,

@@ -48,6 +48,10 @@ from . import paths, registry
 #: round created before it has none, and its round document no ``"contribs"`` flag.
 ROUND_FOLDERS = (paths.round_leases, paths.round_done, paths.round_merge_leases, paths.round_merge_done, paths.round_contribs)
 
+#: Keys every job document has from its creation (:func:`create_job`): one without them was
+#: changed outside nlpzk, and reading it as round 0 / no words would train or report the wrong thing.
+JOB_KEYS = ("spec", "state", "round", "words")
+
 #: What a caller of this recipe catches to ride out SUSPENDED/LOST (then re-read the job node).
 #: RetryFailedError: kazoo's command retry (which retries connection errors only) gave up.
 CONNECTION_ERRORS = (ConnectionLoss, SessionExpiredError, OperationTimeoutError, ConnectionClosedError, RetryFailedError)
@@ -95,7 +99,7 @@ class RoundBarrier:
     # -- reading --------------------------------------------------------------------------------
 
     def job_doc(self) -> tuple[dict[str, Any], int]:
-        doc, stat = registry.get_json(self.zk, paths.job(self.job), what=f"job {self.job!r}")
+        doc, stat = registry.get_json(self.zk, paths.job(self.job), what=f"job {self.job!r}", required=JOB_KEYS)
         return doc, stat.version
 
     def round_doc(self, r: int) -> dict[str, Any] | None:
