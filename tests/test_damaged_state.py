@@ -160,6 +160,63 @@ def test_a_worker_refuses_damaged_job_files_with_one_line(world, cli, damage):
     assert registry.children(world.zk, paths.round_done("j", 0)) == []  # nothing trained on it was committed
 
 
+def _npy(header: str, *, version: tuple[int, int] = (1, 0), length: int | None = None) -> bytes:
+    """An .npy file with ``header`` as its header text (``length``: the header length field says so)."""
+    import struct
+
+    text = header.encode("latin1") + b"\n"
+    field = struct.pack("<H" if version == (1, 0) else "<I", len(text) if length is None else length)
+    return b"\x93NUMPY" + bytes(version) + field + text + bytes(2 * 3 * 4 * 4)
+
+
+ODD_NPY = {
+    "descr-structured": _npy("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2, 3, 4), }"),
+    "descr-subarray": _npy("{'descr': ('<f4', (2,)), 'fortran_order': False, 'shape': (2, 3, 4), }"),
+    "descr-dict": _npy("{'descr': {'names': ['a'], 'formats': ['<f4']}, 'fortran_order': False, 'shape': (2, 3, 4), }"),
+    "descr-int": _npy("{'descr': 5, 'fortran_order': False, 'shape': (2, 3, 4), }"),
+    "descr-object": _npy("{'descr': '|O', 'fortran_order': False, 'shape': (2, 3, 4), }"),
+    "descr-string": _npy("{'descr': '<U3', 'fortran_order': False, 'shape': (2, 3, 4), }"),
+    "descr-empty-void": _npy("{'descr': '|V0', 'fortran_order': False, 'shape': (2, 3, 4), }"),
+    "fortran-order": _npy("{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3, 4), }"),
+    "shape-negative": _npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2, -3, 4), }"),
+    "shape-strings": _npy("{'descr': '<f4', 'fortran_order': False, 'shape': ('2', 3, 4), }"),
+    "shape-bool": _npy("{'descr': '<f4', 'fortran_order': False, 'shape': (True, 3, 4), }"),
+    "shape-2d": _npy("{'descr': '<f4', 'fortran_order': False, 'shape': (6, 4), }"),
+    "shape-0d": _npy("{'descr': '<f4', 'fortran_order': False, 'shape': (), }"),
+    "header-cut-off": _npy("{'descr': '<f4', 'fortran_order': Fal"),
+    "header-length-short": _npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3, 4), }", length=12),
+    "header-length-huge": _npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3, 4), }", length=65535),
+    "header-length-huge-v2": _npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3, 4), }", version=(2, 0), length=2**31),
+    "header-not-a-dict": _npy("[2, 3, 4]"),
+    "format-version-9": _npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3, 4), }", version=(9, 9)),
+    "truncated-magic": b"\x93NUM",
+    "empty": b"",
+}
+
+
+@pytest.mark.parametrize("case", sorted(ODD_NPY))
+def test_an_npy_file_with_an_odd_header_is_an_integrity_error(tmp_path, case):
+    """The merge reads contributions and parameter parts through NpyReader: an odd header raised
+    TypeError, IndexError or tokenize.TokenError (a traceback; readable() let it through, so a
+    worker checking the round's contributions crashed), ValueError or InvalidInputError (exit 5),
+    or was opened and read as garbage (a structured or object dtype, a negative or 2-d shape)."""
+    import numpy as np
+
+    from nlpzk.store import Store
+    from nlpzk.train import merge
+
+    store = Store(str(tmp_path / "store"))
+    store.write_bytes("odd.npy", ODD_NPY[case])
+    with pytest.raises(errors.IntegrityError, match="store file odd.npy is not a readable parameter array"):
+        merge.NpyReader(store, "odd.npy")
+    assert merge.readable(store, "odd.npy", (2, 3, 4), np.float32) is False
+    try:
+        merge.load_array(store, "odd.npy")
+    except errors.IntegrityError as exc:
+        assert "store file odd.npy is not a readable parameter array" in exc.line()
+    # (else numpy read it as some array: load_params checks its shape and dtype)
+
+
 @pytest.mark.parametrize("damage", ["truncated", "other-schema"])
 def test_ingest_refuses_a_damaged_document_hash_sidecar_with_one_line(cluster, cli, tmp_path, damage):
     import pyarrow as pa

@@ -28,6 +28,9 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import math
+import tokenize
+import zipfile
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -65,36 +68,64 @@ def default_eta(k: int, rule: str = DEFAULT_RULE) -> float:
     return 1.0 - (0.6 if rule.startswith("nbmuf") else 1.0) / k
 
 
+#: What numpy's header parsing raises on a damaged or foreign header (a cut-off literal is a
+#: tokenize.TokenError, not a ValueError; a descr of another type a TypeError or a KeyError).
+_BAD_HEADER = (ValueError, TypeError, KeyError, IndexError, SyntaxError, tokenize.TokenError, EOFError, OverflowError)
+
+
+def _damaged(rel: str, problem: str) -> IntegrityError:
+    return IntegrityError(f"store file {rel} is not a readable parameter array: {problem}", hint="the job's files were damaged; train the job again under a new name")
+
+
 class NpyReader:
-    """Random access to rows of a C-ordered ``.npy`` file in the store, without loading it whole."""
+    """Random access to rows of a C-ordered ``.npy`` file in the store, without loading it whole.
+
+    Only what nlpzk writes is accepted: a 1-d or 3-d C-ordered array of plain numbers. Any other
+    header (cut short, Fortran order, a structured, object or string dtype, a shape of negative or
+    non-integer sizes) is IntegrityError, like a file missing (the file is damaged or foreign)."""
 
     def __init__(self, store: Store, rel: str) -> None:
+        self.rel = rel
         self._fh = store.open_input(rel)
-        head = self._fh.read(min(4096, self._fh.size()))
-        buf = io.BytesIO(head)
-        version = np.lib.format.read_magic(buf)
-        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        shape, fortran, dtype = read_header(buf)
-        if fortran:
-            raise InvalidInputError(f"{rel} is Fortran-ordered; expected C order")
-        self.shape = shape
-        self.dtype = np.dtype(dtype)
-        self._offset = buf.tell()
-        self._row_bytes = (shape[2] if len(shape) == 3 else 1) * self.dtype.itemsize
+        try:
+            self.shape, self.dtype, self._offset = self._header(rel)
+        except BaseException:
+            self._fh.close()
+            raise
+        self._row_bytes = (self.shape[2] if len(self.shape) == 3 else 1) * self.dtype.itemsize
+
+    def _header(self, rel: str) -> tuple[tuple[int, ...], np.dtype, int]:
+        buf = io.BytesIO(self._fh.read(min(4096, self._fh.size())))  # our headers take 128 bytes
+        try:
+            version = np.lib.format.read_magic(buf)
+            if version not in ((1, 0), (2, 0), (3, 0)):
+                raise ValueError(f"unknown .npy format version {version}")
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read_header(buf)
+            dtype = np.dtype(dtype)
+        except _BAD_HEADER as exc:
+            raise _damaged(rel, f"{type(exc).__name__}: {exc}") from None
+        if fortran is not False:
+            raise _damaged(rel, "it is Fortran-ordered; expected C order")
+        if dtype.kind not in "biuf" or dtype.fields is not None or dtype.subdtype is not None or dtype.itemsize == 0:
+            raise _damaged(rel, f"it holds {dtype}, not plain numbers")
+        if len(shape) not in (1, 3) or not all(type(n) is int and n >= 0 for n in shape):
+            raise _damaged(rel, f"its shape {shape} is not 1-d or 3-d sizes")
+        return tuple(shape), dtype, buf.tell()
 
     def complete(self) -> bool:
         """The file holds every byte its header announces (a truncated file does not)."""
-        return self._fh.size() == self._offset + int(np.prod(self.shape)) * self.dtype.itemsize
+        return self._fh.size() == self._offset + math.prod(self.shape) * self.dtype.itemsize
 
     def rows(self, m: int | None, a: int, b: int) -> np.ndarray:
         """Rows ``a:b`` of matrix ``m`` (for 3-d files) or elements ``a:b`` (for 1-d files)."""
         if len(self.shape) == 1:
-            start = self._offset + a * self.dtype.itemsize
-            data = self._fh.read_at((b - a) * self.dtype.itemsize, start)
-            return np.frombuffer(data, dtype=self.dtype)
-        v = self.shape[1]
-        start = self._offset + (m * v + a) * self._row_bytes
-        data = self._fh.read_at((b - a) * self._row_bytes, start)
+            start, size = self._offset + a * self.dtype.itemsize, (b - a) * self.dtype.itemsize
+        else:
+            start, size = self._offset + (m * self.shape[1] + a) * self._row_bytes, (b - a) * self._row_bytes
+        data = self._fh.read_at(size, start)
+        if len(data) != size:
+            raise _damaged(self.rel, f"it ends before byte {start + size} its header announces")
         return np.frombuffer(data, dtype=self.dtype).reshape(b - a, *self.shape[2:])
 
     def close(self) -> None:
@@ -135,9 +166,7 @@ def readable(store: Store, rel: str, shape: tuple[int, ...], dtype: Any) -> bool
     """
     try:
         r = NpyReader(store, rel)
-    except IntegrityError:  # missing
-        return False
-    except (InvalidInputError, ValueError):  # not a C-ordered .npy (a header cut short, garbage)
+    except IntegrityError:  # missing, or not a .npy as nlpzk writes them (a header cut short, garbage)
         return False
     except StoreError:
         raise
@@ -325,13 +354,18 @@ def load_array(store: Store, rel: str) -> np.ndarray:
     """Read a whole ``.npy`` (memory-mapped when the store is local)."""
     local = store.local_path(rel)
     try:
+        array = None
         if local is not None:
             try:
-                return np.load(local, mmap_mode="r", allow_pickle=False)
+                array = np.load(local, mmap_mode="r", allow_pickle=False)
             except FileNotFoundError:
                 store.open_input(rel)  # raises the store's IntegrityError for a missing file
-        return np.load(io.BytesIO(store.read_bytes(rel)), allow_pickle=False)
-    except (ValueError, EOFError, IsADirectoryError) as exc:  # truncated, not .npy, a directory in its place
-        raise IntegrityError(f"store file {rel} is not a readable parameter array: {exc}", hint="the job's files were damaged; train the job again under a new name") from None
+        if array is None:
+            array = np.load(io.BytesIO(store.read_bytes(rel)), allow_pickle=False)
+    except (*_BAD_HEADER, zipfile.BadZipFile, IsADirectoryError) as exc:  # truncated, not .npy, a directory in its place
+        raise _damaged(rel, str(exc)) from None
     except OSError as exc:  # permission denied, an I/O error: says nothing about the file itself
         raise StoreError(f"store error while reading {rel}: {exc}", hint="check the store (permissions, the disk or mount); nothing is lost: resume the job once it reads again") from None
+    if not isinstance(array, np.ndarray):  # np.load also opens .npz (zip) archives
+        raise _damaged(rel, "it is an .npz archive, not one array")
+    return array
