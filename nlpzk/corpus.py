@@ -397,31 +397,34 @@ class Corpus:
         zk = self.cluster.zk
         resuming = bool(self.info.get("deleting"))  # a marked corpus passed the looks below when it was marked
         shards = len(registry.children(zk, paths.shards(self.name)))
-        for _ in versioned.guard_attempts(f"deleting corpus {self.name!r}") if not resuming else ():
-            # "look for jobs, then mark" is one step against job creations: the mark's transaction sets
-            # the corpus's guard node at the version read before looking, and every job creation on the
-            # corpus sets it too (train.create_job): whichever commits second fails and looks again.
-            # --force looks at nothing: it sets the guard whatever its version.
-            guard = versioned.guard_version(zk, paths.corpus_users(self.name))  # (created if missing)
-            guard = -1 if force else guard
-            running = self.ingesters()
-            if running and not force:
-                raise ConflictError(f"corpus {self.name!r} is being ingested right now ({len(running)} ingester(s))", hint="wait for them, or pass --force")
-            if not force:
-                self._refuse_if_trained_on()
-            try:
-                versioned.mark_deleting_guarded(zk, paths.corpus(self.name), paths.corpus_users(self.name), guard)
-                break
-            except versioned.GuardChanged:
-                continue  # a job was created on it meanwhile: look again
-            except NotFoundError:
-                break  # deleted meanwhile by another delete: its files go below all the same
+        guard_path = paths.corpus_users(self.name)
+        with versioned.GuardHold(zk, guard_path, paths.corpus(self.name)) as hold:
+            for _ in versioned.guard_attempts(f"deleting corpus {self.name!r}") if not resuming else ():
+                # "look for jobs, then mark" is one step against job creations: the mark's transaction sets
+                # the corpus's guard node at the version read before looking, and every job creation on the
+                # corpus sets it too (train.create_job): whichever commits second fails and looks again.
+                # --force looks at nothing: it sets the guard whatever its version.
+                guard = hold.version()
+                guard = -1 if force else guard
+                running = self.ingesters()
+                if running and not force:
+                    raise ConflictError(f"corpus {self.name!r} is being ingested right now ({len(running)} ingester(s))", hint="wait for them, or pass --force")
+                if not force:
+                    self._refuse_if_trained_on()
+                try:
+                    versioned.mark_deleting_guarded(zk, paths.corpus(self.name), guard_path, guard, hold=hold)
+                    break
+                except versioned.GuardChanged:
+                    continue  # a job was created on it meanwhile: look again
+                except NotFoundError:
+                    break  # deleted meanwhile by another delete: its files go below all the same
         store = self.cluster.store
         files = store.list(naming.corpus_dir(self.name))
         for f in files:
             store.delete(f)
         store.delete_dir(naming.corpus_dir(self.name))
         registry.delete_tree(zk, paths.corpus(self.name))
+        versioned.drop_guard(zk, guard_path)  # (left if a job creation holds it: its release drops it)
         return {"shards": shards, "files": len(files)}
 
     def training_jobs(self) -> list[str]:

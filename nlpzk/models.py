@@ -197,21 +197,22 @@ def register_model(
         # Against `vocab delete` (a model version is a user of its vocabulary version): set the
         # vocabulary's guard at the version read before checking the version is still this table;
         # a delete that looked for users before we registered sets it too, so one of us looks again.
-        for _ in versioned.guard_attempts(f"registering model {name!r}"):
-            guard = versioned.guard_version(cluster.zk, paths.vocab_users(vocab_name))
-            now = registry.maybe_json(cluster.zk, paths.vocab_version(vocab_name, vocab_version))
-            if registry.is_deleting(cluster.zk, paths.vocab(vocab_name)) or not isinstance(now, dict) or now.get("sha256") != vdoc.get("sha256"):
-                raise NotFoundError(f"vocabulary {vocab_name}@v{vocab_version} was deleted meanwhile", hint="a model must be tied to a registered vocabulary version (see: nlpzk vocab list)")
-            try:
-                # one version per job, decided in the publishing transaction: the worker that publishes a
-                # job's last round and `train run` (or `model register`) may both register it at once
-                return registry.publish_version(
-                    cluster.zk, _base(name), doc, tags=tags, once=None if job is None else _once_key(job, job_created), create_base=False,
-                    guards=[(paths.vocab_users(vocab_name), guard)],
-                    also=None if job is None or job_created is None else _job_records(cluster, name, job, job_created),
-                )
-            except registry.GuardChanged:
-                continue  # a delete (or a job creation) on the vocabulary went first: look again
+        with versioned.GuardHold(cluster.zk, paths.vocab_users(vocab_name), paths.vocab(vocab_name)) as hold:
+            for _ in versioned.guard_attempts(f"registering model {name!r}"):
+                guard = hold.version()
+                now = registry.maybe_json(cluster.zk, paths.vocab_version(vocab_name, vocab_version))
+                if registry.is_deleting(cluster.zk, paths.vocab(vocab_name)) or not isinstance(now, dict) or now.get("sha256") != vdoc.get("sha256"):
+                    raise NotFoundError(f"vocabulary {vocab_name}@v{vocab_version} was deleted meanwhile", hint="a model must be tied to a registered vocabulary version (see: nlpzk vocab list)")
+                try:
+                    # one version per job, decided in the publishing transaction: the worker that publishes a
+                    # job's last round and `train run` (or `model register`) may both register it at once
+                    return registry.publish_version(
+                        cluster.zk, _base(name), doc, tags=tags, once=None if job is None else _once_key(job, job_created), create_base=False,
+                        guards=[(paths.vocab_users(vocab_name), guard), hold.check],
+                        also=None if job is None or job_created is None else _job_records(cluster, name, job, job_created),
+                    )
+                except registry.GuardChanged:
+                    continue  # a delete (or a job creation) on the vocabulary went first (or the hold went with its session): look again
         raise AssertionError("unreachable")  # guard_attempts raises when its time is up
     except BaseException:
         # Delete the file only when the registry provably does not point at it; if ZooKeeper cannot

@@ -8,7 +8,7 @@ on missing shard files)."""
 from __future__ import annotations
 
 import pytest
-from _helpers import one_line_error
+from _helpers import one_line_error, wait_for
 from kazoo.exceptions import ConnectionLoss
 from test_models_support import ingest_sentences, lee_sentences, vocab_and_vectors
 
@@ -326,3 +326,53 @@ def test_a_job_is_not_created_on_a_corpus_deleted_and_recreated_meanwhile(cluste
         now = {(s.path, s.sha256) for s in Corpus.open("lee", cluster=cluster).shards}
         stale = [s["path"] for s in shard_list if (s["path"], s["sha256"]) not in now]
         assert not stale, f"job j1 was created on the new corpus 'lee' with the old one's shards: {stale}"
+
+
+# 6. The guards stayed for ever: /guards/corpora/<c> and /guards/vocab/<v> of every name ever used
+# by a job, a model or a delete survived the corpus's and the vocabulary's delete.
+def test_deletes_remove_the_guards_of_what_they_delete(cli, cluster):
+    from nlpzk import models
+
+    view, kv = vocab_and_vectors(cluster)  # corpus and vocabulary "lee"
+    models.register_model(cluster, "m", kv, vocab_name="lee", vocab_version=int(view.version), job=None)  # sets the vocabulary's guard
+    _job(cluster, view=view)  # sets both
+    assert cluster.zk.exists(paths.corpus_users("lee")) and cluster.zk.exists(paths.vocab_users("lee"))
+    for argv in (["train", "delete", "j1", "--yes", "--force"], ["model", "delete", "m", "--yes"], ["vocab", "delete", "lee", "--yes"]):
+        r = cli(*argv)
+        assert r.exit_code == 0, (argv, r.stdout, r.stderr)
+    assert cluster.zk.exists(paths.vocab_users("lee")) is None and cluster.zk.get_children(paths.corpus_users("lee")) == []  # no hold left either
+    assert cli("corpus", "delete", "lee", "--yes").exit_code == 0
+    assert cluster.zk.get_children(f"{paths.GUARDS}/corpora") == [] and cluster.zk.get_children(f"{paths.GUARDS}/vocab") == []
+
+
+def test_a_guard_is_not_deleted_while_held_and_a_hold_gone_with_its_session_fails_the_transaction(cluster, config, zk_server, lee):
+    """A guard deleted with its corpus and created anew starts again at version 0: a job creation that
+    read version 0 of the old one would then set the new one. So a delete removes a guard only while
+    nobody holds it (GuardHold), and every guarded transaction checks its hold still exists."""
+    from nlpzk.zk import versioned
+
+    guard, base = paths.corpus_users("lee"), paths.corpus("lee")
+    other = testing.Cluster.connect(config)
+    try:
+        hold = versioned.GuardHold(other.zk, guard, base)
+        seen = hold.version()  # a `train run` looking at the corpus...
+        Corpus.open("lee", cluster=cluster).delete()  # ...while it is deleted
+        assert cluster.zk.exists(guard) is not None, "a held guard was deleted"
+        ingest_sentences(cluster, "lee", lee_sentences()[:200])  # and created anew
+        with pytest.raises(versioned.GuardChanged):  # the version it read is of the guard the delete set
+            versioned.mark_deleting_guarded(other.zk, base, guard, seen, hold=hold)
+        hold.release()
+        assert cluster.zk.exists(guard) is not None  # the corpus exists again: its guard stays
+        Corpus.open("lee", cluster=cluster).delete()
+        assert cluster.zk.exists(guard) is None  # nobody holds it: deleted with the corpus
+
+        ingest_sentences(cluster, "lee", lee_sentences()[:200])
+        hold = versioned.GuardHold(other.zk, guard, base)
+        seen = hold.version()
+        testing.expire_session(other.zk, zk_server.address)  # the hold goes with the session
+        wait_for(lambda: other.zk.connected and not cluster.zk.get_children(guard), what="a new session, without the hold")
+        with pytest.raises(versioned.GuardChanged):  # though the guard is still at the version it read
+            versioned.mark_deleting_guarded(other.zk, base, guard, seen, hold=hold)
+        assert cluster.zk.exists(guard).version == seen and not registry.is_deleting(cluster.zk, base)
+    finally:
+        other.close()

@@ -253,9 +253,9 @@ def test_an_ingester_cannot_commit_into_a_corpus_marked_deleting(cluster, config
         running = InputClaims(other.zk, "c")
         real_mark = versioned.mark_deleting_guarded
 
-        def mark_deleting(zk, base, *guard):
+        def mark_deleting(zk, base, *guard, **hold):
             running.join()  # an ingest past Corpus.create joins after delete's ingesters() check
-            real_mark(zk, base, *guard)
+            real_mark(zk, base, *guard, **hold)
             assert running.try_claim("k", {"source": "a.txt"})
             version, _ = running.commit_point()
             try:

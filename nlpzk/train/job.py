@@ -221,24 +221,27 @@ def _create_guarded(
     """``rounds.create_job`` against `corpus delete` and `vocab delete`: the transaction sets the
     corpus's and the vocabulary's guard nodes at the versions read before checking that the corpus
     node is still the one whose shards were read (``corpus_czxid``: not deleted and created anew),
-    that neither is being deleted, and that the version still holds the table loaded; a delete sets
-    them too after it looked for jobs, so whichever commits second fails and looks again. Guards
-    are never deleted, so their versions never start again under a name created anew.
+    that neither is being deleted, and that the version still holds the table loaded; a delete
+    sets them too after it looked for jobs, so whichever commits second fails and looks again.
+    Both guards are held meanwhile (``versioned.GuardHold``), so neither is deleted with its
+    corpus or vocabulary and created anew at version 0 between our read and our transaction.
     False: the job exists."""
     zk = cluster.zk
-    for _ in _versioned.guard_attempts(f"creating job {job!r}"):
-        cguard = _versioned.guard_version(zk, paths.corpus_users(corpus))
-        vguard = _versioned.guard_version(zk, paths.vocab_users(vd.name))
-        cstat = zk.exists(paths.corpus(corpus))
-        if cstat is None or cstat.czxid != corpus_czxid or registry.is_deleting(zk, paths.corpus(corpus)):
-            raise ConflictError(f"corpus {corpus!r} was deleted meanwhile, or is being deleted", hint="see: nlpzk corpus list, then run train run again")
-        now = registry.maybe_json(zk, paths.vocab_version(vd.name, vd.version))
-        if registry.is_deleting(zk, paths.vocab(vd.name)) or not isinstance(now, dict) or now.get("sha256") != vdoc.get("sha256"):
-            raise ConflictError(f"vocabulary {vd.ref} was deleted meanwhile, or is being deleted", hint=f"train on another version (see: nlpzk vocab list {vd.name})")
-        try:
-            return rounds.create_job(zk, job, doc, round0, units, guards=[(paths.corpus_users(corpus), cguard), (paths.vocab_users(vd.name), vguard)])
-        except rounds.StaleCheck:
-            continue  # a delete, or another job creation, went first: look again
+    with _versioned.GuardHold(zk, paths.corpus_users(corpus), paths.corpus(corpus)) as chold, _versioned.GuardHold(zk, paths.vocab_users(vd.name), paths.vocab(vd.name)) as vhold:
+        for _ in _versioned.guard_attempts(f"creating job {job!r}"):
+            cguard = chold.version()
+            vguard = vhold.version()
+            cstat = zk.exists(paths.corpus(corpus))
+            if cstat is None or cstat.czxid != corpus_czxid or registry.is_deleting(zk, paths.corpus(corpus)):
+                raise ConflictError(f"corpus {corpus!r} was deleted meanwhile, or is being deleted", hint="see: nlpzk corpus list, then run train run again")
+            now = registry.maybe_json(zk, paths.vocab_version(vd.name, vd.version))
+            if registry.is_deleting(zk, paths.vocab(vd.name)) or not isinstance(now, dict) or now.get("sha256") != vdoc.get("sha256"):
+                raise ConflictError(f"vocabulary {vd.ref} was deleted meanwhile, or is being deleted", hint=f"train on another version (see: nlpzk vocab list {vd.name})")
+            try:
+                guards = [(paths.corpus_users(corpus), cguard), (paths.vocab_users(vd.name), vguard), chold.check, vhold.check]
+                return rounds.create_job(zk, job, doc, round0, units, guards=guards)
+            except rounds.StaleCheck:
+                continue  # a delete, or another job creation, went first (or a hold went with its session): look again
     raise AssertionError("unreachable")  # guard_attempts raises when its time is up
 
 

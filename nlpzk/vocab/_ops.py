@@ -258,9 +258,10 @@ def delete(cluster: Cluster, name: str, version: int | str | None = None, *, for
     Refused (ConflictError, naming them) while a model version or a training job needs what would be
     deleted (:func:`users`), unless ``force``: their ids then belong to a vocabulary nobody can read.
     "Look for users, then delete" is one step against job creations: the delete's transaction sets
-    the vocabulary's guard node (``/vocab/<name>/users``) at the znode version read before looking,
+    the vocabulary's guard node (``/guards/vocab/<name>``) at the znode version read before looking,
     and every job creation on the vocabulary sets it too (``train.create_job``), so whichever
-    commits second fails and looks again (:func:`nlpzk.zk.versioned.guard_version`).
+    commits second fails and looks again (:class:`nlpzk.zk.versioned.GuardHold`). A whole
+    vocabulary's guard goes with it.
     One version: its znode and tags go in that transaction (``latest`` moves back to the highest
     remaining version), then its file. A whole vocabulary: that transaction marks the base as
     being deleted (refused everywhere from then on), then its files go, then its znodes; a delete
@@ -276,27 +277,29 @@ def delete(cluster: Cluster, name: str, version: int | str | None = None, *, for
     number = None
     if version is not None:
         number, _ = resolve(cluster, name, *_version_arg(version))
-    for _ in versioned.guard_attempts(f"deleting vocabulary {name!r}"):
-        # --force looks at nothing: it sets the guard whatever its version
-        guard = versioned.guard_version(zk, paths.vocab_users(name))  # (created if missing)
-        guard = -1 if force else guard
-        if not force and not resuming:
-            _refuse_if_used(cluster, name, number)
-        try:
-            if number is not None:
-                doc, _ = registry.get_json(zk, paths.vocab_version(name, number), what=f"vocabulary {name}@v{number}")
-                touched = versioned.delete_version(zk, base, number, guard=(paths.vocab_users(name), guard))
-                if doc.get("path"):
-                    cluster.store.delete(doc["path"])
-                return {"name": name, "deleted": [number], "tags": touched}
-            if not resuming:  # a marked vocabulary passed this look when it was marked
-                try:
-                    versioned.mark_deleting_guarded(zk, base, paths.vocab_users(name), guard)
-                except NotFoundError:
-                    raise NotFoundError(f"unknown vocabulary {name!r} (deleted meanwhile)", hint="see: nlpzk vocab list") from None
-            break
-        except versioned.GuardChanged:
-            continue  # a job was created (or a model registered) on it meanwhile: look again
+    guard_path = paths.vocab_users(name)
+    with versioned.GuardHold(zk, guard_path, base) as hold:
+        for _ in versioned.guard_attempts(f"deleting vocabulary {name!r}"):
+            # --force looks at nothing: it sets the guard whatever its version
+            guard = hold.version()  # (created if missing)
+            guard = -1 if force else guard
+            if not force and not resuming:
+                _refuse_if_used(cluster, name, number)
+            try:
+                if number is not None:
+                    doc, _ = registry.get_json(zk, paths.vocab_version(name, number), what=f"vocabulary {name}@v{number}")
+                    touched = versioned.delete_version(zk, base, number, guard=(guard_path, guard), hold=hold)
+                    if doc.get("path"):
+                        cluster.store.delete(doc["path"])
+                    return {"name": name, "deleted": [number], "tags": touched}
+                if not resuming:  # a marked vocabulary passed this look when it was marked
+                    try:
+                        versioned.mark_deleting_guarded(zk, base, guard_path, guard, hold=hold)
+                    except NotFoundError:
+                        raise NotFoundError(f"unknown vocabulary {name!r} (deleted meanwhile)", hint="see: nlpzk vocab list") from None
+                break
+            except versioned.GuardChanged:
+                continue  # a job was created (or a model registered) on it meanwhile: look again
     numbers = versioned.versions(zk, base)  # complete: no version is published under a marked base
     docs = [(n, registry.maybe_json(zk, paths.vocab_version(name, n))) for n in numbers]
     for _, doc in docs:
@@ -304,4 +307,5 @@ def delete(cluster: Cluster, name: str, version: int | str | None = None, *, for
             cluster.store.delete(doc["path"])
     cluster.store.delete_dir(naming.vocab_dir(name))
     versioned.delete_tree(zk, base)
+    versioned.drop_guard(zk, guard_path)  # (left if a job creation or a model registration holds it: its release drops it)
     return {"name": name, "deleted": [n for n, _ in docs], "tags": []}

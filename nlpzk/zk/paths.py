@@ -140,8 +140,8 @@ def ingester(name: str, member: str) -> str:
 def corpus_users(name: str) -> str:
     """Empty node whose znode version every job creation on the corpus and its delete bump (the guard).
 
-    Outside the corpus's tree, so a delete does not remove it: its version never starts again at 0
-    under a corpus deleted and created anew with the same name."""
+    Outside the corpus's tree: the delete removes it last, and only while nobody holds it
+    (``versioned.GuardHold``), so nobody sets a version read from a guard since deleted."""
     return f"{GUARDS}/corpora/{check_name('corpus', name)}"
 
 
@@ -165,7 +165,8 @@ def vocab_tags(name: str) -> str:
 
 def vocab_users(name: str) -> str:
     """Empty node whose znode version every job creation on the vocabulary, every model registered
-    on it and its deletes bump (the guard). Outside the vocabulary's tree, as for corpora."""
+    on it and its deletes bump (the guard). Outside the vocabulary's tree, as for corpora; deleted
+    with the whole vocabulary."""
     return f"{GUARDS}/vocab/{check_name('vocabulary', name)}"
 
 

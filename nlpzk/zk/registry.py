@@ -210,7 +210,7 @@ def publish_version(
 
     ``guards``: ``(path, znode version)`` of guard nodes set in the same transaction (a model
     registered on a vocabulary version sets that vocabulary's guard, see
-    ``versioned.guard_version``); GuardChanged if one moved meanwhile (look again, then retry).
+    ``versioned.GuardHold``); GuardChanged if one moved meanwhile (look again, then retry).
 
     One ZooKeeper transaction: bump the counter on ``base`` (optimistic, checked by znode version),
     create the version node, and create or set each tag. Two concurrent publishers therefore never get
@@ -328,7 +328,7 @@ def being_deleted(base: str) -> ConflictError:
 
 class GuardChanged(Exception):
     """A guard node changed between our read and our transaction: someone used (or deleted) what
-    the transaction depends on; look again (see ``versioned.guard_version``)."""
+    the transaction depends on; look again (see ``versioned.GuardHold``)."""
 
 
 def first_error(results: list) -> Exception | None:

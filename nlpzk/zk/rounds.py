@@ -438,7 +438,8 @@ def create_job(
     """Create the job node and its first round in one transaction; False if the job already exists.
 
     ``guards``: ``(path, znode version)`` of guard nodes set in the same transaction (the corpus's
-    and the vocabulary's, see ``versioned.guard_version``); if one moved meanwhile, ``StaleCheck``."""
+    and the vocabulary's, and the holds of both, see ``versioned.GuardHold``); if one moved or is gone
+    meanwhile, ``StaleCheck``."""
     units = list(units)
     checks = list(guards)
     tx = zk.transaction()

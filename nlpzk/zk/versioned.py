@@ -10,10 +10,11 @@ edge); on LOST nothing is half-changed, because each change is one conditional t
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, Callable
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
+from kazoo.exceptions import BadVersionError, KazooException, NodeExistsError, NoNodeError, NotEmptyError
 
 from ..errors import ConflictError, NotFoundError
 from . import paths, registry
@@ -54,12 +55,13 @@ def update_doc(zk: KazooClient, path: str, change: Callable[[dict[str, Any]], di
     raise ConflictError(f"{path} kept changing while being updated; try again")
 
 
-def delete_version(zk: KazooClient, base: str, version: int, attempts: int = 20, guard: tuple[str, int] | None = None) -> list[str]:
+def delete_version(zk: KazooClient, base: str, version: int, attempts: int = 20, guard: tuple[str, int] | None = None, hold: GuardHold | None = None) -> list[str]:
     """Delete ``base/versions/vN`` and every tag pointing at it, in one transaction.
 
     ``latest`` is not dropped but moved back to the highest remaining version (if any), so readers
     following it keep working. Returns the tags that were removed or moved. ``guard``: ``(path,
-    znode version)`` set in the same transaction (see :func:`guard_version`); GuardChanged if it moved.
+    znode version)`` set in the same transaction, read while ``hold`` held it (see :class:`GuardHold`);
+    GuardChanged if it moved or the hold is gone.
     """
     vname = paths.version_name(version)
     vpath = f"{base}/versions/{vname}"
@@ -73,6 +75,8 @@ def delete_version(zk: KazooClient, base: str, version: int, attempts: int = 20,
         tx = zk.transaction()
         if guard is not None:  # result index 0
             tx.set_data(guard[0], b"", version=guard[1])
+        if hold is not None:  # result index 1 (with a guard)
+            tx.check(*hold.check)
         touched: list[str] = []
         remaining = [v for v in versions(zk, base) if v != version]
         for tag in registry.children(zk, f"{base}/tags"):
@@ -100,6 +104,8 @@ def delete_version(zk: KazooClient, base: str, version: int, attempts: int = 20,
         registry.raise_if_refused(results)
         if guard is not None and isinstance(results[0], (BadVersionError, NoNodeError)):
             raise GuardChanged(guard[0])
+        if hold is not None and isinstance(results[1 if guard is not None else 0], NoNodeError):
+            raise GuardChanged(hold.guard)
         # a tag moved or the document changed between our reads and the commit: look again
     raise ConflictError(f"deleting {vpath} kept racing with other changes; try again")
 
@@ -128,25 +134,83 @@ def guard_attempts(what: str):
 GuardChanged = registry.GuardChanged  # the guard moved: look again
 
 
-def guard_version(zk: KazooClient, guard: str) -> int:
-    """The znode version of ``guard`` (``/guards/...``, created empty on first use; never deleted).
+class GuardHold:
+    """Holds a guard node (``/guards/...``) for one "look, then commit" step: a delete's look for
+    users and its mark, a job's creation, a model's registration.
 
     A guard serialises "look for users, then delete" against "create a user": the delete's
-    transaction and each creation's transaction both set the guard at the version they read, so
-    whichever commits second fails and looks again. No mark is ever taken back."""
-    while True:
-        stat = zk.retry(zk.exists, guard)
-        if stat is not None:
-            return stat.version
+    transaction and each creation's transaction both set the guard at the znode version they read,
+    so whichever commits second fails and looks again. The hold is an ephemeral child
+    ``<guard>/hold-<uuid>``; a guard is deleted (:func:`drop_guard`, when its corpus or vocabulary
+    is) only while nobody holds it, so the version a holder read is always that of the node its
+    transaction sets, never of a guard deleted and created anew (whose version starts again at 0).
+    Transactions also check the hold itself (:attr:`check`, among their guards): after a session
+    expiry it is gone with the session, the transaction fails, and the next look holds it again.
+
+    >>> with GuardHold(zk, paths.corpus_users("wiki"), paths.corpus("wiki")) as hold:   # doctest: +SKIP
+    ...     version = hold.version()   # then look, then commit setting (guard, version) and hold.check
+    """
+
+    def __init__(self, zk: KazooClient, guard: str, base: str) -> None:
+        self.zk = zk
+        self.guard = guard
+        self.base = base  # the corpus or vocabulary node: gone when the holder leaves -> drop the guard
+        self.path = f"{guard}/hold-{uuid.uuid4().hex}"
+
+    @property
+    def check(self) -> tuple[str, int]:
+        """``(path, -1)`` for a transaction's guards: set at any version, i.e. "our hold still exists"."""
+        return (self.path, -1)
+
+    def version(self) -> int:
+        """The guard's znode version, read while holding it (the guard and the hold are created if
+        missing: on first use, or after a session expiry took the hold)."""
+        while True:
+            try:
+                self.zk.retry(self.zk.create, self.path, b"", ephemeral=True, makepath=True)
+            except NodeExistsError:
+                pass  # ours (a uuid): a retried create that had landed, or an earlier look
+            stat = self.zk.retry(self.zk.exists, self.guard)
+            if stat is not None:
+                return stat.version
+
+    def release(self) -> None:
+        """Drop the hold (best effort: it vanishes with the session anyway), and the guard too if its
+        corpus or vocabulary no longer exists and nobody else holds it."""
+        if not self.zk.connected:  # (after a step that gave up on a lost connection: do not wait for it again)
+            return
         try:
-            zk.retry(zk.create, guard, b"", makepath=True)
-        except NodeExistsError:
+            try:
+                self.zk.retry(self.zk.delete, self.path)
+            except NoNodeError:
+                pass
+            if self.zk.retry(self.zk.exists, self.base) is None:
+                drop_guard(self.zk, self.guard)
+        except KazooException:
             pass
 
+    def __enter__(self) -> "GuardHold":
+        return self
 
-def mark_deleting_guarded(zk: KazooClient, base: str, guard: str, guard_ver: int) -> None:
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def drop_guard(zk: KazooClient, guard: str) -> bool:
+    """Delete ``guard`` (its corpus or vocabulary was deleted) unless someone holds it: a holder's
+    :meth:`GuardHold.release` tries again. Safe whenever it succeeds: nobody holding it, nobody has a
+    version of it to set. True if deleted."""
+    try:
+        zk.retry(zk.delete, guard)
+        return True
+    except (NoNodeError, NotEmptyError):
+        return False
+
+
+def mark_deleting_guarded(zk: KazooClient, base: str, guard: str, guard_ver: int, hold: GuardHold | None = None) -> None:
     """:func:`mark_deleting` in one transaction with setting ``guard`` at ``guard_ver``: the mark
-    lands only if no user was created since the caller looked. GuardChanged otherwise."""
+    lands only if no user was created since the caller looked (and ``hold`` still holds the guard).
+    GuardChanged otherwise."""
     for _ in range(20):
         try:
             doc, stat = registry.get_json(zk, base)
@@ -156,11 +220,13 @@ def mark_deleting_guarded(zk: KazooClient, base: str, guard: str, guard_ver: int
         tx = zk.transaction()
         tx.set_data(guard, b"", version=guard_ver)
         tx.set_data(base, registry.dumps(dict(doc, deleting=doc.get("deleting") or registry.now())), version=stat.version)
+        if hold is not None:  # result index 2
+            tx.check(*hold.check)
         results = tx.commit()
         if not any(isinstance(r, Exception) for r in results):
             return
         registry.raise_if_refused(results)
-        if isinstance(results[0], (BadVersionError, NoNodeError)):
+        if isinstance(results[0], (BadVersionError, NoNodeError)) or (hold is not None and isinstance(results[2], NoNodeError)):
             raise GuardChanged(guard)
         # the base document changed meanwhile (another delete marked it): read it again
     raise ConflictError(f"{base} kept changing while being marked for deletion; try again")
