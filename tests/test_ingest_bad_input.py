@@ -6,11 +6,13 @@ import json
 
 import numpy as np
 import pytest
+import zstandard
 
 from _helpers import one_line_error
 from nlpzk.zk import paths
 
 GOOD = "A good line of text.\n"
+MANY = "".join(f"line {i} of {i * 7919 % 10007} words\n" for i in range(20_000)).encode()  # several zstd blocks
 
 
 def _nothing_registered(cluster, name: str) -> None:
@@ -39,6 +41,9 @@ def _bad(tmp_path):
         "max_line_bytes_0": ({"ok.txt": GOOD.encode()}, "ok.txt", ["--max-line-bytes", "0"], "--max-line-bytes must be positive, not 0"),
         "processes_0": ({"ok.txt": GOOD.encode()}, "ok.txt", ["--processes", "0"], "--processes must be at least 1, not 0"),
         "max_token_length_0": ({"ok.txt": GOOD.encode()}, "ok.txt", ["--max-token-length", "0"], "--max-token-length must be an integer >= 1, not 0"),
+        # a .zst cut short (an interrupted download) was read up to the cut and registered as if whole
+        "truncated_zstd": ({"cut.txt.zst": zstandard.ZstdCompressor().compress(MANY)[:40_000]}, "cut.txt.zst", [], "cut.txt.zst: corrupt zstd data (the file ends inside"),
+        "truncated_small_zstd": ({"cut1.txt.zst": zstandard.ZstdCompressor().compress(MANY)[:500]}, "cut1.txt.zst", [], "cut1.txt.zst: corrupt zstd data (the file ends inside"),
     }
 
 

@@ -159,6 +159,56 @@ def _open_raw(f: InputFile) -> IO[bytes]:
     return open(f.path, "rb", buffering=1 << 20)
 
 
+_ZSTD_MAGIC = 0xFD2FB528
+_ZSTD_SKIPPABLE = range(0x184D2A50, 0x184D2A60)
+
+
+def _zstd_cut(path: str) -> str | None:
+    """Why a .zst file ends inside a frame (cut short), or None; reads only frame and block headers.
+
+    gzip, bzip2 and xz readers raise at a premature end; zstandard's stream reader just stops there,
+    so a truncated file would be ingested as if whole. Frame layout: RFC 8878, section 3.1.
+    """
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        pos = 0
+        while pos < size:
+            fh.seek(pos)
+            head = fh.read(4)
+            if len(head) < 4:
+                return "the file ends inside a frame header"
+            magic = int.from_bytes(head, "little")
+            if magic in _ZSTD_SKIPPABLE:
+                length = fh.read(4)
+                pos += 8 + int.from_bytes(length, "little")
+                if len(length) < 4 or pos > size:
+                    return "the file ends inside a skippable frame"
+                continue
+            if magic != _ZSTD_MAGIC:
+                return None  # not zstd: the decompressor says so itself
+            descriptor = fh.read(1)
+            if not descriptor:
+                return "the file ends inside a frame header"
+            d = descriptor[0]
+            single_segment = bool(d & 0x20)
+            fcs = (1 if single_segment else 0, 2, 4, 8)[d >> 6]
+            pos += 5 + (0 if single_segment else 1) + (0, 1, 2, 4)[d & 3] + fcs
+            while True:
+                fh.seek(pos)
+                block = fh.read(3)
+                if len(block) < 3:
+                    return "the file ends inside a frame: truncated"
+                header = int.from_bytes(block, "little")
+                kind = (header >> 1) & 3
+                pos += 3 + (1 if kind == 1 else header >> 3)  # RLE blocks store one byte
+                if header & 1:
+                    break
+            pos += 4 if d & 4 else 0  # content checksum
+            if pos > size:
+                return "the file ends inside a frame: truncated"
+    return None
+
+
 def _corrupt(f: InputFile, exc: BaseException) -> InvalidInputError:
     what = {".gz": "gzip", ".bz2": "bzip2", ".xz": "xz", ".zst": "zstd"}.get(f.compression or "", "")
     return InvalidInputError(f"{f.path}: corrupt {what} data ({exc})".replace("corrupt  data", "unreadable data"), hint="re-create or re-download the file")
@@ -185,6 +235,8 @@ def sniff(f: InputFile) -> None:
     if f.size == 0:
         raise InvalidInputError(f"{f.path}: file is empty", hint="remove it from the inputs")
     try:
+        if f.compression == ".zst" and (cut := _zstd_cut(f.path)):
+            raise EOFError(cut)
         with _open_raw(f) as fh:
             head = fh.read(SNIFF_BYTES)
     except _DECOMPRESS_ERRORS as exc:
