@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import zstandard
 
@@ -13,6 +15,20 @@ from nlpzk.zk import paths
 
 GOOD = "A good line of text.\n"
 MANY = "".join(f"line {i} of {i * 7919 % 10007} words\n" for i in range(20_000)).encode()  # several zstd blocks
+
+
+def _parquet_bytes(values: list[bytes]) -> bytes:
+    """A Parquet file whose string column ``text`` holds these bytes as they are (valid UTF-8 or not)."""
+    raw = pa.array(values, pa.binary())
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.table({"text": pa.Array.from_buffers(pa.string(), len(raw), raw.buffers())}), sink)
+    return sink.getvalue().to_pybytes()
+
+
+def _binary_parquet() -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.table({"text": pa.array([b"fine"], pa.binary())}), sink)
+    return sink.getvalue().to_pybytes()
 
 
 def _nothing_registered(cluster, name: str) -> None:
@@ -44,6 +60,15 @@ def _bad(tmp_path):
         # a .zst cut short (an interrupted download) was read up to the cut and registered as if whole
         "truncated_zstd": ({"cut.txt.zst": zstandard.ZstdCompressor().compress(MANY)[:40_000]}, "cut.txt.zst", [], "cut.txt.zst: corrupt zstd data (the file ends inside"),
         "truncated_small_zstd": ({"cut1.txt.zst": zstandard.ZstdCompressor().compress(MANY)[:500]}, "cut1.txt.zst", [], "cut1.txt.zst: corrupt zstd data (the file ends inside"),
+        # each of these four ended in a traceback
+        "jsonl_deeply_nested": ({"deep.jsonl": b'{"text": "fine"}\n{"text": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n"}, "deep.jsonl", [], "deep.jsonl:2: not valid JSON (nested too deeply)"),
+        "jsonl_huge_number": ({"num.jsonl": b'{"text": "fine"}\n{"text": ' + b"9" * 5000 + b"}\n"}, "num.jsonl", [], "num.jsonl:2: not valid JSON (Exceeds the limit (4300 digits)"),
+        "jsonl_lone_surrogate_strict": ({"sur.jsonl": b'{"text": "cut emoji \\ud83d here"}\n'}, "sur.jsonl", ["--strict"], "sur.jsonl:1: field 'text' holds a lone surrogate (\\ud83d), not valid Unicode"),
+        "parquet_invalid_utf8_strict": ({"bad.parquet": _parquet_bytes([b"fine", b"caf\xe9"])}, "bad.parquet", ["--strict"], "bad.parquet: row 2: invalid UTF-8 (byte 4 of the row)"),
+        # these said what is wrong but not what to do
+        "csv_short_row": ({"short.csv": b"id,title,text\n1,a,hello\n2,b\n"}, "short.csv", [], "short.csv:3: row has 2 fields, the header has 3"),
+        "parquet_cut": ({"cut.parquet": _parquet_bytes([b"fine"] * 100)[:300]}, "cut.parquet", [], "cut.parquet: not a readable Parquet file"),
+        "parquet_binary_column": ({"bin.parquet": _binary_parquet()}, "bin.parquet", [], "bin.parquet: column 'text' is binary, not text"),
     }
 
 
@@ -91,3 +116,25 @@ def test_a_bad_file_after_good_ones_keeps_the_good_ones_whole(processes, cli, cl
     assert [doc["source"] for doc in corpus.inputs().values()] == [str(d / "a.txt")]
     assert corpus.verify()["stray"] == [] and corpus.verify()["ok"]
     assert corpus.ingesters() == [] and cluster.zk.get_children(paths.claims("half")) == []
+
+
+def test_lone_surrogates_in_json_and_invalid_utf8_in_parquet_are_replaced_and_counted(cli, cluster, tmp_path):
+    """Both used to end in a traceback (pyarrow and the document hash cannot encode them)."""
+    (tmp_path / "sur.jsonl").write_bytes(b'{"text": "cut emoji \\ud83d here"}\n{"text": "a pair \\ud83d\\ude00 is fine"}\n')
+    (tmp_path / "bad.parquet").write_bytes(_parquet_bytes([b"fine row", b"caf\xe9 row"]))
+    res = cli("corpus", "ingest", "sur", str(tmp_path / "sur.jsonl"), str(tmp_path / "bad.parquet"), "--json")
+    assert res.exit_code == 0, res.stderr
+    assert json.loads(res.stdout)["replaced_bytes"] == 2
+    from nlpzk.corpus import Corpus
+
+    sentences = list(Corpus.open("sur", cluster=cluster).sentences())
+    assert ["cut", "emoji", "\ufffd", "here"] in sentences and ["caf", "\ufffd", "row"] in sentences
+    assert any("\U0001f600" in s for s in sentences), sentences
+
+
+def test_a_dictionary_encoded_parquet_text_column_is_text(cli, cluster, tmp_path):
+    """pandas writes a categorical column as dictionary<string>: it used to be refused as "not text"."""
+    pq.write_table(pa.table({"text": pa.array(["first row here", "second row", "first row here"]).dictionary_encode()}), tmp_path / "cat.parquet")
+    res = cli("corpus", "ingest", "cat", str(tmp_path / "cat.parquet"), "--json")
+    assert res.exit_code == 0, res.stderr
+    assert json.loads(res.stdout)["documents"] == 2 and json.loads(res.stdout)["duplicates"] == 1

@@ -27,6 +27,7 @@ import io
 import json
 import lzma
 import os
+import re
 import shutil
 import tempfile
 import zlib
@@ -304,13 +305,14 @@ class DocumentReader:
         except _DECOMPRESS_ERRORS as exc:
             raise _corrupt(f, exc) from None
 
-    def _decode(self, raw: bytes, lineno: int) -> str:
+    def _decode(self, raw: bytes, lineno: int, unit: str = "line") -> str:
         try:
             return raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             if self.options.strict:
+                where = f"{self.file.path}:{lineno}" if unit == "line" else f"{self.file.path}: {unit} {lineno}"
                 raise InvalidInputError(
-                    f"{self.file.path}:{lineno}: invalid UTF-8 (byte {exc.start + 1} of the line)",
+                    f"{where}: invalid UTF-8 (byte {exc.start + 1} of the {unit})",
                     hint="fix the file, or run without --strict to replace bad bytes with U+FFFD and count them",
                 ) from None
         text = raw.decode("utf-8", "nlpzk-count")
@@ -369,10 +371,12 @@ class DocumentReader:
                 continue
             try:
                 obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InvalidInputError(
-                    f"{self.file.path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno})", hint="fix that line (JSON Lines: one object per line)"
-                ) from None
+            except (ValueError, RecursionError) as exc:  # JSONDecodeError; a number of over 4300 digits; deep nesting
+                if isinstance(exc, json.JSONDecodeError):
+                    problem = f"{exc.msg} at column {exc.colno}"
+                else:
+                    problem = "nested too deeply" if isinstance(exc, RecursionError) else str(exc).partition(";")[0]
+                raise InvalidInputError(f"{self.file.path}:{lineno}: not valid JSON ({problem})", hint="fix that line (JSON Lines: one object per line)") from None
             if not isinstance(obj, dict) or field not in obj:
                 fields = ", ".join(map(_printable, list(obj)[:8])) if isinstance(obj, dict) else type(obj).__name__
                 raise InvalidInputError(f"{self.file.path}:{lineno}: no {field!r} field (found: {fields or 'nothing'})", hint="pick the field with --text-field")
@@ -386,7 +390,23 @@ class DocumentReader:
                 )
             text = value.strip()
             if text:
-                yield lineno, text
+                yield lineno, self._no_surrogates(text, lineno)
+
+    def _no_surrogates(self, text: str, lineno: int) -> str:
+        """A JSON string may escape half of a surrogate pair (``"\\ud83d"``, an emoji cut in two): not
+        Unicode text, and nothing downstream can encode it. Replaced and counted like invalid UTF-8."""
+        try:
+            text.encode("utf-8")
+            return text
+        except UnicodeEncodeError as exc:
+            if self.options.strict:
+                raise InvalidInputError(
+                    f"{self.file.path}:{lineno}: field {self.options.text_field!r} holds a lone surrogate (\\u{ord(text[exc.start]):04x}), not valid Unicode",
+                    hint="fix the file, or run without --strict to replace them with U+FFFD and count them",
+                ) from None
+        text, n = _SURROGATE.subn("\ufffd", text)
+        self.replaced += n
+        return text
 
     def _csv(self, lines: Iterator[tuple[int, str]], delimiter: str) -> Iterator[tuple[int, str]]:
         field = self.options.text_field
@@ -412,7 +432,10 @@ class DocumentReader:
                 if not row:
                     continue
                 if col >= len(row):
-                    raise InvalidInputError(f"{self.file.path}:{current[0]}: row has {len(row)} fields, the header has {len(header)}")
+                    raise InvalidInputError(
+                        f"{self.file.path}:{current[0]}: row has {len(row)} fields, the header has {len(header)}",
+                        hint="check that row's delimiters and quoting (.csv: commas, .tsv: tabs)",
+                    )
                 text = row[col].strip()
                 if text:
                     yield current[0], text
@@ -438,23 +461,29 @@ class DocumentReader:
             try:
                 pf = pq.ParquetFile(source)
             except (pa.ArrowInvalid, OSError) as exc:
-                raise InvalidInputError(f"{self.file.path}: not a readable Parquet file ({exc})") from None
+                raise InvalidInputError(f"{self.file.path}: not a readable Parquet file ({exc})", hint="re-create or re-download the file") from None
             names = pf.schema_arrow.names
             if field not in names:
                 raise InvalidInputError(f"{self.file.path}: no column {field!r} (columns: {', '.join(names[:8])})", hint="pick the column with --text-field")
             typ = pf.schema_arrow.field(field).type
+            if pa.types.is_dictionary(typ):  # e.g. a pandas categorical
+                typ = typ.value_type
             if not (pa.types.is_string(typ) or pa.types.is_large_string(typ)):
-                raise InvalidInputError(f"{self.file.path}: column {field!r} is {typ}, not text")
+                raise InvalidInputError(f"{self.file.path}: column {field!r} is {typ}, not text", hint="pick a string column with --text-field")
             row = 0
             limit = self.options.max_line_bytes
             for batch in pf.iter_batches(batch_size=1024, columns=[field]):
-                for value in batch.column(0).to_pylist():
+                column = batch.column(0)
+                if pa.types.is_dictionary(column.type):
+                    column = column.dictionary_decode()
+                # as bytes: Parquet does not guarantee a string column is valid UTF-8 (decoded here, counted or refused)
+                for raw in column.cast(pa.large_binary()).to_pylist():
                     row += 1
-                    if value is None:
+                    if raw is None:
                         continue
-                    if len(value) > limit:
-                        raise InvalidInputError(f"{self.file.path}: row {row} is longer than {limit} characters", hint="split the text, or raise --max-line-bytes")
-                    text = value.strip()
+                    if len(raw) > limit:
+                        raise InvalidInputError(f"{self.file.path}: row {row} is longer than {limit} bytes", hint="split the text, or raise --max-line-bytes")
+                    text = self._decode(raw, row, "row").strip()
                     if text:
                         yield row, text
 
@@ -489,6 +518,7 @@ class _Counter:
 
 
 _count = _Counter()
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _count_and_replace(exc: UnicodeDecodeError) -> tuple[str, int]:
