@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pyarrow as pa
@@ -10,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 import zstandard
 
-from _helpers import one_line_error
+from _helpers import ROOT, one_line_error
 from nlpzk.zk import paths
 
 GOOD = "A good line of text.\n"
@@ -138,3 +141,31 @@ def test_a_dictionary_encoded_parquet_text_column_is_text(cli, cluster, tmp_path
     res = cli("corpus", "ingest", "cat", str(tmp_path / "cat.parquet"), "--json")
     assert res.exit_code == 0, res.stderr
     assert json.loads(res.stdout)["documents"] == 2 and json.loads(res.stdout)["duplicates"] == 1
+
+
+def test_an_unreadable_subdirectory_is_an_error_not_skipped(cli_env, tmp_path):
+    """os.walk ignored the directory it could not list: its files were left out and the run said ok."""
+    d = tmp_path / "in"
+    (d / "locked").mkdir(parents=True)
+    (d / "a.txt").write_text(GOOD)
+    (d / "locked" / "b.txt").write_text("Another good line.\n")
+    (d / "locked").chmod(0)
+    # root reads any directory: run it without the capabilities that let it (as any other user would)
+    drop = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
+    try:
+        res = subprocess.run([*drop, sys.executable, "-m", "nlpzk", "corpus", "ingest", "locked", str(d)], env=cli_env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    finally:
+        (d / "locked").chmod(0o755)
+    assert res.returncode == 5, res.stdout + res.stderr
+    assert f"{d / 'locked'}: cannot list this directory (Permission denied)" in one_line_error(res.stderr)
+
+
+def test_a_broken_symbolic_link_in_a_directory_says_what_to_do(cli, cluster, tmp_path):
+    d = tmp_path / "in"
+    d.mkdir()
+    (d / "a.txt").write_text(GOOD)
+    (d / "gone.txt").symlink_to(tmp_path / "nowhere.txt")
+    res = cli("corpus", "ingest", "links", str(d))
+    assert res.exit_code == 5
+    assert f"{d / 'gone.txt'}: cannot read (No such file or directory) — fix or remove it" in one_line_error(res.stderr)
+    _nothing_registered(cluster, "links")

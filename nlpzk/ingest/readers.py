@@ -103,7 +103,7 @@ def discover(paths: list[str]) -> list[InputFile]:
         try:
             size = os.path.getsize(p)
         except OSError as exc:
-            raise InvalidInputError(f"{p}: cannot read ({exc.strerror})") from None
+            raise InvalidInputError(f"{p}: cannot read ({exc.strerror})", hint="fix or remove it (a broken symbolic link?), or name only the inputs to read") from None
         if not os.access(p, os.R_OK):
             raise InvalidInputError(f"{p}: permission denied", hint="check the file's permissions")
         seen.add(real)
@@ -114,7 +114,7 @@ def discover(paths: list[str]) -> list[InputFile]:
             add(arg, True)
         elif os.path.isdir(arg):
             before = len(found)
-            for root, dirs, files in os.walk(arg):
+            for root, dirs, files in os.walk(arg, onerror=_unlistable):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 for name in sorted(files):
                     if not name.startswith("."):
@@ -141,6 +141,11 @@ def discover(paths: list[str]) -> list[InputFile]:
     # One order whatever the order of the arguments: inputs commit in it, and the first input
     # to commit keeps a document several inputs share.
     return sorted(found, key=lambda f: f.path)
+
+
+def _unlistable(exc: OSError) -> None:
+    # os.walk skips a directory it cannot list unless told otherwise: its files would be left out silently
+    raise InvalidInputError(f"{exc.filename}: cannot list this directory ({exc.strerror})", hint="check its permissions, or name only the parts to read")
 
 
 # -- opening ---------------------------------------------------------------------------------------
