@@ -44,6 +44,7 @@ YesOption = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation
 
 def error_line(message: str) -> None:
     """The one ``error: ...`` line on stderr (red on a terminal; plain text for scripts and logs)."""
+    message = message.replace("\r", "\\r").replace("\n", "\\n")  # one line even when a file name holds a newline
     if err.is_terminal:
         err.print("[bold red]error:[/] ", end="", markup=True)
         err.print(message, markup=False, highlight=False, soft_wrap=True)

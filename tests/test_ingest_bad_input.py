@@ -143,6 +143,28 @@ def test_a_dictionary_encoded_parquet_text_column_is_text(cli, cluster, tmp_path
     assert json.loads(res.stdout)["documents"] == 2 and json.loads(res.stdout)["duplicates"] == 1
 
 
+def test_file_names_that_are_not_utf8_or_hold_a_newline(cli, cluster, tmp_path):
+    """A name with bytes that are not UTF-8 ended in a traceback (the shard's source column is a string);
+    a bad file whose name holds a newline made the error two lines."""
+    d = tmp_path / "in"
+    d.mkdir()
+    with open(os.path.join(os.fsencode(d), b"caf\xe9.txt"), "wb") as fh:
+        fh.write(GOOD.encode())
+    (d / "new\nline.txt").write_text("Another good line.\n")
+    res = cli("corpus", "ingest", "names", str(d), "--json")
+    assert res.exit_code == 0, res.stderr
+    from nlpzk.corpus import Corpus
+
+    corpus = Corpus.open("names", cluster=cluster)
+    assert sorted(i["source"] for i in corpus.inputs().values()) == [str(d / "caf\\xe9.txt"), str(d / "new\nline.txt")]
+    assert {src for s in corpus.shards for src in s.sources} == {str(d / "caf\\xe9.txt"), str(d / "new\nline.txt")}
+    assert cli("corpus", "show", "names").exit_code == 0
+    (d / "bad\nname.jsonl").write_text("not json\n")
+    res = cli("corpus", "ingest", "names", str(d / "bad\nname.jsonl"))
+    assert res.exit_code == 5
+    assert "bad\\nname.jsonl:1: not valid JSON" in one_line_error(res.stderr)
+
+
 def test_an_unreadable_subdirectory_is_an_error_not_skipped(cli_env, tmp_path):
     """os.walk ignored the directory it could not list: its files were left out and the run said ok."""
     d = tmp_path / "in"

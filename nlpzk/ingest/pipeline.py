@@ -269,7 +269,7 @@ class _Roller:
         lists = pa.ListArray.from_arrays(pa.array(offsets[s0 : e + 1] - lo, pa.int32()), tokens.slice(lo, hi - lo))
         docs = sentence_doc[s0:e]
         self.tokens += hi - lo
-        self._background(self.writer.add_batch, ids.take(pa.array(docs)), self.job.file.path, lists, int(np.count_nonzero(np.diff(docs))) + 1)
+        self._background(self.writer.add_batch, ids.take(pa.array(docs)), self.job.file.source, lists, int(np.count_nonzero(np.diff(docs))) + 1)
 
     def close(self) -> None:
         """Finish the open shard (if any): wait for the writer thread, check the fence, publish."""
@@ -367,7 +367,7 @@ class _Input:
         self.fence = fence
         self.reader = DocumentReader(job.file, job.read)
         self.roller = _Roller(self.store, job, fence)
-        self.result = InputResult(job.key, job.file.path, [])
+        self.result = InputResult(job.key, job.file.source, [])
         self.mine = _HashSet()
         self.kept_records = array.array("Q")  # 8 bytes a document, not a Python int each
         self.kept_hashes = array.array("Q")
@@ -593,7 +593,7 @@ def ingest(
         except InvalidInputError:
             if f.explicit or f.size != 0:
                 raise
-            summary.skipped_empty.append(f.path)
+            summary.skipped_empty.append(f.source)
             continue
         files.append(f)
     if not files:
@@ -660,7 +660,7 @@ def ingest(
                 keys_seen.add(key)
                 summary.already_done += 1
                 continue
-            if not claims.try_claim(key, {"source": f.path}):
+            if not claims.try_claim(key, {"source": f.source}):
                 waiting.append(f)
                 continue
             keys_seen.add(key)

@@ -73,6 +73,12 @@ class InputFile:
     size: int
     explicit: bool  # named on the command line (not found inside a directory)
 
+    @property
+    def source(self) -> str:
+        """The path as shards and the registry name it: bytes of the name that are not UTF-8 (which
+        ``os.fsdecode`` keeps as lone surrogates, and no UTF-8 string can hold) written ``\\xNN``."""
+        return self.path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
 
 def classify(path: str) -> tuple[str | None, str | None]:
     """``'a/b.jsonl.gz' -> ('jsonl', '.gz')``; unknown extensions give format ``None``."""
