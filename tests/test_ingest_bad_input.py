@@ -72,6 +72,8 @@ def _bad(tmp_path):
         "csv_short_row": ({"short.csv": b"id,title,text\n1,a,hello\n2,b\n"}, "short.csv", [], "short.csv:3: row has 2 fields, the header has 3"),
         "parquet_cut": ({"cut.parquet": _parquet_bytes([b"fine"] * 100)[:300]}, "cut.parquet", [], "cut.parquet: not a readable Parquet file"),
         "parquet_binary_column": ({"bin.parquet": _binary_parquet()}, "bin.parquet", [], "bin.parquet: column 'text' is binary, not text"),
+        # a NUL past the first 8 KiB that the binary sniff reads (cli.md: a file with a NUL byte is refused)
+        "nul_late": ({"late.txt": GOOD.encode() * 1000 + b"a \x00 b\n"}, "late.txt", [], "late.txt:1001: NUL byte (binary data), not UTF-8 text"),
     }
 
 

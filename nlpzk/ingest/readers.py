@@ -343,6 +343,10 @@ class DocumentReader:
                     f"{self.file.path}:{lineno}: line is longer than {limit} bytes",
                     hint="split the text into lines/paragraphs, or raise --max-line-bytes",
                 )
+            if b"\x00" in raw:  # the sniff saw the first 8 KiB only
+                raise InvalidInputError(
+                    f"{self.file.path}:{lineno}: NUL byte (binary data), not UTF-8 text", hint="ingest text files only (UTF-16 must be converted to UTF-8)"
+                )
             text = self._decode(raw, lineno)
             if lineno == 1 and text.startswith("\ufeff"):
                 text = text[1:]
