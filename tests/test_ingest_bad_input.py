@@ -17,6 +17,7 @@ from _helpers import ROOT, one_line_error
 from nlpzk.zk import paths
 
 GOOD = "A good line of text.\n"
+TOO_MANY = 4 * (os.cpu_count() or 1) + 1
 MANY = "".join(f"line {i} of {i * 7919 % 10007} words\n" for i in range(20_000)).encode()  # several zstd blocks
 
 
@@ -74,6 +75,9 @@ def _bad(tmp_path):
         "parquet_binary_column": ({"bin.parquet": _binary_parquet()}, "bin.parquet", [], "bin.parquet: column 'text' is binary, not text"),
         # a NUL past the first 8 KiB that the binary sniff reads (cli.md: a file with a NUL byte is refused)
         "nul_late": ({"late.txt": GOOD.encode() * 1000 + b"a \x00 b\n"}, "late.txt", [], "late.txt:1001: NUL byte (binary data), not UTF-8 text"),
+        "max_line_bytes_huge": ({"ok.txt": GOOD.encode()}, "ok.txt", ["--max-line-bytes", str(2**63)], "--max-line-bytes must be at most 2147483647"),
+        # the smallest refused value (a huge one started that many spaCy processes: the machine ran out of memory)
+        "processes_too_many": ({"ok.txt": GOOD.encode()}, "ok.txt", ["--processes", str(TOO_MANY)], f"--processes {TOO_MANY} is more than 4 per core"),
     }
 
 

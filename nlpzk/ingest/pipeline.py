@@ -58,6 +58,7 @@ from .tokenize import Tokenizer, tokenizer_options
 BATCH_DOCS = 4096
 BATCH_CHARS = 1 << 20
 DEFAULT_SHARD_TOKENS = 1_000_000
+MAX_PROCESSES_PER_CORE = 4
 HASHES_SCHEMA = pa.schema([pa.field("record", pa.uint64()), pa.field("hash", pa.uint64())])
 
 Progress = Callable[[dict[str, Any]], None]
@@ -579,9 +580,13 @@ def ingest(
     read = read or ReadOptions()
     if shard_tokens < 1:
         raise InvalidInputError(f"--shard-tokens must be positive, not {shard_tokens}", hint="give the tokens per shard, e.g. --shard-tokens 1000000 (the default)")
+    cores = os.cpu_count() or 1
     if processes < 1:
+        raise InvalidInputError(f"--processes must be at least 1, not {processes}", hint=f"use --processes 1 to tokenize in this process only, or up to the number of cores ({cores})")
+    if processes > MAX_PROCESSES_PER_CORE * cores:
+        # each is a spaCy process of ~300 MB started up front: thousands of them take the machine's memory
         raise InvalidInputError(
-            f"--processes must be at least 1, not {processes}", hint=f"use --processes 1 to tokenize in this process only, or up to the number of cores ({os.cpu_count() or 1})"
+            f"--processes {processes} is more than {MAX_PROCESSES_PER_CORE} per core ({cores} core(s) here)", hint=f"use up to the number of cores ({cores}); more only add memory"
         )
     # Everything that can be refused without side effects is refused before touching ZooKeeper.
     _WORKER.tokenizer(opts)  # an unknown language or missing lemma table fails here; kept for the run

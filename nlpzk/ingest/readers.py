@@ -38,6 +38,8 @@ from ..errors import InvalidInputError
 COMPRESSIONS = (".gz", ".bz2", ".xz", ".zst")
 FORMATS = {".txt": "txt", ".text": "txt", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet"}
 SNIFF_BYTES = 8192
+#: The longest document: it must fit one Arrow string (32-bit offsets).
+MAX_LINE_BYTES = 2**31 - 1
 _GLOB_CHARS = set("*?[")
 
 
@@ -57,6 +59,11 @@ class ReadOptions:
             raise InvalidInputError(
                 f"--max-line-bytes must be positive, not {self.max_line_bytes}",
                 hint="give the longest line (document) to accept, in bytes, e.g. --max-line-bytes 1000000 (the default)",
+            )
+        if self.max_line_bytes > MAX_LINE_BYTES:
+            raise InvalidInputError(
+                f"--max-line-bytes must be at most {MAX_LINE_BYTES} (2 GiB, one document's limit), not {self.max_line_bytes}",
+                hint="split such documents, or give a smaller limit",
             )
 
     def key_part(self, fmt: str) -> str:
