@@ -62,6 +62,10 @@ def test_options_are_validated():
     assert isinstance(bad.value, ConfigError) and bad.value.exit_code == InvalidInputError.exit_code
     with pytest.raises(InvalidInputError, match="unknown language 'qq'"):
         make_tokenizer({"lang": "qq"})
+    # Japanese is a language spaCy has, whose tokenizer needs SudachiPy (not installed): it was
+    # called unknown ("spaCy has no tokenizer for it"); the line now names what is missing
+    with pytest.raises(InvalidInputError, match="spaCy's tokenizer for 'ja' needs a library that is not installed: .*SudachiPy"):
+        make_tokenizer({"lang": "ja"})
 
 
 def test_resetting_spacy_state_does_not_change_output():

@@ -82,8 +82,16 @@ def load_blank(lang: str):
     try:
         return spacy.blank(lang)
     except (ImportError, ValueError, KeyError) as exc:
-        if "E048" in str(exc) or "E002" in str(exc) or isinstance(exc, ImportError):
+        if "E048" in str(exc) or "E002" in str(exc):
             raise InvalidInputError(f"unknown language {lang!r}: spaCy has no tokenizer for it", hint="use a spaCy language code such as en, de, fr, es, xx") from None
+        if isinstance(exc, ImportError):
+            # spaCy has the language, but its tokenizer needs a library of its own (ja: SudachiPy,
+            # ko: mecab-ko, th: PyThaiNLP, vi: pyvi); spaCy's message names it
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InvalidInputError(
+                f"spaCy's tokenizer for {lang!r} needs a library that is not installed: {first}",
+                hint="install it into nlpzk's virtualenv (.venv/bin/pip install ...), or use --lang xx (multi-language rules)",
+            ) from None
         raise
 
 
