@@ -197,3 +197,18 @@ def test_a_broken_symbolic_link_in_a_directory_says_what_to_do(cli, cluster, tmp
     assert res.exit_code == 5
     assert f"{d / 'gone.txt'}: cannot read (No such file or directory) — fix or remove it" in one_line_error(res.stderr)
     _nothing_registered(cluster, "links")
+
+
+def test_a_symbolic_link_named_on_the_command_line_that_cannot_be_followed_says_why(cli, cluster, tmp_path):
+    """A dangling link or a loop named as an input was "no such file or directory", though the
+    path is there (`ls` shows it): the line now says it is a link, and where it points."""
+    (tmp_path / "gone.txt").symlink_to(tmp_path / "nowhere.txt")
+    (tmp_path / "loop1.txt").symlink_to(tmp_path / "loop2.txt")
+    (tmp_path / "loop2.txt").symlink_to(tmp_path / "loop1.txt")
+    res = cli("corpus", "ingest", "links", str(tmp_path / "gone.txt"))
+    assert res.exit_code == 5
+    assert f"{tmp_path / 'gone.txt'}: a symbolic link that points to '{tmp_path / 'nowhere.txt'}', which does not exist" in one_line_error(res.stderr)
+    res = cli("corpus", "ingest", "links", str(tmp_path / "loop1.txt"))
+    assert res.exit_code == 5
+    assert f"{tmp_path / 'loop1.txt'}: a symbolic link that is a loop of symbolic links" in one_line_error(res.stderr)
+    _nothing_registered(cluster, "links")

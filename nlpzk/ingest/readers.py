@@ -20,6 +20,7 @@ import codecs
 import contextlib
 import csv
 import dataclasses
+import errno
 import glob
 import gzip
 import hashlib
@@ -149,6 +150,14 @@ def discover(paths: list[str]) -> list[InputFile]:
         elif os.path.exists(arg):
             # a FIFO would block the reader forever and /dev/zero never ends: refuse them up front
             raise InvalidInputError(f"{arg}: not a regular file (a FIFO, device or socket)", hint="copy the data into a file first")
+        elif os.path.islink(arg):
+            # a link whose target is missing, or a loop of links (ELOOP): say so, not "no such file"
+            try:
+                os.stat(arg)
+                why = "cannot be followed"
+            except OSError as exc:
+                why = "is a loop of symbolic links" if exc.errno == errno.ELOOP else f"points to {os.readlink(arg)!r}, which does not exist"
+            raise InvalidInputError(f"{arg}: a symbolic link that {why}", hint="fix the link, or name the file it should point to")
         else:
             raise InvalidInputError(f"{arg}: no such file or directory", hint="check the path; a file, a directory or a glob such as 'data/*.txt'")
     # One order whatever the order of the arguments: inputs commit in it, and the first input
