@@ -370,7 +370,7 @@ def encode_cmd(
     Example: echo "The cat sat." | nlpzk vocab encode wiki:stable
     """
     from nlpzk.corpus import Corpus
-    from nlpzk.errors import InvalidInputError, NotFoundError
+    from nlpzk.errors import InvalidInputError
     from nlpzk.ingest import make_tokenizer
 
     oov_id = None if oov == "unk" else _integer(oov)
@@ -413,8 +413,8 @@ def encode_cmd(
                 raise InvalidInputError(f"input file {f}: not a regular file (a FIFO, device or socket)", hint="copy the data into a file first, or pipe it to - (stdin)")
             with open(f, "rb") as fh:
                 data = fh.read()
-        except FileNotFoundError:
-            raise NotFoundError(f"input file {f} does not exist", hint="check the path, or pass - (or nothing) to read standard input") from None
+        except FileNotFoundError:  # a path the user gave, not a registry name: bad input (exit 5), as for corpus ingest
+            raise InvalidInputError(f"input file {f} does not exist", hint="check the path, or pass - (or nothing) to read standard input") from None
         except IsADirectoryError:
             raise InvalidInputError(f"input file {f} is a directory", hint="pass text files (or - for stdin)") from None
         texts.append(decode(data, f"input file {f}", _convert_hint(f)))

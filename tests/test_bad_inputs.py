@@ -270,7 +270,7 @@ INPUTS = [
     ("encode-binary-file", ["vocab", "encode", "v", "{in}/random.txt"], INVALID, "random.txt looks binary"),
     ("encode-binary-file-hint", ["vocab", "encode", "v", "{in}/random.txt"], INVALID, "not UTF-8 text — convert it to UTF-8 first, e.g. iconv -f latin1 -t utf-8"),
     ("encode-utf16-file", ["vocab", "encode", "v", "{in}/utf16.txt"], INVALID, "utf16.txt looks binary (it has NUL bytes), not UTF-8 text — convert it to UTF-8 first, e.g. iconv -f utf-16 -t utf-8"),
-    ("encode-missing-file", ["vocab", "encode", "v", "{in}/nosuch.txt"], NOT_FOUND, "nosuch.txt does not exist — check the path, or pass - (or nothing) to read standard input"),
+    ("encode-missing-file", ["vocab", "encode", "v", "{in}/nosuch.txt"], INVALID, "nosuch.txt does not exist — check the path, or pass - (or nothing) to read standard input"),
     ("export-into-missing-dir", ["vocab", "export", "v", "--out", "{in}/nosuch/dir/v.txt"], INVALID, "nosuch/dir does not exist"),
     ("export-onto-a-directory", ["vocab", "export", "v", "--out", "{in}/out_dir"], INVALID, "out_dir is a directory"),
     ("model-export-onto-a-directory", ["model", "export", "m", "--out", "{in}/out_dir"], INVALID, "out_dir"),
