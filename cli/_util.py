@@ -1,7 +1,8 @@
 """Shared CLI plumbing: the root group, global options, error translation, output conventions.
 
 Errors are turned into one line and an exit code in exactly one place: :class:`NlpzkGroup`.
-Every command that prints data takes ``--json`` and then prints exactly one JSON document on stdout.
+Every command that prints data takes ``--json`` and then prints exactly one JSON document on stdout
+(``tests/test_docs.py`` holds the two exceptions: ``demo``, a walk-through, and ``vocab export``).
 """
 
 from __future__ import annotations

@@ -99,7 +99,12 @@ def status(ctx: typer.Context, as_json: bool = _util.JsonOption) -> None:
 
 
 @app.command("tree")
-def tree(ctx: typer.Context, path: str = typer.Argument("/", help="Path under the chroot."), depth: int = typer.Option(4, min=0, help="How deep to go (0: the node alone).")) -> None:
+def tree(
+    ctx: typer.Context,
+    path: str = typer.Argument("/", help="Path under the chroot."),
+    depth: int = typer.Option(4, min=0, help="How deep to go (0: the node alone)."),
+    as_json: bool = _util.JsonOption,
+) -> None:
     """Print the znodes under the chroot (a quick look at the registry).
 
     Example: nlpzk zk tree /vocab --depth 3
@@ -112,15 +117,23 @@ def tree(ctx: typer.Context, path: str = typer.Argument("/", help="Path under th
     zk = _util.cluster(ctx).zk
     if path != "/" and not exists(zk, path):  # (a chroot nothing was written to yet is an empty registry)
         raise NotFoundError(f"no znode {path} under the chroot", hint="see: nlpzk zk tree /")
+    chroot = _util.config(ctx).hosts_and_chroot()[1]
+    nodes: list[str] = []  # depth first, each node before its children: the order the tree is printed in
 
     def walk(p: str, level: int) -> None:
-        name = p.rsplit("/", 1)[-1] or _util.config(ctx).hosts_and_chroot()[1]
-        _util.out.print("  " * level + name)
+        nodes.append(p)
         if level < depth:
             for child in children(zk, p):
                 walk(p.rstrip("/") + "/" + child, level + 1)
 
     walk(path, 0)
+
+    def human(d):
+        top = d["path"].rstrip("/").count("/")
+        for node in d["nodes"]:
+            _util.out.print("  " * (node.rstrip("/").count("/") - top) + (node.rsplit("/", 1)[-1] or d["chroot"]), markup=False)
+
+    _util.emit({"chroot": chroot, "path": path, "depth": depth, "nodes": nodes}, as_json, human)
 
 
 DEFAULT_BASE_PORT = 12281

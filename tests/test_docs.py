@@ -31,6 +31,13 @@ def test_every_command_is_documented_with_an_example():
     assert not no_example, f"--help without an 'Example: ... <the command> ...' line: {no_example}"
 
 
+def test_every_command_that_prints_data_takes_json():
+    """`nlpzk zk tree` printed the registry but had no --json (docs/cli.md: every command that prints
+    data takes it). The two without: demo tells a story, vocab export writes the format asked for."""
+    without = [name for name, cmd in _commands(typer.main.get_command(app), "nlpzk") if "--json" not in {o for p in cmd.params for o in getattr(p, "opts", ())}]
+    assert sorted(without) == ["nlpzk demo", "nlpzk vocab export"], without
+
+
 def test_every_argument_and_option_says_what_it_is():
     """`nlpzk model analogy --help` listed A, B, C and -n with no text; `model tag` / `untag` their TAG."""
     bare = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -65,6 +66,16 @@ def test_read_only_commands_do_not_create_the_chroot(zk_server, tmp_path):
     finally:
         raw.stop()
         raw.close()
+
+
+def test_zk_tree_json_lists_the_znodes_it_prints(cluster, cli):
+    registry.put_json(cluster.zk, "/vocab/v/versions/v0000000001", {})
+    registry.put_json(cluster.zk, "/vocab/v/tags/latest", {})
+    res = cli("zk", "tree", "/vocab", "--depth", "2", "--json")
+    assert res.exit_code == 0, res.output
+    _, chroot = cluster.config.hosts_and_chroot()
+    assert json.loads(res.stdout) == {"chroot": chroot, "path": "/vocab", "depth": 2, "nodes": ["/vocab", "/vocab/v", "/vocab/v/tags", "/vocab/v/versions"]}
+    assert cli("zk", "tree", "/vocab", "--depth", "2").stdout.splitlines() == ["vocab", "  v", "    tags", "    versions"]
 
 
 def test_zkcli_sees_the_chroot(zk_server, cluster):
