@@ -15,9 +15,11 @@ from . import _util
 
 
 def _n(value: Any) -> str:
+    """A count for the status tables, in one format: 999, 1.3k, 10.3k, 2.0M (a 1300 next to a 10.3k
+    read as the smaller number)."""
     if value is None:
         return "-"
-    if isinstance(value, (int, float)) and abs(value) >= 10000:
+    if isinstance(value, (int, float)) and abs(value) >= 1000:
         for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
             if abs(value) >= div:
                 return f"{value / div:.1f}{unit}"

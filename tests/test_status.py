@@ -140,3 +140,20 @@ def test_the_live_view_shows_the_jobs_before_the_registry_lists(cluster):
     assert text().index("corpora: none") < text().index("jobs: none")
     live = text(jobs_first=True)
     assert live.index("servers") < live.index("jobs: none") < live.index("corpora: none") < live.index("models: none")
+
+
+def test_status_prints_every_count_in_one_format():
+    """A corpus of 1,300 tokens read '1300' next to another's '10.3k'."""
+    from rich.console import Console
+
+    from cli.status import render
+
+    data = {
+        "at": 0, "zk": {"hosts": "h:1", "chroot": "/nlpzk", "embedded": False, "session": "CONNECTED"}, "store": "/s", "servers": [],
+        "corpora": [{"name": "small", "shards": 1, "sentences": 999, "tokens": 1300, "bytes": 10}, {"name": "big", "shards": 2, "sentences": 1500, "tokens": 10300, "bytes": 10}],
+        "vocabularies": [], "jobs": [], "models": [],
+    }
+    console = Console(width=120, record=True)
+    console.print(render(data))
+    cells = [[c.strip() for c in line.strip("│").split("│")] for line in console.export_text().splitlines() if line.startswith("│")]
+    assert cells == [["small", "1", "999", "1.3k", "10 B"], ["big", "2", "1.5k", "10.3k", "10 B"]], cells
