@@ -145,7 +145,8 @@ def _watch(ctx: typer.Context, job: str, workers: int, threads: int, wait: bool,
             scored = next((h for h in reversed(st["history"]) if h.get("loss") is not None and h.get("words")), None)
             loss = round(scored["loss"] / scored["words"], 4) if scored else None  # per word, as train report gives it
             members = f"workers {len(st['workers'])} [{per}] w/s" if st["workers"] else "waiting for workers to join"
-            info = f"round {min(st['round'] + 1, st['rounds'])}/{st['rounds']}  {members}  total {rate} w/s  loss/word {_na(loss)}"
+            # rounds are numbered from 0, as train status, train list, nlpzk status and the round znodes number them
+            info = f"round {st['round']}/{st['rounds']}  {members}  total {rate} w/s  loss/word {_na(loss)}"
             if progress is not None:
                 progress.update(task, total=st["total_words"], completed=st["words"], info=info)
             elif st["round"] != last_round and st["state"] != "done":  # the summary line follows

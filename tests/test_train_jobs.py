@@ -233,6 +233,19 @@ def test_stopped_job_resumes_from_its_last_round(cluster, cli, cli_env, tmp_path
     assert res.returncode == 0 and json.loads(res.stdout)["rounds"] == 8
 
 
+def test_train_run_numbers_rounds_as_train_status_does(cluster, cli):
+    """train run's progress lines counted rounds from 1 (round 1/2 while round 0 trained), train
+    status, train list and nlpzk status from 0."""
+    _setup(cluster, shards=2)
+    res = cli.run_process("train", "run", "jn", "--corpus", "lee", "--vocab", "lee", "--workers", "1", "--epochs", "1", "--syncs-per-epoch", "2", "--dim", "8", timeout=180)
+    assert res.returncode == 0, res.stderr
+    shown = re.findall(r"^round (\d+)/2 ", res.stderr, flags=re.M)
+    assert shown and shown[0] == "0", res.stderr
+    status = cli("train", "status", "jn").stdout
+    merged = re.findall(r"^  round (\d+): ", status, flags=re.M)
+    assert merged == ["0", "1"] and set(shown) <= set(merged), (shown, status)
+
+
 def test_bad_input_is_one_line_error(cluster, cli, tmp_path):
     _setup(cluster)
     res = cli.run_process("train", "run", "x", "--corpus", "nope", "--vocab", "lee", "--workers", "0", "--no-wait")
