@@ -85,7 +85,9 @@ def _watch(ctx: typer.Context, job: str, workers: int, threads: int, wait: bool,
         procs = train.start_local_workers(cluster.config, job, workers, threads, log_dir=log_dir, cache_mb=cache_mb)
         print(f"started {workers} worker(s) (logs in {log_dir})", file=sys.stderr)
     if not wait:
-        _util.emit(train.status(cluster, job) if as_json else None, as_json, lambda _: print(f"job {job} {'created' if created else 'resumed'}"))
+        # the shape of the document printed at the end of a wait: nothing is registered yet
+        st = train.status(cluster, job) if as_json else None
+        _util.emit(st and _run_document(st, None, None), as_json, lambda _: print(f"job {job} {'created' if created else 'resumed'}"))
         return
     last_round = None
     progress = None
@@ -210,10 +212,18 @@ def _watch(ctx: typer.Context, job: str, workers: int, threads: int, wait: bool,
         print(f"registered as model {model}@v{model_version}" if deleted is None else f"{deleted.message}: not registered again ({deleted.hint})")
         print(_scores_line(final.get("scores") or {}))
 
-    _util.emit(
-        {"job": job, "final": final, "rounds": st["rounds"], "words": st["words"], "model": model, "model_version": model_version}
-        | ({} if deleted is None else {"deleted_model_version": deleted.number}),
-        as_json, human,
+    _util.emit(_run_document(st, model, model_version, deleted), as_json, human)
+
+
+def _run_document(st: dict, model: str | None, model_version: int | None, deleted=None) -> dict:
+    """What `train run` / `train resume` --json print, waiting or not: the job's `train status`
+    document, the model its vectors are registered as (``model``, ``model_version``: null until
+    registered) and ``deleted_model_version`` (the version registered from it and deleted since, else null)."""
+    return dict(
+        st,
+        model=model or (st.get("spec") or {}).get("model") or st["job"],
+        model_version=model_version,
+        deleted_model_version=None if deleted is None else deleted.number,
     )
 
 

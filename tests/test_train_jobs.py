@@ -246,6 +246,24 @@ def test_train_run_numbers_rounds_as_train_status_does(cluster, cli):
     assert merged == ["0", "1"] and set(shown) <= set(merged), (shown, status)
 
 
+def test_train_run_json_is_one_document_shape_with_or_without_waiting(cluster, cli):
+    """--no-wait printed the job's status document, a wait {job, final, rounds, words, model,
+    model_version}: a script had to know which one it asked for."""
+    _setup(cluster, shards=2)
+    args = ["--corpus", "lee", "--vocab", "lee", "--epochs", "1", "--syncs-per-epoch", "2", "--dim", "8", "--model", "m", "--json"]
+    res = cli.run_process("train", "run", "js", *args, "--workers", "0", "--no-wait")
+    assert res.returncode == 0, res.stderr
+    started = json.loads(res.stdout)
+    res = cli.run_process("train", "run", "js", *args, "--workers", "1", timeout=180)
+    assert res.returncode == 0, res.stderr
+    done = json.loads(res.stdout)
+    assert sorted(started) == sorted(done), (sorted(started), sorted(done))
+    assert {"job", "state", "round", "rounds", "words", "total_words", "final", "model", "model_version", "deleted_model_version"} <= set(done)
+    assert (started["job"], started["state"], started["round"], started["model"], started["model_version"], started["final"]) == ("js", "running", 0, "m", None, None)
+    assert (done["job"], done["state"], done["round"], done["model"], done["model_version"], done["deleted_model_version"]) == ("js", "done", 2, "m", 1, None)
+    assert done["final"]["vectors"] and done == dict(train.status(cluster, "js"), model="m", model_version=1, deleted_model_version=None)
+
+
 def test_bad_input_is_one_line_error(cluster, cli, tmp_path):
     _setup(cluster)
     res = cli.run_process("train", "run", "x", "--corpus", "nope", "--vocab", "lee", "--workers", "0", "--no-wait")
