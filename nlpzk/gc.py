@@ -142,14 +142,19 @@ def find_garbage(cluster: Cluster, *, older_than: float = 3600.0, now: float | N
     return sorted(out, key=lambda g: g.path)
 
 
+def deletes(g: Garbage, include_unknown: bool = False) -> bool:
+    """Whether :func:`collect` deletes ``g`` (``--dry-run``: would delete it). Never a file of a name
+    whose registry is damaged (which files it names is unknown); one of an unknown owner (another
+    chroot's, maybe) only with ``include_unknown``."""
+    return g.reason != DAMAGED and (g.reason != "unknown owner" or include_unknown)
+
+
 def collect(cluster: Cluster, *, older_than: float = 3600.0, dry_run: bool = False, include_unknown: bool = False) -> list[Garbage]:
     """Delete (unless ``dry_run``) and return the garbage; ``unknown owner`` files only with ``include_unknown``."""
     garbage = find_garbage(cluster, older_than=older_than)
     if not dry_run:
         for g in garbage:
-            if g.reason == DAMAGED:
-                continue
-            if g.reason != "unknown owner" or include_unknown:
+            if deletes(g, include_unknown):
                 cluster.store.delete(g.path)
         _drop_stale_pending(cluster, older_than)
         _drop_orphan_evaluations(cluster, older_than)

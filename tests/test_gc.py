@@ -39,6 +39,7 @@ def test_gc_finds_only_unregistered_old_files(cluster, cli):
     result = cli("gc", "--dry-run", "--json")
     assert result.exit_code == 0, result.output
     assert {f["path"] for f in json.loads(result.stdout)["files"]} == set(found)
+    assert all(f["would_delete"] and not f["deleted"] for f in json.loads(result.stdout)["files"])
     assert json.loads(result.stdout)["younger_kept"] == 1  # the young file: said, not hidden
     assert cluster.store.exists(orphan.info.path)
 
@@ -84,6 +85,11 @@ def test_gc_keeps_files_of_names_this_registry_does_not_know(cluster, config, cl
 
         found = gc.find_garbage(cluster, older_than=0)
         assert [(g.path, g.reason) for g in found] == [(w.info.path, "unknown owner")]
+        # --dry-run --json says which files a run with the same options deletes: a script need not
+        # know the rule (it had only "deleted": false for every file)
+        for flags, would in (([], False), (["--include-unknown"], True)):
+            (listed,) = json.loads(cli("gc", "--dry-run", "--older-than", "0", *flags, "--json").stdout)["files"]
+            assert (listed["would_delete"], listed["deleted"]) == (would, False), (flags, listed)
         result = cli("gc", "--older-than", "0", "--json")
         assert result.exit_code == 0, result.output
         assert json.loads(result.stdout)["files"][0]["deleted"] is False
