@@ -52,10 +52,9 @@ def _check_local(workers: int | None, threads: int, cache_mb: int | None = None)
 
     if workers is not None and workers < 0:
         raise InvalidInputError(f"--workers must be 0 or more, not {workers}")
-    if workers is not None:
-        check_local_workers(workers)
     if threads < 1:
         raise InvalidInputError(f"--threads must be 1 or more, not {threads}")
+    check_local_workers((os.cpu_count() or 1) if workers is None else workers, threads)  # None: train run / resume's default
     if cache_mb is not None and cache_mb < 0:
         raise InvalidInputError(f"--cache-mb must be 0 or more, not {cache_mb}")
 
@@ -323,7 +322,7 @@ def worker(
     """
     from nlpzk.train import Worker
 
-    _check_local(None, threads, cache_mb)
+    _check_local(1, threads, cache_mb)  # this process is the one worker
     stop = threading.Event()
     _install_stop(stop)
 

@@ -34,6 +34,7 @@ UNAVAILABLE = errors.ZkUnavailableError.exit_code
 NOT_FOUND = errors.NotFoundError.exit_code
 INVALID = errors.InvalidInputError.exit_code
 TRAINING = errors.TrainingError.exit_code
+CORES = os.cpu_count() or 1
 
 
 # -- the module's cluster -----------------------------------------------------------------------
@@ -197,6 +198,7 @@ NAMES = [
     ("train-resume-unknown", ["train", "resume", "nosuch", "--workers", "0"], NOT_FOUND, "unknown training job 'nosuch'"),
     ("train-worker-unknown", ["train", "worker", "nosuch"], NOT_FOUND, "unknown training job 'nosuch'"),
     ("train-worker-threads-0", ["train", "worker", "j", "--threads", "0"], INVALID, "--threads must be 1 or more"),
+    ("train-worker-threads-above-4-per-core", ["train", "worker", "j", "--threads", str(4 * CORES + 1)], INVALID, f"training threads, more than this machine runs: at most {4 * CORES}"),
     ("train-worker-cache-negative", ["train", "worker", "j", "--cache-mb", "-1"], INVALID, "--cache-mb must be 0 or more, not -1"),
     ("train-resume-workers-negative", ["train", "resume", "j", "--workers", "-2"], INVALID, "--workers must be 0 or more"),
     ("train-run-dotdot", ["train", "run", "../j", "--corpus", "c", "--vocab", "c", "--workers", "0", "--no-wait"], INVALID, "invalid job name"),
@@ -224,6 +226,9 @@ HYPER = [
     pytest.param(["--workers", "-1"], "--workers must be 0 or more, not -1", id="workers-negative"),
     pytest.param(["--workers", "0", "--threads", "0"], "--threads must be 1 or more, not 0", id="threads-0"),
     pytest.param(["--workers", "0", "--cache-mb", "-5"], "--cache-mb must be 0 or more, not -5", id="cache-negative"),
+    # --threads had no upper bound: threads x workers at most 4 per core, as --workers alone
+    pytest.param(["--workers", "1", "--threads", str(4 * CORES + 1)], f"--threads {4 * CORES + 1} is {4 * CORES + 1} training threads, more than this machine runs: at most {4 * CORES}", id="threads-above-4-per-core"),
+    pytest.param(["--workers", "2", "--threads", str(2 * CORES + 1)], f"--threads {2 * CORES + 1} x 2 local workers is {4 * CORES + 2} training threads", id="threads-times-workers-above-4-per-core"),
 ]
 
 INPUTS = [

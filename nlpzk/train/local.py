@@ -24,14 +24,22 @@ _ROOT = Path(__file__).resolve().parents[2]
 WORKERS_PER_CORE = 4
 
 
-def check_local_workers(workers: int) -> None:
-    """Refuse more local worker processes than :data:`WORKERS_PER_CORE` per core of this machine."""
+def check_local_workers(workers: int, threads: int = 1) -> None:
+    """Refuse more local worker processes, or training threads (``workers x threads``; a worker has at
+    least one), than :data:`WORKERS_PER_CORE` per core of this machine."""
     cores = os.cpu_count() or 1
     limit = WORKERS_PER_CORE * cores
     if workers > limit:
         raise InvalidInputError(
             f"--workers {workers} is more local worker processes than this machine runs: at most {limit} ({WORKERS_PER_CORE} per core, {cores} cores)",
             hint="each worker holds its own copy of the model; to run more, start nlpzk train worker JOB on other machines",
+        )
+    if max(workers, 1) * threads > limit:
+        # each thread trains on its own core's worth of time: more only wait for the cores (and --threads 100000 would start that many)
+        given = f"--threads {threads}" if workers <= 1 else f"--threads {threads} x {workers} local workers"
+        raise InvalidInputError(
+            f"{given} is {max(workers, 1) * threads} training threads, more than this machine runs: at most {limit} ({WORKERS_PER_CORE} per core, {cores} cores)",
+            hint=f"give fewer --threads{'' if workers <= 1 else ' or --workers'}; to train faster, start nlpzk train worker JOB on other machines",
         )
 
 
@@ -58,9 +66,9 @@ def start_local_workers(
     """Start ``workers`` worker processes; their output goes to ``log_dir/worker-N.log`` (or is dropped).
 
     ``cache_mb``: each worker's shard cache budget (``nlpzk train worker --cache-mb``; None: its default).
-    At most :data:`WORKERS_PER_CORE` per core (InvalidInputError).
+    At most :data:`WORKERS_PER_CORE` per core, threads included (InvalidInputError).
     """
-    check_local_workers(workers)
+    check_local_workers(workers, threads)
     procs = []
     env = worker_env(config)
     for i in range(workers):
