@@ -429,10 +429,12 @@ class Corpus:
 
     def training_jobs(self) -> list[str]:
         """Training jobs not finished that train on this corpus (their workers read its shard files)."""
+        from .train.job import job_documents
+
         zk = self.cluster.zk
         jobs = registry.children(zk, paths.JOBS)
         out = []
-        for job, doc in zip(jobs, registry.many_json(zk, [paths.job(j) for j in jobs])):
+        for job, doc in zip(jobs, job_documents(zk, jobs)):  # a damaged one may train on it: the delete stops, saying what to do
             doc = doc if isinstance(doc, dict) else {}
             if (doc.get("spec") or {}).get("corpus") == self.name and doc.get("state") != "done" and not doc.get("deleting"):
                 out.append(job)

@@ -294,8 +294,9 @@ def register_job(
             tag_model(cluster, name, number, tag)
         return name, number
 
-    now = registry.maybe_json(cluster.zk, paths.job(job))
-    now = now if isinstance(now, dict) else None
+    from .train.job import job_documents
+
+    (now,) = job_documents(cluster.zk, [job])  # a damaged node: train list's error, with what to do
     for number, doc in _version_docs(cluster, name):
         if from_job(doc, job, now):
             return existing(number)

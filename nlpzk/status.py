@@ -70,12 +70,14 @@ def jobs(cluster: Cluster) -> list[dict[str, Any]]:
 
     Words/s is the sum of what the live workers last reported on their membership nodes.
     """
+    from .train.job import job_documents
+
     zk = cluster.zk
     rows = []
-    for name in registry.children(zk, paths.JOBS):
-        doc = registry.maybe_json(zk, paths.job(name))
-        if not isinstance(doc, dict):
-            continue
+    names = registry.children(zk, paths.JOBS)
+    for name, doc in zip(names, job_documents(zk, names)):  # a damaged node: the error train list gives, with what to do
+        if doc is None:
+            continue  # deleted meanwhile
         spec = doc.get("spec") or {}
         wids = registry.children(zk, paths.job_workers(name))
         docs = registry.many_json(zk, [paths.job_worker(name, w) for w in wids])

@@ -389,3 +389,21 @@ def test_a_damaged_job_deleted_with_force_says_what_it_did_and_could_not_tell(wo
     out = res.stdout.replace("\n", " ")
     assert "deleted damaged training job j (2 files under jobs/j/; its node: znode" in out, out
     assert "not known without its node: its state; whether a model holds its vectors (no model version names it)" in out, out
+
+
+@pytest.mark.parametrize("damage", [b'{"spec": cut', b'{"state": "done"}'])
+def test_every_command_that_stops_at_a_damaged_job_node_says_how_to_delete_the_job(world, cli, tmp_path, damage):
+    """train list / status / delete named `nlpzk train delete j --yes --force`; nlpzk status, vocab
+    delete, corpus delete, model register and train report stopped at the same node with "restore
+    it from a ZooKeeper backup (... deletes included, stop here)", or (a node without its spec) did
+    not see the job at all: corpus delete went on while the job might still train on the corpus."""
+    from nlpzk.zk import registry
+
+    _job(world)
+    world.zk.set(paths.job("j"), damage)
+    before = {p: registry.maybe_json(world.zk, p) for p in (paths.corpus("c"), paths.vocab_version("v", 1))}
+    for argv in [("status",), ("vocab", "delete", "v@v1", "--yes"), ("vocab", "delete", "v", "--yes"), ("corpus", "delete", "c", "--yes"),
+                 ("model", "register", "j"), ("train", "report", "j", "--out", str(tmp_path / "r.html"))]:
+        line = _fails_cleanly(cli(*argv), f"{paths.job('j')}")
+        assert "nlpzk train delete j --yes --force" in line, (argv, line)
+    assert {p: registry.maybe_json(world.zk, p) for p in before} == before  # refused: nothing deleted

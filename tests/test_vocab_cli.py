@@ -217,9 +217,9 @@ def test_delete_is_refused_while_a_model_or_a_job_uses_it(cli, cluster):
     view, kv = vocab_and_vectors(cluster)
     models.register_model(cluster, "m", kv, vocab_name=view.name, vocab_version=int(view.version), job="j7")
     spec = {"vocab": view.name, "vocab_version": int(view.version)}
-    registry.create_json(cluster.zk, paths.job("j9"), {"spec": spec, "state": "running"})
-    registry.create_json(cluster.zk, paths.job("j8"), {"spec": spec, "state": "done"})
-    registry.create_json(cluster.zk, paths.job("j7"), {"spec": spec, "state": "done"})  # registered as m@v1: m counts, not j7
+    registry.create_json(cluster.zk, paths.job("j9"), {"spec": spec, "state": "running", "round": 0, "words": 0})
+    registry.create_json(cluster.zk, paths.job("j8"), {"spec": spec, "state": "done", "round": 1, "words": 9})
+    registry.create_json(cluster.zk, paths.job("j7"), {"spec": spec, "state": "done", "round": 1, "words": 9})  # registered as m@v1: m counts, not j7
     line = fails(cli("vocab", "delete", f"{view.name}@v{view.version}", "--yes"), 6, "is used by model m@v1, job j8 (finished, not registered), job j9 (running)", "--force")
     assert "delete those models, let those jobs finish (and register them) or delete them (nlpzk train delete JOB), or pass --force" in line
     fails(cli("vocab", "delete", view.name, "--yes"), 6, "is used by model m@v1, job j8 (finished, not registered), job j9 (running)")

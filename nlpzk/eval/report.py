@@ -29,8 +29,10 @@ FORMATS = (".html", ".png")
 
 def job_history(cluster: Cluster, job: str) -> dict[str, Any]:
     """Job document, per-round rows and per-(round, worker) rows, read from ZooKeeper and round logs."""
+    from ..train.job import job_documents
+
     zk = cluster.zk
-    doc = registry.maybe_json(zk, paths.job(job))
+    (doc,) = job_documents(zk, [job])  # a damaged node: train list's error, with what to do
     if doc is None:
         raise NotFoundError(f"unknown training job {job!r}", hint="see: nlpzk train list")  # as every other train command says
     if isinstance(doc, dict) and doc.get("deleting"):  # train delete stopped half-way: its round logs may be gone

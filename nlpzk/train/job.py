@@ -317,6 +317,19 @@ def job_doc(cluster: Cluster, job: str, *, deleting: bool = False) -> dict[str, 
     return doc
 
 
+def job_documents(zk, jobs: list[str]) -> list[dict[str, Any] | None]:
+    """The node documents of ``jobs`` in one round trip (None: deleted meanwhile). A damaged one
+    stops the caller as it stops ``train list``: naming the znode and ``train delete JOB --force``."""
+    out: list[dict[str, Any] | None] = []
+    for job, got in zip(jobs, registry.get_many(zk, [paths.job(j) for j in jobs])):
+        where = registry.full_path(zk, paths.job(job))
+        try:
+            out.append(None if got is None else registry.require(registry.loads(got[0], where), rounds.JOB_KEYS, where))
+        except registry.CorruptDocumentError as exc:
+            raise damaged(job, exc) from None
+    return out
+
+
 def damaged(job: str, exc: registry.CorruptDocumentError) -> registry.CorruptDocumentError:
     """``exc`` (job ``job``'s node cannot be read) with what to do about a damaged job."""
     return registry.CorruptDocumentError(

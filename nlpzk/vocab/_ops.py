@@ -229,8 +229,10 @@ def users(cluster: Cluster, name: str, number: int | None = None) -> list[str]:
             vocab = doc.get("vocab") or {}
             if vocab.get("name") == name and uses(vocab.get("version"), vocab.get("sha256")):
                 out.append(f"model {model}@v{n}")
+    from ..train.job import job_documents
+
     jobs = registry.children(zk, paths.JOBS)
-    for job, doc in zip(jobs, registry.many_json(zk, [paths.job(j) for j in jobs])):
+    for job, doc in zip(jobs, job_documents(zk, jobs)):  # a damaged one may use it: the delete stops, saying what to do
         doc = doc if isinstance(doc, dict) else {}
         spec = doc.get("spec") or {}
         if spec.get("vocab") != name or not uses(spec.get("vocab_version"), spec.get("vocab_sha256")) or doc.get("deleting"):
