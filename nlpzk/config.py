@@ -133,53 +133,21 @@ class Config:
         values: dict[str, Any] = {}
         sources: dict[str, str] = {}
         for name, (env_name, typ, _secret) in _FIELDS.items():
+            given = []  # (raw, source), the one in force first
             if name in flags:
-                raw, src = flags[name], "flag"
-            elif environ.get(env_name) not in (None, ""):
-                raw, src = environ[env_name], f"env {env_name}"
-            elif name in file_values:
-                raw, src = file_values[name], f"file {file_name}"
+                given.append((flags[name], "flag"))
+            if environ.get(env_name) not in (None, ""):
+                given.append((environ[env_name], f"env {env_name}"))
+            if name in file_values:
+                given.append((file_values[name], f"file {file_name}"))
+            # every value given is checked, not only the one in force: a bad value in nlpzk.toml (or the
+            # environment) is wrong there whatever overrides it now, and would be used once the override goes
+            checked = [_check(name, _coerce(name, raw, typ, src), src) for raw, src in given]
+            if checked:
+                values[name], sources[name] = checked[0], given[0][1]
             else:
                 sources[name] = "default"
-                continue
-            values[name] = _coerce(name, raw, typ, src)
-            sources[name] = src
-
-        cfg = cls(**values, sources=sources)
-        cfg._validate()
-        return cfg
-
-    def _validate(self) -> None:
-        if self.acl_others not in ("read", "none"):
-            raise ConfigError(
-                f"{self._label('acl_others')} must be 'read' or 'none', not {self.acl_others!r}",
-                hint="read: others may read the nodes nlpzk creates; none: only the --auth user may",
-            )
-        if self.auth is not None and ":" not in self.auth:
-            # never echo the value: it may be a password typed in the wrong place
-            raise ConfigError(f"{self._label('auth')} must look like user:password", hint="give ZooKeeper digest credentials as USER:PASSWORD, e.g. --auth alice:s3cret")
-        for name in ("connect_timeout", "session_timeout"):
-            if getattr(self, name) <= 0:
-                default = next(f.default for f in dataclasses.fields(self) if f.name == name)
-                raise ConfigError(
-                    f"{self._label(name)} must be a positive number of seconds, not {getattr(self, name):g}",
-                    hint=f"e.g. --{name.replace('_', '-')} {default:g} (the default)",
-                )
-        if not (0 < self.zk_port < 65536):
-            raise ConfigError(f"{self._label('zk_port')} {self.zk_port} is not a TCP port", hint=f"use a port from 1 to 65535 (default {DEFAULT_EMBEDDED_PORT})")
-        if self.zk is not None and not self.zk.strip():
-            raise ConfigError(f"{self._label('zk')} is empty", hint="give host:port[,host:port...][/chroot]")
-
-    def _label(self, name: str) -> str:
-        """How the user set ``name``: the flag (``--zk-port``), the variable (``NLPZK_ZK_PORT``) or the file's key."""
-        src = self.source(name)
-        if src == "flag":
-            return "--" + name.replace("_", "-")
-        if src.startswith("env "):
-            return src[len("env ") :]
-        if src.startswith("file "):
-            return f"{name} in {src[len('file ') :]}"
-        return name
+        return cls(**values, sources=sources)
 
     # -- derived values -----------------------------------------------------------------------
 
@@ -231,6 +199,36 @@ class Config:
         hosts, chroot = self.hosts_and_chroot()
         rows.append({"key": "zk (effective)", "value": f"{hosts}{chroot}" + (" [embedded]" if self.embedded else ""), "source": "derived", "env": ""})
         return rows
+
+
+def _label(name: str, src: str) -> str:
+    """How the user set ``name`` (``src``: a source as ``Config.source`` gives it): the flag
+    (``--zk-port``), the variable (``NLPZK_ZK_PORT``) or the file's key."""
+    if src == "flag":
+        return "--" + name.replace("_", "-")
+    if src.startswith("env "):
+        return src[len("env ") :]
+    if src.startswith("file "):
+        return f"{name} in {src[len('file ') :]}"
+    return name
+
+
+def _check(name: str, value: Any, src: str) -> Any:
+    """``value`` of setting ``name`` given by ``src``, if it is a valid one; ConfigError otherwise."""
+    label = _label(name, src)
+    if name == "acl_others" and value not in ("read", "none"):
+        raise ConfigError(f"{label} must be 'read' or 'none', not {value!r}", hint="read: others may read the nodes nlpzk creates; none: only the --auth user may")
+    if name == "auth" and ":" not in value:
+        # never echo the value: it may be a password typed in the wrong place
+        raise ConfigError(f"{label} must look like user:password", hint="give ZooKeeper digest credentials as USER:PASSWORD, e.g. --auth alice:s3cret")
+    if name in ("connect_timeout", "session_timeout") and value <= 0:
+        default = next(f.default for f in dataclasses.fields(Config) if f.name == name)
+        raise ConfigError(f"{label} must be a positive number of seconds, not {value:g}", hint=f"e.g. --{name.replace('_', '-')} {default:g} (the default)")
+    if name == "zk_port" and not (0 < value < 65536):
+        raise ConfigError(f"{label} {value} is not a TCP port", hint=f"use a port from 1 to 65535 (default {DEFAULT_EMBEDDED_PORT})")
+    if name == "zk" and not value.strip():
+        raise ConfigError(f"{label} is empty", hint="give host:port[,host:port...][/chroot]")
+    return value
 
 
 _TYPE_HINTS = {

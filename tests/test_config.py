@@ -1,5 +1,7 @@
 """Configuration precedence: flags > environment > nlpzk.toml > defaults; secrets masked."""
 
+import re
+
 import pytest
 
 from nlpzk.config import DEFAULT_CHROOT, Config
@@ -58,6 +60,36 @@ def test_chroot_parsing_and_default():
 def test_invalid_values(flags, message):
     with pytest.raises(ConfigError, match=message):
         Config.resolve(flags=flags, environ={}, toml_path=None)
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("zk_port = 70000", "zk_port in {toml} 70000 is not a TCP port"),
+        ('zk_port = "many"', "zk_port from file {toml} is not a valid int: 'many'"),
+        ("session_timeout = -1", "session_timeout in {toml} must be a positive number of seconds, not -1"),
+        ('acl_others = "write"', "acl_others in {toml} must be 'read' or 'none', not 'write'"),
+    ],
+)
+def test_a_bad_value_in_the_file_is_reported_even_when_a_flag_or_variable_overrides_it(tmp_path, line, message):
+    """It was ignored while overridden (only the value in force was checked), and the file stayed
+    wrong until the override went; `nlpzk config show` did not tell either."""
+    toml = tmp_path / "nlpzk.toml"
+    toml.write_text(line + "\n")
+    key = line.split()[0]
+    env_name, good = {"zk_port": ("NLPZK_ZK_PORT", "12181"), "session_timeout": ("NLPZK_SESSION_TIMEOUT", "10"), "acl_others": ("NLPZK_ACL_OTHERS", "read")}[key]
+    for flags, environ in (({key: _coerce_like(key, good)}, {}), ({}, {env_name: good})):
+        with pytest.raises(ConfigError, match=re.escape(message.format(toml=toml))):
+            Config.resolve(flags=flags, environ=environ, toml_path=toml)
+
+
+def _coerce_like(key, text):
+    return {"zk_port": int, "session_timeout": float}.get(key, str)(text)
+
+
+def test_a_bad_environment_value_is_reported_even_when_a_flag_overrides_it():
+    with pytest.raises(ConfigError, match="NLPZK_ZK_PORT 0 is not a TCP port"):
+        Config.resolve(flags={"zk_port": 12181}, environ={"NLPZK_ZK_PORT": "0"}, toml_path=None)
 
 
 def test_env_type_error_names_variable():
