@@ -46,9 +46,12 @@ def _convert_hint(path: str) -> str:
 
 
 def _summary(view) -> dict:
-    doc = dict(view.doc)
-    doc.update(name=view.name, version=view.version, tokens=len(view), min_count=view.min_count, unk_id=view.unk_id)
-    return doc
+    """The version's document, as vocab list NAME gives it (nlpzk.vocab.version_document)."""
+    from nlpzk.vocab import version_document
+    from nlpzk.zk import paths, versioned
+
+    tags = [t for t, v in versioned.tags(view.cluster.zk, paths.vocab(view.name)).items() if v == view.version]
+    return version_document(view.name, view.version, view.doc, tags, view.unk_id)
 
 
 @app.command("build")
@@ -75,13 +78,9 @@ def build_cmd(
         from nlpzk.errors import InvalidInputError
 
         raise InvalidInputError(f"--specials {specials!r} has an empty item", hint='give tokens comma-separated, e.g. --specials "<unk>,<pad>"')
-    from nlpzk.zk import paths, versioned
-
     cluster = _util.cluster(ctx)
     view = build(cluster, name, corpus, min_count=min_count, max_size=max_size, parent=parent, specials=special_list, tags=tag, processes=processes)
-    info = _summary(view)
-    # the tags on it now: those asked for, and `latest` too on a vocabulary's first version
-    info["tags"] = sorted(t for t, v in versioned.tags(cluster.zk, paths.vocab(name)).items() if v == view.version)
+    info = _summary(view)  # tags: those asked for, and `latest` too on a vocabulary's first version
     _util.emit(
         info,
         as_json,

@@ -65,6 +65,26 @@ def test_build_list_show_tag(cli, golden):
     assert [r["ok"] for r in json.loads(ok(cli("vocab", "verify", "g", "--json")))] == [True, True]
 
 
+def test_build_list_and_show_describe_a_version_with_one_document(cli, golden):
+    """build --json had tokens, min_count and unk_id but no version_name; list NAME --json the
+    reverse: one version, two shapes. <unk> placed first, added by a child after its parent's rows,
+    and inherited: list finds the id build gave without loading every table."""
+    built = [
+        json.loads(ok(cli("vocab", "build", "g", "--corpus", "golden", "--specials", "<pad>,<unk>", "--tag", "stable", "--json"))),
+        json.loads(ok(cli("vocab", "build", "g", "--corpus", "golden", "--json"))),
+        json.loads(ok(cli("vocab", "build", "g", "--corpus", "golden", "--parent", "v2", "--specials", "<unk>", "--json"))),
+        json.loads(ok(cli("vocab", "build", "g", "--corpus", "golden", "--parent", "v3", "--min-count", "2", "--json"))),
+    ]
+    assert [b["unk_id"] for b in built] == [1, -1, built[2]["rows"] - 1, built[2]["rows"] - 1]
+    built[0]["tags"], built[1]["tags"], built[2]["tags"] = ["stable"], [], []  # latest moved on since
+    listed = json.loads(ok(cli("vocab", "list", "g", "--json")))
+    assert listed == built
+    for b in built:
+        shown = json.loads(ok(cli("vocab", "show", f"g@v{b['version']}", "--json")))
+        assert shown.pop("head") and shown == b
+    assert {"name", "version", "version_name", "tokens", "rows", "size", "min_count", "unk_id", "tags"} <= set(listed[0])
+
+
 def test_a_first_version_built_with_other_tags_gets_latest_too(cli, golden):
     """The README's journey builds `--tag stable` only; a plain NAME (which means NAME:latest) then
     failed with "vocabulary 'g' has no tag 'latest'" although the vocabulary had a version. A

@@ -7,7 +7,7 @@
 
 from ._build import build, shard_set_hash
 from ._count import count_shards
-from ._ops import EXPORT_FORMATS, delete, diff, export, tag, untag, users, verify, versions, vocabularies, write_export
+from ._ops import EXPORT_FORMATS, delete, diff, export, tag, untag, users, verify, version_document, versions, vocabularies, write_export
 from ._table import TABLE_SCHEMA, assign_ids
 from ._view import UNK, VocabView, Vocabulary, parse_spec, resolve
 
@@ -18,6 +18,7 @@ __all__ = [
     "parse_spec",
     "resolve",
     "versions",
+    "version_document",
     "vocabularies",
     "tag",
     "untag",

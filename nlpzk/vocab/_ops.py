@@ -12,10 +12,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..cluster import Cluster
-from ..errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError, first_few
+from ..errors import ConflictError, IntegrityError, InvalidInputError, NlpzkError, NotFoundError, first_few
 from ..store import naming
 from ..zk import paths, registry, versioned
-from ._view import VERSION_KEYS, VocabView, Vocabulary, check_exists, load_table, resolve
+from ._view import UNK, VERSION_KEYS, VocabView, Vocabulary, check_exists, load_table, resolve
 
 EXPORT_FORMATS = ("txt", "json", "freq")
 
@@ -37,12 +37,39 @@ def versions(cluster: Cluster, name: str) -> list[dict[str, Any]]:
     if registry.is_deleting(cluster.zk, base):  # `list NAME` and `verify` too (its files may be gone)
         raise registry.being_deleted(base)
     tags = versioned.tags(cluster.zk, base)
-    out = []
-    for number, doc in registry.list_versions(cluster.zk, base, required=VERSION_KEYS):
-        row = dict(doc, name=name, version=number, version_name=paths.version_name(number))
-        row["tags"] = sorted(t for t, v in tags.items() if v == number)
-        out.append(row)
-    return out
+    docs = dict(registry.list_versions(cluster.zk, base, required=VERSION_KEYS))
+    return [version_document(name, number, doc, [t for t, v in tags.items() if v == number], _unk_id(cluster, name, number, docs)) for number, doc in docs.items()]
+
+
+def version_document(name: str, number: int, doc: dict[str, Any], tags: list[str], unk_id: int | None) -> dict[str, Any]:
+    """One version as ``vocab build``, ``vocab list NAME`` and ``vocab show`` print it (``--json``): its
+    registry document (``rows``, ``active``, ``params``, ``path``, ``sha256``, ``size``, ``parent``, ...)
+    with ``name``, ``version``, ``version_name`` (the znode's), ``tokens`` (= ``rows``), ``min_count``,
+    ``unk_id`` (the id of ``<unk>`` when it is a special, else -1) and ``tags`` (those on it, sorted)."""
+    return dict(
+        doc, name=name, version=number, version_name=paths.version_name(number), tokens=int(doc["rows"]),
+        min_count=int((doc.get("params") or {}).get("min_count", 1)), unk_id=unk_id, tags=sorted(tags),
+    )
+
+
+def _unk_id(cluster: Cluster, name: str, number: int, docs: dict[int, dict[str, Any]]) -> int | None:
+    """:attr:`VocabView.unk_id` of version ``number`` from the registry documents of its vocabulary,
+    reading its table only when they cannot tell (None if it cannot be read: ``vocab verify`` says why)."""
+    doc = docs[number]
+    specials = list((doc.get("params") or {}).get("specials") or ())
+    if UNK not in specials:
+        return -1
+    parent = doc.get("parent")
+    if not parent:
+        return specials.index(UNK)  # specials come first, in the order given
+    if parent in docs and UNK in ((docs[parent].get("params") or {}).get("specials") or ()):
+        return _unk_id(cluster, name, parent, docs)  # a child keeps its parent's ids
+    # added by this version: after its parent's rows, unless the parent had it as a plain token
+    try:
+        pos = pc.index(load_table(cluster, name, number, doc, verify=False)["token"], UNK).as_py()
+    except NlpzkError:
+        return None
+    return -1 if pos is None or pos < 0 else pos
 
 
 def vocabularies(cluster: Cluster) -> list[dict[str, Any]]:
