@@ -146,6 +146,7 @@ def register_model(
     vocab_sha256: str | None = None,
     train_scores: dict[str, Any] | None = None,
     job_created: float | None = None,
+    again: bool = True,
 ) -> int:
     """Write ``kv`` (gensim ``KeyedVectors``, rows in vocabulary-id order) and register it as the next
     version of model ``name``. The file is complete and checksummed before its znode exists.
@@ -154,7 +155,9 @@ def register_model(
     deleted and built again under the same name starts numbering at v1 again, and its v1 is not
     the table these ids belong to. ``vocab_sha256``: the table the vectors were trained with (a
     job's), refused if the version no longer holds it. With ``job`` and ``job_created``, the job's
-    node (if it is still that job) records the version under ``registered`` in the same transaction.
+    node (if it is still that job) records the version under ``registered`` in the same transaction;
+    without ``again``, RegistrationDeleted if that node says (when the transaction commits) that the
+    vectors were registered in ``name`` and that version was deleted since (see :func:`register_job`).
     Returns the new version number.
     """
     paths.check_name("model", name)
@@ -209,7 +212,7 @@ def register_model(
                     return registry.publish_version(
                         cluster.zk, _base(name), doc, tags=tags, once=None if job is None else _once_key(job, job_created), create_base=False,
                         guards=[(paths.vocab_users(vocab_name), guard), hold.check],
-                        also=None if job is None or job_created is None else _job_records(cluster, name, job, job_created),
+                        also=None if job is None or job_created is None else _job_records(cluster, name, job, job_created, again),
                     )
                 except registry.GuardChanged:
                     continue  # a delete (or a job creation) on the vocabulary went first (or the hold went with its session): look again
@@ -230,11 +233,15 @@ def register_model(
         raise
 
 
-def _job_records(cluster: Cluster, name: str, job: str, job_created: float):
+def _job_records(cluster: Cluster, name: str, job: str, job_created: float, again: bool = True):
     """For ``publish_version(also=)``: the write that makes job ``job``'s node remember that its
     vectors became ``name@vN`` (``registered: {name: N}``), so that a re-run of the finished job
     does not register them again once that version is deleted (see :func:`register_job`). No write
-    when the node is gone or is another job of that name: the vectors are registered all the same."""
+    when the node is gone or is another job of that name: the vectors are registered all the same.
+
+    Without ``again``, RegistrationDeleted if the node (read before each attempt, and checked by its
+    znode version in the transaction) already names a version of ``name`` that is not this job's any
+    more: registered by another process and deleted by the user since :func:`register_job` looked."""
 
     def records(number: int) -> list[tuple[str, bytes, int]]:
         try:
@@ -244,9 +251,22 @@ def _job_records(cluster: Cluster, name: str, job: str, job_created: float):
         doc = registry.loads(data, registry.full_path(cluster.zk, paths.job(job)))
         if doc.get("created") != job_created:
             return []
+        before = (doc.get("registered") or {}).get(name)
+        if before is not None and not again:
+            held = registry.maybe_json(cluster.zk, paths.model_version(name, int(before)))
+            if not (isinstance(held, dict) and from_job(held, job, doc)):
+                raise _registration_deleted(job, name, int(before))
         return [(paths.job(job), registry.dumps(dict(doc, registered=dict(doc.get("registered") or {}, **{name: number}))), stat.version)]
 
     return records
+
+
+def _registration_deleted(job: str, name: str, number: int) -> RegistrationDeleted:
+    again_cmd = f"nlpzk model register {job}" + ("" if name == job else f" --name {name}")
+    return RegistrationDeleted(
+        f"job {job!r} already finished; its vectors were registered as model {name}@v{number} (since deleted)",
+        name, number, hint=f"to register them again: {again_cmd}",
+    )
 
 
 def _once_key(job: str, job_created: float | None) -> str:
@@ -302,11 +322,7 @@ def register_job(
             return existing(number)
     before = ((now or {}).get("registered") or {}).get(name)
     if before is not None and not again:
-        again_cmd = f"nlpzk model register {job}" + ("" if name == job else f" --name {name}")
-        raise RegistrationDeleted(
-            f"job {job!r} already finished; its vectors were registered as model {name}@v{before} (since deleted)",
-            name, int(before), hint=f"to register them again: {again_cmd}",
-        )
+        raise _registration_deleted(job, name, int(before))
     kv, job_doc = final_vectors(cluster, job)
     vocab_name, _, vocab_version = str(job_doc["final"]["vocab"]).partition("@")
     spec = {k: v for k, v in (job_doc.get("spec") or {}).items() if not isinstance(v, (dict, list))}
@@ -314,7 +330,7 @@ def register_job(
         number = register_model(
             cluster, name, kv, vocab_name=vocab_name, vocab_version=paths.parse_version(vocab_version), job=job, spec=spec, tags=tags,
             vocab_sha256=(job_doc.get("spec") or {}).get("vocab_sha256"),
-            train_scores=(job_doc.get("final") or {}).get("scores"), job_created=job_doc.get("created"),
+            train_scores=(job_doc.get("final") or {}).get("scores"), job_created=job_doc.get("created"), again=again,
         )
     except registry.AlreadyPublished as exc:  # registered meanwhile by another process
         return existing(exc.number)

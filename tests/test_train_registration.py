@@ -10,6 +10,7 @@ import json
 import pytest
 
 from nlpzk import models
+from nlpzk.store import naming
 from nlpzk.zk import paths, registry, versioned
 
 from test_models_support import run_tiny_job
@@ -67,3 +68,37 @@ def test_the_library_refuses_to_register_a_deleted_registration_again_unless_ask
     # into another model: remembered per model
     assert models.register_job(cluster, "j1", "other") == ("other", 1)
     assert registry.maybe_json(cluster.zk, paths.job("j1"))["registered"] == {"j1": 2, "other": 1}
+
+
+def test_a_registration_and_a_delete_between_the_look_and_the_publish_are_not_undone(cluster, config, monkeypatch):
+    """`train run`'s register_job looks at the job node (nothing registered yet), then loads the
+    vectors and writes the model file; the job's last publisher registers them meanwhile and the
+    user deletes that version. Its publish must not bring the deleted vectors back: the job node,
+    read again in the publishing transaction, says they were registered."""
+    from nlpzk import testing, train
+
+    run_tiny_job(cluster, config)
+    models.delete_model(cluster, "j1", 1)
+    doc, stat = registry.get_json(cluster.zk, paths.job("j1"))
+    del doc["registered"]  # as a publisher killed before registering leaves it
+    cluster.zk.set(paths.job("j1"), registry.dumps(doc), version=stat.version)
+
+    real = train.final_vectors
+
+    def meanwhile(c, job):
+        monkeypatch.setattr(train, "final_vectors", real)  # (the publisher's own call is the real one)
+        out = real(c, job)
+        other = testing.Cluster.connect(config)  # the publisher, in another process
+        try:
+            assert models.register_job(other, "j1") == ("j1", 2)
+        finally:
+            other.close()
+        models.delete_model(cluster, "j1", 2)  # and the user deletes it
+        return out
+
+    monkeypatch.setattr(train, "final_vectors", meanwhile)
+    with pytest.raises(models.RegistrationDeleted, match=r"registered as model j1@v2 \(since deleted\)"):
+        models.register_job(cluster, "j1")
+    assert _versions(cluster) == []  # before the fix: [3], the deleted vectors registered again
+    assert registry.maybe_json(cluster.zk, paths.job("j1"))["registered"] == {"j1": 2}
+    assert cluster.store.list(naming.model_dir("j1")) == []  # the file it wrote went with the refusal
