@@ -68,10 +68,13 @@ def render(data: dict[str, Any], jobs_first: bool = False) -> Group:
         state = j["state"] or "-"
         if state == "running":
             state = "[green]running[/]" if j["workers_alive"] else "[yellow]no workers[/]"
+        if state == "damaged":
+            state = "[red]damaged[/]"
         if j.get("deleting"):
             state += " (being deleted)"
         t.add_row(j["name"], state, rounds, progress, str(j["workers_alive"]), str(j["leases_held"]), _n(j["words_per_s"]), j["vocab"] or "-")
-    parts.insert(2 if jobs_first else len(parts), t if data["jobs"] else Text("jobs: none"))
+    damaged = [Text(f"job {j['name']}: {j['damaged']}") for j in data["jobs"] if j.get("damaged")]
+    parts.insert(2 if jobs_first else len(parts), Group(t, *damaged) if data["jobs"] else Text("jobs: none"))
 
     t = Table("model", "versions", "latest", "vocab", "tags", "scores", title="models", title_justify="left")
     for m in data["models"]:

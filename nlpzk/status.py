@@ -75,9 +75,16 @@ def jobs(cluster: Cluster) -> list[dict[str, Any]]:
     zk = cluster.zk
     rows = []
     names = registry.children(zk, paths.JOBS)
-    for name, doc in zip(names, job_documents(zk, names)):  # a damaged node: the error train list gives, with what to do
+    for name, doc in zip(names, job_documents(zk, names, keep_damaged=True)):
         if doc is None:
             continue  # deleted meanwhile
+        if not isinstance(doc, dict):
+            # a damaged node: an overview still shows everything else, and this job with what to do
+            # (train list / train status stop at it, naming the same command)
+            rows.append({"name": name, "state": "damaged", "damaged": doc.line(), "round": None, "rounds": None, "words": None, "total_words": None,
+                         "progress": None, "corpus": None, "vocab": None, "workers_alive": 0, "workers": [], "leases_held": 0,
+                         "shards_done_in_round": 0, "words_per_s": None, "deleting": False})
+            continue
         spec = doc.get("spec") or {}
         wids = registry.children(zk, paths.job_workers(name))
         docs = registry.many_json(zk, [paths.job_worker(name, w) for w in wids])

@@ -6,6 +6,7 @@ file should be, corrupt files of a training job.)"""
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -402,8 +403,16 @@ def test_every_command_that_stops_at_a_damaged_job_node_says_how_to_delete_the_j
     _job(world)
     world.zk.set(paths.job("j"), damage)
     before = {p: registry.maybe_json(world.zk, p) for p in (paths.corpus("c"), paths.vocab_version("v", 1))}
-    for argv in [("status",), ("vocab", "delete", "v@v1", "--yes"), ("vocab", "delete", "v", "--yes"), ("corpus", "delete", "c", "--yes"),
+    for argv in [("vocab", "delete", "v@v1", "--yes"), ("vocab", "delete", "v", "--yes"), ("corpus", "delete", "c", "--yes"),
                  ("model", "register", "j"), ("train", "report", "j", "--out", str(tmp_path / "r.html"))]:
         line = _fails_cleanly(cli(*argv), f"{paths.job('j')}")
         assert "nlpzk train delete j --yes --force" in line, (argv, line)
     assert {p: registry.maybe_json(world.zk, p) for p in before} == before  # refused: nothing deleted
+    # the overview is not stopped by one damaged job: it shows the rest, and that job with what to do
+    res = cli("status")
+    assert res.exit_code == 0, res.stderr
+    assert "damaged" in res.stdout and f"job j: znode {registry.full_path(world.zk, paths.job('j'))}" in res.stdout, res.stdout
+    assert "nlpzk train delete j --yes --force" in res.stdout and "corpora" in res.stdout, res.stdout
+    doc = json.loads(cli("status", "--json").stdout)
+    (row,) = doc["jobs"]
+    assert row["state"] == "damaged" and "nlpzk train delete j --yes --force" in row["damaged"], row

@@ -317,16 +317,19 @@ def job_doc(cluster: Cluster, job: str, *, deleting: bool = False) -> dict[str, 
     return doc
 
 
-def job_documents(zk, jobs: list[str]) -> list[dict[str, Any] | None]:
+def job_documents(zk, jobs: list[str], *, keep_damaged: bool = False) -> list[dict[str, Any] | registry.CorruptDocumentError | None]:
     """The node documents of ``jobs`` in one round trip (None: deleted meanwhile). A damaged one
-    stops the caller as it stops ``train list``: naming the znode and ``train delete JOB --force``."""
-    out: list[dict[str, Any] | None] = []
+    stops the caller as it stops ``train list``: naming the znode and ``train delete JOB --force``
+    (with ``keep_damaged``, that error takes the document's place instead, for an overview)."""
+    out: list[dict[str, Any] | registry.CorruptDocumentError | None] = []
     for job, got in zip(jobs, registry.get_many(zk, [paths.job(j) for j in jobs])):
         where = registry.full_path(zk, paths.job(job))
         try:
             out.append(None if got is None else registry.require(registry.loads(got[0], where), rounds.JOB_KEYS, where))
         except registry.CorruptDocumentError as exc:
-            raise damaged(job, exc) from None
+            if not keep_damaged:
+                raise damaged(job, exc) from None
+            out.append(damaged(job, exc))
     return out
 
 
