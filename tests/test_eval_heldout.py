@@ -62,6 +62,24 @@ def test_two_worker_processes_give_the_in_process_number_and_it_is_stored(cluste
     assert registry.children(cluster.zk, paths.model_evals("lee")) == []  # cleaned up
 
 
+def test_a_model_deleted_while_its_evaluation_starts_does_not_come_back(cluster, job_model, monkeypatch):
+    """The work set's parent was made with ensure_path: a model deleted between `model eval
+    --workers` opening it and creating the evaluation came back as an empty /models/<name>."""
+    from nlpzk.errors import NotFoundError
+    from nlpzk.models import delete_model
+
+    real_open = heldout.Corpus.open
+
+    def open_after_a_delete(*args, **kwargs):  # the delete lands while the evaluation is being set up
+        delete_model(cluster, "lee")
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(heldout.Corpus, "open", open_after_a_delete)
+    with pytest.raises(NotFoundError, match="model 'lee' was deleted while its evaluation started"):
+        heldout.start(cluster, "lee")
+    assert cluster.zk.exists(paths.model("lee")) is None
+
+
 def test_a_worker_whose_session_expired_cannot_commit_and_its_shard_is_redone(cluster, config, zk_server, job_model):
     eval_id, _ = heldout.start(cluster, "lee")
     base = paths.model_eval("lee", eval_id)

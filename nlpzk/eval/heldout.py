@@ -137,7 +137,10 @@ def start(cluster: Cluster, name: str, version: int | None = None, tag: str | No
         raise InvalidInputError(f"corpus {corpus!r} has no shards")
     eval_id = f"e-{uuid.uuid4().hex[:12]}"
     doc = {"version": model.version, "corpus": corpus, "created": registry.now(), **opts}
-    workset.create(cluster.zk, paths.model_eval(name, eval_id), doc, [s.id for s in shards])
+    try:
+        workset.create(cluster.zk, paths.model_eval(name, eval_id), doc, [s.id for s in shards])
+    except NotFoundError:
+        raise NotFoundError(f"model {name!r} was deleted while its evaluation started", hint="see: nlpzk model list") from None
     return eval_id, doc
 
 

@@ -35,7 +35,9 @@ def create(zk: KazooClient, base: str, doc: dict[str, Any], units: Iterable[str]
     a work set without it was left by a creator that died (``nlpzk gc`` removes it once old)."""
     units = list(units)
     parent = base.rsplit("/", 1)[0]
-    zk.ensure_path(parent)
+    # not ensure_path: a model deleted while its evaluation starts would come back as an empty node
+    if not registry.create_below(zk, [parent]):
+        raise NotFoundError(f"{parent.rsplit('/', 1)[0]} does not exist (deleted meanwhile?)", hint="check that it still exists, then run it again")
     tx = zk.transaction()
     tx.create(base, registry.dumps(doc))
     tx.create(f"{base}/owner", b"", ephemeral=True)
