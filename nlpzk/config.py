@@ -176,8 +176,11 @@ class Config:
         chroot = "/" + chroot.strip("/") if slash and chroot.strip("/") else DEFAULT_CHROOT
         for host in hosts.split(","):
             h, _, port = host.strip().rpartition(":")
-            if not h or not port.isdigit():
+            # str.isdigit() also says yes to '²' and '١٢', which socket and kazoo then refuse with a traceback
+            if not h or not (port.isascii() and port.isdigit()):
                 raise ConfigError(f"bad ZooKeeper address {host!r}", hint="use host:port[,host:port...][/chroot]")
+            if not 0 < int(port) < 65536:
+                raise ConfigError(f"bad ZooKeeper address {host!r}: {port} is not a TCP port", hint="use a port from 1 to 65535, e.g. host:2181")
         return hosts, chroot
 
     def with_overrides(self, **kwargs: Any) -> "Config":

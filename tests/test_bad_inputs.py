@@ -449,6 +449,8 @@ def _app():
         ("NLPZK_CONNECT_TIMEOUT", "abc", "NLPZK_CONNECT_TIMEOUT is not a valid float: 'abc' — give a number of seconds"),
         ("NLPZK_SESSION_TIMEOUT", "-3", "NLPZK_SESSION_TIMEOUT must be a positive number of seconds, not -3 — e.g. --session-timeout 10"),
         ("NLPZK_ZK", "host:notaport", "bad ZooKeeper address 'host:notaport'"),
+        ("NLPZK_ZK", "host:\u00b2", "bad ZooKeeper address 'host:\u00b2' — use host:port"),
+        ("NLPZK_ZK", "a:2181,host:70000", "bad ZooKeeper address 'host:70000': 70000 is not a TCP port — use a port from 1 to 65535"),
         ("NLPZK_ZK_PORT", "70000", "port"),
         ("NLPZK_CONFIG", "/nonexistent/nlpzk.toml", "/nonexistent/nlpzk.toml (from NLPZK_CONFIG) does not exist — fix the path in NLPZK_CONFIG, or unset it"),
     ],

@@ -46,6 +46,10 @@ def test_chroot_parsing_and_default():
     assert embedded.embedded and embedded.hosts_and_chroot() == ("127.0.0.1:1234", DEFAULT_CHROOT)
     with pytest.raises(ConfigError, match="bad ZooKeeper address"):
         Config.resolve(flags={"zk": "nohostport"}, environ={}, toml_path=None).hosts_and_chroot()
+    # '²' passes str.isdigit() and then int() refused it with a traceback; so did a port past 65535 in kazoo
+    for zk in ("h:\u00b2", "h:\u0661\u0662", "h:0", "h:65536"):
+        with pytest.raises(ConfigError, match="bad ZooKeeper address"):
+            Config.resolve(flags={"zk": zk}, environ={}, toml_path=None).hosts_and_chroot()
 
 
 @pytest.mark.parametrize(
