@@ -423,6 +423,15 @@ def test_encode_and_decode_refuse_what_is_not_a_token_or_an_id_whatever_the_batc
     assert v.decode([2, -(2**70), -1], oov="?") == ["the", "?", "?"]
     assert v.decode(np.array([2, 4], np.uint8)) == ["the", "cat"] and v.decode(np.array([], np.int32)) == []
 
+    # token("3") raised a bare TypeError ('<=' not supported), token(True) gave the token of id 1
+    for odd in ("3", True, np.bool_(True), 1.0, None):
+        with pytest.raises(InvalidInputError, match="token\\(\\) takes an integer id"):
+            v.token(odd)
+    assert v.token(np.int64(2)) == v.token(2) == "the"
+    for past in (11, -1, 2**70):
+        with pytest.raises(IndexError, match="outside vocabulary"):
+            v.token(past)
+
 
 def test_a_view_pickles_as_its_version_for_worker_processes(cluster, config):
     import multiprocessing

@@ -268,6 +268,10 @@ class VocabView:
         return self._snap.index().get(token, default)
 
     def token(self, id: int) -> str:
+        """The token with id ``id`` (an int, as ``view[token]`` gives); IndexError outside the vocabulary."""
+        if isinstance(id, (bool, np.bool_)) or not isinstance(id, (int, np.integer)):
+            # (a str compared with 0 raised a bare TypeError; True was taken as id 1)
+            raise InvalidInputError(f"token() takes an integer id, not {type(id).__name__} ({id!r:.40})", hint="pass an int, e.g. view.token(7); view.id(token) goes the other way")
         tokens = self._snap.tokens
         if not 0 <= id < len(tokens):
             raise IndexError(f"id {id} is outside vocabulary {self.name!r} v{self.version} (0..{len(tokens) - 1})")
