@@ -101,14 +101,18 @@ def status(
         _util.emit(collect(cluster), as_json, lambda d: _util.out.print(render(d)))
         return
     from nlpzk.zk.client import RECONNECT_LIMIT
+    from nlpzk.errors import ZkUnavailableError
     from nlpzk.zk.rounds import CONNECTION_ERRORS
+
+    # (collect raises ZkUnavailableError for a connection error, as every library call made from outside nlpzk does)
+    connection_errors = (ZkUnavailableError, *CONNECTION_ERRORS)
 
     def snapshot() -> dict | None:
         """The registry now, or None while ZooKeeper is unreachable (an election, a lost quorum):
         a monitor rides that out, and gives up RECONNECT_LIMIT seconds after the drop (exit 3)."""
         try:
             return collect(cluster)
-        except CONNECTION_ERRORS:
+        except connection_errors:
             if cluster.watch.down_for() > RECONNECT_LIMIT:
                 raise
             cluster.watch.connected.wait(interval)

@@ -95,7 +95,11 @@ def _watch(ctx: typer.Context, job: str, workers: int, threads: int, wait: bool,
 
     from nlpzk.errors import ConflictError, NotFoundError
     from nlpzk.zk.client import RECONNECT_LIMIT
+    from nlpzk.errors import ZkUnavailableError
     from nlpzk.zk.rounds import CONNECTION_ERRORS
+
+    # (train.status raises ZkUnavailableError for a connection error, as every library call made from outside nlpzk does)
+    connection_errors = (ZkUnavailableError, *CONNECTION_ERRORS)
 
     try:
         if _util.err.is_terminal and not as_json:
@@ -120,14 +124,12 @@ def _watch(ctx: typer.Context, job: str, workers: int, threads: int, wait: bool,
                         f"job {job!r} was deleted while this command followed it (nlpzk train delete)",
                         hint="its local workers were stopped; there is nothing to resume: train it again to get it back",
                     ) from None
-            except CONNECTION_ERRORS as exc:
+            except connection_errors as exc:
                 # an election or a lost quorum: the workers pause and rejoin, or exit after their
                 # reconnect limit; this view waits as long as they do, then gives up too
                 if (procs and all(p.poll() is not None for p in procs)) or cluster.watch.down_for() > RECONNECT_LIMIT:
-                    from nlpzk.errors import ZkUnavailableError
-
                     raise ZkUnavailableError(
-                        f"lost the connection to ZooKeeper ({type(exc).__name__}) while following job {job!r}",
+                        f"lost the connection to ZooKeeper ({type(exc.__cause__ or exc).__name__}) while following job {job!r}",
                         hint=f"check the servers (nlpzk zk status); once they are back: nlpzk train resume {job}",
                     ) from None
                 if progress is not None:
@@ -171,7 +173,7 @@ def _watch(ctx: typer.Context, job: str, workers: int, threads: int, wait: bool,
         try:
             # not while disconnected: the request would wait for ZooKeeper (up to 120 s) after Ctrl-C
             st = train.status(cluster, job) if cluster.watch.connected.is_set() else None
-        except CONNECTION_ERRORS:
+        except connection_errors:
             st = None
         if st is None:
             _util.error_line(f"stopped while ZooKeeper is unreachable (the job's round is unknown); once it is back, continue with: nlpzk train resume {job}")

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from kazoo.exceptions import NodeExistsError
 
-from .cluster import Cluster, default_cluster
+from .cluster import Cluster, default_cluster, public, public_functions
 from .errors import ConflictError, IntegrityError, NotFoundError, StoreError, first_few
 from .store import Store, is_tmp, naming
 from .zk import paths, registry, versioned
@@ -257,6 +257,7 @@ def read_shard(store: Store, info: ShardInfo, columns: list[str] | None = None, 
         raise IntegrityError(f"shard {info.id} ({info.path}) is corrupt: {exc}", hint="run: nlpzk corpus verify") from None
 
 
+@public
 class Corpus:
     """A registered corpus: its options and its shards.
 
@@ -469,3 +470,6 @@ class Corpus:
 
     def __repr__(self) -> str:
         return f"Corpus({self.name!r})"
+
+
+public_functions(globals(), ["list_corpora", "read_shard"])  # called from outside nlpzk, they raise only NlpzkError

@@ -20,7 +20,7 @@ from typing import Any, Iterable
 import pyarrow.fs as pafs
 from kazoo.exceptions import BadVersionError, NoNodeError
 
-from .cluster import Cluster
+from .cluster import Cluster, public_functions
 from .store import is_tmp
 from .zk import paths, registry
 
@@ -191,3 +191,6 @@ def _drop_stale_pending(cluster: Cluster, older_than: float) -> None:
                 zk.delete(mark, version=stat.version)
             except (NoNodeError, BadVersionError):
                 pass
+
+
+public_functions(globals(), ["referenced_paths", "known_owners", "find_garbage", "collect"])  # called from outside nlpzk, they raise only NlpzkError

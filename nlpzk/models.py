@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 from kazoo.exceptions import NoNodeError
 
-from .cluster import Cluster, default_cluster
+from .cluster import Cluster, default_cluster, public, public_functions
 from .errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError, StoreError
 from .store import naming, new_file_mode
 from .zk import paths, registry, versioned
@@ -465,6 +465,7 @@ def store_scores(cluster: Cluster, name: str, version: int, scores: dict[str, An
 
 # -- the handle ------------------------------------------------------------------------------------
 
+@public
 class Model:
     """One model version: its registry document, its vectors (``kv``) and its vocabulary (``vocab``)."""
 
@@ -659,3 +660,6 @@ def atomic_local_write(path: str, write) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+public_functions(globals(), __all__)  # called from outside nlpzk, they raise only NlpzkError

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .cluster import Cluster
+from .cluster import Cluster, public_functions
 from .models import headline
 from .zk import paths, registry, versioned
 from .zk import server as zkserver
@@ -159,3 +159,6 @@ def _int(text: str | None) -> int | None:
         return int(text) if text is not None else None
     except ValueError:
         return None
+
+
+public_functions(globals(), ["servers", "corpora", "vocabularies", "jobs", "models", "collect"])  # called from outside nlpzk, they raise only NlpzkError

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from ..cluster import public_functions
 from .benchmarks import BENCHMARKS, analogies, compact, evaluate, sentiment, word_pairs
 from .scoring import compare, evaluate_model
 
 __all__ = ["BENCHMARKS", "analogies", "compact", "evaluate", "sentiment", "word_pairs", "evaluate_model", "compare"]
+
+public_functions(globals(), __all__)  # called from outside nlpzk, they raise only NlpzkError

@@ -43,7 +43,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..cluster import Cluster
+from ..cluster import Cluster, public_functions
 from ..corpus import Corpus, ShardInfo, ShardWriter
 from ..errors import FencedError, IntegrityError, InvalidInputError, NlpzkError
 from ..store import TMP_PREFIX, Store, naming
@@ -809,3 +809,6 @@ def _delete_unregistered(store: Store, corpus: str, key: str) -> None:
     while store.delete(naming.shard_file(corpus, naming.shard_id(key, seq))):
         seq += 1
     store.delete(naming.input_hashes(corpus, key))
+
+
+public_functions(globals(), ["ingest"])  # called from outside nlpzk, it raises only NlpzkError

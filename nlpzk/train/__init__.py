@@ -5,6 +5,7 @@
 >>> kv, doc = final_vectors(cluster, "w2v")   # once doc["state"] == "done"               # doctest: +SKIP
 """
 
+from ..cluster import public_functions
 from .job import HYPER, check_hyper, create_job, delete_job, final_vectors, list_jobs, status
 from .local import start_local_workers, stop_local_workers
 from .merge import DEFAULT_RULE, RULES
@@ -26,3 +27,5 @@ __all__ = [
     "stop_local_workers",
     "tidy_finished",
 ]
+
+public_functions(globals(), __all__)  # called from outside nlpzk, they raise only NlpzkError

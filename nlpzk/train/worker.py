@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 from kazoo.exceptions import ConnectionLoss
 
-from ..cluster import Cluster
+from ..cluster import Cluster, public
 from ..corpus import ShardInfo, read_shard
 from ..errors import ConflictError, FencedError, IntegrityError, StoreError, TrainingError, ZkUnavailableError
 from ..store import naming
@@ -104,6 +104,7 @@ class WorkerReport:
     state: str = ""
 
 
+@public
 class Worker:
     """One training process. ``run()`` returns when the job is done or ``stop`` is set.
 

@@ -5,6 +5,7 @@
 >>> stable = Vocabulary.open("wiki:stable", cluster=cluster).follow("stable")     # doctest: +SKIP
 """
 
+from ..cluster import public_functions
 from ._build import build, shard_set_hash
 from ._count import count_shards
 from ._ops import EXPORT_FORMATS, delete, diff, export, tag, untag, users, verify, version_document, versions, vocabularies, write_export
@@ -35,3 +36,5 @@ __all__ = [
     "TABLE_SCHEMA",
     "UNK",
 ]
+
+public_functions(globals(), __all__)  # called from outside nlpzk, they raise only NlpzkError

@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..cluster import Cluster, default_cluster
+from ..cluster import Cluster, default_cluster, public
 from ..errors import IntegrityError, InvalidInputError, NotFoundError, StoreError, ZkUnavailableError
 from ..zk import paths, registry
 from ..zk.tagwatch import TagWatch
@@ -374,6 +374,7 @@ class VocabView:
 
     # -- following a tag ----------------------------------------------------------------------
 
+    @public
     def follow(self, tag: str = "latest", on_change: Callable[["VocabView"], None] | None = None) -> "VocabView":
         """Keep this view on whatever ``tag`` points at, switching atomically when it moves.
 
@@ -455,6 +456,7 @@ class VocabView:
         self.unfollow()
 
 
+@public
 class Vocabulary:
     """Entry point for vocabulary versions.
 

@@ -26,7 +26,12 @@ def translate(exc: BaseException) -> NlpzkError | None:
         )
     if isinstance(exc, AuthFailedError):
         return NotAuthorizedError("ZooKeeper rejected the credentials", hint="check --auth / NLPZK_AUTH")
-    if isinstance(exc, (ConnectionLoss, SessionExpiredError, ConnectionClosedError, OperationTimeoutError, KazooTimeoutError, RetryFailedError)):
+    if isinstance(exc, ConnectionClosedError):  # kazoo raises it only once its client was stopped: by Cluster.close()
+        return ZkUnavailableError(
+            "this cluster is closed (Cluster.close(), or the end of its with block)",
+            hint="connect again with nlpzk.Cluster.connect(), and use what you open from a cluster before closing it",
+        )
+    if isinstance(exc, (ConnectionLoss, SessionExpiredError, OperationTimeoutError, KazooTimeoutError, RetryFailedError)):
         return ZkUnavailableError(
             f"lost the connection to ZooKeeper ({type(exc).__name__})",
             hint="check the servers (nlpzk zk status) and run the command again; nothing half-done was registered",
