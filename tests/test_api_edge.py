@@ -4,6 +4,9 @@ uses them for control flow). Real ZooKeeper servers throughout."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 from kazoo.exceptions import ConnectionClosedError
 
@@ -53,7 +56,7 @@ def test_public_calls_on_a_closed_cluster_raise_zk_unavailable_saying_it_is_clos
     assert view.encode(["the"]).tolist() == [view["the"]]
 
 
-def test_public_calls_without_zookeeper_raise_zk_unavailable(tmp_path, monkeypatch):
+def test_public_calls_without_zookeeper_raise_zk_unavailable_and_follow_does_not_hang(tmp_path, monkeypatch):
     server, own = own_server_with_request_timeout(monkeypatch, tmp_path, 1.5)
     try:
         view, kv = vocab_and_vectors(own)
@@ -64,6 +67,14 @@ def test_public_calls_without_zookeeper_raise_zk_unavailable(tmp_path, monkeypat
         for name in ("Corpus.open", "Corpus.sentences", "Vocabulary.open", "Model.open", "train.status", "status.collect"):
             with pytest.raises(ZkUnavailableError, match="lost the connection to ZooKeeper"):  # before: OperationTimeoutError
                 calls[name]()
+        # before: follow() blocked until ZooKeeper came back (kazoo's DataWatch retries its first read for ever)
+        done = threading.Event()
+        t = threading.Thread(target=lambda: (view.follow("latest"), done.set()), daemon=True)
+        t0 = time.monotonic()
+        t.start()
+        assert done.wait(10), "follow() hung while ZooKeeper was unreachable"
+        assert time.monotonic() - t0 < 5 and view.following == "latest" and view.version == 1
+        view.unfollow()
     finally:
         own.close()
         server.stop()

@@ -384,7 +384,9 @@ class VocabView:
         version and records the error in :attr:`follow_error` (cleared by the next switch, or when
         the tag comes back to the view's version). A deleted tag keeps the view where it is; when the tag is created again it is
         followed again. ``on_change(view)`` is called after each switch (on the watch's thread; keep
-        it short). Following needs the cluster open: it stops when the cluster is closed.
+        it short). Following needs the cluster open: it stops when the cluster is closed. It returns
+        at once, also while ZooKeeper is unreachable: the view then keeps its version and reads the
+        tag when ZooKeeper answers again.
         """
         paths.check_name("tag", tag)
         if self.cluster is None:

@@ -10,6 +10,9 @@ Connection states:
 * ``SUSPENDED`` — nothing is delivered; whoever follows keeps what it has (the last good version).
 * ``LOST`` — the watch died with the session; once kazoo has a new session, ``DataWatch`` reads the
   node again, so a move that happened in between is delivered then.
+
+Starting a watch never blocks: the first read happens on the watch's own thread, so a tag followed
+while ZooKeeper is unreachable is read (and followed) once it answers again.
 """
 
 from __future__ import annotations
@@ -43,7 +46,14 @@ class TagWatch:
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._deliver, name=f"tagwatch{path}", daemon=True)
         self._thread.start()
-        DataWatch(client, path, self._on_data)
+
+    def _watch(self) -> None:
+        # DataWatch reads the node once before it returns, retrying for ever while ZooKeeper is away:
+        # on this thread, so that following never blocks its caller (it starts once ZooKeeper answers)
+        try:
+            DataWatch(self.client, self.path, self._on_data)
+        except Exception:  # e.g. an ACL refusing the read: nothing is delivered, the follower keeps its version
+            log.exception("cannot watch tag %s", self.path)
 
     def _on_data(self, data: bytes | None, stat) -> bool | None:
         # Runs on kazoo's event thread: record and return at once.
@@ -60,6 +70,7 @@ class TagWatch:
         return None
 
     def _deliver(self) -> None:
+        self._watch()
         while not self._stopped.is_set():
             self._wake.wait()
             self._wake.clear()
