@@ -312,10 +312,12 @@ class Corpus:
 
     @property
     def options(self) -> dict[str, Any]:
+        """The tokenizer options the corpus was ingested with (``nlpzk.ingest.make_tokenizer(corpus.options)`` tokenizes the same way)."""
         return self.info["options"]
 
     @property
     def shards(self) -> list[ShardInfo]:
+        """The registered shards (id, path, sha256, counts), read afresh from ZooKeeper on each access."""
         zk = self.cluster.zk
         ids = registry.children(zk, paths.shards(self.name))
         docs = registry.many_json(zk, [paths.shard(self.name, i) for i in ids])
@@ -333,6 +335,7 @@ class Corpus:
         return registry.children(self.cluster.zk, paths.ingesters(self.name))
 
     def summary(self, shards: list[ShardInfo] | None = None) -> dict[str, Any]:
+        """Totals: ``name, options, created, shards, inputs, documents, sentences, tokens, bytes``."""
         shards = self.shards if shards is None else shards
         return {
             "name": self.name,
@@ -450,12 +453,15 @@ class Corpus:
             )
 
     def shard(self, shard_id: str) -> ShardInfo:
+        """One registered shard by id; NotFoundError if the corpus has none of that id."""
         doc = registry.maybe_json(self.cluster.zk, paths.shard(self.name, shard_id))
         if doc is None:
             raise NotFoundError(f"corpus {self.name!r} has no shard {shard_id!r}")
         return ShardInfo.from_doc(shard_id, doc)
 
     def read(self, shard: ShardInfo | str, columns: list[str] | None = None, verify: bool = False) -> pa.Table:
+        """One shard as an Arrow table (``doc_id``, ``source``, ``tokens``, or ``columns``); with
+        ``verify`` its sha256 is checked first. :meth:`sentences` gives plain token lists."""
         info = shard if isinstance(shard, ShardInfo) else self.shard(shard)
         return read_shard(self.cluster.store, info, columns=columns, verify=verify)
 

@@ -499,10 +499,12 @@ class Model:
 
     @property
     def ref(self) -> str:
+        """``name@vN``: what the CLI takes to name this version."""
         return f"{self.name}@v{self.version}"
 
     @property
     def vocab_ref(self) -> tuple[str, int]:
+        """``(vocabulary name, version)`` the model was trained with (:attr:`vocab` opens it)."""
         v = self.doc["vocab"]
         return v["name"], int(v["version"])
 

@@ -265,6 +265,7 @@ class VocabView:
         return token in self._snap.index()
 
     def id(self, token: str, default: int | None = None) -> int | None:
+        """The id of ``token``, or ``default`` when it is not in the vocabulary (``view[token]`` raises KeyError instead)."""
         return self._snap.index().get(token, default)
 
     def token(self, id: int) -> str:
@@ -416,6 +417,7 @@ class VocabView:
 
     @property
     def following(self) -> str | None:
+        """The tag this view follows, or None."""
         return self._followed
 
     def _tag_moved(self, number: int | None, generation: int) -> None:
@@ -493,11 +495,13 @@ class Vocabulary:
 
     @staticmethod
     def names(*, cluster: Cluster | None = None) -> list[str]:
+        """Names of the registered vocabularies (``nlpzk.vocab.vocabularies(cluster)`` gives their versions and tags too)."""
         cluster = cluster or default_cluster()
         return registry.children(cluster.zk, paths.VOCAB)
 
     @staticmethod
     def exists(name: str, *, cluster: Cluster | None = None) -> bool:
+        """Whether vocabulary ``name`` is registered."""
         cluster = cluster or default_cluster()
         return registry.maybe_json(cluster.zk, paths.vocab(name)) is not None
 
