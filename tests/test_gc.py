@@ -110,6 +110,7 @@ def test_gc_drops_the_nodes_of_an_evaluation_whose_coordinator_died(cluster, con
     from nlpzk.zk import workset
 
     dead, live = paths.model_eval("m", "e-dead"), paths.model_eval("m", "e-live")
+    cluster.zk.ensure_path(paths.model("m"))  # the model they evaluate (a work set never creates it)
     coordinator = testing.Cluster.connect(config)
     workset.create(coordinator.zk, dead, {"version": 1}, ["s0", "s1"])
     coordinator.close()  # its session ends: the owner node goes
