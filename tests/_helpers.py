@@ -39,6 +39,31 @@ class Cli:
         )
 
 
+def small_world(cluster):
+    """Corpus ``c`` (two small shards), vocabulary ``v`` v1 built on it and model ``m`` v1 (random
+    4-dimensional vectors of v's tokens): one registered file of every kind."""
+    import numpy as np
+    from gensim.models import KeyedVectors
+
+    from nlpzk.corpus import Corpus, ShardWriter
+    from nlpzk.ingest import tokenizer_options
+    from nlpzk.models import register_model
+    from nlpzk.vocab import build
+    from nlpzk.zk import paths, registry
+
+    Corpus.create(cluster, "c", tokenizer_options())
+    for s in range(2):
+        with ShardWriter(cluster.store, "c", f"s{s:03d}") as w:
+            for i in range(20):
+                w.add(f"d{s}-{i}", "x.txt", ["the", "cat", "sat", f"w{i % 5}"])
+        registry.create_json(cluster.zk, paths.shard("c", w.info.id), w.info.doc())
+    view = build(cluster, "v", "c", min_count=1)
+    kv = KeyedVectors(4, count=0)
+    kv.add_vectors(view.tokens.to_pylist(), np.random.default_rng(0).normal(size=(len(view), 4)).astype(np.float32))
+    register_model(cluster, "m", kv, vocab_name="v", vocab_version=view.version, job=None, spec={"dim": 4})
+    return cluster
+
+
 def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, every: float = 0.02, what: str = "condition") -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from _helpers import one_line_error
+from _helpers import one_line_error, small_world
 from nlpzk import errors
 from nlpzk.zk import paths
 
@@ -22,26 +22,7 @@ INTEGRITY = errors.IntegrityError.exit_code
 
 @pytest.fixture
 def world(cluster):
-    import numpy as np
-    from gensim.models import KeyedVectors
-
-    from nlpzk.corpus import Corpus, ShardWriter
-    from nlpzk.ingest import tokenizer_options
-    from nlpzk.models import register_model
-    from nlpzk.vocab import build
-    from nlpzk.zk import registry
-
-    Corpus.create(cluster, "c", tokenizer_options())
-    for s in range(2):
-        with ShardWriter(cluster.store, "c", f"s{s:03d}") as w:
-            for i in range(20):
-                w.add(f"d{s}-{i}", "x.txt", ["the", "cat", "sat", f"w{i % 5}"])
-        registry.create_json(cluster.zk, paths.shard("c", w.info.id), w.info.doc())
-    view = build(cluster, "v", "c", min_count=1)
-    kv = KeyedVectors(4, count=0)
-    kv.add_vectors(view.tokens.to_pylist(), np.random.default_rng(0).normal(size=(len(view), 4)).astype(np.float32))
-    register_model(cluster, "m", kv, vocab_name="v", vocab_version=view.version, job=None, spec={"dim": 4})
-    return cluster
+    return small_world(cluster)
 
 
 def _as_directory(cluster, rel):
