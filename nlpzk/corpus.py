@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from kazoo.exceptions import NodeExistsError
 
 from .cluster import Cluster, default_cluster, public, public_functions
-from .errors import ConflictError, IntegrityError, NotFoundError, StoreError, first_few
+from .errors import ConflictError, IntegrityError, NotFoundError, StoreError, WrongStoreError, first_few
 from .store import Store, is_tmp, naming
 from .zk import paths, registry, versioned
 
@@ -378,6 +378,10 @@ class Corpus:
                     continue
                 if differs:
                     corrupt.append({"input": key, "path": side, "problem": "sha256 differs from the registry"})
+        if missing:  # every file gone because this is not the cluster's store: say that, not "damaged"
+            gone = store.missing(missing[0]["path"])
+            if isinstance(gone, WrongStoreError):
+                raise gone
         known = {s.path for s in shards} | {d.get("hashes_path") for d in inputs.values()}
         files = store.list(naming.corpus_dir(self.name))
         tmp = [f for f in files if is_tmp(f)]

@@ -87,6 +87,11 @@ class StoreError(NlpzkError):
     exit_code = 10
 
 
+class WrongStoreError(StoreError):
+    """Files ZooKeeper registers are missing because the store itself looks wrong: its root does not
+    exist or lacks the folder they live in (``--store`` / ``NLPZK_STORE`` is not this cluster's store)."""
+
+
 class FencedError(NlpzkError):
     """A worker tried to commit work it no longer owns (its lease or session is gone)."""
 
@@ -110,6 +115,7 @@ __all__ = [
     "NotAuthorizedError",
     "MissingDependencyError",
     "StoreError",
+    "WrongStoreError",
     "FencedError",
     "TrainingError",
     "TokenizerOptionError",

@@ -97,7 +97,7 @@ def _read_vectors(cluster: Cluster, rel: str, sha256: str | None, verify: bool =
     try:
         if local is not None:
             if not os.path.exists(local):
-                raise IntegrityError(f"model file {rel} is missing from the store", hint="the registry points at a deleted file; delete this version")
+                raise store.missing(rel, f"model file {rel} is missing from the store", hint="the registry points at a deleted file; delete this version")
             source = pa.memory_map(local, "r")
         else:
             source = pa.BufferReader(store.read_bytes(rel))

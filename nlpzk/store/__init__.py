@@ -22,9 +22,13 @@ from typing import IO, Iterator
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from ..errors import ConfigError, IntegrityError, NotFoundError, StoreError
+from ..errors import ConfigError, IntegrityError, NlpzkError, NotFoundError, StoreError, WrongStoreError
 
 TMP_PREFIX = ".tmp-"
+#: The folders every file nlpzk registers lives under (see naming.py).
+TOP_FOLDERS = ("corpora", "vocab", "models", "jobs")
+#: What a missing file's error names as the command that checks it, by top folder.
+_VERIFY_COMMANDS = {"corpora": "nlpzk corpus verify", "vocab": "nlpzk vocab verify"}
 
 
 class HashingWriter:
@@ -92,11 +96,8 @@ class Store:
         except OSError as exc:  # a well-formed URI whose service cannot be reached (DNS, network, credentials)
             raise ConfigError(f"cannot reach store {self.uri!r}: {exc}", hint="check the network, the bucket or host, and the credentials the store needs") from None
         self.local = isinstance(self.fs, pafs.LocalFileSystem)
-        if self.local:
-            try:
-                os.makedirs(self.root, exist_ok=True)
-            except OSError as exc:
-                raise _os_error(exc, f"creating the store at {self.root}") from None
+        if self.local:  # not created here: a read-only command on a mistyped store must not make it
+            _check_local_root(self.root)
 
     def __repr__(self) -> str:
         return f"Store({self.uri!r})"
@@ -108,6 +109,27 @@ class Store:
         if ".." in rel.split("/"):
             raise StoreError(f"refusing a store path that leaves the store: {rel!r}")
         return posixpath.join(self.root, rel)
+
+    def _is_dir(self, path: str) -> bool:
+        try:
+            return self.fs.get_file_info(path).type == pafs.FileType.Directory
+        except OSError:
+            return True  # cannot tell: let the file's own error speak
+
+    def missing(self, rel: str, message: str | None = None, hint: str | None = None) -> NlpzkError:
+        """The error for a registered file ``rel`` that is not in the store: a :class:`WrongStoreError`
+        when the store itself looks wrong (its root, or the top folder ``rel`` lives in, does not
+        exist: none of the registry's files can be there), else an :class:`IntegrityError` with
+        ``message`` (default ``store file REL is missing``) and ``hint`` (default: the command that
+        checks the file's corpus or vocabulary)."""
+        top = rel.lstrip("/").split("/", 1)[0]
+        if not self._is_dir(self.root) or (top in TOP_FOLDERS and not self._is_dir(self.full(top))):
+            where = "does not exist" if not self._is_dir(self.root) else f"has no {top}/ folder"
+            return WrongStoreError(
+                f"store {self.uri} {where}, so it has none of the files registered in ZooKeeper ({rel} is missing)",
+                hint="is --store / NLPZK_STORE the store this cluster uses? (see: nlpzk config show)",
+            )
+        return IntegrityError(message or f"store file {rel} is missing", hint=hint or verify_hint(rel))
 
     def local_path(self, rel: str) -> str | None:
         """The OS path of ``rel`` on a local store (for memory-mapping), else ``None``."""
@@ -162,7 +184,7 @@ class Store:
         try:
             self.fs.move(self.full(src), self.full(dst))
         except FileNotFoundError:
-            raise IntegrityError(f"store file {src} is missing") from None
+            raise self.missing(src) from None
         except OSError as exc:
             raise _os_error(exc, f"moving {src} to {dst}") from None
         if self.local:
@@ -174,7 +196,7 @@ class Store:
         try:
             return self.fs.open_input_file(self.full(rel))
         except FileNotFoundError:
-            raise IntegrityError(f"store file {rel} is missing", hint="run the matching verify command") from None
+            raise self.missing(rel) from None
         except OSError as exc:
             raise _os_error(exc, f"reading {rel}") from None
 
@@ -232,6 +254,29 @@ class Store:
             self.fs.delete_dir(self.full(rel))
 
 
+def verify_hint(rel: str) -> str:
+    """What to run about a missing or damaged file ``rel``: the verify command of its corpus or
+    vocabulary where there is one."""
+    parts = rel.lstrip("/").split("/")
+    if len(parts) >= 3 and parts[0] in _VERIFY_COMMANDS:
+        return f"check it with: {_VERIFY_COMMANDS[parts[0]]} {parts[1]}"
+    return "the registry points at a file that is gone; restore it from a backup of the store"
+
+
+def _check_local_root(root: str) -> None:
+    """Refuse a local store root that is a file, or lies below one (it could never hold the store)."""
+    path = root
+    while path and not os.path.lexists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            return
+        path = parent
+    if path and not os.path.isdir(path):
+        kind = "a file" if os.path.isfile(path) else "not a directory"
+        what = f"is {kind}" if path == root else f"lies below {path}, which is {kind}"
+        raise StoreError(f"the store {root} {what}", hint="point --store / NLPZK_STORE at a directory (see: nlpzk config show)")
+
+
 def new_file_mode() -> int:
     """The mode ``open()`` gives a new local file: 0666 less the process's umask (a file made with
     ``tempfile.mkstemp`` and renamed into place would otherwise keep mkstemp's 0600)."""
@@ -253,4 +298,4 @@ def is_tmp(rel: str) -> bool:
     return posixpath.basename(rel).startswith(TMP_PREFIX)
 
 
-__all__ = ["Store", "HashingWriter", "TMP_PREFIX", "is_tmp"]
+__all__ = ["Store", "HashingWriter", "TMP_PREFIX", "TOP_FOLDERS", "is_tmp", "verify_hint"]

@@ -31,7 +31,7 @@ from kazoo.exceptions import ConnectionLoss
 
 from ..cluster import Cluster, public
 from ..corpus import ShardInfo, read_shard
-from ..errors import ConflictError, FencedError, IntegrityError, StoreError, TrainingError, ZkUnavailableError
+from ..errors import ConflictError, FencedError, IntegrityError, StoreError, TrainingError, WrongStoreError, ZkUnavailableError
 from ..store import naming
 from ..zk import paths, registry
 from ..zk.client import RECONNECT_LIMIT
@@ -155,7 +155,7 @@ class Worker:
         self.spec = doc["spec"]
         try:
             frozen = _job.frozen_shards(self.cluster, self.spec)
-        except IntegrityError:
+        except (IntegrityError, WrongStoreError):
             if self.cluster.store.exists(self.spec["shards"]["path"]):
                 raise  # there but damaged: frozen_shards said so
             _job.job_doc(self.cluster, self.job)  # deleted meanwhile (train delete): say that instead

@@ -77,7 +77,7 @@ def load_table(cluster: Cluster, name: str, number: int, doc: dict[str, Any], *,
         else:
             buf = pa.py_buffer(store.read_bytes(rel))
     except FileNotFoundError:
-        raise IntegrityError(f"{what}: its file {rel} is missing from the store", hint="restore the file or build a new version") from None
+        raise store.missing(rel, f"{what}: its file {rel} is missing from the store", hint="restore the file or build a new version") from None
     except IntegrityError as exc:
         raise IntegrityError(f"{what}: {exc.message}", hint="restore the file or build a new version") from None
     except OSError as exc:
