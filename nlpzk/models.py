@@ -478,15 +478,20 @@ class Model:
         self._vocab = None
 
     @classmethod
-    def open(cls, name: str, version: int | None = None, tag: str | None = None, cluster: Cluster | None = None) -> "Model":
-        """Open ``name`` at ``version``, or at ``tag`` (default ``latest``). ``name`` may be a ref like ``wiki@3``.
+    def open(cls, name: str, version: int | None = None, tag: str | None = None, *, cluster: Cluster | None = None) -> "Model":
+        """Open ``name`` at ``version``, or at ``tag`` (default ``latest``). ``name`` may be a ref like
+        ``wiki@v3`` or ``wiki:stable`` (then without ``version``/``tag``, as :meth:`Vocabulary.open`).
 
         Raises NotFoundError naming the vocabulary version when the one the model was trained with
         has been deleted: its row ids would no longer mean anything anyone can look up.
         """
-        cluster = cluster or default_cluster()
-        if version is None and tag is None and ("@" in name or ":" in name):
+        if isinstance(name, str) and ("@" in name or ":" in name):
+            if version is not None or tag is not None:
+                raise InvalidInputError(f"{name!r} already says which version: give it there or as version=/tag=, not both")
             name, version, tag = parse_ref(name)
+        if version is not None and tag is not None:
+            raise InvalidInputError("give a version or a tag, not both")
+        cluster = cluster or default_cluster()
         doc = model_doc(cluster, name, version, tag)
         model = cls(cluster, name, doc["version"], doc)
         if not doc["vocab_exists"]:

@@ -283,3 +283,29 @@ def test_a_registration_without_zookeeper_gives_up_at_the_request_timeout_not_tw
     finally:
         c.close()
         server.stop()
+
+
+def test_open_refuses_a_ref_that_names_a_version_together_with_version_or_tag(cluster, registered):
+    """`Model.open("lee@v2", version=1)` opened v2 and dropped version=1 without a word (and
+    `Model.open("lee@v1", tag="latest")` likewise), where `Vocabulary.open` refuses the conflict."""
+    view, kv, _ = registered
+    register_model(cluster, "lee", kv, vocab_name="lee", vocab_version=view.version)
+    for ref, kwargs in (("lee@v2", {"version": 1}), ("lee@v1", {"tag": "latest"}), ("lee:latest", {"version": 1})):
+        with pytest.raises(InvalidInputError, match="already says which version") as err:
+            Model.open(ref, cluster=cluster, **kwargs)
+        assert "\n" not in str(err.value)
+    with pytest.raises(InvalidInputError, match="not both"):
+        Model.open("lee", version=1, tag="latest", cluster=cluster)
+    assert Model.open("lee", version=1, cluster=cluster).version == 1
+    assert Model.open("lee@v1", cluster=cluster).version == 1
+
+
+def test_open_takes_cluster_by_keyword_only_as_corpus_and_vocabulary_do(cluster, registered):
+    import inspect
+
+    from nlpzk import Corpus, Vocabulary
+
+    for fn in (Model.open, Corpus.open, Vocabulary.open):
+        assert inspect.signature(fn).parameters["cluster"].kind is inspect.Parameter.KEYWORD_ONLY, fn
+    with pytest.raises(TypeError):
+        Model.open("lee", None, None, cluster)  # noqa: the old positional form
