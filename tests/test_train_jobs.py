@@ -1097,3 +1097,38 @@ def test_a_worker_paused_between_its_lease_and_loading_the_round_carries_on(clus
     assert victim.returncode == 0, out
     assert "error:" not in out, out
     assert train.status(cluster, "jg")["state"] == "done"
+
+
+def test_wait_follows_a_job_to_its_registered_model_as_train_run_does(cluster, config):
+    """Nothing in the library followed a job: `train run`'s loop lived in the CLI, and a Python
+    user polled train.status and had no way to learn the model version the job registered."""
+    from nlpzk.models import Model
+
+    _setup(cluster, shards=2)
+    train.create_job(cluster, "wj", "lee", "lee", model="wm", epochs=1, syncs_per_epoch=2, dim=8)
+    seen = []
+    procs = train.start_local_workers(config, "wj", 1)
+    try:
+        done = train.wait(cluster, "wj", workers=procs, on_round=lambda st: seen.append(st["round"]), every=0.2)
+    finally:
+        train.stop_local_workers(procs)
+    assert done == dict(train.status(cluster, "wj"), model="wm", model_version=1, deleted_model_version=None)
+    assert done["state"] == "done" and seen[-1] == 2 and seen == sorted(set(seen)), seen
+    assert all(p.poll() is not None for p in procs)  # they left on their own once the job was done
+    assert Model.open("wm", version=done["model_version"], cluster=cluster).doc["job"] == "wj"
+    assert train.wait(cluster, "wj")["model_version"] == 1  # a done job: at once, and registered once
+
+
+def test_wait_gives_up_at_its_timeout_or_when_every_local_worker_is_gone(cluster):
+    from nlpzk.errors import TrainingError
+
+    _setup(cluster, shards=2)
+    train.create_job(cluster, "wt", "lee", "lee", epochs=1, dim=8)
+    with pytest.raises(TrainingError, match=r"job 'wt' did not finish within 0.5 s \(at round 0 of ") as err:
+        train.wait(cluster, "wt", timeout=0.5, every=0.1)
+    assert "\n" not in str(err.value)
+    gone = [subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])]
+    gone[0].wait()
+    with pytest.raises(TrainingError, match=r"all local workers exited \(codes \[3\]\) before job 'wt' finished"):
+        train.wait(cluster, "wt", workers=gone, timeout=30)
+    assert train.status(cluster, "wt")["state"] == "running"  # left as it was

@@ -12,8 +12,10 @@ import hashlib
 import json
 import math
 import pickle
+import subprocess
+import time
 import uuid
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from kazoo.exceptions import NoNodeError
@@ -456,6 +458,67 @@ def status(cluster: Cluster, job: str) -> dict[str, Any]:
         "done_in_round": done,
         "history": rounds_out,
     }
+
+
+def wait(
+    cluster: Cluster,
+    job: str,
+    *,
+    timeout: float | None = None,
+    on_round: Callable[[dict[str, Any]], None] | None = None,
+    workers: Sequence[subprocess.Popen] = (),
+    every: float = 1.0,
+) -> dict[str, Any]:
+    """Follow job ``job`` until it is done; return what ``nlpzk train run --json`` prints: its
+    :func:`status` plus ``model`` / ``model_version``, the model version its vectors are registered as.
+
+    The worker that publishes the last round registers the model; registering again here is a no-op
+    that covers one that died first (a version registered and deleted since stays deleted:
+    ``model_version`` None, ``deleted_model_version`` its number). ``on_round(status)`` is called
+    once per round seen. ``workers``: the processes of :func:`start_local_workers`; if they all exit
+    before the job is done, TrainingError; once it is done they are given time to leave (those that
+    do not are stopped). ``timeout`` (seconds, None: no limit): TrainingError, the job and its
+    workers left running (``wait`` again, or stop them with :func:`stop_local_workers`).
+
+    >>> procs = start_local_workers(cluster.config, "w2v", workers=2)   # doctest: +SKIP
+    >>> wait(cluster, "w2v", workers=procs)["model_version"]              # doctest: +SKIP
+    """
+    from ..models import RegistrationDeleted, register_job
+    from .local import stop_local_workers
+
+    deadline = None if timeout is None else time.monotonic() + timeout
+    last_round = None
+    while True:
+        st = status(cluster, job)
+        if on_round is not None and st["round"] != last_round:
+            on_round(st)
+        last_round = st["round"]
+        if st["state"] == "done":
+            break
+        if workers and all(p.poll() is not None for p in workers) and not st["workers"]:
+            codes = [p.returncode for p in workers]
+            raise TrainingError(f"all local workers exited (codes {codes}) before job {job!r} finished", hint=f"see the worker logs, then: nlpzk train resume {job}")
+        if deadline is not None and time.monotonic() >= deadline:
+            raise TrainingError(
+                f"job {job!r} did not finish within {timeout:g} s (at round {st['round']} of {st['rounds']})",
+                hint="it goes on with its workers: wait again, or see nlpzk train status " + job,
+            )
+        time.sleep(every if deadline is None else max(0.0, min(every, deadline - time.monotonic())))
+    # the job is done; the local workers leave on their own (the last publisher may still be registering)
+    leave_by = time.monotonic() + 120
+    for p in workers:
+        try:
+            p.wait(max(0.1, leave_by - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            stop_local_workers([q for q in workers if q.poll() is None])
+            break
+    st = status(cluster, job)
+    model, number, deleted = (st.get("spec") or {}).get("model") or job, None, None
+    try:
+        model, number = register_job(cluster, job, model)
+    except RegistrationDeleted as exc:
+        deleted = exc.number
+    return dict(st, model=model, model_version=number, deleted_model_version=deleted)
 
 
 def list_jobs(cluster: Cluster) -> list[dict[str, Any]]:
