@@ -1,6 +1,14 @@
 """The small public surface: every name in ``nlpzk.__all__`` resolves, and the README's API works."""
 
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import nlpzk
+from nlpzk import testing
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_exported_members_resolve():
@@ -51,3 +59,29 @@ def test_readme_python_api(cluster):
     assert list(nlpzk.Corpus.open("api", cluster=cluster).sentences())[0] == ["the", "cat", "sat"]
     assert corpus.name == "api"
 
+
+def readme_journey() -> str:
+    """The code block of the README's "From Python: the whole journey" section, exactly as printed."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.partition("\n## From Python: the whole journey\n")[2].partition("\n## ")[0]
+    blocks = re.findall(r"^```python\n(.*?)^```$", section, flags=re.M | re.S)
+    assert len(blocks) == 1, "the section has one ```python block"
+    return blocks[0]
+
+
+def test_the_readmes_python_journey_runs_as_printed(config, tmp_path):
+    """Nothing showed, or checked, that the library alone does the journey the CLI does: ingest,
+    vocabulary, training with local workers, waiting for the job, opening its model. The README's
+    snippet runs here unchanged, from the repository root, on this test's ZooKeeper and store."""
+    env = testing.env_for(config, tmp_path / "state")
+    res = subprocess.run([sys.executable, "-c", readme_journey()], cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert res.returncode == 0, res.stderr[-3000:]
+    lines = res.stdout.splitlines()
+    rounds = re.fullmatch(r"round 0 of (\d+)", lines[0])
+    assert rounds and lines[-3] == f"round {rounds[1]} of {rounds[1]}", res.stdout
+    assert re.fullmatch(r"sample@v1 trained with \('sample', 1\) \[('\w+', ){2}'\w+'\]", lines[-2]), res.stdout
+    assert lines[-1] == "sample@v1 evaluated", res.stdout
+    with testing.Cluster.connect(config) as cluster:
+        model = nlpzk.Model.open("sample:latest", cluster=cluster)
+        assert (model.version, model.doc["job"], model.vocab_ref) == (1, "sample-w2v-v1", ("sample", 1))
+        assert model.doc["eval"], "evaluate_model stored its scores"
