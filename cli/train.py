@@ -97,6 +97,7 @@ def _watch(ctx: typer.Context, job: str, workers: int, threads: int, wait: bool,
     from nlpzk.zk.client import RECONNECT_LIMIT
     from nlpzk.errors import ZkUnavailableError
     from nlpzk.zk.rounds import CONNECTION_ERRORS
+    from nlpzk.train.local import check_workers_left
 
     # (train.status raises ZkUnavailableError for a connection error, as every library call made from outside nlpzk does)
     connection_errors = (ZkUnavailableError, *CONNECTION_ERRORS)
@@ -157,11 +158,7 @@ def _watch(ctx: typer.Context, job: str, workers: int, threads: int, wait: bool,
             last_round = st["round"]
             if st["state"] == "done":
                 break
-            if procs and all(p.poll() is not None for p in procs) and not st["workers"]:
-                codes = [p.returncode for p in procs]
-                from nlpzk.errors import TrainingError
-
-                raise TrainingError(f"all local workers exited (codes {codes}) before job {job!r} finished", hint=f"see the worker logs, then: nlpzk train resume {job}")
+            check_workers_left(job, procs, st["workers"])
             time.sleep(1.0)
         failed = False
     finally:

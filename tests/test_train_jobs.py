@@ -1132,3 +1132,16 @@ def test_wait_gives_up_at_its_timeout_or_when_every_local_worker_is_gone(cluster
     with pytest.raises(TrainingError, match=r"all local workers exited \(codes \[3\]\) before job 'wt' finished"):
         train.wait(cluster, "wt", workers=gone, timeout=30)
     assert train.status(cluster, "wt")["state"] == "running"  # left as it was
+
+
+def test_train_run_stops_with_one_line_when_every_local_worker_exits_before_the_end(cluster, cli_env, tmp_path):
+    """`train run` and `train.wait` share the check: local workers that all exit (here: a shard's file
+    is gone from the store, so each stops with exit 7) end the run with one line naming their codes."""
+    _setup(cluster, shards=2)
+    for rel in cluster.store.list("corpora/lee/shards"):
+        cluster.store.delete(rel)
+    res = subprocess.run([sys.executable, "-m", "nlpzk", "train", "run", "jx", "--corpus", "lee", "--vocab", "lee", "--workers", "1", "--epochs", "1", "--dim", "8"],
+                         env=cli_env, cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert res.returncode != 0 and "Traceback" not in res.stderr, res.stderr
+    errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]  # (after the progress lines)
+    assert len(errors) == 1 and "all local workers exited (codes [7]) before job 'jx' finished" in errors[0] and "nlpzk train resume jx" in errors[0], res.stderr

@@ -484,7 +484,7 @@ def wait(
     >>> wait(cluster, "w2v", workers=procs)["model_version"]              # doctest: +SKIP
     """
     from ..models import RegistrationDeleted, register_job
-    from .local import stop_local_workers
+    from .local import check_workers_left, stop_local_workers
 
     deadline = None if timeout is None else time.monotonic() + timeout
     last_round = None
@@ -495,9 +495,7 @@ def wait(
         last_round = st["round"]
         if st["state"] == "done":
             break
-        if workers and all(p.poll() is not None for p in workers) and not st["workers"]:
-            codes = [p.returncode for p in workers]
-            raise TrainingError(f"all local workers exited (codes {codes}) before job {job!r} finished", hint=f"see the worker logs, then: nlpzk train resume {job}")
+        check_workers_left(job, list(workers), st["workers"])
         if deadline is not None and time.monotonic() >= deadline:
             raise TrainingError(
                 f"job {job!r} did not finish within {timeout:g} s (at round {st['round']} of {st['rounds']})",

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from ..config import _FIELDS, Config
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, TrainingError
 
 _ROOT = Path(__file__).resolve().parents[2]
 
@@ -87,6 +87,14 @@ def start_local_workers(
             )
         )
     return procs
+
+
+def check_workers_left(job: str, procs: list[subprocess.Popen], members: dict) -> None:
+    """TrainingError when every local worker in ``procs`` has exited and no worker (``members``: the
+    job's live workers, as ``train status`` gives them) is in the job, before it finished."""
+    if procs and all(p.poll() is not None for p in procs) and not members:
+        codes = [p.returncode for p in procs]
+        raise TrainingError(f"all local workers exited (codes {codes}) before job {job!r} finished", hint=f"see the worker logs, then: nlpzk train resume {job}")
 
 
 def stop_local_workers(procs: list[subprocess.Popen], timeout: float = 20.0) -> None:
