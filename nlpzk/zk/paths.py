@@ -78,10 +78,9 @@ def version_name(n: int) -> str:
 
 def parse_version(text: str) -> int:
     """``'v7'``, ``'7'`` or ``'v0000000007'`` -> 7."""
-    t = text[1:] if text[:1] in ("v", "V") else text
-    if not (t.isascii() and t.isdigit()):  # str.isdigit() also says yes to '²', which int() refuses
+    if not reads_as_version(text):  # (ASCII digits only: str.isdigit() also says yes to '²', which int() refuses)
         raise InvalidInputError(f"{text!r} is not a version", hint="versions look like v7 or 7")
-    return int(t)
+    return int(text.lstrip("vV"))
 
 
 def stored_version(data: bytes, znode: str) -> int:
@@ -90,13 +89,12 @@ def stored_version(data: bytes, znode: str) -> int:
     from ..errors import IntegrityError
 
     text = data.decode("utf-8", "replace")
-    t = text[1:] if text[:1] in ("v", "V") else text
-    if not (t.isascii() and t.isdigit()):
+    if not reads_as_version(text):
         raise IntegrityError(
             f"znode {znode} should hold a version and holds {data[:40]!r}",
             hint="it was changed outside nlpzk; set it to a version name such as v0000000007 (e.g. nlpzk vocab tag), or delete the znode",
         )
-    return int(t)
+    return int(text.lstrip("vV"))
 
 
 # -- corpora ---------------------------------------------------------------------------------------
