@@ -57,7 +57,7 @@ def resolve(cluster: Cluster, name: str, version: int | str | None = None, tag: 
     if isinstance(version, str):
         version = paths.parse_version(version)
     elif version is not None:
-        if isinstance(version, (bool, np.bool_)) or not isinstance(version, (int, np.integer)):
+        if not _is_int(version):
             raise InvalidInputError(f"{version!r} is not a version", hint="versions look like v7 or 7")
         version = int(version)
     number = registry.resolve_version(cluster.zk, _base(name), "vocabulary", name, version, tag)
@@ -145,10 +145,15 @@ def _lookup_arrow(snap: _Snapshot, values: pa.Array, oov: int) -> np.ndarray:
     return pc.fill_null(pos, oov).to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
 
 
+def _is_int(value: Any) -> bool:
+    """A Python or numpy integer, not a bool (``True`` would pass for id or version 1)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
 def _oov_id(snap: _Snapshot, oov: Any) -> int:
     if oov is None:
         return snap.unk_id
-    if isinstance(oov, (bool, np.bool_)) or not isinstance(oov, (int, np.integer)) or not -(2**31) <= oov < 2**31:
+    if not _is_int(oov) or not -(2**31) <= oov < 2**31:
         raise InvalidInputError(f"oov must be an id (an int32), not {oov!r}", hint="e.g. -1, or the id of a special token; leave it out for <unk>'s id (-1 without it)")
     return int(oov)
 
@@ -270,7 +275,7 @@ class VocabView:
 
     def token(self, id: int) -> str:
         """The token with id ``id`` (an int, as ``view[token]`` gives); IndexError outside the vocabulary."""
-        if isinstance(id, (bool, np.bool_)) or not isinstance(id, (int, np.integer)):
+        if not _is_int(id):
             # (a str compared with 0 raised a bare TypeError; True was taken as id 1)
             raise InvalidInputError(f"token() takes an integer id, not {type(id).__name__} ({id!r:.40})", hint="pass an int, e.g. view.token(7); view.id(token) goes the other way")
         tokens = self._snap.tokens
@@ -356,7 +361,7 @@ class VocabView:
             return []
         if arr.dtype.kind not in "iu":
             items = arr.tolist()
-            bad = [i for i in items if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer))][:1]
+            bad = [i for i in items if not _is_int(i)][:1]
             if bad:
                 raise InvalidInputError(f"decode() takes integer ids, not {type(bad[0]).__name__} ({bad[0]!r:.40})", hint="pass ints, e.g. what encode() returned")
             # Python ints beyond int64 (numpy keeps them as objects): past the end, or negative (unknown)
