@@ -485,12 +485,7 @@ class Model:
         Raises NotFoundError naming the vocabulary version when the one the model was trained with
         has been deleted: its row ids would no longer mean anything anyone can look up.
         """
-        if isinstance(name, str) and ("@" in name or ":" in name):
-            if version is not None or tag is not None:
-                raise InvalidInputError(f"{name!r} already says which version: give it there or as version=/tag=, not both")
-            name, version, tag = parse_ref(name)
-        if version is not None and tag is not None:
-            raise InvalidInputError("give a version or a tag, not both")
+        name, version, tag = paths.open_args(name, version, tag, parse_ref)
         cluster = cluster or default_cluster()
         doc = model_doc(cluster, name, version, tag)
         model = cls(cluster, name, doc["version"], doc)

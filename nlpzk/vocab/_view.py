@@ -487,12 +487,7 @@ class Vocabulary:
         ``name`` may also be a spec: ``"wiki@v3"``, ``"wiki:stable"``. The tag is read once: the view
         stays at that version until you call ``.follow(tag)`` (see :class:`VocabView`).
         """
-        if isinstance(name, str) and ("@" in name or ":" in name):
-            if version is not None or tag is not None:
-                raise InvalidInputError(f"{name!r} already says which version: give it there or as version=/tag=, not both")
-            name, version, tag = parse_spec(name)
-        if version is not None and tag is not None:
-            raise InvalidInputError("give a version or a tag, not both")
+        name, version, tag = paths.open_args(name, version, tag, parse_spec)
         paths.check_name("vocabulary", name)
         cluster = cluster or default_cluster()
         number, doc = resolve(cluster, name, version, tag)

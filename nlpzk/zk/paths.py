@@ -31,6 +31,7 @@ node's document::
 from __future__ import annotations
 
 import re
+from typing import Any, Callable
 
 from ..errors import InvalidInputError
 
@@ -81,6 +82,19 @@ def parse_version(text: str) -> int:
     if not reads_as_version(text):  # (ASCII digits only: str.isdigit() also says yes to '²', which int() refuses)
         raise InvalidInputError(f"{text!r} is not a version", hint="versions look like v7 or 7")
     return int(text.lstrip("vV"))
+
+
+def open_args(name: Any, version: Any, tag: Any, parse: Callable[[str], tuple[str, Any, Any]]) -> tuple[Any, Any, Any]:
+    """``(name, version, tag)`` of an ``open()`` call: ``name`` may be a ref such as ``wiki@v3`` or
+    ``wiki:stable`` (split by ``parse``), and then comes without ``version``/``tag``; a version and a
+    tag are not both given (InvalidInputError)."""
+    if isinstance(name, str) and ("@" in name or ":" in name):
+        if version is not None or tag is not None:
+            raise InvalidInputError(f"{name!r} already says which version: give it there or as version=/tag=, not both")
+        name, version, tag = parse(name)
+    if version is not None and tag is not None:
+        raise InvalidInputError("give a version or a tag, not both")
+    return name, version, tag
 
 
 def stored_version(data: bytes, znode: str) -> int:
