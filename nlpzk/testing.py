@@ -2,6 +2,8 @@
 
 Modelled on ``kazoo/testing``: a real ``java ... QuorumPeerMain`` per server. Nothing here fakes
 ZooKeeper; if Java or ZooKeeper is missing, :func:`find_install` raises and the tests fail loudly.
+The servers, and every process started after them, die with the process that started them
+(:func:`reap_at_exit`), even when it is killed: a timed-out test run leaks no Java.
 """
 
 from __future__ import annotations
@@ -13,21 +15,26 @@ from pathlib import Path
 
 from kazoo.client import KazooClient, KazooState
 
+from ._children import reap_at_exit
 from .cluster import Cluster
 from .config import Config
 from .zk.server import Ensemble, LocalServer, find_install, free_port
 
-__all__ = ["start_standalone", "start_ensemble", "expire_session", "cluster_for", "config_for", "LocalServer", "Ensemble"]
+__all__ = ["start_standalone", "start_ensemble", "expire_session", "cluster_for", "config_for", "reap_at_exit", "LocalServer", "Ensemble"]
 
 
 def start_standalone(base_dir: str | os.PathLike[str], tick_ms: int = 200) -> LocalServer:
-    """A fast standalone server (no fsync, short ticks so sessions can expire in about a second)."""
+    """A fast standalone server (no fsync, short ticks so sessions can expire in about a second),
+    killed when this process ends (:func:`reap_at_exit`)."""
+    reap_at_exit()
     server = LocalServer(Path(base_dir), free_port(), tick_ms=tick_ms, fsync=False, install=find_install())
     server.start()
     return server
 
 
 def start_ensemble(base_dir: str | os.PathLike[str], servers: int = 3, tick_ms: int = 200) -> Ensemble:
+    """Like :func:`start_standalone`, ``servers`` of them in one ensemble, once it has a leader."""
+    reap_at_exit()
     ens = Ensemble(Path(base_dir), servers, tick_ms=tick_ms, fsync=False, install=find_install())
     ens.start()
     ens.wait_for_leader()

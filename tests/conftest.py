@@ -1,5 +1,8 @@
 """Fixtures: a real standalone ZooKeeper for the session, a 3-server ensemble when asked, a fresh
-chroot and store per test. Server logs are attached to the report of a failing test."""
+chroot and store per test. Server logs are attached to the report of a failing test.
+
+Every process the run starts (servers, ``nlpzk`` commands, their workers) dies with it, even when
+pytest is killed: see :func:`nlpzk.testing.reap_at_exit`."""
 
 from __future__ import annotations
 
@@ -12,6 +15,10 @@ from nlpzk import testing
 
 ROOT = Path(__file__).resolve().parent.parent
 _servers: list = []
+
+
+def pytest_configure(config):
+    testing.reap_at_exit()
 
 
 @pytest.fixture(scope="session")
