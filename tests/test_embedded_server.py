@@ -11,6 +11,7 @@ import time
 import pytest
 from kazoo.client import KazooClient
 
+from _helpers import Cli, one_line_error
 from nlpzk import testing
 from nlpzk.zk import registry
 from nlpzk.zk.server import Ensemble, find_install, free_port
@@ -131,6 +132,21 @@ def test_ensemble_status_and_stop_find_the_ports_it_was_started_with(embedded_en
         assert down.returncode == 3 and hosts in down.stderr
     finally:
         _nlpzk(embedded_env, "zk", "ensemble", "stop", "--base-port", str(base))
+
+
+@pytest.mark.parametrize("edit", [("clientPort=22282", "clientPort=2228²"), (":22382:", ":2238²:"), ("server.2=", "server.²=")])
+def test_a_hand_edited_ensemble_zoo_cfg_with_non_ascii_digits_is_no_traceback(embedded_env, tmp_path, edit):
+    """str.isdigit() says yes to '²', which int() refuses: `zk ensemble status` ended in a ValueError
+    traceback. Such a zoo.cfg is read like any other unreadable one: no recorded ports."""
+    base_dir = tmp_path / "state" / "ensemble"
+    peers = "".join(f"server.{i}=127.0.0.1:{22380 + i}:{22480 + i}\n" for i in (1, 2, 3))
+    for i in (1, 2, 3):
+        (base_dir / f"server{i}").mkdir(parents=True)
+        (base_dir / f"server{i}" / "zoo.cfg").write_text(f"clientPort={22280 + i}\n{peers}".replace(*edit))
+    assert Ensemble.recorded_ports(base_dir) is None
+    res = Cli(embedded_env)("zk", "ensemble", "status", "--base-port", str(_free_base_port()))
+    assert res.exit_code == 3, res.output
+    assert "no member of the local ensemble answers" in one_line_error(res.stderr)
 
 
 @pytest.mark.ensemble

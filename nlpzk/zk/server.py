@@ -400,9 +400,9 @@ class Ensemble:
         first = _read_cfg(base / "server1" / "zoo.cfg")
         peers: dict[int, tuple[int, int]] = {}
         for key, value in first.items():
-            if key.startswith("server.") and key[7:].isdigit():
+            if key.startswith("server.") and _digits(key[7:]):
                 parts = value.split(";", 1)[0].split(":")
-                if len(parts) < 3 or not (parts[1].isdigit() and parts[2].isdigit()):
+                if len(parts) < 3 or not (_digits(parts[1]) and _digits(parts[2])):
                     return None
                 peers[int(key[7:])] = (int(parts[1]), int(parts[2]))
         if not peers or sorted(peers) != list(range(1, len(peers) + 1)):
@@ -410,7 +410,7 @@ class Ensemble:
         ports = []
         for sid in sorted(peers):
             client = _read_cfg(base / f"server{sid}" / "zoo.cfg").get("clientPort", "")
-            if not client.isdigit():
+            if not _digits(client):
                 return None
             ports.append((int(client), *peers[sid]))
         return ports
@@ -446,6 +446,11 @@ class Ensemble:
                 return idx
             time.sleep(0.1)
         raise ZkUnavailableError(f"ensemble in {self.dir} elected no leader within {timeout:.0f}s")
+
+
+def _digits(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit()`` also says yes to '²' (a hand-edited zoo.cfg), which ``int()`` refuses."""
+    return text.isascii() and text.isdigit()
 
 
 def _read_cfg(path: Path) -> dict[str, str]:
