@@ -91,13 +91,10 @@ def _watch(ctx: typer.Context, job: str, workers: int, threads: int, wait: bool,
     last_round = None
     progress = None
     failed = True  # any exit but the job's end or Ctrl-C stops the workers this command started
-    from kazoo.exceptions import ConnectionLoss
-
-    from nlpzk.errors import ConflictError, NotFoundError
-    from nlpzk.zk.client import RECONNECT_LIMIT
-    from nlpzk.errors import ZkUnavailableError
-    from nlpzk.zk.rounds import CONNECTION_ERRORS
+    from nlpzk.errors import ConflictError, NotFoundError, ZkUnavailableError
+    from nlpzk.train.job import status_through_outage
     from nlpzk.train.local import check_workers_left
+    from nlpzk.zk.rounds import CONNECTION_ERRORS
 
     # (train.status raises ZkUnavailableError for a connection error, as every library call made from outside nlpzk does)
     connection_errors = (ZkUnavailableError, *CONNECTION_ERRORS)
@@ -112,33 +109,22 @@ def _watch(ctx: typer.Context, job: str, workers: int, threads: int, wait: bool,
         told = False
         while not stop.is_set():
             try:
-                if not cluster.watch.connected.is_set():
-                    # a request made now would wait for the connection (up to REQUEST_TIMEOUT, 120 s),
-                    # deaf to Ctrl-C / SIGTERM: wait here instead, looking at `stop` every second
-                    raise ConnectionLoss("not connected")
-                try:
-                    st = train.status(cluster, job)
-                except (NotFoundError, ConflictError):
-                    # gone, or marked by a train delete running now (not one stopped half-way: the
-                    # job was there a moment ago)
-                    raise ConflictError(
-                        f"job {job!r} was deleted while this command followed it (nlpzk train delete)",
-                        hint="its local workers were stopped; there is nothing to resume: train it again to get it back",
-                    ) from None
-            except connection_errors as exc:
-                # an election or a lost quorum: the workers pause and rejoin, or exit after their
-                # reconnect limit; this view waits as long as they do, then gives up too
-                if (procs and all(p.poll() is not None for p in procs)) or cluster.watch.down_for() > RECONNECT_LIMIT:
-                    raise ZkUnavailableError(
-                        f"lost the connection to ZooKeeper ({type(exc.__cause__ or exc).__name__}) while following job {job!r}",
-                        hint=f"check the servers (nlpzk zk status); once they are back: nlpzk train resume {job}",
-                    ) from None
+                # None while ZooKeeper is unreachable (looking at `stop` every second meanwhile);
+                # ZkUnavailableError once the workers' reconnect limit has passed
+                st = status_through_outage(cluster, job, procs, pause=1.0)
+            except (NotFoundError, ConflictError):
+                # gone, or marked by a train delete running now (not one stopped half-way: the
+                # job was there a moment ago)
+                raise ConflictError(
+                    f"job {job!r} was deleted while this command followed it (nlpzk train delete)",
+                    hint="its local workers were stopped; there is nothing to resume: train it again to get it back",
+                ) from None
+            if st is None:
                 if progress is not None:
                     progress.update(task, info="ZooKeeper connection lost; waiting for it (the workers pause meanwhile)")
                 elif not told:
                     print("ZooKeeper connection lost; waiting for it (the workers pause meanwhile)", file=sys.stderr, flush=True)
                 told = True
-                cluster.watch.connected.wait(1.0)
                 continue
             told = False  # a later outage is told again
             # total: the last merged round's words over its wall time, sync and merge included (not

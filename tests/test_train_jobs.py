@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -1132,6 +1133,48 @@ def test_wait_gives_up_at_its_timeout_or_when_every_local_worker_is_gone(cluster
     with pytest.raises(TrainingError, match=r"all local workers exited \(codes \[3\]\) before job 'wt' finished"):
         train.wait(cluster, "wt", workers=gone, timeout=30)
     assert train.status(cluster, "wt")["state"] == "running"  # left as it was
+
+
+def test_wait_rides_out_a_lost_connection_as_train_run_does_then_gives_up_at_the_limit(monkeypatch, tmp_path):
+    """train.wait raised ZkUnavailableError the moment ZooKeeper went away (a restart, an
+    election), while `train run` waits for it as long as its workers do (RECONNECT_LIMIT)."""
+    from types import SimpleNamespace
+
+    from nlpzk.errors import ZkUnavailableError
+    from nlpzk.zk import client as zk_client
+
+    server, own = own_server_with_request_timeout(monkeypatch, tmp_path, 12.0)
+    procs = []
+    try:
+        _setup(own, shards=2)
+        train.create_job(own, "wz", "lee", "lee", epochs=1, syncs_per_epoch=2, dim=8)
+        done = []
+        t, failure = _worker_thread(SimpleNamespace(run=lambda: done.append(train.wait(own, "wz", timeout=180, every=0.1))))
+        time.sleep(0.5)
+        server.stop()
+        time.sleep(3)  # it raised ZkUnavailableError at once
+        assert t.is_alive() and not failure, failure
+        server.start()
+        procs = train.start_local_workers(own.config, "wz", 1)
+        t.join(180)
+        assert not failure, failure
+        assert done[0]["state"] == "done" and done[0]["model_version"] == 1
+
+        # the same bound as train run's: the connection down RECONNECT_LIMIT seconds, then one clear error
+        monkeypatch.setattr(zk_client, "RECONNECT_LIMIT", 2.0)
+        train.create_job(own, "wy", "lee", "lee", epochs=1, dim=8)
+        t, failure = _worker_thread(SimpleNamespace(run=lambda: train.wait(own, "wy", timeout=180, every=0.1)))
+        time.sleep(0.5)
+        t0 = time.monotonic()  # (the client sees the drop while stop() still waits for the process to end)
+        server.stop()
+        t.join(60)
+        assert not t.is_alive() and isinstance(failure[0], ZkUnavailableError), failure
+        assert 2.0 <= time.monotonic() - t0 < 15, time.monotonic() - t0
+        assert re.match(r"lost the connection to ZooKeeper \(\w+\) while following job 'wy' — check the servers \(nlpzk zk status\); once they are back: nlpzk train resume wy$", failure[0].line()), failure[0].line()
+    finally:
+        train.stop_local_workers(procs)
+        own.close()
+        server.stop()
 
 
 def test_train_run_stops_with_one_line_when_every_local_worker_exits_before_the_end(cluster, cli_env, tmp_path):

@@ -460,6 +460,35 @@ def status(cluster: Cluster, job: str) -> dict[str, Any]:
     }
 
 
+def status_through_outage(cluster: Cluster, job: str, workers: Sequence[subprocess.Popen] = (), *, pause: float = 1.0) -> dict[str, Any] | None:
+    """The job's :func:`status`, or None while ZooKeeper is unreachable (an election, a lost quorum),
+    after waiting up to ``pause`` seconds for the connection to come back: what ``train run`` and
+    :func:`wait` poll. The workers pause and rejoin meanwhile, or exit after their reconnect limit;
+    a follower waits as long as they do, then raises ZkUnavailableError (also at once when every
+    local worker in ``workers`` has exited, or the cluster was closed)."""
+    from kazoo.exceptions import ConnectionLoss
+
+    from ..errors import ZkUnavailableError
+    from ..zk.client import RECONNECT_LIMIT
+
+    try:
+        if not cluster.closed and not cluster.watch.connected.is_set():
+            # a request made now would wait for the connection (up to REQUEST_TIMEOUT, 120 s),
+            # deaf to the caller's stop and timeout: wait here instead, ``pause`` at a time
+            raise ConnectionLoss("not connected")
+        return status(cluster, job)
+    except (ZkUnavailableError, *rounds.CONNECTION_ERRORS) as exc:
+        if cluster.closed:
+            raise  # nothing comes back: "this cluster is closed"
+        if (workers and all(p.poll() is not None for p in workers)) or cluster.watch.down_for() > RECONNECT_LIMIT:
+            raise ZkUnavailableError(
+                f"lost the connection to ZooKeeper ({type(exc.__cause__ or exc).__name__}) while following job {job!r}",
+                hint=f"check the servers (nlpzk zk status); once they are back: nlpzk train resume {job}",
+            ) from None
+        cluster.watch.connected.wait(pause)
+        return None
+
+
 def wait(
     cluster: Cluster,
     job: str,
@@ -478,7 +507,9 @@ def wait(
     once per round seen. ``workers``: the processes of :func:`start_local_workers`; if they all exit
     before the job is done, TrainingError; once it is done they are given time to leave (those that
     do not are stopped). ``timeout`` (seconds, None: no limit): TrainingError, the job and its
-    workers left running (``wait`` again, or stop them with :func:`stop_local_workers`).
+    workers left running (``wait`` again, or stop them with :func:`stop_local_workers`). A lost
+    ZooKeeper connection is waited out as ``train run`` does (:func:`status_through_outage`): up to
+    120 s, the workers' own reconnect limit, then ZkUnavailableError.
 
     >>> procs = start_local_workers(cluster.config, "w2v", workers=2)   # doctest: +SKIP
     >>> wait(cluster, "w2v", workers=procs)["model_version"]              # doctest: +SKIP
@@ -487,21 +518,28 @@ def wait(
     from .local import check_workers_left, stop_local_workers
 
     deadline = None if timeout is None else time.monotonic() + timeout
-    last_round = None
+
+    def left() -> float:
+        return every if deadline is None else max(0.0, min(every, deadline - time.monotonic()))
+
+    last: dict[str, Any] | None = None
     while True:
-        st = status(cluster, job)
-        if on_round is not None and st["round"] != last_round:
-            on_round(st)
-        last_round = st["round"]
-        if st["state"] == "done":
-            break
-        check_workers_left(job, list(workers), st["workers"])
+        st = status_through_outage(cluster, job, workers, pause=left())
+        if st is not None:
+            if on_round is not None and (last is None or st["round"] != last["round"]):
+                on_round(st)
+            last = st
+            if st["state"] == "done":
+                break
+            check_workers_left(job, list(workers), st["workers"])
         if deadline is not None and time.monotonic() >= deadline:
+            at = "round unknown" if last is None else f"at round {last['round']} of {last['rounds']}"
             raise TrainingError(
-                f"job {job!r} did not finish within {timeout:g} s (at round {st['round']} of {st['rounds']})",
+                f"job {job!r} did not finish within {timeout:g} s ({at}{'' if st is not None else '; ZooKeeper unreachable'})",
                 hint="it goes on with its workers: wait again, or see nlpzk train status " + job,
             )
-        time.sleep(every if deadline is None else max(0.0, min(every, deadline - time.monotonic())))
+        if st is not None:
+            time.sleep(left())
     # the job is done; the local workers leave on their own (the last publisher may still be registering)
     leave_by = time.monotonic() + 120
     for p in workers:
