@@ -958,17 +958,26 @@ def test_a_contribution_this_worker_cannot_read_is_not_thrown_away(cluster, conf
         wc.close()
 
 
-def test_a_worker_pointed_at_another_store_says_so(cluster, cli_env, tmp_path):
-    """`train worker` on a machine whose --store / NLPZK_STORE is not the job's: one line that says
-    so (exit 7), not `store file jobs/.../shards-....json is missing — run the matching verify
-    command` (there is no verify command for jobs), and the worker never joins."""
+@pytest.mark.parametrize("kind", ["missing", "another"])
+def test_a_worker_pointed_at_another_store_says_so(cluster, cli_env, tmp_path, kind):
+    """`train worker` on a machine whose --store / NLPZK_STORE is not the job's (one that does not
+    exist, or another cluster's): one line that says so, not `store file jobs/.../shards-....json is
+    missing — run the matching verify command` (there is no verify command for jobs), and the worker
+    never joins. It said so with exit 7 (damaged data), while every other command says a wrong store
+    with exit 10 (WrongStoreError)."""
+    from nlpzk.errors import WrongStoreError
+
     _setup(cluster, shards=2)
     train.create_job(cluster, "jo", "lee", "lee", epochs=1, syncs_per_epoch=1, dim=16)
-    env = dict(cli_env, NLPZK_STORE=str(tmp_path / "elsewhere"))
+    elsewhere = tmp_path / "elsewhere"
+    if kind == "another":
+        (elsewhere / "jobs" / "other").mkdir(parents=True)
+    env = dict(cli_env, NLPZK_STORE=str(elsewhere))
     res = subprocess.run([sys.executable, "-m", "nlpzk", "train", "worker", "jo"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert res.returncode == 7, res.stderr
+    assert res.returncode == WrongStoreError.exit_code == 10, res.stderr
     line = one_line_error(res.stderr)
-    assert "not in this worker's store" in line and str(tmp_path / "elsewhere") in line and "NLPZK_STORE" in line, line
+    assert line.startswith(f"error: store {elsewhere} has none of job jo's files (jobs/jo/"), line
+    assert "is --store / NLPZK_STORE the store this cluster uses? (see: nlpzk config show)" in line, line
     assert not train.status(cluster, "jo")["workers"]
 
 

@@ -160,9 +160,10 @@ class Worker:
                 raise  # there but damaged: frozen_shards said so
             _job.job_doc(self.cluster, self.job)  # deleted meanwhile (train delete): say that instead
             # the first file every worker reads: missing, this is most likely not the job's store
-            raise IntegrityError(
-                f"job {self.job}'s files are not in this worker's store {self.cluster.store.uri} ({self.spec['shards']['path']} is missing)",
-                hint="start the worker with the store the job was created in (--store / NLPZK_STORE); every worker needs the same one",
+            # (exit 10 with a line like Store.missing's, as every other command says it)
+            raise WrongStoreError(
+                f"store {self.cluster.store.uri} has none of job {self.job}'s files ({self.spec['shards']['path']} is missing), so it is not the store the job was created in",
+                hint="is --store / NLPZK_STORE the store this cluster uses? (see: nlpzk config show); every worker of a job needs that one store",
             ) from None
         self.shards = {s.id: s for s in frozen}
         self.units = {u.name: u for u in _job.work_units(self.spec, list(self.shards.values()))}
