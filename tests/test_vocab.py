@@ -237,6 +237,27 @@ def test_follow_error_clears_when_the_tag_comes_back_and_a_rebuilt_namesake_is_f
         view.unfollow()
 
 
+def test_follow_waits_for_a_tag_not_created_yet_but_not_for_a_deleted_vocabulary(cluster, config):
+    """follow() of a view whose vocabulary had been deleted returned and then waited silently for
+    ever (no tag of that name can move unless the name is built again): it is NotFoundError now. A
+    tag of an existing vocabulary that does not exist yet is still followed until it is created."""
+    add_shards(cluster, "golden", GOLDEN_SHARDS)
+    build(cluster, "g", "golden", tags=["latest"])
+    with testing.Cluster.connect(config) as reader_cluster:
+        view = Vocabulary.open("g", cluster=reader_cluster)
+        assert view.follow("later") is view and view.following == "later"
+        build(cluster, "g", "golden", min_count=2)
+        tag(cluster, "g", 2, "later")
+        assert view.wait_for_version(2, timeout=10)
+        view.unfollow()
+
+        delete(cluster, "g", force=True)
+        with pytest.raises(NotFoundError) as err:
+            view.follow("latest")
+        assert err.value.line() == "unknown vocabulary 'g' (deleted since this view of v2 was opened): it has no tag to follow — see: nlpzk vocab list"
+        assert view.following is None and view.version == 2 and view["the"] >= 0  # still answers from what it has
+
+
 def test_a_version_still_loading_when_the_view_stops_following_is_not_swapped_in(cluster, config, monkeypatch):
     from nlpzk.vocab import _view
 

@@ -21,16 +21,22 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from kazoo.handlers.threading import KazooTimeoutError
 
 from ..cluster import Cluster, default_cluster, public
 from ..errors import IntegrityError, InvalidInputError, NotFoundError, StoreError, ZkUnavailableError
 from ..zk import paths, registry
+from ..zk.rounds import CONNECTION_ERRORS
 from ..zk.tagwatch import TagWatch
 from . import _table
 
 log = logging.getLogger("nlpzk.vocab")
 
 UNK = "<unk>"
+
+# how long follow() waits to learn whether the vocabulary still exists (a connection that drops just
+# then would otherwise hold the request up to REQUEST_TIMEOUT; unanswered, the tag is followed)
+_FOLLOW_CHECK_TIMEOUT = 2.0
 
 
 def parse_spec(spec: str) -> tuple[str, int | None, str | None]:
@@ -393,6 +399,11 @@ class VocabView:
         it short). Following needs the cluster open: it stops when the cluster is closed. It returns
         at once, also while ZooKeeper is unreachable: the view then keeps its version and reads the
         tag when ZooKeeper answers again.
+
+        A tag that does not exist yet is followed (the view switches once it is created), but a
+        vocabulary that no longer exists (deleted since the view was opened) is NotFoundError at
+        once: waiting for its tag would most likely wait for ever. (Not checked while ZooKeeper is
+        unreachable.)
         """
         paths.check_name("tag", tag)
         if self.cluster is None:
@@ -402,12 +413,24 @@ class VocabView:
             )
         if self.cluster.closed:  # kazoo's watch would be set up silently and never fire
             raise ZkUnavailableError(f"the cluster of this view of {self.name!r} is closed: it cannot follow a tag", hint="follow while the cluster is open (inside its with block)")
+        if self._vocabulary_gone():
+            raise NotFoundError(f"unknown vocabulary {self.name!r} (deleted since this view of v{self.version} was opened): it has no tag to follow", hint="see: nlpzk vocab list")
         self.unfollow()
         generation = self._generation
         self._followed = tag
         self._on_change = on_change
         self._watch = TagWatch(self.cluster.zk, paths.vocab_tag(self.name, tag), lambda number: self._tag_moved(number, generation))
         return self
+
+    def _vocabulary_gone(self) -> bool:
+        """Whether the view's vocabulary node is known not to exist. Asked only while connected, and
+        for a moment: ``follow`` never blocks on an unreachable ZooKeeper (the tag watch reads later)."""
+        if not self.cluster.watch.connected.is_set():
+            return False
+        try:
+            return self.cluster.zk.exists_async(paths.vocab(self.name)).get(timeout=_FOLLOW_CHECK_TIMEOUT) is None
+        except (KazooTimeoutError, *CONNECTION_ERRORS):
+            return False
 
     def unfollow(self) -> None:
         """Stop following: the view stays at its version, even if a load of another one is still running."""
