@@ -22,7 +22,7 @@ from kazoo.exceptions import BadVersionError, NoNodeError
 
 from .cluster import Cluster, public_functions
 from .store import is_tmp
-from .zk import paths, registry
+from .zk import paths, registry, versioned
 
 # Top-level store folders nlpzk writes; anything else in the store is not ours and never touched.
 MANAGED_PREFIXES = ("corpora", "vocab", "jobs", "models")
@@ -158,7 +158,20 @@ def collect(cluster: Cluster, *, older_than: float = 3600.0, dry_run: bool = Fal
                 cluster.store.delete(g.path)
         _drop_stale_pending(cluster, older_than)
         _drop_orphan_evaluations(cluster, older_than)
+        _drop_guards_of_deleted_names(cluster)
     return garbage
+
+
+def _drop_guards_of_deleted_names(cluster: Cluster) -> None:
+    """Delete the guard nodes (``/guards/corpora/<c>``, ``/guards/vocab/<v>``) of names that no
+    longer exist. A delete removes its guard only while nobody holds it; a holder that let go while
+    disconnected (or died) kept its hold until its session ended, and the empty guard stayed behind.
+    ``drop_guard`` leaves one that is held now, so no grace period is needed."""
+    zk = cluster.zk
+    for kind, root in (("corpora", paths.CORPORA), ("vocab", paths.VOCAB)):
+        for name in registry.children(zk, f"{paths.GUARDS}/{kind}"):
+            if zk.exists(f"{root}/{name}") is None:
+                versioned.drop_guard(zk, f"{paths.GUARDS}/{kind}/{name}")
 
 
 def _drop_orphan_evaluations(cluster: Cluster, older_than: float) -> None:

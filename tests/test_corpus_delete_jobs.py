@@ -345,6 +345,32 @@ def test_deletes_remove_the_guards_of_what_they_delete(cli, cluster):
     assert cluster.zk.get_children(f"{paths.GUARDS}/corpora") == [] and cluster.zk.get_children(f"{paths.GUARDS}/vocab") == []
 
 
+def test_gc_drops_the_guard_a_holder_left_behind_when_its_name_was_deleted(cluster, config, lee):
+    """A holder whose session ended before it let go (killed, or it released while disconnected)
+    kept the guard of a name deleted meanwhile: the delete may not drop a held guard, and the empty
+    node stayed for ever. gc drops guards of names that no longer exist, unless held right now."""
+    from nlpzk import gc
+    from nlpzk.zk import versioned
+
+    guard, base = paths.corpus_users("lee"), paths.corpus("lee")
+    other = testing.Cluster.connect(config)
+    try:
+        versioned.GuardHold(other.zk, guard, base).version()  # a `train run` looking at the corpus...
+        Corpus.open("lee", cluster=cluster).delete()  # ...while it is deleted
+    finally:
+        other.close()  # ...and its session ends without letting go
+    assert cluster.zk.exists(guard) is not None and cluster.zk.get_children(guard) == []
+    with versioned.GuardHold(cluster.zk, paths.vocab_users("lee"), paths.vocab("lee")) as used:
+        used.version()  # a guard of a vocabulary that exists, held no more
+    held = versioned.GuardHold(cluster.zk, paths.vocab_users("gone"), paths.vocab("gone"))  # held right now, of no vocabulary
+    held.version()
+    gc.collect(cluster)
+    assert cluster.zk.exists(guard) is None
+    assert cluster.zk.exists(held.guard) is not None and cluster.zk.exists(paths.vocab_users("lee")) is not None  # held; of a vocabulary that exists
+    held.release()
+    assert cluster.zk.exists(held.guard) is None  # its holder drops it on letting go
+
+
 def test_a_guard_is_not_deleted_while_held_and_a_hold_gone_with_its_session_fails_the_transaction(cluster, config, zk_server, lee):
     """A guard deleted with its corpus and created anew starts again at version 0: a job creation that
     read version 0 of the old one would then set the new one. So a delete removes a guard only while
