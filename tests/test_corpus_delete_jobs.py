@@ -8,7 +8,7 @@ on missing shard files)."""
 from __future__ import annotations
 
 import pytest
-from _helpers import one_line_error, wait_for
+from _helpers import one_line_error, own_server_with_request_timeout, wait_for
 from kazoo.exceptions import ConnectionLoss
 from test_models_support import ingest_sentences, lee_sentences, vocab_and_vectors
 
@@ -369,6 +369,32 @@ def test_gc_drops_the_guard_a_holder_left_behind_when_its_name_was_deleted(clust
     assert cluster.zk.exists(held.guard) is not None and cluster.zk.exists(paths.vocab_users("lee")) is not None  # held; of a vocabulary that exists
     held.release()
     assert cluster.zk.exists(held.guard) is None  # its holder drops it on letting go
+
+
+def test_a_hold_released_while_disconnected_is_released_when_the_connection_is_back(monkeypatch, tmp_path):
+    """GuardHold.release() while the client was disconnected did nothing: the hold stayed as long
+    as the session (the whole life of a process whose connection came back), and the guard of a
+    name deleted meanwhile with it. It now lets go once the client reconnects."""
+    from nlpzk.zk import versioned
+
+    server, own = own_server_with_request_timeout(monkeypatch, tmp_path, 5.0)
+    deleter = testing.Cluster.connect(own.config)
+    try:
+        ingest_sentences(own, "lee", lee_sentences()[:200])
+        guard, base = paths.corpus_users("lee"), paths.corpus("lee")
+        hold = versioned.GuardHold(own.zk, guard, base)
+        hold.version()
+        Corpus.open("lee", cluster=deleter).delete()
+        assert deleter.zk.exists(guard) is not None  # held: the delete leaves it to the holder
+        server.stop()
+        wait_for(lambda: not own.zk.connected, what="the holder disconnected")
+        hold.release()
+        server.start()  # within the session timeout: the session, and the hold, live on
+        wait_for(lambda: deleter.zk.connected and deleter.zk.exists(guard) is None, timeout=30, what="the hold released and the guard dropped")
+    finally:
+        deleter.close()
+        own.close()
+        server.stop()
 
 
 def test_a_guard_is_not_deleted_while_held_and_a_hold_gone_with_its_session_fails_the_transaction(cluster, config, zk_server, lee):

@@ -10,10 +10,11 @@ edge); on LOST nothing is half-changed, because each change is one conditional t
 
 from __future__ import annotations
 
+import threading
 import uuid
 from typing import Any, Callable
 
-from kazoo.client import KazooClient
+from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import BadVersionError, KazooException, NodeExistsError, NoNodeError, NotEmptyError
 
 from ..errors import ConflictError, NotFoundError
@@ -176,8 +177,10 @@ class GuardHold:
 
     def release(self) -> None:
         """Drop the hold (best effort: it vanishes with the session anyway), and the guard too if its
-        corpus or vocabulary no longer exists and nobody else holds it."""
+        corpus or vocabulary no longer exists and nobody else holds it. While disconnected, this is
+        done when the client reconnects (the session, and the hold, may live as long as the process)."""
         if not self.zk.connected:  # (after a step that gave up on a lost connection: do not wait for it again)
+            self._release_when_connected()
             return
         try:
             try:
@@ -188,6 +191,19 @@ class GuardHold:
                 drop_guard(self.zk, self.guard)
         except KazooException:
             pass
+
+    def _release_when_connected(self) -> None:
+        def listener(state: str) -> bool:
+            if state != KazooState.CONNECTED:
+                return False
+            # not on kazoo's event thread, which must not wait for a reply
+            threading.Thread(target=self.release, name="nlpzk-guard-release", daemon=True).start()
+            return True  # (kazoo removes a listener that returns True)
+
+        self.zk.add_listener(listener)
+        if self.zk.connected and listener in self.zk.state_listeners:  # back before the listener was added
+            self.zk.remove_listener(listener)
+            self.release()
 
     def __enter__(self) -> "GuardHold":
         return self
