@@ -359,7 +359,7 @@ def status(
 
 @app.command("list")
 def list_(ctx: typer.Context, as_json: bool = _util.JsonOption) -> None:
-    """Training jobs with their state and progress.
+    """Training jobs with their state and progress (a job whose node is damaged: a row saying what to do).
 
     Example: nlpzk train list --json
     """
@@ -371,6 +371,9 @@ def list_(ctx: typer.Context, as_json: bool = _util.JsonOption) -> None:
         if not rows:
             print("no training jobs")
         for j in rows:
+            if j["damaged"]:
+                print(f"{j['job']}: damaged: {j['damaged']}")
+                continue
             state = "running (no workers)" if j["state"] == "running" and not j["workers"] else j["state"]
             if j.get("deleting"):
                 state += " (being deleted)"

@@ -286,7 +286,7 @@ def test_a_corpus_or_job_document_without_a_key_is_damage_not_defaults(world, cl
     commands = {
         "corpus": [("corpus", "list"), ("corpus", "show", "c"), ("corpus", "ingest", "c", str(text)), ("vocab", "build", "v2", "--corpus", "c"),
                    ("vocab", "encode", "v", str(text)), ("train", "run", "j2", "--corpus", "c", "--vocab", "v", "--workers", "0", "--no-wait")],
-        "job": [("train", "list"), ("train", "status", "j"), ("train", "resume", "j", "--workers", "0"),
+        "job": [("train", "status", "j"), ("train", "resume", "j", "--workers", "0"),
                 ("train", "run", "j", "--corpus", "c", "--vocab", "v", "--workers", "0", "--no-wait")],
     }[node]
     before = zk.get(path)[1].version
@@ -347,7 +347,7 @@ def test_a_job_whose_node_is_damaged_is_deleted_with_force_only(world, cli, dama
     assert files
     world.zk.set(paths.job("j"), damage)
     # every train command that stops at it says how to get rid of the job
-    for argv in [("train", "delete", "j", "--yes"), ("train", "status", "j"), ("train", "resume", "j", "--workers", "0")] + [("train", "list")] * (b"cut" in damage):
+    for argv in [("train", "delete", "j", "--yes"), ("train", "status", "j"), ("train", "resume", "j", "--workers", "0")]:
         line = _fails_cleanly(cli(*argv), f"{paths.job('j')}")
         assert "nlpzk train delete j --yes --force" in line, (argv, line)
     assert world.zk.exists(paths.job("j")) is not None and world.store.list(naming.job_dir("j")) == files  # refused: nothing touched
@@ -375,7 +375,7 @@ def test_a_damaged_job_deleted_with_force_says_what_it_did_and_could_not_tell(wo
 
 @pytest.mark.parametrize("damage", [b'{"spec": cut', b'{"state": "done"}'])
 def test_every_command_that_stops_at_a_damaged_job_node_says_how_to_delete_the_job(world, cli, tmp_path, damage):
-    """train list / status / delete named `nlpzk train delete j --yes --force`; nlpzk status, vocab
+    """train status / delete named `nlpzk train delete j --yes --force`; nlpzk status, vocab
     delete, corpus delete, model register and train report stopped at the same node with "restore
     it from a ZooKeeper backup (... deletes included, stop here)", or (a node without its spec) did
     not see the job at all: corpus delete went on while the job might still train on the corpus."""
@@ -397,3 +397,22 @@ def test_every_command_that_stops_at_a_damaged_job_node_says_how_to_delete_the_j
     doc = json.loads(cli("status", "--json").stdout)
     (row,) = doc["jobs"]
     assert row["state"] == "damaged" and "nlpzk train delete j --yes --force" in row["damaged"], row
+
+
+@pytest.mark.parametrize("damage", [b'{"spec": cut', b'{"state": "done"}'])
+def test_a_damaged_job_is_a_row_of_train_list_and_the_others_are_listed(world, cli, damage):
+    """Before: one damaged job node stopped `train list` with exit 7: the other jobs were not shown."""
+    from nlpzk.zk import registry
+
+    _job(world, "j")
+    _job(world, "bad")
+    world.zk.set(paths.job("bad"), damage)
+    res = cli("train", "list")
+    assert res.exit_code == 0, res.output
+    rows = dict(line.split(": ", 1) for line in res.stdout.splitlines())
+    assert rows["bad"].startswith(f"damaged: znode {registry.full_path(world.zk, paths.job('bad'))} ") and "nlpzk train delete bad --yes --force" in rows["bad"], rows
+    assert rows["j"].startswith("running (no workers) round 0/1 corpus c vocab v@v1"), rows
+    got = {r["job"]: r for r in json.loads(cli("train", "list", "--json").stdout)}
+    assert got["bad"]["state"] == "damaged" and "nlpzk train delete bad --yes --force" in got["bad"]["damaged"], got
+    assert got["j"]["state"] == "running" and got["j"]["corpus"] == "c" and got["j"]["damaged"] is None, got
+

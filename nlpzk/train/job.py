@@ -558,14 +558,19 @@ def wait(
 
 
 def list_jobs(cluster: Cluster) -> list[dict[str, Any]]:
+    """Every job's row (``job``, ``state``, ``round``, ``rounds``, ``corpus``, ``vocab``, ``workers``,
+    ``scores``, ``deleting``, ``damaged``). A job whose node is damaged does not hide the others: its
+    row has state ``damaged`` and in ``damaged`` the line saying what is wrong and what to do (else null)."""
     out = []
-    for name in registry.children(cluster.zk, paths.JOBS):
-        try:
-            doc = registry.maybe_json(cluster.zk, paths.job(name), required=rounds.JOB_KEYS)
-        except registry.CorruptDocumentError as exc:
-            raise damaged(name, exc) from None
+    names = registry.children(cluster.zk, paths.JOBS)
+    for name, doc in zip(names, job_documents(cluster.zk, names, keep_damaged=True)):
         if doc is None:
             continue  # deleted while we listed
+        workers = len(registry.children(cluster.zk, paths.job_workers(name)))
+        if not isinstance(doc, dict):
+            out.append({"job": name, "state": "damaged", "round": None, "rounds": None, "corpus": None, "vocab": None,
+                        "workers": workers, "scores": None, "deleting": False, "damaged": doc.line()})
+            continue
         spec = doc["spec"]
         out.append(
             {
@@ -575,9 +580,10 @@ def list_jobs(cluster: Cluster) -> list[dict[str, Any]]:
                 "rounds": spec.get("rounds"),
                 "corpus": spec.get("corpus"),
                 "vocab": f"{spec.get('vocab')}@v{spec.get('vocab_version')}",
-                "workers": len(registry.children(cluster.zk, paths.job_workers(name))),
+                "workers": workers,
                 "scores": (doc.get("final") or {}).get("scores"),
                 "deleting": bool(doc.get("deleting")),
+                "damaged": None,
             }
         )
     return out
