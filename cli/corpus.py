@@ -217,7 +217,7 @@ def delete(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="Corpus name."),
     yes: bool = _util.YesOption,
-    force: bool = typer.Option(False, "--force", help="Delete even while an ingest is running or unfinished training jobs use it."),
+    force: bool = typer.Option(False, "--force", help="Delete even while an ingest is running or unfinished training jobs use it (or a job whose node is damaged might)."),
     as_json: bool = _util.JsonOption,
 ) -> None:
     """Delete a corpus: mark it, delete its shard files, then its registry nodes (run again to finish one stopped half-way).

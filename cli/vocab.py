@@ -210,7 +210,7 @@ def untag_cmd(
 def delete_cmd(
     ctx: typer.Context,
     spec: str = typer.Argument(..., metavar="NAME[@vN|:TAG]", help="A version, or a whole vocabulary."),
-    force: bool = typer.Option(False, "--force", help="Delete even while models or training jobs use it."),
+    force: bool = typer.Option(False, "--force", help="Delete even while models or training jobs use it (or a job whose node is damaged might)."),
     yes: bool = _util.YesOption,
     as_json: bool = _util.JsonOption,
 ) -> None:

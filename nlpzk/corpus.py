@@ -436,16 +436,20 @@ class Corpus:
         return {"shards": shards, "files": len(files)}
 
     def training_jobs(self) -> list[str]:
-        """Training jobs not finished that train on this corpus (their workers read its shard files)."""
-        from .train.job import job_documents
+        """Training jobs not finished that train on this corpus (their workers read its shard files).
+        None found but a job whose node is damaged (which may train on it): IntegrityError naming it."""
+        from .train.job import job_documents, unchecked_users
 
         zk = self.cluster.zk
         jobs = registry.children(zk, paths.JOBS)
-        out = []
-        for job, doc in zip(jobs, job_documents(zk, jobs)):  # a damaged one may train on it: the delete stops, saying what to do
-            doc = doc if isinstance(doc, dict) else {}
-            if (doc.get("spec") or {}).get("corpus") == self.name and doc.get("state") != "done" and not doc.get("deleting"):
+        out, damaged = [], []
+        for job, doc in zip(jobs, job_documents(zk, jobs, keep_damaged=True)):
+            if isinstance(doc, registry.CorruptDocumentError):
+                damaged.append((job, doc))
+            elif doc and (doc.get("spec") or {}).get("corpus") == self.name and doc.get("state") != "done" and not doc.get("deleting"):
                 out.append(job)
+        if damaged and not out:  # (with jobs found, the delete is refused, naming them, all the same)
+            raise unchecked_users(f"corpus {self.name!r}", damaged)
         return out
 
     def _refuse_if_trained_on(self) -> None:

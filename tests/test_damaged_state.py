@@ -384,10 +384,12 @@ def test_every_command_that_stops_at_a_damaged_job_node_says_how_to_delete_the_j
     _job(world)
     world.zk.set(paths.job("j"), damage)
     before = {p: registry.maybe_json(world.zk, p) for p in (paths.corpus("c"), paths.vocab_version("v", 1))}
-    for argv in [("vocab", "delete", "v@v1", "--yes"), ("vocab", "delete", "v", "--yes"), ("corpus", "delete", "c", "--yes"),
-                 ("model", "register", "j"), ("train", "report", "j", "--out", str(tmp_path / "r.html"))]:
+    for argv in [("corpus", "delete", "c", "--yes"), ("model", "register", "j"), ("train", "report", "j", "--out", str(tmp_path / "r.html"))]:
         line = _fails_cleanly(cli(*argv), f"{paths.job('j')}")
         assert "nlpzk train delete j --yes --force" in line, (argv, line)
+    for argv in [("vocab", "delete", "v@v1", "--yes"), ("vocab", "delete", "v", "--yes")]:
+        res = cli(*argv)  # model m uses it: refused naming m, whatever j uses
+        assert res.exit_code == errors.ConflictError.exit_code and "is used by model m@v1" in one_line_error(res.stderr), res.output
     assert {p: registry.maybe_json(world.zk, p) for p in before} == before  # refused: nothing deleted
     # the overview is not stopped by one damaged job: it shows the rest, and that job with what to do
     res = cli("status")
@@ -416,3 +418,33 @@ def test_a_damaged_job_is_a_row_of_train_list_and_the_others_are_listed(world, c
     assert got["bad"]["state"] == "damaged" and "nlpzk train delete bad --yes --force" in got["bad"]["damaged"], got
     assert got["j"]["state"] == "running" and got["j"]["corpus"] == "c" and got["j"]["damaged"] is None, got
 
+
+@pytest.mark.parametrize("damage", [b'{"spec": cut', b'{"state": "done"}'])
+def test_a_damaged_job_stops_a_delete_of_a_name_no_readable_job_uses_only_without_force(world, cli, damage):
+    """Before: one damaged job node stopped every `corpus delete` and `vocab delete`, of names no
+    job uses too, with exit 7 and a line that named only `train delete JOB --yes --force`. Now a
+    delete of a name a readable job uses is refused naming that job, as without the damaged one; one
+    of any other name is refused naming the damaged job (it might use it) and every way on, --force
+    among them, which deletes it."""
+    from nlpzk.corpus import Corpus
+    from nlpzk.ingest import tokenizer_options
+    from nlpzk.vocab import build
+    from nlpzk.zk import registry
+
+    zk = world.zk
+    _job(world, "j")  # readable: on corpus c and v@v1
+    _job(world, "bad")
+    zk.set(paths.job("bad"), damage)
+    Corpus.create(world, "other", tokenizer_options())
+    build(world, "w", "c", min_count=1)
+    for argv in [("corpus", "delete", "c", "--yes"), ("vocab", "delete", "v@v1", "--yes"), ("vocab", "delete", "v", "--yes")]:
+        r = cli(*argv)
+        assert r.exit_code == errors.ConflictError.exit_code and " j" in one_line_error(r.stderr), (argv, r.output)
+    for argv, what in [(("corpus", "delete", "other", "--yes"), "corpus 'other'"), (("vocab", "delete", "w@v1", "--yes"), "vocabulary w@v1"),
+                       (("vocab", "delete", "w", "--yes"), "vocabulary w")]:
+        line = _fails_cleanly(cli(*argv), f"training job(s) bad cannot be checked for use of {what}: znode {registry.full_path(zk, paths.job('bad'))}")
+        assert "nlpzk train delete bad --yes --force" in line and f"pass --force to delete {what} anyway" in line, line
+        r = cli(*argv, "--force")
+        assert r.exit_code == 0, (argv, r.output)
+    assert zk.exists(paths.corpus("other")) is None and zk.exists(paths.vocab("w")) is None
+    assert zk.exists(paths.corpus("c")) and zk.exists(paths.vocab_version("v", 1)) and zk.exists(paths.job("j"))

@@ -343,6 +343,17 @@ def damaged(job: str, exc: registry.CorruptDocumentError) -> registry.CorruptDoc
     )
 
 
+def unchecked_users(what: str, damaged: list[tuple[str, registry.CorruptDocumentError]]) -> IntegrityError:
+    """The refusal of a delete of ``what`` (``"corpus 'c'"``) when no readable job uses it but the
+    nodes of ``damaged`` (``(job, error)``, from :func:`job_documents` with ``keep_damaged``) cannot
+    tell whether those jobs do: it names them, the damage, and the ways on (``--force`` among them)."""
+    jobs = [job for job, _ in damaged]
+    return IntegrityError(
+        f"training job(s) {first_few(jobs)} cannot be checked for use of {what}: {damaged[0][1].message}",
+        hint=f"restore the job's node from a ZooKeeper backup or delete the job (nlpzk train delete {jobs[0]} --yes --force), or pass --force to delete {what} anyway",
+    )
+
+
 def registered_as(cluster: Cluster, job: str, doc: dict[str, Any] | None = None) -> list[str]:
     """``["model@vN", ...]``: the model versions registered from ``job``'s final vectors (``doc``:
     the job's document; versions from an earlier job of that name, since deleted, do not count)."""

@@ -233,7 +233,8 @@ def users(cluster: Cluster, name: str, number: int | None = None) -> list[str]:
     model versions trained on it, ``"job J (running)"`` for jobs not finished (they read it every
     time a worker starts or the job resumes) and ``"job J (finished, not registered)"`` for finished
     jobs whose vectors no model holds yet (registering them needs it). A finished job whose vectors
-    are registered is not counted: the model version is."""
+    are registered is not counted: the model version is. None found but a job whose node is damaged
+    (which may use it): IntegrityError naming it."""
     zk = cluster.zk
     base = paths.vocab(name)
     numbers = versioned.versions(zk, base)
@@ -243,6 +244,7 @@ def users(cluster: Cluster, name: str, number: int | None = None) -> list[str]:
         return (number is None or version == number) and version in shas and (not sha or sha == shas[version])
 
     from ..models import from_job
+    from ..train.job import job_documents, unchecked_users
 
     out: list[str] = []
     registered: dict[str, list[dict[str, Any]]] = {}  # job name -> the model versions registered from a job of that name
@@ -256,11 +258,14 @@ def users(cluster: Cluster, name: str, number: int | None = None) -> list[str]:
             vocab = doc.get("vocab") or {}
             if vocab.get("name") == name and uses(vocab.get("version"), vocab.get("sha256")):
                 out.append(f"model {model}@v{n}")
-    from ..train.job import job_documents
 
     jobs = registry.children(zk, paths.JOBS)
-    for job, doc in zip(jobs, job_documents(zk, jobs)):  # a damaged one may use it: the delete stops, saying what to do
-        doc = doc if isinstance(doc, dict) else {}
+    damaged = []
+    for job, doc in zip(jobs, job_documents(zk, jobs, keep_damaged=True)):
+        if isinstance(doc, registry.CorruptDocumentError):
+            damaged.append((job, doc))
+            continue
+        doc = doc or {}
         spec = doc.get("spec") or {}
         if spec.get("vocab") != name or not uses(spec.get("vocab_version"), spec.get("vocab_sha256")) or doc.get("deleting"):
             continue  # (a job being deleted is going: it reads nothing any more)
@@ -268,6 +273,8 @@ def users(cluster: Cluster, name: str, number: int | None = None) -> list[str]:
             out.append(f"job {job} (running)")
         elif not any(from_job(v, job, doc) for v in registered.get(job, ())):  # (not a deleted job of the same name)
             out.append(f"job {job} (finished, not registered)")
+    if damaged and not out:  # (with users found, the delete is refused, naming them, all the same)
+        raise unchecked_users(f"vocabulary {name}@v{number}" if number is not None else f"vocabulary {name}", damaged)
     return out
 
 
