@@ -226,7 +226,12 @@ def delete(
     """
     from nlpzk.corpus import Corpus
 
-    corpus = Corpus.open(name, cluster=_util.cluster(ctx), deleting=True)  # finishes a delete stopped half-way
+    corpus = Corpus.open_to_delete(name, cluster=_util.cluster(ctx))  # finishes a delete stopped half-way; deletes a damaged one
     _util.confirm(f"delete corpus {name!r} and all its shards?", yes)
     result = corpus.delete(force=force)
-    _util.emit(dict(result, corpus=name), as_json, lambda r: _util.out.print(f"deleted corpus [bold]{name}[/]: {r['shards']} shard(s), {r['files']} file(s)"))
+
+    def human(r):
+        damaged = f" (damaged: its {r['damaged']})" if r["damaged"] else ""
+        _util.out.print(f"deleted corpus [bold]{name}[/]{damaged}: {r['shards']} shard(s), {r['files']} file(s)")
+
+    _util.emit(dict(result, corpus=name), as_json, human)

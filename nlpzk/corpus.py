@@ -274,12 +274,24 @@ class Corpus:
     def open(cls, name: str, *, cluster: Cluster | None = None, deleting: bool = False) -> "Corpus":
         """Open a registered corpus. One that a killed ``delete`` left marked as being deleted is
         refused (its shards may be half gone) unless ``deleting`` (to finish the delete)."""
+        corpus = cls.open_to_delete(name, cluster=cluster)
+        try:
+            registry.require(corpus.info, CORPUS_KEYS, registry.full_path(corpus.cluster.zk, paths.corpus(name)))
+        except registry.CorruptDocumentError as exc:
+            raise registry.CorruptDocumentError(exc.message, hint=f"{exc.hint}, or delete the corpus (its shards too) with: nlpzk corpus delete {name} --yes") from None
+        if corpus.info.get("deleting") and not deleting:
+            raise registry.being_deleted(paths.corpus(name))
+        return corpus
+
+    @classmethod
+    def open_to_delete(cls, name: str, *, cluster: Cluster | None = None) -> "Corpus":
+        """Open a corpus to :meth:`delete` it: one marked as being deleted too (to finish the delete),
+        and one whose node lacks ``options`` or ``created`` (damaged: deleting needs neither, its
+        name gives its znodes and its store folder)."""
         cluster = cluster or default_cluster()
-        info = registry.maybe_json(cluster.zk, paths.corpus(name), required=CORPUS_KEYS)
+        info = registry.maybe_json(cluster.zk, paths.corpus(name))
         if info is None:
             raise NotFoundError(f"unknown corpus {name!r}", hint="see: nlpzk corpus list")
-        if info.get("deleting") and not deleting:
-            raise registry.being_deleted(paths.corpus(name))
         return cls(cluster, name, info)
 
     @classmethod
@@ -398,11 +410,15 @@ class Corpus:
             "ingesters_running": len(self.ingesters()),
         }
 
-    def delete(self, *, force: bool = False) -> dict[str, int]:
+    def delete(self, *, force: bool = False) -> dict[str, Any]:
         """Delete the corpus: mark it as being deleted (from then on it is refused everywhere), delete
         its files, then its registry nodes. A delete killed half-way leaves the mark, never a
-        corpus that looks whole; running the delete again finishes it."""
+        corpus that looks whole; running the delete again finishes it. Returns ``{"shards", "files",
+        "damaged"}``: ``damaged`` says which of ``options`` / ``created`` its node lacked (opened with
+        :meth:`open_to_delete`), else None."""
         zk = self.cluster.zk
+        lacks = [k for k in CORPUS_KEYS if k not in self.info]
+        damaged = f"znode {registry.full_path(zk, paths.corpus(self.name))} lacked {', '.join(map(repr, lacks))}" if lacks else None
         resuming = bool(self.info.get("deleting"))  # a marked corpus passed the looks below when it was marked
         shards = len(registry.children(zk, paths.shards(self.name)))
         guard_path = paths.corpus_users(self.name)
@@ -433,7 +449,7 @@ class Corpus:
         store.delete_dir(naming.corpus_dir(self.name))
         registry.delete_tree(zk, paths.corpus(self.name))
         versioned.drop_guard(zk, guard_path)  # (left if a job creation holds it: its release drops it)
-        return {"shards": shards, "files": len(files)}
+        return {"shards": shards, "files": len(files), "damaged": damaged}
 
     def training_jobs(self) -> list[str]:
         """Training jobs not finished that train on this corpus (their workers read its shard files).

@@ -297,6 +297,31 @@ def test_a_corpus_or_job_document_without_a_key_is_damage_not_defaults(world, cl
     assert not zk.get_children(paths.inputs("c"))  # the ingest registered nothing
 
 
+@pytest.mark.parametrize("key, as_json", [("options", False), ("created", True)])
+def test_a_corpus_whose_node_lacks_a_key_is_deleted_all_the_same(world, cli, key, as_json):
+    """Before: `corpus delete` stopped at the damage as every other command does (exit 7, with
+    --force too): the corpus could not be deleted until its node was restored. Deleting needs
+    neither key: its name gives its znodes and its store folder."""
+    from nlpzk.store import naming
+    from nlpzk.zk import registry
+
+    zk = world.zk
+    doc = json.loads(zk.get(paths.corpus("c"))[0])
+    del doc[key]
+    zk.set(paths.corpus("c"), json.dumps(doc).encode())
+    files = world.store.list(naming.corpus_dir("c"))
+    assert files
+    assert "or delete the corpus (its shards too) with: nlpzk corpus delete c --yes" in _fails_cleanly(cli("corpus", "show", "c"), f"lacks '{key}'")
+    res = cli("corpus", "delete", "c", "--yes", *["--json"] * as_json)
+    assert res.exit_code == 0, res.output
+    damage = f"znode {registry.full_path(zk, paths.corpus('c'))} lacked '{key}'"
+    if as_json:
+        assert json.loads(res.stdout) == {"corpus": "c", "shards": 2, "files": len(files), "damaged": damage}, res.stdout
+    else:
+        assert res.stdout.strip() == f"deleted corpus c (damaged: its {damage}): 2 shard(s), {len(files)} file(s)", res.stdout
+    assert zk.exists(paths.corpus("c")) is None and world.store.list(naming.corpus_dir("c")) == []
+    assert json.loads(cli("corpus", "list", "--json").stdout) == []
+
 def test_corpus_verify_reports_a_directory_in_place_of_a_shard_and_goes_on(world, cli):
     import json
 
