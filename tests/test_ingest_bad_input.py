@@ -37,7 +37,9 @@ def _binary_parquet() -> bytes:
 
 def _nothing_registered(cluster, name: str) -> None:
     assert cluster.zk.exists(paths.corpus(name)) is None
-    assert cluster.store.list(f"corpora/{name}") == []
+    corpora = cluster.store.local_path("corpora")
+    # not even an empty folder: a failed first ingest whose shard writer had started left corpora/NAME/shards/
+    assert name not in (os.listdir(corpora) if os.path.isdir(corpora) else []), os.listdir(corpora)
 
 
 def _bad(tmp_path):
@@ -75,6 +77,9 @@ def _bad(tmp_path):
         "parquet_binary_column": ({"bin.parquet": _binary_parquet()}, "bin.parquet", [], "bin.parquet: column 'text' is binary, not text"),
         # a NUL past the first 8 KiB that the binary sniff reads (cli.md: a file with a NUL byte is refused)
         "nul_late": ({"late.txt": GOOD.encode() * 1000 + b"a \x00 b\n"}, "late.txt", [], "late.txt:1001: NUL byte (binary data), not UTF-8 text"),
+        # found after a whole batch of documents went to the shard writer (which made the corpus's folders)
+        "nul_after_a_batch": ({"later.txt": GOOD.encode() * 5000 + b"a \x00 b\n"}, "later.txt", [], "later.txt:5001: NUL byte (binary data), not UTF-8 text"),
+        "invalid_utf8_strict_after_a_batch": ({"lat2.txt": GOOD.encode() * 5000 + "café\n".encode("latin-1")}, "lat2.txt", ["--strict"], "lat2.txt:5001: invalid UTF-8"),
         "max_line_bytes_huge": ({"ok.txt": GOOD.encode()}, "ok.txt", ["--max-line-bytes", str(2**63)], "--max-line-bytes must be at most 2147483647"),
         # the smallest refused value (a huge one started that many spaCy processes: the machine ran out of memory)
         "processes_too_many": ({"ok.txt": GOOD.encode()}, "ok.txt", ["--processes", str(TOO_MANY)], f"--processes {TOO_MANY} is more than 4 per core"),

@@ -798,8 +798,8 @@ def _clean_up(cluster: Cluster, claims: InputClaims, name: str, jobs: list[Job],
                     _delete_unregistered(cluster.store, name, job.key)
                 claims.release(job.key)
         claims.leave()
-        if not existed:
-            claims.remove_if_empty()
+        if not existed and claims.remove_if_empty():
+            cluster.store.delete_empty_dirs(naming.corpus_dir(name))  # the folders its shard writers made
     except Exception:  # best effort: the original error is what the user must see
         pass
 

@@ -253,6 +253,21 @@ class Store:
         with contextlib.suppress(FileNotFoundError):
             self.fs.delete_dir(self.full(rel))
 
+    def delete_empty_dirs(self, rel: str) -> None:
+        """Remove folder ``rel`` and the folders below it if no file is in them (what writes that
+        failed leave: ``atomic_output`` creates the folder first); a folder holding a file stays."""
+        base = self.full(rel)
+        if self.local:
+            # os.rmdir refuses a folder that is not empty: a file another writer creates meanwhile is never lost
+            for top, _, _ in sorted(os.walk(base), key=lambda w: -len(w[0])):
+                with contextlib.suppress(OSError):
+                    os.rmdir(top)
+            return
+        # (an object store's folders are markers: a file created between the look and the delete is
+        # a first write of another ingester at this very moment, which then fails and is run again)
+        if not self.list(rel):
+            self.delete_dir(rel)
+
 
 def verify_hint(rel: str) -> str:
     """What to run about a missing or damaged file ``rel``: the verify command of its corpus or
