@@ -28,14 +28,15 @@ def gc(
 
     cluster = _util.cluster(ctx)
     garbage = _gc.collect(cluster, older_than=older_than, dry_run=dry_run, include_unknown=include_unknown)
-    deleted = [g for g in garbage if not dry_run and _gc.deletes(g, include_unknown)]
+    freed = [g for g in garbage if _gc.deletes(g, include_unknown)]  # deleted by this run, or with --dry-run would be
+    deleted = [] if dry_run else freed
     # unregistered files too young to judge: said, so that "no garbage" does not hide them
     young = [g for g in _gc.find_garbage(cluster, older_than=0.0) if g.age_seconds < older_than] if older_than > 0 else []
     data = {
         "dry_run": dry_run,
         # would_delete: what this run deletes, or with --dry-run would delete (a script need not know the rule)
         "files": [dict(g.__dict__, deleted=g in deleted, would_delete=_gc.deletes(g, include_unknown)) for g in garbage],
-        "bytes": sum(g.bytes for g in deleted),
+        "bytes": sum(g.bytes for g in freed),  # freed, or with --dry-run would be
         "younger_kept": len(young),
     }
 
@@ -53,7 +54,7 @@ def gc(
             table.add_row(f["path"], _util.human_bytes(f["bytes"]), f"{f['age_seconds']:.0f}", f["reason"], "yes" if f["deleted"] else "no")
         _util.out.print(table)
         if d["dry_run"]:
-            _util.out.print(f"would delete {_util.count(sum(f['would_delete'] for f in d['files']), 'file')}")
+            _util.out.print(f"would delete {_util.count(sum(f['would_delete'] for f in d['files']), 'file')}, {_util.human_bytes(d['bytes'])}")
         else:
             _util.out.print(f"deleted {_util.count(sum(f['deleted'] for f in d['files']), 'file')}, {_util.human_bytes(d['bytes'])}")
         if any(f["reason"] == _gc.DAMAGED for f in d["files"]):

@@ -156,3 +156,21 @@ def test_gc_keeps_the_files_of_a_damaged_job_node_whatever_the_job_is_called(clu
         cluster.zk.set(paths.job(job), b'{"spec": {"shards": {"path": "jobs/')  # truncated JSON
     found = {g.path: g.reason for g in gc.find_garbage(cluster, older_than=3600)}
     assert found == {f"jobs/{job}/shards-0123456789ab.json": gc.DAMAGED for job in ("other", "merge")}
+
+
+def test_gc_dry_run_reports_the_bytes_the_real_run_frees(cluster, cli):
+    """`gc --dry-run --json` said "bytes": 0 whatever it would delete (it summed the files deleted,
+    none in a dry run). Now it sums what the same run without --dry-run deletes, and says it."""
+    Corpus.create(cluster, "g", {"lang": "en"})
+    sizes = {"corpora/g/shards/orphan-0000.parquet": 3000, "corpora/g/shards/.tmp-deadbeef-x.parquet": 700, "corpora/theirs/shards/s-0000.parquet": 50}
+    for rel, size in sizes.items():
+        cluster.store.write_bytes(rel, os.urandom(size))
+        _age(cluster.store, rel, 7200)
+    ours = 3000 + 700  # corpora/theirs is an unknown owner: kept unless --include-unknown
+    for flags, freed in (([], ours), (["--include-unknown"], ours + 50)):
+        dry = json.loads(cli("gc", "--dry-run", *flags, "--json").stdout)
+        assert dry["bytes"] == freed == sum(f["bytes"] for f in dry["files"] if f["would_delete"]), (flags, dry)
+    assert all(cluster.store.exists(rel) for rel in sizes)  # a dry run deletes nothing
+    assert "would delete 2 files, 3.6 KB" in cli("gc", "--dry-run").stdout
+    real = json.loads(cli("gc", "--json").stdout)
+    assert real["bytes"] == ours and not cluster.store.exists("corpora/g/shards/orphan-0000.parquet")
