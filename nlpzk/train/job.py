@@ -133,7 +133,7 @@ def create_job(
     parameters to the store first, then creates the job node and round 0 in one transaction.
     """
     paths.check_name("job", job)
-    existing = registry.maybe_json(cluster.zk, paths.job(job), required=rounds.JOB_KEYS)
+    existing = rounds.check_job(registry.maybe_json(cluster.zk, paths.job(job)), registry.full_path(cluster.zk, paths.job(job)))
     if existing is not None:
         if existing.get("deleting"):
             raise registry.being_deleted(paths.job(job))
@@ -309,7 +309,7 @@ def job_doc(cluster: Cluster, job: str, *, deleting: bool = False) -> dict[str, 
     """The job's node document. A job a ``train delete`` marked (and may have half deleted) is
     refused unless ``deleting``."""
     try:
-        doc = registry.maybe_json(cluster.zk, paths.job(job), required=rounds.JOB_KEYS)
+        doc = rounds.check_job(registry.maybe_json(cluster.zk, paths.job(job)), registry.full_path(cluster.zk, paths.job(job)))
     except registry.CorruptDocumentError as exc:
         raise damaged(job, exc) from None
     if doc is None:
@@ -327,7 +327,7 @@ def job_documents(zk, jobs: list[str], *, keep_damaged: bool = False) -> list[di
     for job, got in zip(jobs, registry.get_many(zk, [paths.job(j) for j in jobs])):
         where = registry.full_path(zk, paths.job(job))
         try:
-            out.append(None if got is None else registry.require(registry.loads(got[0], where), rounds.JOB_KEYS, where))
+            out.append(None if got is None else rounds.check_job(registry.loads(got[0], where), where))
         except registry.CorruptDocumentError as exc:
             if not keep_damaged:
                 raise damaged(job, exc) from None
@@ -382,7 +382,7 @@ def delete_job(cluster: Cluster, job: str, *, force: bool = False) -> dict[str, 
     its vectors (they would be lost), unless ``force`` (workers then stop at their next step with
     an error). The job is marked first (from then on every command and worker refuses it), then
     its files go, then its znodes: a delete stopped half-way is finished by running it again.
-    A job whose node is damaged (not JSON, or without its spec) is refused (IntegrityError) unless
+    A job whose node is damaged (not JSON, without its spec, or a spec that is no object) is refused (IntegrityError) unless
     ``force``: then its znodes and every file under its store folder go, and the result has
     ``damaged`` (what is wrong with the node) and ``unknown`` (what could not be told without it).
     Returns ``{"job", "state", "files", "registered_as"}``.

@@ -31,6 +31,7 @@ fenced) and the caller re-reads the job node to find where things stand.
 from __future__ import annotations
 
 import dataclasses
+import json
 import threading
 import time
 from typing import Any, Callable, Iterable
@@ -51,6 +52,20 @@ ROUND_FOLDERS = (paths.round_leases, paths.round_done, paths.round_merge_leases,
 #: Keys every job document has from its creation (:func:`create_job`): one without them was
 #: changed outside nlpzk, and reading it as round 0 / no words would train or report the wrong thing.
 JOB_KEYS = ("spec", "state", "round", "words")
+
+
+def check_job(doc: Any, where: str) -> Any:
+    """``doc`` (a job node's document, or None) if it has :data:`JOB_KEYS` and its ``spec`` is an
+    object; CorruptDocumentError naming the znode ``where`` otherwise (every reader of a spec calls
+    ``spec.get``: one of another type was a traceback)."""
+    if doc is None:
+        return None
+    registry.require(doc, JOB_KEYS, where)
+    if not isinstance(doc["spec"], dict):
+        raise registry.CorruptDocumentError(
+            f"znode {where} holds {json.dumps(doc['spec'])[:40]} as 'spec', not an object", hint="it was changed outside nlpzk; restore it from a ZooKeeper backup"
+        )
+    return doc
 
 #: What a caller of this recipe catches to ride out SUSPENDED/LOST (then re-read the job node).
 #: RetryFailedError: kazoo's command retry (which retries connection errors only) gave up.
@@ -99,8 +114,8 @@ class RoundBarrier:
     # -- reading --------------------------------------------------------------------------------
 
     def job_doc(self) -> tuple[dict[str, Any], int]:
-        doc, stat = registry.get_json(self.zk, paths.job(self.job), what=f"job {self.job!r}", required=JOB_KEYS)
-        return doc, stat.version
+        doc, stat = registry.get_json(self.zk, paths.job(self.job), what=f"job {self.job!r}")
+        return check_job(doc, registry.full_path(self.zk, paths.job(self.job))), stat.version
 
     def round_doc(self, r: int) -> dict[str, Any] | None:
         return registry.maybe_json(self.zk, paths.job_round(self.job, r))
