@@ -16,7 +16,7 @@ from _helpers import wait_for
 from nlpzk import testing
 from nlpzk.corpus import Corpus, ShardWriter
 from nlpzk.errors import IntegrityError, InvalidInputError, NotFoundError, ZkUnavailableError
-from nlpzk.vocab import Vocabulary, assign_ids, build, delete, diff, export, parse_spec, tag, versions
+from nlpzk.vocab import Vocabulary, assign_ids, build, count_shards, delete, diff, export, parse_spec, tag, versions
 from nlpzk.zk import paths, registry, versioned
 
 GOLDEN_SHARDS = {
@@ -619,6 +619,17 @@ def test_a_corrupt_shard_fails_the_build(cluster):
         with pytest.raises(IntegrityError, match=f"shard {shard.path} fails its checksum"):
             build(cluster, "g", "golden", processes=processes)
     assert registry.maybe_json(cluster.zk, paths.vocab("g")) is None and store_files(cluster, "g") == []
+
+
+def test_counting_a_damaged_shard_names_the_corpus_to_verify(cluster):
+    """count_shards (public) hinted "run: nlpzk corpus verify" without the corpus's name for a shard
+    that fails its checksum or cannot be read as Parquet."""
+    corpus = add_shards(cluster, "golden", GOLDEN_SHARDS)
+    cluster.store.write_bytes(corpus.shards[1].path, b"PAR1 garbage")
+    for sha256s in ([s.sha256 for s in corpus.shards], None):
+        with pytest.raises(IntegrityError, match=f"shard {corpus.shards[1].path} (fails its checksum|cannot be read)") as exc:
+            count_shards(cluster.store, [s.path for s in corpus.shards], sha256s=sha256s)
+        assert exc.value.hint == "check it with: nlpzk corpus verify golden"
 
 
 def test_a_publish_without_zookeeper_gives_up_at_the_request_timeout_not_twice_that(tmp_path, monkeypatch):

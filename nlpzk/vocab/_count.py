@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..errors import IntegrityError
-from ..store import Store
+from ..store import Store, verify_hint
 
 COUNTS_SCHEMA = pa.schema([pa.field("token", pa.string()), pa.field("count", pa.int64())])
 
@@ -58,13 +58,13 @@ def count_file(store: Store, path: str, sha256: str | None = None) -> pa.Table:
     except IntegrityError:
         raise
     except OSError as exc:
-        raise IntegrityError(f"shard {path} cannot be read: {exc}", hint="run: nlpzk corpus verify") from None
+        raise IntegrityError(f"shard {path} cannot be read: {exc}", hint=verify_hint(path)) from None
     if sha256 is not None and hashlib.sha256(memoryview(data)).hexdigest() != sha256:
-        raise IntegrityError(f"shard {path} fails its checksum", hint="run: nlpzk corpus verify")
+        raise IntegrityError(f"shard {path} fails its checksum", hint=verify_hint(path))
     try:
         table = pq.read_table(pa.BufferReader(data), columns=["tokens"], read_dictionary=["tokens.list.element"])
     except (pa.ArrowInvalid, OSError, KeyError) as exc:
-        raise IntegrityError(f"shard {path} cannot be read: {exc}", hint="run: nlpzk corpus verify") from None
+        raise IntegrityError(f"shard {path} cannot be read: {exc}", hint=verify_hint(path)) from None
     return merge_counts([_count_chunk(c) for c in table.column("tokens").chunks])
 
 
