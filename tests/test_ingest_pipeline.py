@@ -265,6 +265,26 @@ def test_paragraph_mode_tsv_ndjson_and_lemmas(cli, cluster, tmp_path):
     assert bad.exit_code == 5 and "no lookup lemmatizer table for language 'xx'" in bad.stderr
 
 
+def test_lone_cr_and_cr_lf_end_lines_as_lf_does(cluster, tmp_path):
+    """A file with old-Mac line ends (a lone CR) was read as one line: one document, a CSV refused, or
+    the whole file refused past --max-line-bytes. CR LF and a lone CR now end lines as LF does."""
+    read = ReadOptions(max_line_bytes=100)  # every line fits; every file is longer
+    results = {}
+    for end in ("\n", "\r\n", "\r"):
+        d = tmp_path / f"ends-{len(end)}-{ord(end[0])}"
+        d.mkdir()
+        (d / "a.txt").write_bytes(end.join(DOCS + ["", "  Spaces around.  ", ""]).encode())
+        (d / "b.jsonl").write_bytes(end.join(json.dumps({"text": f"JSON {t}"}) for t in DOCS).encode() + end.encode())
+        (d / "c.csv").write_bytes(end.join(["id,text", '1,"A field over', f'two lines."{end}2,Last row.']).encode())
+        summary = ingest(cluster, f"ends{ord(end[-1])}{len(end)}", [str(d)], read=read)
+        corpus = Corpus.open(summary.corpus, cluster=cluster)
+        records = sorted((s.sources[0].rsplit("/", 1)[1], i.split(":")[1]) for s in corpus.shards for i in corpus.read(s).column("doc_id").to_pylist())
+        results[end] = (summary.documents, sorted(_all_sentences(corpus)), records)  # shard order follows the content hash
+    assert results["\n"][0] == 4 + 1 + 4 + 2
+    assert ["a", "field", "over", "two", "lines"] in results["\n"][1]
+    assert results["\r\n"] == results["\n"] and results["\r"] == results["\n"]
+
+
 def test_delete_refuses_while_an_ingest_runs_and_needs_confirmation(cli, cluster, tmp_path):
     from nlpzk.zk.claims import InputClaims
 

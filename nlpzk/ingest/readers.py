@@ -8,6 +8,7 @@ Formats (by extension, after an optional ``.gz``/``.bz2``/``.xz``/``.zst``):
 * ``.csv`` / ``.tsv``: a header row, the document in column ``text_field``
 * ``.parquet``: the document in column ``text_field`` (read in record batches)
 
+Lines end at ``\\n``, ``\\r\\n`` or a lone ``\\r`` (old Mac files), as Python's universal newlines.
 Every reader streams: memory depends on the longest document, never on the file size. A line longer
 than ``max_line_bytes`` is refused rather than buffered. Bad input raises :class:`InvalidInputError`
 naming the file (and line).
@@ -349,12 +350,9 @@ class DocumentReader:
     def _lines(self, fh: IO[bytes]) -> Iterator[tuple[int, str]]:
         limit = self.options.max_line_bytes
         lineno = 0
-        while True:
-            raw = fh.readline(limit + 1)
-            if not raw:
-                return
+        for raw in _raw_lines(fh, limit):
             lineno += 1
-            if len(raw) > limit and not (len(raw) == limit + 1 and raw.endswith(b"\n")):
+            if len(raw) > limit and len(raw.rstrip(b"\r\n")) > limit:  # the line end is not part of the document
                 raise InvalidInputError(
                     f"{self.file.path}:{lineno}: line is longer than {limit} bytes",
                     hint="split the text into lines/paragraphs, or raise --max-line-bytes",
@@ -517,6 +515,34 @@ class DocumentReader:
                     text = self._decode(raw, row, "row").strip()
                     if text:
                         yield row, text
+
+
+def _raw_lines(fh: IO[bytes], limit: int) -> Iterator[bytes]:
+    """The lines of ``fh``, each with its line end: ``\\n``, ``\\r\\n`` or a lone ``\\r`` (old Mac files), as
+    Python's universal newlines. A line longer than ``limit`` bytes (its line end not counted) comes
+    cut short, at most about twice that, for the caller to refuse: it is never buffered whole.
+    Lines without a lone CR (``\\n`` and ``\\r\\n`` files) take the fast path: one ``readline`` each.
+    """
+    readline = fh.readline
+    while True:
+        raw = readline(limit + 1)
+        if not raw:
+            return
+        cr = raw.find(b"\r")
+        if cr < 0 or (cr == len(raw) - 2 and raw[-1] == 10):  # no CR, or only a final CR LF: the common case
+            yield raw
+            continue
+        while True:  # lone CRs: split at them; a CR at the very end may be the first half of a CR LF
+            *lines, last = raw.splitlines(keepends=True)
+            yield from lines
+            if last.endswith(b"\n") or len(last.rstrip(b"\r")) > limit:  # whole, or too long already
+                yield last
+                break
+            more = readline(limit + 1)
+            if not more:
+                yield last
+                return
+            raw = last + more
 
 
 def _json_type(value: object) -> str:
