@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import json
 import os
 import subprocess
@@ -14,6 +16,9 @@ import pytest
 import zstandard
 
 from _helpers import ROOT, one_line_error
+from nlpzk.corpus import Corpus
+from nlpzk.errors import InvalidInputError
+from nlpzk.ingest import ingest, pipeline, readers
 from nlpzk.zk import paths
 
 GOOD = "A good line of text.\n"
@@ -217,3 +222,54 @@ def test_a_symbolic_link_named_on_the_command_line_that_cannot_be_followed_says_
     assert res.exit_code == 5
     assert f"{tmp_path / 'loop1.txt'}: a symbolic link that is a loop of symbolic links" in one_line_error(res.stderr)
     _nothing_registered(cluster, "links")
+
+
+def _grow(path) -> None:
+    """Change a file as a writer still at work would: text appended, a gzip member added, a Parquet file re-exported in place."""
+    if path.suffix == ".parquet":
+        with open(path, "r+b") as fh:  # the same file (inode), truncated and rewritten
+            fh.truncate(0)
+            fh.write(_parquet_bytes([b"fine", b"A row written later."]))
+    else:
+        with open(path, "ab") as fh:
+            fh.write(gzip.compress(b"A line written later.\n") if path.suffix == ".gz" else b"A line written later.\n")
+
+
+@pytest.mark.parametrize("name", ["log.txt", "log.txt.gz", "log.parquet"])
+@pytest.mark.parametrize("moment", ["after_hashing", "while_reading"])
+def test_a_file_written_to_while_it_is_ingested_is_refused(name, moment, cluster, tmp_path, monkeypatch):
+    """The input's sha256 (its key, and the one its done-marker records) was taken before its
+    documents were read: a file appended to in between was registered as the earlier content with
+    the later documents, and once written whole it would be skipped as done. The bytes read are now
+    hashed as they are read (a Parquet file: through the handle it is parsed from, and its size and
+    time checked once parsed) and must be the ones hashed first."""
+    path = tmp_path / name
+    path.write_bytes(_parquet_bytes([b"fine"]) if name.endswith(".parquet") else gzip.compress(GOOD.encode() * 3) if name.endswith(".gz") else GOOD.encode() * 3)
+    if moment == "after_hashing":
+        real = readers.content_sha256
+
+        def hash_then_grow(f):
+            sha = real(f)
+            _grow(path)
+            return sha
+
+        monkeypatch.setattr(readers, "content_sha256", hash_then_grow)
+    else:
+
+        class GrowsAfterTheFirstDocument(readers.DocumentReader):
+            def __iter__(self):
+                for i, doc in enumerate(super().__iter__()):
+                    yield doc
+                    if i == 0:
+                        _grow(path)
+
+        monkeypatch.setattr(pipeline, "DocumentReader", GrowsAfterTheFirstDocument)
+    with pytest.raises(InvalidInputError) as exc:
+        ingest(cluster, "grown", [str(path)])
+    assert exc.value.line() == f"{path}: changed while it was being ingested (appended to or rewritten) — ingest it once it is complete (write it elsewhere, then move it into place); nothing of it was registered"
+    _nothing_registered(cluster, "grown")
+    monkeypatch.undo()  # complete now: ingested whole, under the hash of what was read
+    summary = ingest(cluster, "grown", [str(path)])
+    assert summary.documents == 2
+    (done,) = Corpus.open("grown", cluster=cluster).inputs().values()
+    assert done["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()

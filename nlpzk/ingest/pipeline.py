@@ -366,7 +366,7 @@ class _Input:
         self.known = _WORKER.known_hashes(job, self.store)
         self.seen_in_run = seen_in_run
         self.fence = fence
-        self.reader = DocumentReader(job.file, job.read)
+        self.reader = DocumentReader(job.file, job.read, job.sha256)
         self.roller = _Roller(self.store, job, fence)
         self.result = InputResult(job.key, job.file.source, [])
         self.mine = _HashSet()

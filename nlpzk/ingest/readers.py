@@ -174,18 +174,46 @@ def _unlistable(exc: OSError) -> None:
 # -- opening ---------------------------------------------------------------------------------------
 
 
-def _open_raw(f: InputFile) -> IO[bytes]:
+def _open_raw(f: InputFile, raw: "_HashingFile | None" = None) -> IO[bytes]:
+    """The file's (decompressed) bytes; read from ``raw`` if given (which the caller closes)."""
+    source: str | IO[bytes] = f.path if raw is None else io.BufferedReader(raw, 1 << 20)
     if f.compression == ".gz":
-        return gzip.open(f.path, "rb")
+        return gzip.open(source, "rb")
     if f.compression == ".bz2":
-        return bz2.open(f.path, "rb")
+        return bz2.open(source, "rb")
     if f.compression == ".xz":
-        return lzma.open(f.path, "rb")
+        return lzma.open(source, "rb")
     if f.compression == ".zst":
         import zstandard
 
-        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(open(f.path, "rb"), closefd=True), buffer_size=1 << 20)
-    return open(f.path, "rb", buffering=1 << 20)
+        stream = open(source, "rb") if isinstance(source, str) else source
+        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(stream, closefd=True), buffer_size=1 << 20)
+    return open(source, "rb", buffering=1 << 20) if isinstance(source, str) else source
+
+
+class _HashingFile(io.FileIO):
+    """A file's bytes as stored, sha256-hashed as they are read (in order: the readers only stream).
+
+    So an input's recorded hash can be checked against exactly the bytes that were tokenized. (A
+    ``FileIO``, not a ``RawIOBase``: a buffered reader over the latter costs a Python call a line.)
+    """
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path, "rb")
+        self._hash = hashlib.sha256()
+
+    def readinto(self, b) -> int:
+        n = super().readinto(b)
+        if n:
+            self._hash.update(memoryview(b)[:n])
+        return n
+
+    def sha256(self) -> str:
+        """The hash of the whole file: the rest (what a decompressor left unread) is read first."""
+        buf = bytearray(1 << 20)
+        while self.readinto(buf):
+            pass
+        return self._hash.hexdigest()
 
 
 _ZSTD_MAGIC = 0xFD2FB528
@@ -292,11 +320,21 @@ def sniff(f: InputFile) -> None:
 
 def content_sha256(f: InputFile) -> str:
     """sha256 of the file's bytes as stored (compressed bytes for compressed files)."""
-    h = hashlib.sha256()
     with open(f.path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
+        return _sha256(fh)
+
+
+def _sha256(fh: IO[bytes]) -> str:
+    """sha256 of the rest of ``fh``."""
+    h = hashlib.sha256()
+    for chunk in iter(lambda: fh.read(1 << 20), b""):
+        h.update(chunk)
     return h.hexdigest()
+
+
+def _stamp(fh: IO[bytes]) -> tuple[int, int]:
+    st = os.fstat(fh.fileno())
+    return st.st_size, st.st_mtime_ns
 
 
 # -- documents -------------------------------------------------------------------------------------
@@ -309,9 +347,10 @@ class DocumentReader:
     ends on; parquet: the row). It names documents and errors.
     """
 
-    def __init__(self, f: InputFile, options: ReadOptions) -> None:
+    def __init__(self, f: InputFile, options: ReadOptions, sha256: str | None = None) -> None:
         self.file = f
         self.options = options
+        self.sha256 = sha256  # what the file's bytes hashed to before: checked against the bytes read
         self.replaced = 0  # invalid UTF-8 sequences replaced by U+FFFD
 
     def __iter__(self) -> Iterator[tuple[int, str]]:
@@ -319,19 +358,31 @@ class DocumentReader:
         try:
             if f.format == "parquet":
                 yield from self._parquet()
-            else:
-                with _open_raw(f) as fh:
-                    lines = self._lines(fh)
-                    if f.format == "txt":
-                        yield from (self._paragraphs(lines) if self.options.doc_mode == "paragraph" else self._txt(lines))
-                    elif f.format == "jsonl":
-                        yield from self._jsonl(lines)
-                    else:
-                        yield from self._csv(lines, "\t" if f.format == "tsv" else ",")
+                return
+            with _HashingFile(f.path) as raw, _open_raw(f, raw) as fh:
+                lines = self._lines(fh)
+                if f.format == "txt":
+                    yield from (self._paragraphs(lines) if self.options.doc_mode == "paragraph" else self._txt(lines))
+                elif f.format == "jsonl":
+                    yield from self._jsonl(lines)
+                else:
+                    yield from self._csv(lines, "\t" if f.format == "tsv" else ",")
+                self._unchanged(raw.sha256())
         except InvalidInputError:
             raise
         except _DECOMPRESS_ERRORS as exc:
             raise _corrupt(f, exc) from None
+
+    def _unchanged(self, sha256: str) -> None:
+        """The bytes read are the ones hashed before reading (the input's key and recorded sha256)."""
+        if self.sha256 is not None and sha256 != self.sha256:
+            raise self._changed()
+
+    def _changed(self) -> InvalidInputError:
+        return InvalidInputError(
+            f"{self.file.path}: changed while it was being ingested (appended to or rewritten)",
+            hint="ingest it once it is complete (write it elsewhere, then move it into place); nothing of it was registered",
+        )
 
     def _decode(self, raw: bytes, lineno: int, unit: str = "line") -> str:
         try:
@@ -479,14 +530,21 @@ class DocumentReader:
 
         field = self.options.text_field
         with contextlib.ExitStack() as stack:
-            source: str | IO[bytes] = self.file.path
             if self.file.compression:
                 # Parquet needs random access: spool the decompressed bytes to disk, not memory.
-                spool = stack.enter_context(tempfile.TemporaryFile())
-                with _open_raw(self.file) as fh:
+                source = spool = stack.enter_context(tempfile.TemporaryFile())
+                with _HashingFile(self.file.path) as raw, _open_raw(self.file, raw) as fh:
                     shutil.copyfileobj(fh, spool, 1 << 20)
+                    self._unchanged(raw.sha256())
                 spool.seek(0)
-                source = spool
+                stamp = None
+            else:
+                # read in no fixed order: the file is hashed through the handle it is parsed from, and
+                # must not have been rewritten in place (size, modification time) when it was parsed
+                source = stack.enter_context(open(self.file.path, "rb"))
+                self._unchanged(_sha256(source))
+                source.seek(0)
+                stamp = _stamp(source)
             try:
                 pf = pq.ParquetFile(source)
             except (pa.ArrowInvalid, OSError) as exc:
@@ -515,6 +573,8 @@ class DocumentReader:
                     text = self._decode(raw, row, "row").strip()
                     if text:
                         yield row, text
+            if stamp is not None and self.sha256 is not None and _stamp(source) != stamp:
+                raise self._changed()
 
 
 def _raw_lines(fh: IO[bytes], limit: int) -> Iterator[bytes]:
