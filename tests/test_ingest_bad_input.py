@@ -23,6 +23,7 @@ from nlpzk.zk import paths
 
 GOOD = "A good line of text.\n"
 TOO_MANY = 4 * (os.cpu_count() or 1) + 1
+NOISE = bytes(np.random.default_rng(5).integers(1, 256, 20_000, dtype=np.uint8))  # random bytes 1-255: no NUL, most not UTF-8
 MANY = "".join(f"line {i} of {i * 7919 % 10007} words\n" for i in range(20_000)).encode()  # several zstd blocks
 
 
@@ -54,7 +55,10 @@ def _bad(tmp_path):
         "no_readable_files": ({"d/pic.png": b"\x89PNG\r\n", "d/.hidden.txt": GOOD.encode()}, "d", [], "d: directory has no readable input files"),
         "binary": ({"bin.txt": b"abc\x00\x01\x02def\n"}, "bin.txt", [], "bin.txt: looks binary (NUL byte at offset 3)"),
         # random bytes 1-255: no NUL, but most of them not UTF-8
-        "binary_no_nul": ({"noise.txt": bytes(np.random.default_rng(5).integers(1, 256, 20_000, dtype=np.uint8))}, "noise.txt", [], "noise.txt: looks binary ("),
+        "binary_no_nul": ({"noise.txt": NOISE}, "noise.txt", [], "noise.txt: looks binary ("),
+        # past the first 8 KiB the sniff reads, such bytes became U+FFFD tokens: the whole file is judged too
+        "binary_no_nul_late": ({"late.txt": GOOD.encode() * 1000 + NOISE}, "late.txt", [], "late.txt: looks binary ("),
+        "binary_no_nul_late_gz": ({"late.txt.gz": gzip.compress(GOOD.encode() * 1000 + NOISE)}, "late.txt.gz", [], "late.txt.gz: looks binary (8,390 invalid UTF-8 sequences in its 41,000 bytes)"),
         "empty": ({"empty.txt": b""}, "empty.txt", [], "empty.txt: file is empty"),
         "invalid_utf8_strict": ({"latin.txt": GOOD.encode() + "café\n".encode("latin-1")}, "latin.txt", ["--strict"], "latin.txt:2: invalid UTF-8 (byte 4 of the line)"),
         "huge_line": ({"huge.txt": GOOD.encode() + b"word " * 220_000 + b"\n"}, "huge.txt", [], "huge.txt:2: line is longer than 1000000 bytes"),
@@ -114,6 +118,11 @@ def test_invalid_utf8_is_replaced_and_counted_by_default(cli, cluster, tmp_path)
     assert res.exit_code == 0, res.stderr
     summary = json.loads(res.stdout)
     assert summary["replaced_bytes"] == 2 and summary["documents"] == 2
+    # a legacy encoding's accents past the first 8 KiB are a few per cent of the file: text, not binary
+    (tmp_path / "late.txt").write_bytes(GOOD.encode() * 400 + b"".join(f"Un café crème {i}.\n".encode("latin-1") for i in range(300)))
+    res = cli("corpus", "ingest", "lat", str(tmp_path / "late.txt"), "--json")
+    assert res.exit_code == 0, res.stderr
+    assert json.loads(res.stdout)["replaced_bytes"] == 600
     from nlpzk.corpus import Corpus
 
     assert ["caf", "\ufffd", "cr", "\ufffd", "me"] in list(Corpus.open("lat", cluster=cluster).sentences())

@@ -283,7 +283,7 @@ def _decompress_errors() -> tuple[type[BaseException], ...]:
 _DECOMPRESS_ERRORS = _decompress_errors()
 
 
-#: More invalid UTF-8 sequences than this share of a file's first bytes: binary, not text.
+#: More invalid UTF-8 sequences than this share of a text file's bytes (its first 8 KiB, or all of it): binary, not text.
 BINARY_SHARE = 0.10
 
 
@@ -312,10 +312,14 @@ def sniff(f: InputFile) -> None:
     sample = head[:-3] if len(head) == SNIFF_BYTES else head  # not a character cut at the end
     bad = sample.decode("utf-8", errors="replace").count("\ufffd") - sample.decode("utf-8", errors="ignore").count("\ufffd")
     if len(sample) >= 256 and bad > BINARY_SHARE * len(sample):
-        raise InvalidInputError(
-            f"{f.path}: looks binary ({bad:,} invalid UTF-8 sequences in its first {len(sample):,} bytes), not UTF-8 text",
-            hint="ingest text files only; convert other encodings to UTF-8 first (iconv -f latin1 -t utf-8)",
-        )
+        raise _binary(f, bad, len(sample), "first ")
+
+
+def _binary(f: InputFile, bad: int, size: int, which: str) -> InvalidInputError:
+    return InvalidInputError(
+        f"{f.path}: looks binary ({bad:,} invalid UTF-8 sequences in its {which}{size:,} bytes), not UTF-8 text",
+        hint="ingest text files only; convert other encodings to UTF-8 first (iconv -f latin1 -t utf-8)",
+    )
 
 
 def content_sha256(f: InputFile) -> str:
@@ -351,7 +355,11 @@ class DocumentReader:
         self.file = f
         self.options = options
         self.sha256 = sha256  # what the file's bytes hashed to before: checked against the bytes read
-        self.replaced = 0  # invalid UTF-8 sequences replaced by U+FFFD
+        self.replaced = 0  # invalid UTF-8 sequences replaced by U+FFFD (and lone surrogates in JSON)
+        self.invalid = 0  # of them, invalid UTF-8 sequences: what the binary test counts
+        # a text file with more than this many is certain to be refused as binary at its end (see
+        # _lines): it is refused as soon as that is known (not known up front for compressed ones)
+        self._hopeless = BINARY_SHARE * f.size if f.format != "parquet" and not f.compression and f.size >= 256 else float("inf")
 
     def __iter__(self) -> Iterator[tuple[int, str]]:
         f = self.file
@@ -395,14 +403,19 @@ class DocumentReader:
                     hint="fix the file, or run without --strict to replace bad bytes with U+FFFD and count them",
                 ) from None
         text = raw.decode("utf-8", "nlpzk-count")
-        self.replaced += _count.take()
+        n = _count.take()
+        self.replaced += n
+        self.invalid += n
+        if self.invalid > self._hopeless:
+            raise _binary(self.file, self.invalid, self.file.size, "")
         return text
 
     def _lines(self, fh: IO[bytes]) -> Iterator[tuple[int, str]]:
         limit = self.options.max_line_bytes
-        lineno = 0
+        lineno = size = 0
         for raw in _raw_lines(fh, limit):
             lineno += 1
+            size += len(raw)
             if len(raw) > limit and len(raw.rstrip(b"\r\n")) > limit:  # the line end is not part of the document
                 raise InvalidInputError(
                     f"{self.file.path}:{lineno}: line is longer than {limit} bytes",
@@ -416,6 +429,9 @@ class DocumentReader:
             if lineno == 1 and text.startswith("\ufeff"):
                 text = text[1:]
             yield lineno, text
+        # the sniff judged the first 8 KiB only: binary data further on would be tokenized as U+FFFD
+        if size >= 256 and self.invalid > BINARY_SHARE * size:
+            raise _binary(self.file, self.invalid, size, "")
 
     def _txt(self, lines: Iterator[tuple[int, str]]) -> Iterator[tuple[int, str]]:
         for lineno, line in lines:
