@@ -23,7 +23,7 @@ from kazoo.exceptions import NodeExistsError
 
 from .cluster import Cluster, default_cluster, public, public_functions
 from .errors import ConflictError, IntegrityError, NotFoundError, StoreError, WrongStoreError, first_few
-from .store import Store, is_tmp, naming
+from .store import Store, is_tmp, naming, verify_hint
 from .zk import paths, registry, versioned
 
 SHARD_SCHEMA = pa.schema(
@@ -248,13 +248,13 @@ def read_shard(store: Store, info: ShardInfo, columns: list[str] | None = None, 
         if actual != info.sha256:
             raise IntegrityError(
                 f"shard {info.id} ({info.path}) fails its checksum (sha256 {actual[:12]}..., registry says {str(info.sha256)[:12]}...)",
-                hint="run: nlpzk corpus verify",
+                hint=verify_hint(info.path),
             )
         return pq.read_table(pa.BufferReader(data), columns=columns, read_dictionary=["tokens.list.element"] if tokens_as_dictionary else None)
     except (pa.ArrowInvalid, OSError) as exc:
         if isinstance(exc, IntegrityError):
             raise
-        raise IntegrityError(f"shard {info.id} ({info.path}) is corrupt: {exc}", hint="run: nlpzk corpus verify") from None
+        raise IntegrityError(f"shard {info.id} ({info.path}) is corrupt: {exc}", hint=verify_hint(info.path)) from None
 
 
 @public

@@ -478,3 +478,18 @@ def test_a_damaged_job_stops_a_delete_of_a_name_no_readable_job_uses_only_withou
         assert r.exit_code == 0, (argv, r.output)
     assert zk.exists(paths.corpus("other")) is None and zk.exists(paths.vocab("w")) is None
     assert zk.exists(paths.corpus("c")) and zk.exists(paths.vocab_version("v", 1)) and zk.exists(paths.job("j"))
+
+
+@pytest.mark.parametrize("damage", ["flipped", "garbage"])
+def test_reading_a_damaged_shard_names_the_corpus_to_verify(world, damage):
+    """read_shard (public; what a training worker reads with) hinted "run: nlpzk corpus verify"
+    without the corpus's name for a shard that fails its checksum or is not Parquet."""
+    from nlpzk.corpus import Corpus, read_shard
+
+    info = Corpus.open("c", cluster=world).shards[0]
+    data = bytearray(world.store.read_bytes(info.path))
+    data[-20] ^= 1  # still Parquet, not the registered bytes
+    world.store.write_bytes(info.path, bytes(data) if damage == "flipped" else b"PAR1 garbage")
+    with pytest.raises(errors.IntegrityError, match=f"shard {info.id} \\({info.path}\\) (fails its checksum|is corrupt)") as exc:
+        read_shard(world.store, info, verify=damage == "flipped")
+    assert exc.value.hint == "check it with: nlpzk corpus verify c"
