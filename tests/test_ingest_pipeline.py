@@ -12,6 +12,7 @@ import os
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 import zstandard
 
 from nlpzk.corpus import Corpus
@@ -329,3 +330,21 @@ def test_a_claim_released_between_our_create_and_our_look_is_taken(cluster, monk
     assert not a.try_claim("k1", {"source": "x.txt"})  # and it is B's now, not shared
     a.leave()
     b.leave()
+
+
+def test_a_shard_registered_by_someone_else_names_the_corpus_to_verify(cluster, tmp_path):
+    """The commit's conflict (a shard znode of this input already there) hinted "run nlpzk corpus
+    verify" without the corpus's name."""
+    import hashlib
+
+    from nlpzk.errors import ConflictError
+    from nlpzk.ingest import tokenizer_options
+
+    a = tmp_path / "a.txt"
+    a.write_text("\n".join(DOCS) + "\n")
+    Corpus.create(cluster, "taken", tokenizer_options())
+    key = input_key(hashlib.sha256(a.read_bytes()).hexdigest(), "txt", ReadOptions())
+    registry.create_json(cluster.zk, paths.shard("taken", naming.shard_id(key, 0)), {"by": "someone else"})
+    with pytest.raises(ConflictError, match=f"input {key} or one of its shards is already registered by another ingester") as exc:
+        ingest(cluster, "taken", [str(a)])
+    assert exc.value.hint == "run: nlpzk corpus verify taken"

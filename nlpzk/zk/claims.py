@@ -277,7 +277,7 @@ class InputClaims:
         if isinstance(first, BadVersionError):
             return False
         if isinstance(first, NodeExistsError):
-            raise ConflictError(f"input {key} or one of its shards is already registered by another ingester", hint="run nlpzk corpus verify")
+            raise ConflictError(f"input {key} or one of its shards is already registered by another ingester", hint=f"run: nlpzk corpus verify {self.corpus}")
         raise ConflictError(f"registering input {key} failed: {type(first).__name__}")
 
     # -- removal -----------------------------------------------------------------------------------
