@@ -125,7 +125,7 @@ def _print_summary(s: dict[str, Any]) -> None:
 
 @app.command("list")
 def list_(ctx: typer.Context, as_json: bool = _util.JsonOption) -> None:
-    """List corpora with their shard, document and token totals.
+    """List corpora with their shard, document and token totals (a corpus whose node is damaged: a row saying what to do).
 
     Example: nlpzk corpus list
     """
@@ -141,8 +141,14 @@ def list_(ctx: typer.Context, as_json: bool = _util.JsonOption) -> None:
             return
         t = Table("corpus", "lang", "inputs", "shards", "documents", "sentences", "tokens", "size")
         for r in rows:
+            if r["damaged"]:
+                t.add_row(r["name"] + " (damaged)", *["-"] * 7)
+                continue
             t.add_row(r["name"] + (" (being deleted)" if r.get("deleting") else ""), str(r["options"].get("lang", "")), str(r["inputs"]), str(r["shards"]), f"{r['documents']:,}", f"{r['sentences']:,}", f"{r['tokens']:,}", _util.human_bytes(r["bytes"]))
         _util.out.print(t)
+        for r in rows:  # what is wrong and what to do, in full under the table (as nlpzk status shows a damaged job)
+            if r["damaged"]:
+                print(f"{r['name']}: damaged: {r['damaged']}")
 
     _util.emit(rows, as_json, human)
 

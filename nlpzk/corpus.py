@@ -221,15 +221,23 @@ def _check_shard(store: Store, info: ShardInfo) -> str | None:
     return None
 
 
+#: The fields of a ``corpus list`` row: :meth:`Corpus.summary`'s, ``deleting``, ``state`` and ``damaged``.
+CORPUS_ROW_KEYS = ("name", "options", "created", "shards", "inputs", "documents", "sentences", "tokens", "bytes", "deleting", "state", "damaged")
+
+
 def list_corpora(cluster: Cluster) -> list[dict[str, Any]]:
-    """Every registered corpus with its totals (one pipelined read per shard node)."""
+    """Every registered corpus with its totals (one pipelined read per shard node). A corpus whose
+    node or a shard node is damaged does not hide the others: its row has state ``damaged`` and in
+    ``damaged`` the line saying what is wrong and what to do (else state ``ok``, ``damaged`` null)."""
     out = []
     for name in registry.children(cluster.zk, paths.CORPORA):
         try:
             corpus = Corpus.open(name, cluster=cluster, deleting=True)
+            out.append(dict(corpus.summary(), deleting=bool(corpus.info.get("deleting")), state="ok", damaged=None))
         except NotFoundError:
             continue  # deleted while we looked
-        out.append(dict(corpus.summary(), deleting=bool(corpus.info.get("deleting"))))
+        except IntegrityError as exc:
+            out.append(registry.damaged_row(CORPUS_ROW_KEYS, exc, name=name, deleting=False))
     return out
 
 

@@ -65,6 +65,11 @@ def vocabularies(cluster: Cluster) -> list[dict[str, Any]]:
     return rows
 
 
+#: The fields of a job's row in :func:`jobs` (``damaged``: None, or what is wrong with its node and what to do).
+JOB_ROW_KEYS = ("name", "state", "round", "rounds", "words", "total_words", "progress", "corpus", "vocab", "workers_alive", "workers",
+                "leases_held", "shards_done_in_round", "words_per_s", "deleting", "damaged")
+
+
 def jobs(cluster: Cluster) -> list[dict[str, Any]]:
     """Every job: state, round of rounds, words so far, live workers, leases held now, words/s.
 
@@ -81,9 +86,7 @@ def jobs(cluster: Cluster) -> list[dict[str, Any]]:
         if not isinstance(doc, dict):
             # a damaged node: an overview still shows everything else, and this job with what to do
             # (train list / train status stop at it, naming the same command)
-            rows.append({"name": name, "state": "damaged", "damaged": doc.line(), "round": None, "rounds": None, "words": None, "total_words": None,
-                         "progress": None, "corpus": None, "vocab": None, "workers_alive": 0, "workers": [], "leases_held": 0,
-                         "shards_done_in_round": 0, "words_per_s": None, "deleting": False})
+            rows.append(registry.damaged_row(JOB_ROW_KEYS, doc, name=name, workers_alive=0, workers=[], leases_held=0, shards_done_in_round=0, deleting=False))
             continue
         spec = doc.get("spec") or {}
         wids = registry.children(zk, paths.job_workers(name))
@@ -111,6 +114,7 @@ def jobs(cluster: Cluster) -> list[dict[str, Any]]:
                 "shards_done_in_round": len(done),
                 "words_per_s": round(rate) if workers else None,
                 "deleting": bool(doc.get("deleting")),
+                "damaged": None,
             }
         )
     return rows

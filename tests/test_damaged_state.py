@@ -49,7 +49,7 @@ def test_a_znode_that_holds_no_json_document_is_one_error_line(world, cli, node)
     }[node]
     zk.set(path, b'{"path": "cut o')
     commands = {
-        "corpus": [("corpus", "list"), ("corpus", "show", "c"), ("vocab", "build", "v2", "--corpus", "c"), ("status",)],
+        "corpus": [("corpus", "show", "c"), ("vocab", "build", "v2", "--corpus", "c"), ("status",)],  # (corpus list: a row, below)
         "shard": [("corpus", "verify", "c"), ("vocab", "build", "v2", "--corpus", "c"), ("status",)],
         "vocab-version": [("vocab", "list", "v"), ("vocab", "show", "v"), ("vocab", "lookup", "v", "the")],
         "model-version": [("model", "list"), ("model", "show", "m"), ("model", "similar", "m", "cat")],
@@ -67,7 +67,7 @@ def test_a_shard_document_without_a_key_is_one_error_line(world, cli, key):
     doc = json.loads(zk.get(paths.shard("c", "s000"))[0])
     del doc[key]
     zk.set(paths.shard("c", "s000"), json.dumps(doc).encode())
-    for argv in [("corpus", "list"), ("corpus", "show", "c"), ("corpus", "verify", "c"), ("vocab", "build", "v2", "--corpus", "c"),
+    for argv in [("corpus", "show", "c"), ("corpus", "verify", "c"), ("vocab", "build", "v2", "--corpus", "c"),
                  ("train", "run", "j", "--corpus", "c", "--vocab", "v", "--workers", "0", "--no-wait")]:
         _fails_cleanly(cli(*argv), f"the registry document of shard s000 lacks '{key}'")
     assert zk.exists(paths.vocab_version("v2", 1)) is None and zk.exists(paths.job("j")) is None  # nothing was registered
@@ -289,7 +289,7 @@ def test_a_corpus_or_job_document_without_a_key_is_damage_not_defaults(world, cl
     text = tmp_path / "more.txt"
     text.write_text("The cat sat on the mat.\n")
     commands = {
-        "corpus": [("corpus", "list"), ("corpus", "show", "c"), ("corpus", "ingest", "c", str(text)), ("vocab", "build", "v2", "--corpus", "c"),
+        "corpus": [("corpus", "show", "c"), ("corpus", "ingest", "c", str(text)), ("vocab", "build", "v2", "--corpus", "c"),
                    ("vocab", "encode", "v", str(text)), ("train", "run", "j2", "--corpus", "c", "--vocab", "v", "--workers", "0", "--no-wait")],
         "job": [("train", "status", "j"), ("train", "resume", "j", "--workers", "0"),
                 ("train", "run", "j", "--corpus", "c", "--vocab", "v", "--workers", "0", "--no-wait")],
@@ -493,3 +493,60 @@ def test_reading_a_damaged_shard_names_the_corpus_to_verify(world, damage):
     with pytest.raises(errors.IntegrityError, match=f"shard {info.id} \\({info.path}\\) (fails its checksum|is corrupt)") as exc:
         read_shard(world.store, info, verify=damage == "flipped")
     assert exc.value.hint == "check it with: nlpzk corpus verify c"
+
+
+#: A corpus changed outside nlpzk: its node not JSON, its node without a key, a shard node without a key.
+DAMAGED_CORPUS = {
+    "not-json": (lambda doc: None, "does not hold a valid JSON document", "restore it from a ZooKeeper backup"),
+    "no-options": (lambda doc: doc.pop("options"), "lacks 'options'", "nlpzk corpus delete bad --yes"),
+    "shard-no-path": (None, "the registry document of shard s000 lacks 'path'", "delete the corpus and ingest it again"),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGED_CORPUS))
+def test_a_damaged_corpus_is_a_row_of_corpus_list_and_the_others_are_listed(world, cli, tmp_path, damage):
+    """Before: one damaged corpus node (or shard node) stopped `corpus list` with exit 7: the other
+    corpora were not shown. Now it is a row as in `train list` (state damaged, the line in damaged)."""
+    from nlpzk.store import naming
+
+    zk = world.zk
+    (tmp_path / "a.txt").write_text("The first document.\n")
+    for name in ("bad", "good"):
+        assert cli("corpus", "ingest", name, str(tmp_path / "a.txt")).exit_code == 0
+    change, needle, way_on = DAMAGED_CORPUS[damage]
+    if change is None:
+        (sid,) = zk.get_children(paths.shards("bad"))
+        path = paths.shard("bad", sid)
+        needle = needle.replace("s000", sid)
+    else:
+        path = paths.corpus("bad")
+    doc = json.loads(zk.get(path)[0])
+    if change is None:
+        del doc["path"]
+    else:
+        change(doc)
+    zk.set(path, b'{"options": cut' if damage == "not-json" else json.dumps(doc).encode())
+    res = cli("corpus", "list")
+    assert res.exit_code == 0, res.output
+    (line,) = [l for l in res.stdout.splitlines() if l.startswith("bad: damaged: ")]
+    assert needle in line and way_on in line, line
+    assert "good" in res.stdout and "bad (damaged)" in res.stdout, res.stdout
+    got = {r["name"]: r for r in json.loads(cli("corpus", "list", "--json").stdout)}
+    assert got["bad"]["state"] == "damaged" and needle in got["bad"]["damaged"] and way_on in got["bad"]["damaged"], got
+    assert got["bad"]["shards"] is None and got["bad"]["deleting"] is False, got
+    for name in ("good", "c"):
+        assert got[name]["state"] == "ok" and got[name]["damaged"] is None and got[name]["shards"] >= 1, got
+    assert set(got["bad"]) == set(got["good"]), got  # one shape
+    assert world.store.list(naming.corpus_dir("bad"))  # listing touched nothing
+
+
+def test_status_json_gives_every_job_row_a_damaged_field(world, cli):
+    """Before: `nlpzk status --json` gave readable job rows no `damaged` key (only a damaged job's
+    row had one), while `train list --json` gives every row `damaged` (null if readable)."""
+    _job(world, "j")
+    _job(world, "bad")
+    world.zk.set(paths.job("bad"), DAMAGED_JOB_NODES[0])
+    rows = {r["name"]: r for r in json.loads(cli("status", "--json").stdout)["jobs"]}
+    assert rows["j"]["damaged"] is None and rows["j"]["state"] == "running", rows
+    assert rows["bad"]["state"] == "damaged" and "nlpzk train delete bad --yes --force" in rows["bad"]["damaged"], rows
+    assert set(rows["j"]) == set(rows["bad"]), rows  # one shape

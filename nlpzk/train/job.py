@@ -568,6 +568,10 @@ def wait(
     return dict(st, model=model, model_version=number, deleted_model_version=deleted)
 
 
+#: The fields of a ``train list`` row.
+JOB_ROW_KEYS = ("job", "state", "round", "rounds", "corpus", "vocab", "workers", "scores", "deleting", "damaged")
+
+
 def list_jobs(cluster: Cluster) -> list[dict[str, Any]]:
     """Every job's row (``job``, ``state``, ``round``, ``rounds``, ``corpus``, ``vocab``, ``workers``,
     ``scores``, ``deleting``, ``damaged``). A job whose node is damaged does not hide the others: its
@@ -579,8 +583,7 @@ def list_jobs(cluster: Cluster) -> list[dict[str, Any]]:
             continue  # deleted while we listed
         workers = len(registry.children(cluster.zk, paths.job_workers(name)))
         if not isinstance(doc, dict):
-            out.append({"job": name, "state": "damaged", "round": None, "rounds": None, "corpus": None, "vocab": None,
-                        "workers": workers, "scores": None, "deleting": False, "damaged": doc.line()})
+            out.append(registry.damaged_row(JOB_ROW_KEYS, doc, job=name, workers=workers, deleting=False))
             continue
         spec = doc["spec"]
         out.append(

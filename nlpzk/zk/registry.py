@@ -49,6 +49,14 @@ def loads(data: bytes | None, path: str | None = None) -> Any:
     return doc
 
 
+def damaged_row(keys: Iterable[str], exc: NlpzkError, **known: Any) -> dict[str, Any]:
+    """A listing's row (``train list``, ``corpus list``, ``nlpzk status``...) for an entry whose node
+    is damaged: it does not hide the other rows. Every field of ``keys`` is None but those ``known``;
+    ``state`` is ``"damaged"`` and ``damaged`` holds ``exc``'s line (what is wrong, what to do). Every
+    readable row of the same listing has ``damaged``: None."""
+    return {**dict.fromkeys(keys), **known, "state": "damaged", "damaged": exc.line()}
+
+
 def full_path(zk: KazooClient, path: str) -> str:
     """``path`` with the client's chroot in front: what to name in a message about a znode."""
     chroot = getattr(zk, "chroot", "") or ""
