@@ -223,7 +223,7 @@ def delete(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="Corpus name."),
     yes: bool = _util.YesOption,
-    force: bool = typer.Option(False, "--force", help="Delete even while an ingest is running or unfinished training jobs use it (or a job whose node is damaged might)."),
+    force: bool = typer.Option(False, "--force", help="Delete even while an ingest is running or unfinished training jobs use it (or a job whose node is damaged might), or when its node holds no JSON document."),
     as_json: bool = _util.JsonOption,
 ) -> None:
     """Delete a corpus: mark it, delete its shard files, then its registry nodes (run again to finish one stopped half-way).
@@ -232,7 +232,7 @@ def delete(
     """
     from nlpzk.corpus import Corpus
 
-    corpus = Corpus.open_to_delete(name, cluster=_util.cluster(ctx))  # finishes a delete stopped half-way; deletes a damaged one
+    corpus = Corpus.open_to_delete(name, cluster=_util.cluster(ctx), force=force)  # finishes a delete stopped half-way; deletes a damaged one
     _util.confirm(f"delete corpus {name!r} and all its shards?", yes)
     result = corpus.delete(force=force)
 

@@ -277,6 +277,7 @@ class Corpus:
         self.cluster = cluster
         self.name = name
         self.info = info
+        self.unreadable: str | None = None  # what is wrong with its node when it holds no JSON document (open_to_delete(force=True))
 
     @classmethod
     def open(cls, name: str, *, cluster: Cluster | None = None, deleting: bool = False) -> "Corpus":
@@ -292,12 +293,24 @@ class Corpus:
         return corpus
 
     @classmethod
-    def open_to_delete(cls, name: str, *, cluster: Cluster | None = None) -> "Corpus":
+    def open_to_delete(cls, name: str, *, cluster: Cluster | None = None, force: bool = False) -> "Corpus":
         """Open a corpus to :meth:`delete` it: one marked as being deleted too (to finish the delete),
         and one whose node lacks ``options`` or ``created`` (damaged: deleting needs neither, its
-        name gives its znodes and its store folder)."""
+        name gives its znodes and its store folder). One whose node holds no JSON document is
+        refused (IntegrityError naming ``corpus delete NAME --yes --force``) unless ``force``: then
+        it is opened with no document, and :meth:`delete` deletes it without marking it."""
         cluster = cluster or default_cluster()
-        info = registry.maybe_json(cluster.zk, paths.corpus(name))
+        try:
+            info = registry.maybe_json(cluster.zk, paths.corpus(name))
+        except registry.CorruptDocumentError as exc:
+            if not force:
+                raise registry.CorruptDocumentError(
+                    exc.message,
+                    hint=f"restore it from a ZooKeeper backup, or delete the corpus anyway (its znodes and its files under {naming.corpus_dir(name)}/) with: nlpzk corpus delete {name} --yes --force",
+                ) from None
+            corpus = cls(cluster, name, {})
+            corpus.unreadable = exc.message
+            return corpus
         if info is None:
             raise NotFoundError(f"unknown corpus {name!r}", hint="see: nlpzk corpus list")
         return cls(cluster, name, info)
@@ -422,12 +435,15 @@ class Corpus:
         """Delete the corpus: mark it as being deleted (from then on it is refused everywhere), delete
         its files, then its registry nodes. A delete killed half-way leaves the mark, never a
         corpus that looks whole; running the delete again finishes it. Returns ``{"shards", "files",
-        "damaged"}``: ``damaged`` says which of ``options`` / ``created`` its node lacked (opened with
-        :meth:`open_to_delete`), else None."""
+        "damaged"}``: ``damaged`` says which of ``options`` / ``created`` its node lacked, or that it
+        held no JSON document (opened with :meth:`open_to_delete`), else None. A node holding no JSON
+        document is not marked (it cannot be rewritten; it already stops every other command)."""
         zk = self.cluster.zk
         lacks = [k for k in CORPUS_KEYS if k not in self.info]
         damaged = f"znode {registry.full_path(zk, paths.corpus(self.name))} lacked {', '.join(map(repr, lacks))}" if lacks else None
-        resuming = bool(self.info.get("deleting"))  # a marked corpus passed the looks below when it was marked
+        damaged = self.unreadable or damaged
+        # a marked corpus passed the looks below when it was marked; an unreadable one is deleted with force only
+        resuming = bool(self.info.get("deleting")) or self.unreadable is not None
         shards = len(registry.children(zk, paths.shards(self.name)))
         guard_path = paths.corpus_users(self.name)
         with versioned.GuardHold(zk, guard_path, paths.corpus(self.name)) as hold:

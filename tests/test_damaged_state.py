@@ -497,7 +497,7 @@ def test_reading_a_damaged_shard_names_the_corpus_to_verify(world, damage):
 
 #: A corpus changed outside nlpzk: its node not JSON, its node without a key, a shard node without a key.
 DAMAGED_CORPUS = {
-    "not-json": (lambda doc: None, "does not hold a valid JSON document", "restore it from a ZooKeeper backup"),
+    "not-json": (lambda doc: None, "does not hold a valid JSON document", "nlpzk corpus delete bad --yes --force"),
     "no-options": (lambda doc: doc.pop("options"), "lacks 'options'", "nlpzk corpus delete bad --yes"),
     "shard-no-path": (None, "the registry document of shard s000 lacks 'path'", "delete the corpus and ingest it again"),
 }
@@ -550,3 +550,31 @@ def test_status_json_gives_every_job_row_a_damaged_field(world, cli):
     assert rows["j"]["damaged"] is None and rows["j"]["state"] == "running", rows
     assert rows["bad"]["state"] == "damaged" and "nlpzk train delete bad --yes --force" in rows["bad"]["damaged"], rows
     assert set(rows["j"]) == set(rows["bad"]), rows  # one shape
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_a_corpus_node_that_holds_no_json_is_deleted_with_force(world, cli, as_json):
+    """Before: `corpus delete` could not delete a corpus whose node is not JSON (with --force too:
+    it stopped at the node it wanted to rewrite to mark the corpus)."""
+    from nlpzk.store import naming
+    from nlpzk.zk import registry
+
+    zk = world.zk
+    files = world.store.list(naming.corpus_dir("c"))
+    assert files
+    raw = b'{"options": cut'
+    zk.set(paths.corpus("c"), raw)
+    where = registry.full_path(zk, paths.corpus("c"))
+    line = _fails_cleanly(cli("corpus", "delete", "c", "--yes"), f"znode {where} does not hold a valid JSON document")
+    assert "nlpzk corpus delete c --yes --force" in line, line
+    assert "nlpzk corpus delete c --yes --force" in _fails_cleanly(cli("corpus", "show", "c"), where)
+    assert zk.exists(paths.corpus("c")) and world.store.list(naming.corpus_dir("c")) == files  # refused: nothing touched
+    res = cli("corpus", "delete", "c", "--yes", "--force", *["--json"] * as_json)
+    assert res.exit_code == 0, res.output
+    damage = f"znode {where} does not hold a valid JSON document (it reads {raw!r})"
+    if as_json:
+        assert json.loads(res.stdout) == {"corpus": "c", "shards": 2, "files": len(files), "damaged": damage}, res.stdout
+    else:
+        assert res.stdout.strip() == f"deleted corpus c (damaged: its {damage}): 2 shard(s), {len(files)} file(s)", res.stdout
+    assert zk.exists(paths.corpus("c")) is None and world.store.list(naming.corpus_dir("c")) == []
+    assert json.loads(cli("corpus", "list", "--json").stdout) == []
