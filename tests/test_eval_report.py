@@ -126,6 +126,19 @@ def test_report_of_a_job_with_no_merged_round_yet(cluster, tmp_path):
     assert (tmp_path / "fresh.html").read_text().count("<img") == 2
 
 
+def test_report_skips_a_round_znode_whose_name_is_not_ascii_digits(cluster, cli, tmp_path):
+    """Before: a znode under the job's rounds/ named '²' (made by hand) passed str.isdigit() and
+    int('²') ended `train report` in a ValueError traceback; it is not a round: left out."""
+    from nlpzk.zk import rounds
+
+    doc = {"spec": {"rounds": 4}, "state": "running", "round": 0, "words": 0}
+    assert rounds.create_job(cluster.zk, "fresh", doc, {"round": 0, "params": "x", "words_before": 0}, ["s0"])
+    registry.create_json(cluster.zk, f"{paths.job_rounds('fresh')}/²", {"state": "merged"})
+    res = cli("train", "report", "fresh", "--out", str(tmp_path / "fresh.html"))
+    assert res.exit_code == 0, res.output
+    assert [r["round"] for r in job_history(cluster, "fresh")["rounds"]] == [0]
+
+
 def test_resume_or_rerun_of_a_finished_job_says_it_is_done(cluster, finished_job, cli):
     res = cli("train", "resume", "j1")
     assert res.exit_code == 0, res.output

@@ -41,7 +41,7 @@ def job_history(cluster: Cluster, job: str) -> dict[str, Any]:
     per_worker: list[dict[str, Any]] = []
     for name in registry.children(zk, paths.job_rounds(job)):
         rd = registry.maybe_json(zk, f"{paths.job_rounds(job)}/{name}")
-        if not isinstance(rd, dict) or not name.isdigit():
+        if not isinstance(rd, dict) or not (name.isascii() and name.isdigit()):  # (str.isdigit() also says yes to '²', which int() refuses)
             continue
         r = int(rd.get("round", int(name)))
         words = _num(rd.get("words"))
