@@ -113,9 +113,15 @@ def list_cmd(
                 return
             t = Table("name", "versions", "tags")
             for r in rows:
+                if r["damaged"]:
+                    t.add_row(r["name"] + " (damaged)", "-", "-")
+                    continue
                 # tag->v3, as model list and status print them
                 t.add_row(r["name"] + (" (being deleted)" if r.get("deleting") else ""), str(r["versions"]), ", ".join(f"{k}->v{v}" for k, v in sorted(r["tags"].items())) or "-")
             _util.out.print(t)
+            for r in rows:  # what is wrong and what to do, in full under the table
+                if r["damaged"]:
+                    print(f"{r['name']}: damaged: {r['damaged']}")
 
         _util.emit(rows, as_json, human)
         return

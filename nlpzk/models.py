@@ -359,30 +359,44 @@ def model_doc(cluster: Cluster, name: str, version: int | None = None, tag: str 
 
 
 def list_models(cluster: Cluster) -> list[dict[str, Any]]:
-    """One row per model name: versions, tags, the latest version's vocab and headline scores."""
+    """One row per model name: versions, tags, the latest version's vocab and headline scores. A
+    model a node of which is damaged does not hide the others: its row has state ``damaged`` and
+    in ``damaged`` the line saying what is wrong and what to do (else state ``ok``, ``damaged`` null)."""
     rows = []
     for name in registry.children(cluster.zk, paths.MODELS):
-        numbers = versioned.versions(cluster.zk, _base(name))
-        vtags = versioned.tags(cluster.zk, _base(name))
-        latest = vtags.get("latest", numbers[-1] if numbers else None)
-        doc = registry.maybe_json(cluster.zk, paths.model_version(name, latest)) if latest else None
-        doc = doc or {}
-        rows.append(
-            {
-                "name": name,
-                "versions": len(numbers),
-                "latest": latest,
-                "tags": {t: v for t, v in sorted(vtags.items())},
-                "vocab": doc.get("vocab"),
-                "words": doc.get("words"),
-                "dim": doc.get("dim"),
-                "job": doc.get("job"),
-                "eval": headline(doc.get("eval") or {}),
-                "train_scores": doc.get("train_scores") or {},
-                "deleting": registry.is_deleting(cluster.zk, _base(name)),
-            }
-        )
+        try:
+            rows.append(_model_row(cluster, name))
+        except IntegrityError as exc:  # a node of it changed outside nlpzk: a row, as in train list
+            rows.append(registry.damaged_row(MODEL_ROW_KEYS, exc, name=name, deleting=False))
     return rows
+
+
+#: The fields of a ``model list`` row.
+MODEL_ROW_KEYS = ("name", "versions", "latest", "tags", "vocab", "words", "dim", "job", "eval", "train_scores", "deleting", "state", "damaged")
+
+
+def _model_row(cluster: Cluster, name: str) -> dict[str, Any]:
+    """:func:`list_models`'s row of model ``name`` (IntegrityError if a node of it is damaged)."""
+    numbers = versioned.versions(cluster.zk, _base(name))
+    vtags = versioned.tags(cluster.zk, _base(name))
+    latest = vtags.get("latest", numbers[-1] if numbers else None)
+    doc = registry.maybe_json(cluster.zk, paths.model_version(name, latest)) if latest else None
+    doc = doc or {}
+    return {
+        "name": name,
+        "versions": len(numbers),
+        "latest": latest,
+        "tags": {t: v for t, v in sorted(vtags.items())},
+        "vocab": doc.get("vocab"),
+        "words": doc.get("words"),
+        "dim": doc.get("dim"),
+        "job": doc.get("job"),
+        "eval": headline(doc.get("eval") or {}),
+        "train_scores": doc.get("train_scores") or {},
+        "deleting": registry.is_deleting(cluster.zk, _base(name)),
+        "state": "ok",
+        "damaged": None,
+    }
 
 
 TRAIN_SCORES = ("ws353", "simlex", "analogy")  # the scores a training job records at its end (train._model.evaluate)

@@ -52,7 +52,7 @@ def test_a_znode_that_holds_no_json_document_is_one_error_line(world, cli, node)
         "corpus": [("corpus", "show", "c"), ("vocab", "build", "v2", "--corpus", "c"), ("status",)],  # (corpus list: a row, below)
         "shard": [("corpus", "verify", "c"), ("vocab", "build", "v2", "--corpus", "c"), ("status",)],
         "vocab-version": [("vocab", "list", "v"), ("vocab", "show", "v"), ("vocab", "lookup", "v", "the")],
-        "model-version": [("model", "list"), ("model", "show", "m"), ("model", "similar", "m", "cat")],
+        "model-version": [("model", "show", "m"), ("model", "similar", "m", "cat")],
     }[node]
     for argv in commands:
         _fails_cleanly(cli(*argv), f"{path} does not hold a valid JSON document")
@@ -578,3 +578,36 @@ def test_a_corpus_node_that_holds_no_json_is_deleted_with_force(world, cli, as_j
         assert res.stdout.strip() == f"deleted corpus c (damaged: its {damage}): 2 shard(s), {len(files)} file(s)", res.stdout
     assert zk.exists(paths.corpus("c")) is None and world.store.list(naming.corpus_dir("c")) == []
     assert json.loads(cli("corpus", "list", "--json").stdout) == []
+
+
+@pytest.mark.parametrize("kind", ["vocab", "model"])
+def test_a_damaged_vocabulary_or_model_is_a_row_of_its_list_and_the_others_are_listed(world, cli, kind):
+    """Before: one vocabulary node (or a model's latest version node) holding no JSON document
+    stopped `vocab list` / `model list` with exit 7: the others were not shown."""
+    from nlpzk.models import register_model
+    from nlpzk.vocab import build
+    from nlpzk.zk import registry
+
+    zk = world.zk
+    if kind == "vocab":
+        build(world, "w", "c", min_count=1)
+        path, good = paths.vocab("v"), "w"
+        name = "v"
+    else:
+        from gensim.models import KeyedVectors
+        import numpy as np
+
+        kv = KeyedVectors(4, count=0)
+        kv.add_vectors(["the", "cat"], np.zeros((2, 4), np.float32))
+        register_model(world, "n", kv, vocab_name="v", vocab_version=1, job=None, spec={"dim": 4})
+        path, good, name = paths.model_version("m", 1), "n", "m"
+    zk.set(path, b'{"cut')
+    res = cli(kind, "list")
+    assert res.exit_code == 0, res.output
+    (line,) = [l for l in res.stdout.splitlines() if l.startswith(f"{name}: damaged: ")]
+    assert f"znode {registry.full_path(zk, path)} does not hold a valid JSON document" in line, line
+    assert good in res.stdout and f"{name} (damaged)" in res.stdout, res.stdout
+    got = {r["name"]: r for r in json.loads(cli(kind, "list", "--json").stdout)}
+    assert got[name]["state"] == "damaged" and registry.full_path(zk, path) in got[name]["damaged"], got
+    assert got[good]["state"] == "ok" and got[good]["damaged"] is None and got[good]["versions"] == 1, got
+    assert set(got[name]) == set(got[good]), got  # one shape

@@ -43,7 +43,7 @@ def test_build_list_show_tag(cli, golden):
     assert [(r["version"], r["tags"]) for r in rows] == [(1, ["stable"]), (2, ["latest"])]
     assert "v2" in ok(cli("vocab", "list", "g"))
     names = json.loads(ok(cli("vocab", "list", "--json")))
-    assert names == [{"name": "g", "versions": 2, "tags": {"latest": 2, "stable": 1}, "deleting": False}]  # numbers, as in model list
+    assert names == [{"name": "g", "versions": 2, "tags": {"latest": 2, "stable": 1}, "deleting": False, "state": "ok", "damaged": None}]  # numbers, as in model list
 
     shown = json.loads(ok(cli("vocab", "show", "g:stable", "--head", "3", "--json")))
     assert shown["version"] == 1 and [r["token"] for r in shown["head"]] == GOLDEN_V1[:3]

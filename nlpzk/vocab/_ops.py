@@ -78,14 +78,19 @@ def vocabularies(cluster: Cluster) -> list[dict[str, Any]]:
     rows = []
     for name in Vocabulary.names(cluster=cluster):
         base = paths.vocab(name)
-        rows.append(
-            {
-                "name": name,
-                "versions": len(registry.children(cluster.zk, f"{base}/versions")),
-                "tags": dict(sorted(versioned.tags(cluster.zk, base).items())),
-                "deleting": registry.is_deleting(cluster.zk, base),
-            }
-        )
+        try:
+            rows.append(
+                {
+                    "name": name,
+                    "versions": len(registry.children(cluster.zk, f"{base}/versions")),
+                    "tags": dict(sorted(versioned.tags(cluster.zk, base).items())),
+                    "deleting": registry.is_deleting(cluster.zk, base),
+                    "state": "ok",
+                    "damaged": None,
+                }
+            )
+        except IntegrityError as exc:  # its node or a tag changed outside nlpzk: a row, as in train list
+            rows.append(registry.damaged_row(("name", "versions", "tags", "deleting"), exc, name=name, deleting=False))
     return rows
 
 
