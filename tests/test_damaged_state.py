@@ -302,6 +302,19 @@ def test_a_corpus_or_job_document_without_a_key_is_damage_not_defaults(world, cl
     assert not zk.get_children(paths.inputs("c"))  # the ingest registered nothing
 
 
+def _deleted_as_damaged(world, cli, res, damage: str, files: list, as_json: bool) -> None:
+    """`corpus delete c` (2 shards, ``files`` in the store) deleted a damaged corpus and said so."""
+    from nlpzk.store import naming
+
+    assert res.exit_code == 0, res.output
+    if as_json:
+        assert json.loads(res.stdout) == {"corpus": "c", "shards": 2, "files": len(files), "damaged": damage}, res.stdout
+    else:
+        assert res.stdout.strip() == f"deleted corpus c (damaged: its {damage}): 2 shard(s), {len(files)} file(s)", res.stdout
+    assert world.zk.exists(paths.corpus("c")) is None and world.store.list(naming.corpus_dir("c")) == []
+    assert json.loads(cli("corpus", "list", "--json").stdout) == []
+
+
 @pytest.mark.parametrize("key, as_json", [("options", False), ("created", True)])
 def test_a_corpus_whose_node_lacks_a_key_is_deleted_all_the_same(world, cli, key, as_json):
     """Before: `corpus delete` stopped at the damage as every other command does (exit 7, with
@@ -318,14 +331,9 @@ def test_a_corpus_whose_node_lacks_a_key_is_deleted_all_the_same(world, cli, key
     assert files
     assert "or delete the corpus (its shards too) with: nlpzk corpus delete c --yes" in _fails_cleanly(cli("corpus", "show", "c"), f"lacks '{key}'")
     res = cli("corpus", "delete", "c", "--yes", *["--json"] * as_json)
-    assert res.exit_code == 0, res.output
     damage = f"znode {registry.full_path(zk, paths.corpus('c'))} lacked '{key}'"
-    if as_json:
-        assert json.loads(res.stdout) == {"corpus": "c", "shards": 2, "files": len(files), "damaged": damage}, res.stdout
-    else:
-        assert res.stdout.strip() == f"deleted corpus c (damaged: its {damage}): 2 shard(s), {len(files)} file(s)", res.stdout
-    assert zk.exists(paths.corpus("c")) is None and world.store.list(naming.corpus_dir("c")) == []
-    assert json.loads(cli("corpus", "list", "--json").stdout) == []
+    _deleted_as_damaged(world, cli, res, damage, files, as_json)
+
 
 def test_corpus_verify_reports_a_directory_in_place_of_a_shard_and_goes_on(world, cli):
     import json
@@ -570,14 +578,8 @@ def test_a_corpus_node_that_holds_no_json_is_deleted_with_force(world, cli, as_j
     assert "nlpzk corpus delete c --yes --force" in _fails_cleanly(cli("corpus", "show", "c"), where)
     assert zk.exists(paths.corpus("c")) and world.store.list(naming.corpus_dir("c")) == files  # refused: nothing touched
     res = cli("corpus", "delete", "c", "--yes", "--force", *["--json"] * as_json)
-    assert res.exit_code == 0, res.output
     damage = f"znode {where} does not hold a valid JSON document (it reads {raw!r})"
-    if as_json:
-        assert json.loads(res.stdout) == {"corpus": "c", "shards": 2, "files": len(files), "damaged": damage}, res.stdout
-    else:
-        assert res.stdout.strip() == f"deleted corpus c (damaged: its {damage}): 2 shard(s), {len(files)} file(s)", res.stdout
-    assert zk.exists(paths.corpus("c")) is None and world.store.list(naming.corpus_dir("c")) == []
-    assert json.loads(cli("corpus", "list", "--json").stdout) == []
+    _deleted_as_damaged(world, cli, res, damage, files, as_json)
 
 
 @pytest.mark.parametrize("kind", ["vocab", "model"])
