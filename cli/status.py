@@ -53,13 +53,19 @@ def render(data: dict[str, Any], jobs_first: bool = False) -> Group:
 
     t = Table("corpus", "shards", "sentences", "tokens", "size", title="corpora", title_justify="left")
     for c in data["corpora"]:
+        if c.get("damaged"):
+            t.add_row(c["name"] + " (damaged)", *["-"] * 4)
+            continue
         t.add_row(c["name"] + (" (being deleted)" if c.get("deleting") else ""), str(c["shards"]), _n(c["sentences"]), _n(c["tokens"]), _util.human_bytes(c["bytes"]))
-    parts.append(t if data["corpora"] else Text("corpora: none (nlpzk corpus ingest NAME FILES...)"))
+    parts.append(_with_damaged(t, "corpus", data["corpora"]) if data["corpora"] else Text("corpora: none (nlpzk corpus ingest NAME FILES...)"))
 
     t = Table("vocabulary", "versions", "latest", "tokens", "tags", title="vocabularies", title_justify="left")
     for v in data["vocabularies"]:
+        if v.get("damaged"):
+            t.add_row(v["name"] + " (damaged)", *["-"] * 4)
+            continue
         t.add_row(v["name"], str(v["versions"]), f"v{v['latest']}" if v["latest"] else "-", _n(v["tokens"]), _tags(v["tags"]))
-    parts.append(t if data["vocabularies"] else Text("vocabularies: none"))
+    parts.append(_with_damaged(t, "vocabulary", data["vocabularies"]) if data["vocabularies"] else Text("vocabularies: none"))
 
     t = Table("job", "state", "round", "progress", "workers", "leases", "words/s", "vocab", title="jobs", title_justify="left")
     for j in data["jobs"]:
@@ -73,15 +79,22 @@ def render(data: dict[str, Any], jobs_first: bool = False) -> Group:
         if j.get("deleting"):
             state += " (being deleted)"
         t.add_row(j["name"], state, rounds, progress, str(j["workers_alive"]), str(j["leases_held"]), _n(j["words_per_s"]), j["vocab"] or "-")
-    damaged = [Text(f"job {j['name']}: {j['damaged']}") for j in data["jobs"] if j.get("damaged")]
-    parts.insert(2 if jobs_first else len(parts), Group(t, *damaged) if data["jobs"] else Text("jobs: none"))
+    parts.insert(2 if jobs_first else len(parts), _with_damaged(t, "job", data["jobs"]) if data["jobs"] else Text("jobs: none"))
 
     t = Table("model", "versions", "latest", "vocab", "tags", "scores", title="models", title_justify="left")
     for m in data["models"]:
+        if m.get("damaged"):
+            t.add_row(m["name"] + " (damaged)", *["-"] * 5)
+            continue
         scores = _util.scores_cell(m["eval"], m.get("train_scores"))  # as model list shows them
         t.add_row(m["name"], str(m["versions"]), f"v{m['latest']}" if m["latest"] else "-", m["vocab"] or "-", _tags(m["tags"]), scores)
-    parts.append(t if data["models"] else Text("models: none"))
+    parts.append(_with_damaged(t, "model", data["models"]) if data["models"] else Text("models: none"))
     return Group(*parts)
+
+
+def _with_damaged(table: Table, kind: str, rows: list[dict[str, Any]]) -> Group:
+    """``table`` and under it, for each damaged row, ``KIND NAME: what is wrong and what to do``."""
+    return Group(table, *[Text(f"{kind} {r['name']}: {r['damaged']}") for r in rows if r.get("damaged")])
 
 
 def status(

@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from .cluster import Cluster, public_functions
-from .models import headline
+from .errors import IntegrityError
 from .zk import paths, registry, versioned
 from .zk import server as zkserver
 
@@ -32,19 +32,11 @@ def servers(cluster: Cluster) -> list[dict[str, Any]]:
 
 
 def corpora(cluster: Cluster) -> list[dict[str, Any]]:
-    zk = cluster.zk
-    rows = []
-    for name in registry.children(zk, paths.CORPORA):
-        shards = registry.children(zk, paths.shards(name))
-        tokens = sentences = size = 0
-        # pipelined reads: a corpus of thousands of shards costs one round trip, not thousands
-        for doc in registry.many_json(zk, [paths.shard(name, sid) for sid in shards]):
-            doc = doc if isinstance(doc, dict) else {}
-            tokens += int(doc.get("tokens", 0))
-            sentences += int(doc.get("sentences", 0))
-            size += int(doc.get("bytes", 0))
-        rows.append({"name": name, "shards": len(shards), "sentences": sentences, "tokens": tokens, "bytes": size, "deleting": registry.is_deleting(zk, paths.corpus(name))})
-    return rows
+    """``corpus list``'s rows: a corpus whose node or a shard node is damaged is a row in state
+    ``damaged`` with the line saying what to do, and does not hide the others."""
+    from .corpus import list_corpora
+
+    return list_corpora(cluster)
 
 
 def _latest(zk, base: str, version_path) -> tuple[list[int], dict[str, int], int | None, dict[str, Any]]:
@@ -56,12 +48,21 @@ def _latest(zk, base: str, version_path) -> tuple[list[int], dict[str, int], int
     return numbers, tags, latest, doc
 
 
+#: The fields of a vocabulary's row in :func:`vocabularies`.
+VOCAB_ROW_KEYS = ("name", "versions", "latest", "tags", "tokens", "corpus", "deleting", "state", "damaged")
+
+
 def vocabularies(cluster: Cluster) -> list[dict[str, Any]]:
+    """Each vocabulary's versions, tags and latest version (a damaged one: a row, as in ``vocab list``)."""
     zk = cluster.zk
     rows = []
     for name in registry.children(zk, paths.VOCAB):
-        numbers, tags, latest, doc = _latest(zk, paths.vocab(name), lambda n: paths.vocab_version(name, n))
-        rows.append({"name": name, "versions": len(numbers), "latest": latest, "tags": tags, "tokens": doc.get("rows"), "corpus": doc.get("corpus")})
+        try:
+            numbers, tags, latest, doc = _latest(zk, paths.vocab(name), lambda n: paths.vocab_version(name, n))
+            rows.append({"name": name, "versions": len(numbers), "latest": latest, "tags": tags, "tokens": doc.get("rows"), "corpus": doc.get("corpus"),
+                         "deleting": registry.is_deleting(zk, paths.vocab(name)), "state": "ok", "damaged": None})
+        except IntegrityError as exc:  # its node, a tag or its latest version changed outside nlpzk
+            rows.append(registry.damaged_row(VOCAB_ROW_KEYS, exc, name=name, deleting=False))
     return rows
 
 
@@ -121,26 +122,10 @@ def jobs(cluster: Cluster) -> list[dict[str, Any]]:
 
 
 def models(cluster: Cluster) -> list[dict[str, Any]]:
-    zk = cluster.zk
-    rows = []
-    for name in registry.children(zk, paths.MODELS):
-        numbers, tags, latest, doc = _latest(zk, paths.model(name), lambda n: paths.model_version(name, n))
-        vocab = doc.get("vocab") or {}
-        rows.append(
-            {
-                "name": name,
-                "versions": len(numbers),
-                "latest": latest,
-                "tags": tags,
-                "vocab": f"{vocab['name']}@v{vocab['version']}" if vocab else None,
-                "job": doc.get("job"),
-                "words": doc.get("words"),
-                "dim": doc.get("dim"),
-                "eval": headline(doc.get("eval") or {}),
-                "train_scores": doc.get("train_scores") or {},
-            }
-        )
-    return rows
+    """``model list``'s rows, the vocabulary as ``NAME@vN`` (a damaged model: a row in state ``damaged``)."""
+    from .models import list_models
+
+    return [dict(r, vocab=f"{r['vocab']['name']}@v{r['vocab']['version']}" if r["vocab"] else None) for r in list_models(cluster)]
 
 
 def collect(cluster: Cluster) -> dict[str, Any]:

@@ -49,8 +49,9 @@ def test_a_znode_that_holds_no_json_document_is_one_error_line(world, cli, node)
     }[node]
     zk.set(path, b'{"path": "cut o')
     commands = {
-        "corpus": [("corpus", "show", "c"), ("vocab", "build", "v2", "--corpus", "c"), ("status",)],  # (corpus list: a row, below)
-        "shard": [("corpus", "verify", "c"), ("vocab", "build", "v2", "--corpus", "c"), ("status",)],
+        # (corpus list and nlpzk status: a row, see below)
+        "corpus": [("corpus", "show", "c"), ("vocab", "build", "v2", "--corpus", "c")],
+        "shard": [("corpus", "verify", "c"), ("vocab", "build", "v2", "--corpus", "c")],
         "vocab-version": [("vocab", "list", "v"), ("vocab", "show", "v"), ("vocab", "lookup", "v", "the")],
         "model-version": [("model", "show", "m"), ("model", "similar", "m", "cat")],
     }[node]
@@ -232,7 +233,7 @@ def test_a_tag_that_holds_no_version_is_an_integrity_error_naming_it(world, cli,
     zk = world.zk
     tag = f"{paths.vocab('v')}/tags/latest"
     zk.set(tag, value)
-    for argv in [("vocab", "show", "v"), ("vocab", "lookup", "v:latest", "cat"), ("vocab", "list", "v"), ("status",)]:
+    for argv in [("vocab", "show", "v"), ("vocab", "lookup", "v:latest", "cat"), ("vocab", "list", "v")]:  # (nlpzk status: a row)
         # the integrity code and the znode named: not "'xyz' is not a version", which reads as a typo of the user's
         _fails_cleanly(cli(*argv), f"{tag} should hold a version")
 
@@ -613,3 +614,49 @@ def test_a_damaged_vocabulary_or_model_is_a_row_of_its_list_and_the_others_are_l
     assert got[name]["state"] == "damaged" and registry.full_path(zk, path) in got[name]["damaged"], got
     assert got[good]["state"] == "ok" and got[good]["damaged"] is None and got[good]["versions"] == 1, got
     assert set(got[name]) == set(got[good]), got  # one shape
+
+
+#: A node of each kind changed outside nlpzk: (section of nlpzk status, name, node, new data or None to drop a
+#: key, the command whose error line the row must give).
+DAMAGED_FOR_STATUS = {
+    "corpus-not-json": ("corpora", "c", paths.corpus("c"), b'{"options": cut', ("corpus", "show", "c")),
+    "corpus-no-options": ("corpora", "c", paths.corpus("c"), "options", ("corpus", "show", "c")),
+    "shard-not-json": ("corpora", "c", paths.shard("c", "s000"), b'{"path": "cut o', ("corpus", "show", "c")),
+    "shard-no-tokens": ("corpora", "c", paths.shard("c", "s000"), "tokens", ("corpus", "show", "c")),
+    "vocab-version-not-json": ("vocabularies", "v", paths.vocab_version("v", 1), b'{"cut', ("vocab", "show", "v")),
+    "vocab-tag-no-version": ("vocabularies", "v", f"{paths.vocab('v')}/tags/latest", b"xyz", ("vocab", "show", "v")),
+    "model-version-not-json": ("models", "m", paths.model_version("m", 1), b'{"cut', ("model", "show", "m")),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGED_FOR_STATUS))
+def test_a_damaged_corpus_vocabulary_or_model_is_a_row_of_status_and_the_rest_is_shown(world, cli, damage):
+    """Before: one damaged corpus, shard, vocabulary or model node stopped `nlpzk status` (and
+    --json) with exit 7: nothing else was shown, while the lists and status's own jobs make such an
+    entry a row. A corpus node holding no JSON also said "deletes included, stop here", though
+    `corpus delete --force` deletes it."""
+    zk = world.zk
+    section, name, path, change, command = DAMAGED_FOR_STATUS[damage]
+    if isinstance(change, str):
+        doc = json.loads(zk.get(path)[0])
+        del doc[change]
+        change = json.dumps(doc).encode()
+    zk.set(path, change)
+    line = one_line_error(cli(*command).stderr).removeprefix("error: ")  # what every other command says
+    res = cli("status", "--json")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    for part in ("corpora", "vocabularies", "models"):
+        (row,) = doc[part]
+        if part == section:
+            assert row["name"] == name and row["state"] == "damaged" and row["damaged"] == line, row
+        else:
+            assert row["state"] == "ok" and row["damaged"] is None and row["versions" if part != "corpora" else "shards"], row
+    if damage == "corpus-not-json":  # Corpus.open's line: corpus delete --force deletes it
+        assert "nlpzk corpus delete c --yes --force" in line and "stop here" not in line, line
+    res = cli("status")
+    assert res.exit_code == 0, res.output
+    out = " ".join(res.stdout.split())
+    kind = {"corpora": "corpus", "vocabularies": "vocabulary", "models": "model"}[section]
+    assert f"{name} (damaged)" in out and f"{kind} {name}: {' '.join(line.split())}" in out, res.stdout
+    assert all(f"{n} (damaged)" not in out for n in {"c", "v", "m"} - {name}), res.stdout

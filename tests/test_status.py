@@ -39,7 +39,8 @@ def test_status_json_reflects_a_running_job_with_live_workers(cluster, config, z
         assert data["servers"] == [{"address": zk_server.address, "serving": True, "mode": "standalone", "version": data["servers"][0]["version"], "znodes": data["servers"][0]["znodes"]}]
         assert data["corpora"][0]["name"] == "lee" and data["corpora"][0]["shards"] == 2
         assert data["corpora"][0]["tokens"] == sum(int(s.tokens) for s in __import__("nlpzk").Corpus.open("lee", cluster=cluster).shards)
-        assert data["vocabularies"] == [{"name": "lee", "versions": 1, "latest": 1, "tags": {"latest": 1}, "tokens": len(view), "corpus": "lee"}]
+        assert data["vocabularies"] == [{"name": "lee", "versions": 1, "latest": 1, "tags": {"latest": 1}, "tokens": len(view), "corpus": "lee",
+                                          "deleting": False, "state": "ok", "damaged": None}]
         (job,) = data["jobs"]
         assert (job["name"], job["state"], job["round"], job["rounds"]) == ("j1", "running", 0, 4)
         assert (job["workers_alive"], job["workers"], job["leases_held"], job["words_per_s"]) == (2, ["w1", "w2"], 1, 4000)
