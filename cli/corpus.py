@@ -140,15 +140,8 @@ def list_(ctx: typer.Context, as_json: bool = _util.JsonOption) -> None:
             _util.out.print("no corpora yet — try: nlpzk corpus ingest NAME PATH")
             return
         t = Table("corpus", "lang", "inputs", "shards", "documents", "sentences", "tokens", "size")
-        for r in rows:
-            if r["damaged"]:
-                t.add_row(r["name"] + " (damaged)", *["-"] * 7)
-                continue
-            t.add_row(r["name"] + (" (being deleted)" if r.get("deleting") else ""), str(r["options"].get("lang", "")), str(r["inputs"]), str(r["shards"]), f"{r['documents']:,}", f"{r['sentences']:,}", f"{r['tokens']:,}", _util.human_bytes(r["bytes"]))
-        _util.out.print(t)
-        for r in rows:  # what is wrong and what to do, in full under the table (as nlpzk status shows a damaged job)
-            if r["damaged"]:
-                print(f"{r['name']}: damaged: {r['damaged']}")
+        _util.print_table(t, rows, lambda r: [r["name"] + (" (being deleted)" if r.get("deleting") else ""), str(r["options"].get("lang", "")), str(r["inputs"]), str(r["shards"]),
+                                              f"{r['documents']:,}", f"{r['sentences']:,}", f"{r['tokens']:,}", _util.human_bytes(r["bytes"])])
 
     _util.emit(rows, as_json, human)
 

@@ -44,19 +44,13 @@ def list_cmd(ctx: typer.Context, as_json: bool = _util.JsonOption) -> None:
         if not rows:
             _util.out.print("no models yet (a finished training job registers one)")
             return
-        table = Table("model", "versions", "latest", "tags", "vocab", "words", "dim", "scores")
-        for r in rows:
-            if r["damaged"]:
-                table.add_row(r["name"] + " (damaged)", *["-"] * 7)
-                continue
+        def cells(r):
             vocab = f"{r['vocab']['name']}@v{r['vocab']['version']}" if r["vocab"] else "-"
             tags = ", ".join(f"{t}->v{v}" for t, v in r["tags"].items())
             scores = _util.scores_cell(r["eval"], r.get("train_scores"))
-            table.add_row(r["name"] + (" (being deleted)" if r.get("deleting") else ""), str(r["versions"]), f"v{r['latest']}" if r["latest"] else "-", tags, vocab, _fmt(r["words"]), _fmt(r["dim"]), scores)
-        _util.out.print(table)
-        for r in rows:  # what is wrong and what to do, in full under the table
-            if r["damaged"]:
-                print(f"{r['name']}: damaged: {r['damaged']}")
+            return [r["name"] + (" (being deleted)" if r.get("deleting") else ""), str(r["versions"]), f"v{r['latest']}" if r["latest"] else "-", tags, vocab, _fmt(r["words"]), _fmt(r["dim"]), scores]
+
+        _util.print_table(Table("model", "versions", "latest", "tags", "vocab", "words", "dim", "scores"), rows, cells)
 
     _util.emit(rows, as_json, human)
 

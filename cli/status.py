@@ -52,19 +52,11 @@ def render(data: dict[str, Any], jobs_first: bool = False) -> Group:
     parts.append(t)
 
     t = Table("corpus", "shards", "sentences", "tokens", "size", title="corpora", title_justify="left")
-    for c in data["corpora"]:
-        if c.get("damaged"):
-            t.add_row(c["name"] + " (damaged)", *["-"] * 4)
-            continue
-        t.add_row(c["name"] + (" (being deleted)" if c.get("deleting") else ""), str(c["shards"]), _n(c["sentences"]), _n(c["tokens"]), _util.human_bytes(c["bytes"]))
+    _util.add_rows(t, data["corpora"], lambda c: [c["name"] + (" (being deleted)" if c.get("deleting") else ""), str(c["shards"]), _n(c["sentences"]), _n(c["tokens"]), _util.human_bytes(c["bytes"])])
     parts.append(_with_damaged(t, "corpus", data["corpora"]) if data["corpora"] else Text("corpora: none (nlpzk corpus ingest NAME FILES...)"))
 
     t = Table("vocabulary", "versions", "latest", "tokens", "tags", title="vocabularies", title_justify="left")
-    for v in data["vocabularies"]:
-        if v.get("damaged"):
-            t.add_row(v["name"] + " (damaged)", *["-"] * 4)
-            continue
-        t.add_row(v["name"], str(v["versions"]), f"v{v['latest']}" if v["latest"] else "-", _n(v["tokens"]), _tags(v["tags"]))
+    _util.add_rows(t, data["vocabularies"], lambda v: [v["name"], str(v["versions"]), f"v{v['latest']}" if v["latest"] else "-", _n(v["tokens"]), _tags(v["tags"])])
     parts.append(_with_damaged(t, "vocabulary", data["vocabularies"]) if data["vocabularies"] else Text("vocabularies: none"))
 
     t = Table("job", "state", "round", "progress", "workers", "leases", "words/s", "vocab", title="jobs", title_justify="left")
@@ -82,12 +74,9 @@ def render(data: dict[str, Any], jobs_first: bool = False) -> Group:
     parts.insert(2 if jobs_first else len(parts), _with_damaged(t, "job", data["jobs"]) if data["jobs"] else Text("jobs: none"))
 
     t = Table("model", "versions", "latest", "vocab", "tags", "scores", title="models", title_justify="left")
-    for m in data["models"]:
-        if m.get("damaged"):
-            t.add_row(m["name"] + " (damaged)", *["-"] * 5)
-            continue
-        scores = _util.scores_cell(m["eval"], m.get("train_scores"))  # as model list shows them
-        t.add_row(m["name"], str(m["versions"]), f"v{m['latest']}" if m["latest"] else "-", m["vocab"] or "-", _tags(m["tags"]), scores)
+    # scores as model list shows them
+    _util.add_rows(t, data["models"], lambda m: [m["name"], str(m["versions"]), f"v{m['latest']}" if m["latest"] else "-", m["vocab"] or "-", _tags(m["tags"]),
+                                                 _util.scores_cell(m["eval"], m.get("train_scores"))])
     parts.append(_with_damaged(t, "model", data["models"]) if data["models"] else Text("models: none"))
     return Group(*parts)
 

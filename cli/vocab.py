@@ -111,17 +111,9 @@ def list_cmd(
             if not rows:
                 _util.out.print("no vocabularies yet — build one: nlpzk vocab build NAME --corpus CORPUS")
                 return
-            t = Table("name", "versions", "tags")
-            for r in rows:
-                if r["damaged"]:
-                    t.add_row(r["name"] + " (damaged)", "-", "-")
-                    continue
-                # tag->v3, as model list and status print them
-                t.add_row(r["name"] + (" (being deleted)" if r.get("deleting") else ""), str(r["versions"]), ", ".join(f"{k}->v{v}" for k, v in sorted(r["tags"].items())) or "-")
-            _util.out.print(t)
-            for r in rows:  # what is wrong and what to do, in full under the table
-                if r["damaged"]:
-                    print(f"{r['name']}: damaged: {r['damaged']}")
+            # tag->v3, as model list and status print them
+            _util.print_table(Table("name", "versions", "tags"), rows, lambda r: [
+                r["name"] + (" (being deleted)" if r.get("deleting") else ""), str(r["versions"]), ", ".join(f"{k}->v{v}" for k, v in sorted(r["tags"].items())) or "-"])
 
         _util.emit(rows, as_json, human)
         return
