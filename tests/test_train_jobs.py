@@ -406,7 +406,7 @@ def test_a_workers_shard_cache_holds_in_vocabulary_tokens_as_the_models_own_keys
     from nlpzk.train import Worker
 
     shards = _setup(cluster)
-    train.create_job(cluster, "jc", "lee", "lee", epochs=1, dim=8)
+    train.create_job(cluster, "jc", "lee", "lee", epochs=1, dim=8, kernel="gensim")
     w = Worker(cluster, "jc")
     w._setup()
     data = w._shard(shards[0])
@@ -430,7 +430,7 @@ def test_a_shard_cache_keeps_the_ids_a_counting_merge_rule_needs(cluster):
     from nlpzk.train import Worker
 
     shards = _setup(cluster)
-    train.create_job(cluster, "jcw", "lee", "lee", epochs=1, dim=8, merge="nbmuf-wmean")
+    train.create_job(cluster, "jcw", "lee", "lee", epochs=1, dim=8, merge="nbmuf-wmean", kernel="gensim")
     w = Worker(cluster, "jcw")
     w._setup()
     data = w._shard(shards[0])
@@ -444,6 +444,30 @@ def test_a_shard_cache_keeps_the_ids_a_counting_merge_rule_needs(cluster):
     data.counts(1, 2, counts)
     expected = collections.Counter(index[t] for s in raw[1:4] + raw[1:2] for t in s if t in index)
     assert counts.sum() > 0 and {i: c for i, c in enumerate(counts.tolist()) if c} == dict(expected)
+
+
+def test_a_batched_kernels_shard_cache_holds_ids_only_and_slices_them_by_sentence(cluster):
+    """For the batched kernel (the skip-gram default) a shard is kept as its in-vocabulary ids, 4
+    bytes a token, no token list; a slice of sentences comes back as their ids end to end and where
+    each sentence starts."""
+    from nlpzk.corpus import read_shard
+    from nlpzk.train import Worker
+
+    shards = _setup(cluster)
+    train.create_job(cluster, "jcb", "lee", "lee", epochs=1, dim=8)
+    w = Worker(cluster, "jcb")
+    w._setup()
+    assert w.spec["kernel"] == "batched"
+    data = w._shard(shards[0])
+    raw = read_shard(cluster.store, w.shards[shards[0]], columns=["tokens"]).column("tokens").to_pylist()
+    index = {t: i for i, t in enumerate(w.vocab.tokens)}
+    sentences = [[index[t] for t in s if t in index] for s in raw]
+    assert data.tokens is None and data.ids.dtype == np.int32
+    assert data.nbytes == 4 * len(data.ids) + data.offsets.nbytes + data.kept.nbytes
+    flat, starts = data.id_slice(1, 4)
+    assert [flat[a:b].tolist() for a, b in zip(starts[:-1], starts[1:])] == sentences[1:4]
+    flat, starts = data.id_slice(2, 2)
+    assert len(flat) == 0 and starts.tolist() == [0]
 
 
 def test_a_counting_rules_job_commits_the_per_word_counts_of_what_each_contribution_trained(cluster):
@@ -488,30 +512,34 @@ def test_a_counting_rules_job_commits_the_per_word_counts_of_what_each_contribut
     _assert_each_shard_once_per_round(cluster, "jcn", shards)
 
 
-def test_a_worker_with_two_threads_trains_its_copy_from_both(cluster):
+@pytest.mark.parametrize("kernel", ["batched", "gensim"])
+def test_a_worker_with_two_threads_trains_its_copy_from_both(cluster, kernel):
     """``--threads 2``: one worker, one model copy, two threads taking the batches in turn from a
-    pool kept for the round, next to a one-thread worker: every unit still trained once a round."""
+    pool kept for the round, next to a one-thread worker: every unit still trained once a round,
+    with either kernel."""
     import threading
 
-    from nlpzk.train import Worker
+    from nlpzk.train import Worker, _model
 
     shards = _setup(cluster, shards=6)
-    train.create_job(cluster, "jt2", "lee", "lee", epochs=2, syncs_per_epoch=2, dim=16)
-    two = Worker(cluster, "jt2", threads=2, poll=0.2)
-    one = Worker(cluster, "jt2", threads=1, poll=0.2)
+    job = f"jt2-{kernel}"
+    train.create_job(cluster, job, "lee", "lee", epochs=2, syncs_per_epoch=2, dim=16, kernel=kernel)
+    two = Worker(cluster, job, threads=2, poll=0.2)
+    one = Worker(cluster, job, threads=1, poll=0.2)
     names: set[tuple[str, int]] = set()
     queued: list[int] = []
     two.on_event = lambda kind, info: queued.append(info["round"]) if kind == "queued" else None
     from gensim.models import word2vec_inner
 
-    real = word2vec_inner.train_batch_sg
+    module, attr = (word2vec_inner, "train_batch_sg") if kernel == "gensim" else (_model, "_run_batched")
+    real = getattr(module, attr)
 
-    def spy(twin, *args):
-        if twin.workers == 2:
+    def spy(model, *args):
+        if model.workers == 2:
             names.add((threading.current_thread().name, threading.get_ident()))
-        return real(twin, *args)
+        return real(model, *args)
 
-    word2vec_inner.train_batch_sg = spy
+    setattr(module, attr, spy)
     try:
         runs = [threading.Thread(target=w.run, daemon=True) for w in (two, one)]
         for t in runs:
@@ -520,12 +548,12 @@ def test_a_worker_with_two_threads_trains_its_copy_from_both(cluster):
             t.join(150)
         assert not any(t.is_alive() for t in runs)
     finally:
-        word2vec_inner.train_batch_sg = real
+        setattr(module, attr, real)
     assert two.report.state == one.report.state == "done" and two.model.workers == 2
     # the two-thread worker's batches went through its pool and were trained by more than one of
     # its threads (a thread's id can be reused by the next round's)
     assert queued and len(names) >= 2 and {n for n, _ in names} == {"nlpzk-train"}
-    logs = _assert_each_shard_once_per_round(cluster, "jt2", shards)
+    logs = _assert_each_shard_once_per_round(cluster, job, shards)
     assert all(c["loss"] > 0 and c["effective"] > 0 for log in logs for c in log["contributions"])
     by = collections.Counter(c["worker"] for log in logs for c in log["contributions"])
     assert two.report.commits == by[two.id] > 0 and one.report.commits == by[one.id]

@@ -154,6 +154,68 @@ def train_slice(model: Word2Vec, sentences: Sequence[list[str]], words: int, sta
     return _train_kernel(model, sentences, max(1, words), start_alpha, end_alpha, max(1, int(model.workers)))
 
 
+#: the kernels a job can train with (its spec's ``kernel``): nlpzk's own, negatives shared by a window
+#: (``_kernel``, skip-gram only, the default for skip-gram), or gensim's Cython one, pair by pair
+KERNELS = ("batched", "gensim")
+
+
+def kernel_of(spec: dict[str, Any]) -> str:
+    """The kernel a job trains with: its spec's, or gensim's for jobs created before there was a choice."""
+    return str(spec.get("kernel") or "gensim")
+
+
+def train_ids(model: Word2Vec, flat: np.ndarray, offsets: np.ndarray, total: int, start_alpha: float, end_alpha: float) -> tuple[int, int, float]:
+    """:func:`train_slice` with nlpzk's batched skip-gram kernel (:mod:`._kernel`), on one thread.
+
+    ``flat``: the sentences' in-vocabulary ids (int32) end to end; ``offsets``: where each sentence
+    starts in ``flat``, and its end (``len = sentences + 1``); ``total``: the words over which the
+    learning rate goes from start to end (``len(flat)``). Returns ``(effective words, words, loss)``.
+    """
+    words = int(offsets[-1] - offsets[0]) if len(offsets) else 0
+    if not words:
+        return 0, 0, 0.0
+    eff, loss = _run_batched(model, flat, offsets, max(1, total), start_alpha, end_alpha, _state(model))
+    model.running_training_loss = loss
+    model.wv.norms = None
+    return int(eff), words, float(loss)
+
+
+def _state(model: Word2Vec) -> np.ndarray:
+    """A generator state for the batched kernel, drawn from the model's seeded ``random``."""
+    return np.array([model.random.randint(0, 2**31 - 1)], dtype=np.uint64)
+
+
+def _run_batched(model: Word2Vec, flat: np.ndarray, offsets: np.ndarray, total: int, a0: float, a1: float, state: np.ndarray) -> tuple[int, float]:
+    from . import _kernel
+
+    if not model.sg or model.hs or not model.negative:
+        raise TrainingError("the batched kernel trains skip-gram with negative sampling only", hint="use --kernel gensim")
+    return _kernel.train_sg(
+        model.wv.vectors, model.syn1neg, np.asarray(flat, dtype=np.int32), np.asarray(offsets, dtype=np.int64),
+        model.wv.expandos["sample_int"], model.cum_table, int(model.window), int(model.negative),
+        float(a0), float(a1), int(total), state, True,
+    )
+
+
+def _id_jobs(flat: np.ndarray, offsets: np.ndarray, total: int, a0: float, a1: float) -> Iterator[tuple[np.ndarray, np.ndarray, int, float, float]]:
+    """The batched kernel's jobs for a pool: runs of whole sentences of about 10,000 words, each
+    with its own stretch of the learning rate (``(flat, offsets, words, start, end)``)."""
+    from gensim.models.word2vec_inner import MAX_WORDS_IN_BATCH
+
+    base = int(offsets[0])
+    n = len(offsets) - 1
+    i = 0
+    while i < n:
+        # the first sentence end at least MAX_WORDS_IN_BATCH words on (or the last)
+        j = int(np.searchsorted(offsets, offsets[i] + MAX_WORDS_IN_BATCH, side="left"))
+        j = min(n, max(i + 1, j))
+        lo, hi = int(offsets[i]), int(offsets[j])
+        s0 = a0 - (a0 - a1) * min(1.0, (lo - base) / total)
+        s1 = a0 - (a0 - a1) * min(1.0, (hi - base) / total)
+        yield flat, offsets[i : j + 1], hi - lo, s0, s1
+        i = j
+
+
 def _batches(model: Word2Vec, sentences: Sequence[list[str]]) -> Iterator[tuple[list[list[str]], int]]:
     """gensim's jobs: runs of whole sentences of at most ``batch_words`` (10,000) words, with their size."""
     from gensim.models.word2vec_inner import MAX_WORDS_IN_BATCH
@@ -224,7 +286,7 @@ class KernelPool:
 
         self.model = model
         self._kernel = train_batch_sg if model.sg else train_batch_cbow
-        self._jobs: collections.deque[tuple[list[list[str]], float] | None] = collections.deque()
+        self._jobs: collections.deque[tuple[Any, ...] | None] = collections.deque()  # (sentences, alpha) or an ids job
         self._cond = threading.Condition()
         self._effective = self._pushed = 0
         self._loss = 0.0
@@ -241,6 +303,17 @@ class KernelPool:
             # gensim's producer: a job's learning rate is where the schedule is when it is queued
             jobs.append((batch, a0 - (a0 - a1) * min(1.0, pushed / max(1, total))))
             pushed += size
+        with self._cond:
+            self._jobs.extend(jobs)
+            self._pushed += pushed
+            self._cond.notify_all()
+
+    def submit_ids(self, flat: np.ndarray, offsets: np.ndarray, total: int, a0: float, a1: float) -> None:
+        """:meth:`submit` for the batched kernel: sentences as ids (see :func:`train_ids`)."""
+        jobs, pushed = [], 0
+        for job in _id_jobs(flat, offsets, max(1, total), a0, a1):
+            jobs.append(job)
+            pushed += job[2]
         with self._cond:
             self._jobs.extend(jobs)
             self._pushed += pushed
@@ -286,6 +359,7 @@ class KernelPool:
     def _loop(self, twin: Word2Vec) -> None:
         work = np.zeros(self.model.layer1_size, dtype=np.float32)
         neu1 = np.zeros(self.model.layer1_size, dtype=np.float32)
+        state = _state(twin)  # the batched kernel's generator, this thread's own
         effective = 0
         try:
             while True:
@@ -295,6 +369,12 @@ class KernelPool:
                     self._cond.notify_all()  # wait_below
                 if job is None or self._abort:
                     break
+                if len(job) == 5:  # the batched kernel's: ids
+                    flat, offsets, size, s0, s1 = job
+                    eff, loss = _run_batched(self.model, flat, offsets, size, s0, s1, state)
+                    effective += eff
+                    twin.running_training_loss += loss
+                    continue
                 batch, alpha = job
                 if self.model.sg:
                     effective += self._kernel(twin, batch, alpha, work, True)

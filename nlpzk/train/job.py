@@ -29,7 +29,7 @@ from ..zk import members as _members
 from ..zk import paths, registry, rounds
 from ..zk import versioned as _versioned
 from . import merge as _merge
-from ._model import VocabData, initial_params, keyed_vectors
+from ._model import KERNELS, VocabData, initial_params, kernel_of, keyed_vectors
 
 HYPER = {
     "epochs": 5,
@@ -44,6 +44,7 @@ HYPER = {
     "seed": 1,
     "merge": _merge.DEFAULT_RULE,
     "eta": None,
+    "kernel": None,  # "batched" for skip-gram, "gensim" for CBOW: see _model.KERNELS
     "lease_timeout": 600.0,
 }
 
@@ -95,6 +96,10 @@ def check_hyper(hp: dict[str, Any], workers: int | None = None) -> dict[str, Any
         need(out[key] is None or math.isfinite(float(out[key])), f"{key.replace('_', '-')} must be a finite number, not {out[key]}")
     _merge.check_rule(out["merge"])
     out["sg"] = bool(out["sg"])
+    if out["kernel"] is None:
+        out["kernel"] = "batched" if out["sg"] else "gensim"
+    need(out["kernel"] in KERNELS, f"kernel must be one of {', '.join(KERNELS)}, not {out['kernel']!r}")
+    need(out["sg"] or out["kernel"] == "gensim", "the batched kernel trains skip-gram only: CBOW needs --kernel gensim")
     return out
 
 
@@ -156,7 +161,8 @@ def create_job(
         given = {k: v for k, v in hyper.items() if v is not None}
         if model is not None:
             given["model"] = model
-        differ = [f"{k.replace('_', '-')} {spec.get(k)!r} (not {v!r})" for k, v in sorted(given.items()) if k in spec and spec.get(k) != v]
+        had = dict(spec, kernel=kernel_of(spec))  # jobs created before the choice train with gensim's
+        differ = [f"{k.replace('_', '-')} {had.get(k)!r} (not {v!r})" for k, v in sorted(given.items()) if k in had and had.get(k) != v]
         if differ:
             raise ConflictError(f"job {job!r} exists with {', '.join(differ)}: a job's parameters are fixed when it is created", hint=hint)
         return existing, []

@@ -60,13 +60,20 @@ class _Shard:
     worker while the shards were first read).
     """
 
-    tokens: list[str]
+    tokens: list[str] | None  # for gensim's kernel only
     offsets: np.ndarray  # cumulative tokens (all of them) before each sentence: len = sentences + 1
     kept: np.ndarray  # cumulative in-vocabulary tokens before each sentence
-    ids: np.ndarray | None  # vocab ids (int32) of ``tokens``, kept only for rules that count words (*wmean)
+    ids: np.ndarray | None  # vocab ids (int32) of the kept tokens: for the batched kernel and rules that count words (*wmean)
+
+    def id_slice(self, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+        """Sentences ``a:b`` for the batched kernel: their ids end to end (a view) and where each starts."""
+        assert self.ids is not None, "the shard was read without ids"
+        lo = int(self.kept[a])
+        return self.ids[lo : int(self.kept[b])], self.kept[a : b + 1] - lo
 
     def sentences(self, a: int, b: int) -> list[list[str]]:
-        """Sentences ``a:b`` as lists of their in-vocabulary tokens."""
+        """Sentences ``a:b`` as lists of their in-vocabulary tokens (for gensim's kernel)."""
+        assert self.tokens is not None, "the shard was read for the batched kernel"
         bounds = self.kept[a : b + 1].tolist()
         # map over slice objects: half the time of a list comprehension over zip (47 vs 96-126 ms
         # for a round's 62k sentences), time in which this worker trains nothing
@@ -75,7 +82,7 @@ class _Shard:
     @property
     def nbytes(self) -> int:
         """Memory held: a pointer per kept token, the list object, and the arrays."""
-        return 56 + 8 * len(self.tokens) + self.offsets.nbytes + self.kept.nbytes + (0 if self.ids is None else self.ids.nbytes)
+        return (0 if self.tokens is None else 56 + 8 * len(self.tokens)) + self.offsets.nbytes + self.kept.nbytes + (0 if self.ids is None else self.ids.nbytes)
 
     def counts(self, a: int, b: int, out: np.ndarray) -> None:
         """Add the vocabulary ids' occurrences in sentences ``a:b`` to ``out`` (needs ``ids``)."""
@@ -168,6 +175,7 @@ class Worker:
         self.shards = {s.id: s for s in frozen}
         self.units = {u.name: u for u in _job.work_units(self.spec, list(self.shards.values()))}
         self.needs_counts = _merge.needs_counts(self.spec["merge"])  # whether contributions carry per-word counts
+        self.kernel = _model.kernel_of(self.spec)
         self.vocab = _job.load_vocab(self.cluster, self.spec["vocab"], self.spec["vocab_version"])
         want = self.spec.get("vocab_sha256")
         if want and (self.vocab.view.doc or {}).get("sha256") != want:
@@ -388,9 +396,11 @@ class Worker:
         kept = np.zeros(len(ids) + 1, dtype=np.int64)
         np.cumsum(keep, out=kept[1:])
         kept = kept[offsets]
-        # the ids only for the merge rules that read per-word counts: 4 of ~13 bytes a token otherwise
-        ids = ids[keep]
-        got = _Shard(self._keys[ids].tolist(), offsets, kept, ids.astype(np.int32, copy=False) if self.needs_counts else None)
+        # the batched kernel trains from the ids (4 bytes a token); gensim's from the tokens (8), and
+        # the ids are then kept only for the merge rules that read per-word counts
+        ids = ids[keep].astype(np.int32, copy=False)
+        tokens = self._keys[ids].tolist() if self.kernel == "gensim" else None
+        got = _Shard(tokens, offsets, kept, ids if self.needs_counts or tokens is None else None)
         if got.nbytes <= self.cache_budget:
             while self._cache and self._cache_bytes + got.nbytes > self.cache_budget:
                 _, old = self._cache.popitem(last=False)
@@ -493,11 +503,17 @@ class Worker:
             batch.append(more)
             free = set(fresh.free)
         sentences: list[list[str]] = []
+        flats, starts = [], [np.zeros(1, np.int64)]  # the batched kernel's: ids, and sentence ends
         words = known = 0  # all tokens (the global schedule counts these), in-vocabulary ones
         for l in batch:
             data = self._shard(self.units[l.unit].shard)
             a, b = self._slice_bounds(l.unit, r)
-            sentences.extend(data.sentences(a, b))
+            if self.kernel == "gensim":
+                sentences.extend(data.sentences(a, b))
+            else:
+                flat, ends = data.id_slice(a, b)
+                flats.append(flat)
+                starts.append(ends[1:] + known)
             words += int(data.offsets[b] - data.offsets[a])
             known += int(data.kept[b] - data.kept[a])
             if self.needs_counts:
@@ -505,11 +521,19 @@ class Worker:
         a0 = _job.alpha_at(self.spec, words_before + claimed)
         a1 = _job.alpha_at(self.spec, words_before + claimed + words)
         eff, loss = 0, 0.0  # a pool's are tallied when the round's training is finished
+        if self.kernel != "gensim":
+            flat, offsets = np.concatenate(flats or [np.zeros(0, np.int32)]), np.concatenate(starts)
         if pool is None:
-            eff, _known, loss = _model.train_slice(self.model, sentences, known, a0, a1)
+            if self.kernel == "gensim":
+                eff, _known, loss = _model.train_slice(self.model, sentences, known, a0, a1)
+            else:
+                eff, _known, loss = _model.train_ids(self.model, flat, offsets, known, a0, a1)
             self.on_event("trained", {"round": r, "shards": [l.unit for l in batch], "words": words, "alpha": (a0, a1)})
         else:
-            pool.submit(sentences, known, a0, a1)
+            if self.kernel == "gensim":
+                pool.submit(sentences, known, a0, a1)
+            else:
+                pool.submit_ids(flat, offsets, known, a0, a1)
             self.on_event("queued", {"round": r, "shards": [l.unit for l in batch], "words": words, "alpha": (a0, a1)})
             # lease the next batch only when the threads are about to run out of work: leasing
             # far ahead would take units that another worker could train sooner
