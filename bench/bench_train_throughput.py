@@ -3,10 +3,12 @@
 Counts everything on the nlpzk side from starting the worker processes to the job's end (process
 start-up, shard reads, every sync and merge, the final evaluation); gensim's time is its train() call.
 
-    .venv/bin/python bench/bench_train_throughput.py [--words 4700000] [--epochs 5] [--syncs 4,16] [--layouts 2x1,1x2]
+    .venv/bin/python bench/bench_train_throughput.py [--words 4700000] [--epochs 5] [--syncs 4,16] [--layouts 2x1,1x2] [--kernels batched,gensim]
 
 ``--layouts``: workers x threads per worker (the target is set for 2x1; 1x2 is one worker training
-one model copy from two threads, what gensim's ``workers=2`` does).
+one model copy from two threads, what gensim's ``workers=2`` does). ``--kernels``: nlpzk runs once per
+kernel (``batched``, the default for skip-gram: nlpzk's own; ``gensim``: gensim's Cython kernel),
+between the same two anchor runs.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ def main() -> None:
     ap.add_argument("--syncs", default="4", help="syncs per epoch, comma-separated for several runs")
     ap.add_argument("--shards", type=int, default=32)
     ap.add_argument("--layouts", default="2x1", help="workers x threads, comma-separated (default 2x1)")
+    ap.add_argument("--kernels", default="batched,gensim", help="nlpzk's training kernels to run, comma-separated")
     args = ap.parse_args()
     sents = gcide_sentences(args.words)
     words = sum(map(len, sents))
@@ -38,14 +41,16 @@ def main() -> None:
             per_process = (workers, threads) == (2, 1)
             g1 = anchor(sents, words, args.epochs)
             c1 = ceiling(sents, words, args.epochs) if per_process else 0.0
-            run = report(cluster, config, args.epochs, syncs, workers, threads)
+            runs = [report(cluster, config, args.epochs, syncs, workers, threads, kernel) for kernel in args.kernels.split(",")]
             c2 = ceiling(sents, words, args.epochs) if per_process else 0.0
             g2 = anchor(sents, words, args.epochs)
-            summarize(cluster, run, (g1 + g2) / 2)
             c = (c1 + c2) / 2
-            if per_process:
-                print(f"two plain gensim workers=1 processes ({c:,.0f} words/s) vs one gensim workers=2: {c / ((g1 + g2) / 2):.3f}  "
-                      f"(the most any design with one model copy per process reaches here); nlpzk vs them: {run[1]['words'] / run[0] / c:.3f}", flush=True)
+            for run in runs:
+                print(f"--- kernel {run[1]['spec'].get('kernel')}")
+                summarize(cluster, run, (g1 + g2) / 2)
+                if per_process:
+                    print(f"two plain gensim workers=1 processes ({c:,.0f} words/s) vs one gensim workers=2: {c / ((g1 + g2) / 2):.3f}  "
+                          f"(the most gensim's kernel reaches with one model copy per process here); nlpzk vs them: {run[1]['words'] / run[0] / c:.3f}", flush=True)
     finally:
         cluster.close()
         server.stop()
@@ -92,9 +97,9 @@ def anchor(sents, words: int, epochs: int) -> float:
     return rate
 
 
-def report(cluster, config, epochs: int, syncs: int, workers: int = 2, threads: int = 1):
-    wall, st, _ = run_job(cluster, config, f"tp-{syncs}-{workers}x{threads}", workers, threads, epochs=epochs, syncs_per_epoch=syncs, seed=1)
-    print(f"nlpzk {workers} worker(s) x {threads} thread(s), {syncs} syncs/epoch, merge {st['spec']['merge']}: {wall:.1f}s  {st['words'] / wall:,.0f} words/s", flush=True)
+def report(cluster, config, epochs: int, syncs: int, workers: int = 2, threads: int = 1, kernel: str = "batched"):
+    wall, st, _ = run_job(cluster, config, f"tp-{syncs}-{workers}x{threads}-{kernel}", workers, threads, epochs=epochs, syncs_per_epoch=syncs, seed=1, kernel=kernel)
+    print(f"nlpzk {workers} worker(s) x {threads} thread(s), {syncs} syncs/epoch, merge {st['spec']['merge']}, kernel {kernel}: {wall:.1f}s  {st['words'] / wall:,.0f} words/s", flush=True)
     return wall, st
 
 

@@ -148,6 +148,28 @@ def _contrib(cluster, r, name, delta, counts, words):
     return M.Contribution(naming.contribution_file("j", r, name), naming.contribution_counts("j", r, name), words)
 
 
+def test_compiled_adasum_equals_the_formula_on_random_rows():
+    """The merge's compiled per-row Adasum is the paper's formula, row by row, on 100-float rows of
+    very different sizes and directions, a zero row on either side included."""
+    rng = np.random.default_rng(7)
+    a = rng.standard_normal((500, 100)).astype(np.float32) * rng.uniform(1e-4, 10, (500, 1)).astype(np.float32)
+    b = rng.standard_normal((500, 100)).astype(np.float32) * rng.uniform(1e-4, 10, (500, 1)).astype(np.float32)
+    b[:50] = a[:50] * 3  # parallel
+    a[60] = 0
+    b[61] = 0
+    got = M.adasum([a, b])
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    dot = (a64 * b64).sum(1)
+    na, nb = (a64 * a64).sum(1), (b64 * b64).sum(1)
+    ca = 1 - np.divide(dot, 2 * na, out=np.zeros_like(dot), where=na > 0)
+    cb = 1 - np.divide(dot, 2 * nb, out=np.zeros_like(dot), where=nb > 0)
+    want = ca[:, None] * a64 + cb[:, None] * b64
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6 * np.abs(want).max())
+    assert np.allclose(got[:50], (a64[:50] + b64[:50]) / 2, rtol=1e-4)  # parallel rows are averaged
+    assert np.array_equal(got[60], b[60]) and np.array_equal(got[61], a[61])
+    assert got.dtype == np.float32 and not np.shares_memory(got, a) and not np.shares_memory(got, b)
+
+
 def test_merge_rules_on_known_deltas(cluster):
     g = np.zeros((2, 3, 2), np.float32)
     g[0, 0] = [1, 1]

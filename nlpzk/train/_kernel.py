@@ -159,3 +159,26 @@ def train_sg(syn0, syn1neg, flat, offsets, sample_int, cum_table, window, negati
                 for d in range(dim):
                     row[d] += dX[c, d]
     return effective, loss
+
+
+@njit(fastmath=True, nogil=True, cache=True)
+def adasum_pair(a, b, out):  # pragma: no cover - compiled
+    """Per-row Adasum of two ``(rows, D)`` float32 blocks into ``out``: row ``i`` becomes
+    ``(1 - a.b / 2|a|^2) a + (1 - a.b / 2|b|^2) b`` (a zero row's coefficient is 1).
+
+    One pass over the rows with the dot products in float64; numpy's version made seven passes and
+    four temporaries (~55 ms of a 2-worker round's ~75 ms merge here)."""
+    for i in range(a.shape[0]):
+        dot = 0.0
+        na = 0.0
+        nb = 0.0
+        for d in range(a.shape[1]):
+            x = np.float64(a[i, d])
+            y = np.float64(b[i, d])
+            dot += x * y
+            na += x * x
+            nb += y * y
+        ca = np.float32(1.0 - dot / (2.0 * na)) if na > 0 else np.float32(1.0)
+        cb = np.float32(1.0 - dot / (2.0 * nb)) if nb > 0 else np.float32(1.0)
+        for d in range(a.shape[1]):
+            out[i, d] = ca * a[i, d] + cb * b[i, d]

@@ -290,13 +290,10 @@ def merge(
 
 
 def _adasum_pair(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    dot = np.einsum("ij,ij->i", a, b)
-    na = np.einsum("ij,ij->i", a, a)
-    nb = np.einsum("ij,ij->i", b, b)
-    ca = 1 - np.divide(dot, 2 * na, out=np.zeros_like(dot), where=na > 0)
-    cb = 1 - np.divide(dot, 2 * nb, out=np.zeros_like(dot), where=nb > 0)
-    out = np.multiply(a, ca[:, None])
-    out += np.multiply(b, cb[:, None])
+    from ._kernel import adasum_pair
+
+    out = np.empty(a.shape, dtype=np.float32)
+    adasum_pair(np.ascontiguousarray(a), np.ascontiguousarray(b), out)
     return out
 
 
