@@ -245,6 +245,7 @@ def test_train_run_numbers_rounds_as_train_status_does(cluster, cli):
     status = cli("train", "status", "jn").stdout
     merged = re.findall(r"^  round (\d+): ", status, flags=re.M)
     assert merged == ["0", "1"] and set(shown) <= set(merged), (shown, status)
+    assert "merge nbmuf-adasum  kernel batched  dim 8" in status  # the job's kernel is shown with its spec
 
 
 def test_train_run_json_is_one_document_shape_with_or_without_waiting(cluster, cli):
@@ -468,6 +469,24 @@ def test_a_batched_kernels_shard_cache_holds_ids_only_and_slices_them_by_sentenc
     assert [flat[a:b].tolist() for a, b in zip(starts[:-1], starts[1:])] == sentences[1:4]
     flat, starts = data.id_slice(2, 2)
     assert len(flat) == 0 and starts.tolist() == [0]
+
+
+def test_a_worker_refuses_a_job_whose_kernel_it_does_not_have(cluster):
+    """A job created by a newer nlpzk with a kernel this one lacks: the worker says so and does not
+    join, instead of training it with another kernel."""
+    from nlpzk.errors import TrainingError
+    from nlpzk.train import Worker
+    from nlpzk.zk import paths, registry
+
+    _setup(cluster)
+    train.create_job(cluster, "jk", "lee", "lee", epochs=1, dim=8)
+    doc, stat = registry.get_json(cluster.zk, paths.job("jk"))
+    doc["spec"]["kernel"] = "fused-v2"
+    cluster.zk.set(paths.job("jk"), json.dumps(doc).encode(), version=stat.version)
+    w = Worker(cluster, "jk")
+    with pytest.raises(TrainingError, match="kernel 'fused-v2', which this nlpzk does not have"):
+        w._setup()
+    assert registry.children(cluster.zk, paths.job_workers("jk")) == []
 
 
 def test_a_counting_rules_job_commits_the_per_word_counts_of_what_each_contribution_trained(cluster):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -467,3 +470,23 @@ def test_vocabulary_tables_are_gensims_bit_for_bit(sample, monkeypatch):
     assert got.cum_table.dtype == want.cum_table.dtype and np.array_equal(got.cum_table, want.cum_table)
     assert np.array_equal(got.wv.vectors, want.wv.vectors) and np.array_equal(got.syn1neg, want.syn1neg)
     assert (got.min_count, got.sample, got.corpus_count, got.effective_min_count) == (want.min_count, want.sample, want.corpus_count, want.effective_min_count)
+
+
+def test_the_batched_kernel_is_compiled_once_then_loaded_from_numbas_disk_cache():
+    """A worker process must not spend its start-up compiling the kernel (~1.3 s here): the second
+    process finds it in numba's disk cache. (A default array argument once keyed the cache on the
+    array's identity, so every process compiled again and added a cache entry of 0.8 MB.)"""
+    code = (
+        "import sys; sys.path.insert(0, 'tests')\n"
+        "from test_train_protocol import _lee_ids\n"
+        "from nlpzk.train import _kernel, _model\n"
+        "from nlpzk.train.job import HYPER\n"
+        "v, _k, f, o = _lee_ids(); m = _model.build_model(dict(HYPER, dim=8), v)\n"
+        "_model.train_ids(m, f[:100], o[:3], 100, 0.025, 0.02)\n"
+        "print(sum(_kernel.train_sg.stats.cache_hits.values()), sum(_kernel.train_sg.stats.cache_misses.values()))\n"
+    )
+    root = str(__import__("pathlib").Path(__file__).resolve().parents[1])
+    runs = [subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120) for _ in range(2)]
+    assert all(r.returncode == 0 for r in runs), [r.stderr[-2000:] for r in runs]
+    hits, misses = (int(x) for x in runs[1].stdout.split())
+    assert (hits, misses) == (1, 0), runs[1].stdout

@@ -45,12 +45,14 @@ def _next(state: np.ndarray) -> np.uint64:
 
 
 @njit(fastmath=True, nogil=True, cache=True)
-def train_sg(syn0, syn1neg, flat, offsets, sample_int, cum_table, window, negative, a0, a1, total, state, compute_loss, exp_table=EXP_TABLE, log_table=LOG_TABLE):  # pragma: no cover - compiled
+def train_sg(syn0, syn1neg, flat, offsets, sample_int, cum_table, window, negative, a0, a1, total, state, compute_loss, exp_table, log_table):  # pragma: no cover - compiled
     """Train skip-gram with negative sampling on sentences ``offsets[s]:offsets[s+1]`` of ``flat``.
 
     ``flat``: vocabulary ids (int32); ``total``: the words over which the learning rate goes from
     ``a0`` to ``a1`` (the words given here unless the caller splits a span between threads);
-    ``state``: a one-element uint64 array, the generator's state, advanced in place.
+    ``state``: a one-element uint64 array, the generator's state, advanced in place; ``exp_table``,
+    ``log_table``: :data:`EXP_TABLE`, :data:`LOG_TABLE` (arguments, not defaults: numba keys its disk
+    cache on an omitted argument's value, so a default array compiled anew in every process).
     Returns ``(effective words, loss)``: the words kept by downsampling, the summed ``-log sigmoid``
     of every scored pair (0 unless ``compute_loss``). Releases the GIL: threads may train the same arrays at once (Hogwild).
     """
@@ -129,7 +131,7 @@ def train_sg(syn0, syn1neg, flat, offsets, sample_int, cum_table, window, negati
                         f += X[c, d] * y[d]
                     if f <= -_MAX_EXP or f >= _MAX_EXP:
                         continue
-                    k = int((f + _MAX_EXP) * _TABLE_SCALE)
+                    k = min(int((f + _MAX_EXP) * _TABLE_SCALE), _TABLE_SIZE - 1)  # f just below 6 may round up
                     G[c, t] = (label - exp_table[k]) * alpha
                     if compute_loss:
                         loss -= log_table[k] if t == 0 else log_table[_TABLE_SIZE - 1 - k]

@@ -193,7 +193,7 @@ def _run_batched(model: Word2Vec, flat: np.ndarray, offsets: np.ndarray, total: 
     return _kernel.train_sg(
         model.wv.vectors, model.syn1neg, np.asarray(flat, dtype=np.int32), np.asarray(offsets, dtype=np.int64),
         model.wv.expandos["sample_int"], model.cum_table, int(model.window), int(model.negative),
-        float(a0), float(a1), int(total), state, True,
+        float(a0), float(a1), int(total), state, True, _kernel.EXP_TABLE, _kernel.LOG_TABLE,
     )
 
 

@@ -49,6 +49,7 @@ Event = Callable[[str, dict[str, Any]], None]
 class _Shard:
     """A shard as a worker trains it (kept in memory across rounds).
 
+    For the batched kernel only ``ids`` is kept (4 bytes a token). For gensim's,
     ``tokens`` holds the shard's in-vocabulary tokens in one flat list, as the vocabulary's own
     ``str`` objects (the model's ``index_to_key``), not one new object per token: gensim skips
     out-of-vocabulary tokens without counting them in the window, so dropping them first trains the
@@ -176,6 +177,8 @@ class Worker:
         self.units = {u.name: u for u in _job.work_units(self.spec, list(self.shards.values()))}
         self.needs_counts = _merge.needs_counts(self.spec["merge"])  # whether contributions carry per-word counts
         self.kernel = _model.kernel_of(self.spec)
+        if self.kernel not in _model.KERNELS:  # a job created by a newer nlpzk
+            raise TrainingError(f"job {self.job} trains with kernel {self.kernel!r}, which this nlpzk does not have (it has {', '.join(_model.KERNELS)})", hint="upgrade nlpzk where this worker runs")
         self.vocab = _job.load_vocab(self.cluster, self.spec["vocab"], self.spec["vocab_version"])
         want = self.spec.get("vocab_sha256")
         if want and (self.vocab.view.doc or {}).get("sha256") != want:
