@@ -294,6 +294,30 @@ def test_training_calls_gensims_kernel_like_word2vec_train(sg, threads):
     assert np.abs(p1 - start).mean() > 0.5 * np.abs(p2 - start).mean() > 0
 
 
+def _pool_trains_like_one_call(spec, vocab, parts, submit, one_call, words):
+    """A two-thread KernelPool given ``parts`` one after another (``submit(pool, part)``, waiting
+    as a worker does before the next) trains what ``one_call(model)`` trains from the same start:
+    the same words, about the same effective words and loss, the parameters moved as far."""
+    from nlpzk.train import _model
+
+    start = _model.initial_params(spec, vocab)
+    results = {}
+    for path in ("pool", "one call"):
+        model = _model.build_model(spec, vocab, threads=2)
+        _model.set_params(model, start)
+        if path == "pool":
+            with _model.KernelPool(model, 2) as pool:
+                for part in parts:
+                    submit(pool, part)
+                    pool.wait_below(3)
+                results[path] = pool.finish() + (_model.get_params(model),)
+        else:
+            results[path] = one_call(model) + (_model.get_params(model),)
+    (e1, r1, l1, p1), (e2, r2, l2, p2) = results["pool"], results["one call"]
+    assert r1 == r2 == words and abs(e1 - e2) / e2 < 0.05 and abs(l1 - l2) / l2 < 0.1
+    assert np.abs(p1 - start).mean() > 0.5 * np.abs(p2 - start).mean() > 0
+
+
 def test_a_kernel_pool_trains_batch_after_batch_and_stops_on_a_failing_thread():
     """A round's pool takes batch after batch (the worker leases the next while it trains) and
     trains what one call on all of them trains; a thread's error comes back to the caller, and the
@@ -309,23 +333,11 @@ def test_a_kernel_pool_trains_batch_after_batch_and_stops_on_a_failing_thread():
     tokens = sorted({w for s in sents for w in s})
     vocab = _model.VocabData("lee", 1, tokens, np.ones(len(tokens)))
     spec = dict(HYPER, dim=16)
-    start = _model.initial_params(spec, vocab)
     half = len(sents) // 2
-    results = {}
-    for path in ("pool", "one call"):
-        model = _model.build_model(spec, vocab, threads=2)
-        _model.set_params(model, start)
-        if path == "pool":
-            with _model.KernelPool(model, 2) as pool:
-                for part in (sents[:half], sents[half:]):
-                    pool.submit(part, sum(map(len, part)), 0.025, 0.02)
-                    pool.wait_below(3)
-                results[path] = pool.finish() + (_model.get_params(model),)
-        else:
-            results[path] = _model.train_slice(model, sents, sum(map(len, sents)), 0.025, 0.02) + (_model.get_params(model),)
-    (e1, r1, l1, p1), (e2, r2, l2, p2) = results["pool"], results["one call"]
-    assert r1 == r2 == sum(map(len, sents)) and abs(e1 - e2) / e2 < 0.05 and abs(l1 - l2) / l2 < 0.1
-    assert np.abs(p1 - start).mean() > 0.5 * np.abs(p2 - start).mean() > 0
+    _pool_trains_like_one_call(
+        spec, vocab, (sents[:half], sents[half:]), lambda pool, part: pool.submit(part, sum(map(len, part)), 0.025, 0.02),
+        lambda model: _model.train_slice(model, sents, sum(map(len, sents)), 0.025, 0.02), sum(map(len, sents)),
+    )
     before = threading.active_count()
     model = _model.build_model(spec, vocab, threads=2)
     pool = _model.KernelPool(model, 2)
@@ -406,27 +418,15 @@ def test_a_pool_trains_ids_batch_after_batch_with_the_batched_kernel():
 
     vocab, kept, flat, offsets = _lee_ids()
     spec = dict(HYPER, dim=16)
-    start = _model.initial_params(spec, vocab)
     jobs = list(_model._id_jobs(flat, offsets, len(flat), 0.025, 0.02))
     assert len(jobs) > 2 and sum(j[2] for j in jobs) == len(flat)
     assert [j[1][0] for j in jobs[1:]] == [j[1][-1] for j in jobs[:-1]]  # end to end, no sentence twice
     assert jobs[0][3] == 0.025 and abs(jobs[-1][4] - 0.02) < 1e-12 and all(a[4] == b[3] for a, b in zip(jobs, jobs[1:]))
     half = len(offsets) // 2
-    results = {}
-    for path in ("pool", "one call"):
-        model = _model.build_model(spec, vocab, threads=2)
-        _model.set_params(model, start)
-        if path == "pool":
-            with _model.KernelPool(model, 2) as pool:
-                for part in (offsets[: half + 1], offsets[half:]):
-                    pool.submit_ids(flat, part, int(part[-1] - part[0]), 0.025, 0.02)
-                    pool.wait_below(3)
-                results[path] = pool.finish() + (_model.get_params(model),)
-        else:
-            results[path] = _model.train_ids(model, flat, offsets, len(flat), 0.025, 0.02) + (_model.get_params(model),)
-    (e1, r1, l1, p1), (e2, r2, l2, p2) = results["pool"], results["one call"]
-    assert r1 == r2 == len(flat) and abs(e1 - e2) / e2 < 0.05 and abs(l1 - l2) / l2 < 0.1
-    assert np.abs(p1 - start).mean() > 0.5 * np.abs(p2 - start).mean() > 0
+    _pool_trains_like_one_call(
+        spec, vocab, (offsets[: half + 1], offsets[half:]), lambda pool, part: pool.submit_ids(flat, part, int(part[-1] - part[0]), 0.025, 0.02),
+        lambda model: _model.train_ids(model, flat, offsets, len(flat), 0.025, 0.02), len(flat),
+    )
 
 
 def test_the_batched_kernel_refuses_what_it_cannot_train():
