@@ -490,3 +490,24 @@ def test_the_batched_kernel_is_compiled_once_then_loaded_from_numbas_disk_cache(
     assert all(r.returncode == 0 for r in runs), [r.stderr[-2000:] for r in runs]
     hits, misses = (int(x) for x in runs[1].stdout.split())
     assert (hits, misses) == (1, 0), runs[1].stdout
+
+
+def test_without_numba_the_batched_kernel_says_what_is_missing():
+    """numba not importable (not installed, or built for another numpy): one line naming it and
+    the way out, not an ImportError from deep inside a worker."""
+    code = (
+        "import sys; sys.modules['numba'] = None; sys.path.insert(0, 'tests')\n"
+        "from test_train_protocol import _lee_ids\n"
+        "from nlpzk.errors import TrainingError\n"
+        "from nlpzk.train import _model\n"
+        "from nlpzk.train.job import HYPER\n"
+        "v, _k, f, o = _lee_ids(); m = _model.build_model(dict(HYPER, dim=8), v)\n"
+        "try:\n"
+        "    _model.train_ids(m, f[:100], o[:3], 100, 0.025, 0.02)\n"
+        "except TrainingError as exc:\n"
+        "    print(exc.line())\n"
+    )
+    root = str(__import__("pathlib").Path(__file__).resolve().parents[1])
+    res = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.startswith("the batched kernel needs numba, which does not import here") and "pip install -U numba" in res.stdout, res.stdout

@@ -186,8 +186,10 @@ def _state(model: Word2Vec) -> np.ndarray:
 
 
 def _run_batched(model: Word2Vec, flat: np.ndarray, offsets: np.ndarray, total: int, a0: float, a1: float, state: np.ndarray) -> tuple[int, float]:
-    from . import _kernel
-
+    try:
+        from . import _kernel
+    except ImportError as exc:  # numba missing, or built for another numpy
+        raise TrainingError(f"the batched kernel needs numba, which does not import here ({exc})", hint="pip install -U numba (./run.sh setup installs it); jobs created with --kernel gensim do not need it") from None
     if not model.sg or model.hs or not model.negative:
         raise TrainingError("the batched kernel trains skip-gram with negative sampling only", hint="use --kernel gensim")
     return _kernel.train_sg(
