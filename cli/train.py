@@ -343,7 +343,7 @@ def status(
         print(f"job {s['job']}: {state}, round {s['round']}/{s['rounds']}, {s['words']:,}/{s['total_words']:,} words")
         if idle:
             print(f"  start workers with: nlpzk train resume {s['job']} (here), or nlpzk train worker {s['job']} (on any machine)")
-        print(f"  corpus {spec['corpus']}  vocab {spec['vocab']}@v{spec['vocab_version']}  merge {spec['merge']}  kernel {spec.get('kernel') or 'gensim'}  dim {spec['dim']}  epochs {spec['epochs']} x {spec['syncs_per_epoch']} syncs")
+        print(f"  corpus {spec['corpus']}  vocab {spec['vocab']}@v{spec['vocab_version']}  merge {spec['merge']}  kernel {train.kernel_of(spec)}  dim {spec['dim']}  epochs {spec['epochs']} x {spec['syncs_per_epoch']} syncs")
         for wid, w in s["workers"].items():
             print(f"  worker {wid}: round {w.get('round')}  {w.get('words_per_s', '-')} w/s  threads {w.get('threads')}")
         for unit, owner in s["leases"].items():

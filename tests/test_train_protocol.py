@@ -492,22 +492,27 @@ def test_the_batched_kernel_is_compiled_once_then_loaded_from_numbas_disk_cache(
     assert (hits, misses) == (1, 0), runs[1].stdout
 
 
-def test_without_numba_the_batched_kernel_says_what_is_missing():
-    """numba not importable (not installed, or built for another numpy): one line naming it and
-    the way out, not an ImportError from deep inside a worker."""
+def test_without_numba_the_kernel_and_the_merge_say_what_is_missing():
+    """numba not importable (not installed, or built for another numpy): the batched kernel and the
+    merge's Adasum each say so in one line naming it and the way out, not an ImportError from deep
+    inside a worker."""
     code = (
         "import sys; sys.modules['numba'] = None; sys.path.insert(0, 'tests')\n"
         "from test_train_protocol import _lee_ids\n"
         "from nlpzk.errors import TrainingError\n"
         "from nlpzk.train import _model\n"
         "from nlpzk.train.job import HYPER\n"
+        "from nlpzk.train import merge as M\n"
+        "import numpy as np\n"
         "v, _k, f, o = _lee_ids(); m = _model.build_model(dict(HYPER, dim=8), v)\n"
-        "try:\n"
-        "    _model.train_ids(m, f[:100], o[:3], 100, 0.025, 0.02)\n"
-        "except TrainingError as exc:\n"
-        "    print(exc.line())\n"
+        "for call in (lambda: _model.train_ids(m, f[:100], o[:3], 100, 0.025, 0.02), lambda: M.adasum([np.ones((2, 3), np.float32)] * 2)):\n"
+        "    try:\n"
+        "        call()\n"
+        "    except TrainingError as exc:\n"
+        "        print(exc.line())\n"
     )
     root = str(__import__("pathlib").Path(__file__).resolve().parents[1])
     res = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]
-    assert res.stdout.startswith("the batched kernel needs numba, which does not import here") and "pip install -U numba" in res.stdout, res.stdout
+    lines = res.stdout.splitlines()
+    assert len(lines) == 2 and all(l.startswith("nlpzk's compiled kernels need numba, which does not import here") and "pip install -U numba" in l for l in lines), res.stdout

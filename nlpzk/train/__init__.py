@@ -7,6 +7,7 @@
 """
 
 from ..cluster import public_functions
+from ._model import KERNELS, kernel_of
 from .job import HYPER, check_hyper, create_job, delete_job, final_vectors, list_jobs, status, wait
 from .local import start_local_workers, stop_local_workers
 from .merge import DEFAULT_RULE, RULES
@@ -16,6 +17,8 @@ __all__ = [
     "HYPER",
     "RULES",
     "DEFAULT_RULE",
+    "KERNELS",
+    "kernel_of",
     "check_hyper",
     "create_job",
     "delete_job",

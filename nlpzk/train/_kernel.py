@@ -136,6 +136,8 @@ def train_sg(syn0, syn1neg, flat, offsets, sample_int, cum_table, window, negati
                     if compute_loss:
                         loss -= log_table[k] if t == 0 else log_table[_TABLE_SIZE - 1 - k]
             # then the updates: the contexts' from the output rows as they were, then the outputs'
+            # (two passes: one pass per output row trains the same speed here but lets a negative
+            # drawn twice in a block give the contexts its already-updated row)
             for t in range(T):
                 ti = tgt[t]
                 if ti < 0:

@@ -185,11 +185,18 @@ def _state(model: Word2Vec) -> np.ndarray:
     return np.array([model.random.randint(0, 2**31 - 1)], dtype=np.uint64)
 
 
-def _run_batched(model: Word2Vec, flat: np.ndarray, offsets: np.ndarray, total: int, a0: float, a1: float, state: np.ndarray) -> tuple[int, float]:
+def compiled() -> Any:
+    """nlpzk's numba-compiled kernels (:mod:`._kernel`: the batched skip-gram kernel, the merge's
+    Adasum), or one TrainingError line when numba does not import."""
     try:
         from . import _kernel
     except ImportError as exc:  # numba missing, or built for another numpy
-        raise TrainingError(f"the batched kernel needs numba, which does not import here ({exc})", hint="pip install -U numba (./run.sh setup installs it); jobs created with --kernel gensim do not need it") from None
+        raise TrainingError(f"nlpzk's compiled kernels need numba, which does not import here ({exc})", hint="pip install -U numba (./run.sh setup installs it)") from None
+    return _kernel
+
+
+def _run_batched(model: Word2Vec, flat: np.ndarray, offsets: np.ndarray, total: int, a0: float, a1: float, state: np.ndarray) -> tuple[int, float]:
+    _kernel = compiled()
     if not model.sg or model.hs or not model.negative:
         raise TrainingError("the batched kernel trains skip-gram with negative sampling only", hint="use --kernel gensim")
     return _kernel.train_sg(

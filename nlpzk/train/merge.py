@@ -290,10 +290,10 @@ def merge(
 
 
 def _adasum_pair(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    from ._kernel import adasum_pair
+    from ._model import compiled
 
     out = np.empty(a.shape, dtype=np.float32)
-    adasum_pair(np.ascontiguousarray(a), np.ascontiguousarray(b), out)
+    compiled().adasum_pair(np.ascontiguousarray(a), np.ascontiguousarray(b), out)
     return out
 
 
