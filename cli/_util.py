@@ -206,21 +206,25 @@ def human_bytes(n: float) -> str:
     return f"{n} B"
 
 
-def add_rows(table: Any, rows: list[dict[str, Any]], cells: Callable[[dict[str, Any]], list[str]]) -> Any:
+def _name(row: dict[str, Any]) -> str:
+    return str(row["name"])
+
+
+def add_rows(table: Any, rows: list[dict[str, Any]], cells: Callable[[dict[str, Any]], list[str]], label: Callable[[dict[str, Any]], str] = _name) -> Any:
     """Fill ``table`` with ``cells(row)`` for each row; a damaged row (``damaged`` set, see
-    ``registry.damaged_row``) is its name marked ``(damaged)`` and dashes. Returns ``table``."""
+    ``registry.damaged_row``) is its ``label`` (its name) marked ``(damaged)`` and dashes. Returns ``table``."""
     for r in rows:
         if r.get("damaged"):
-            table.add_row(f"{r['name']} (damaged)", *["-"] * (len(table.columns) - 1))
+            table.add_row(f"{label(r)} (damaged)", *["-"] * (len(table.columns) - 1))
         else:
             table.add_row(*cells(r))
     return table
 
 
-def print_table(table: Any, rows: list[dict[str, Any]], cells: Callable[[dict[str, Any]], list[str]]) -> None:
+def print_table(table: Any, rows: list[dict[str, Any]], cells: Callable[[dict[str, Any]], list[str]], label: Callable[[dict[str, Any]], str] = _name) -> None:
     """:func:`add_rows`, print the table, then for each damaged row, in full and unwrapped (to copy
-    the command from), ``NAME: damaged: what is wrong and what to do``."""
-    out.print(add_rows(table, rows, cells))
+    the command from), ``LABEL: damaged: what is wrong and what to do``."""
+    out.print(add_rows(table, rows, cells, label))
     for r in rows:
         if r.get("damaged"):
-            print(f"{r['name']}: damaged: {r['damaged']}")
+            print(f"{label(r)}: damaged: {r['damaged']}")

@@ -120,11 +120,9 @@ def list_cmd(
     rows = versions(cluster, name)
 
     def human_versions(rows):
-        t = Table("version", "tokens", "active", "parent", "corpus", "min_count", "tags")
-        for r in rows:
-            parent = f"v{r['parent']}" if r.get("parent") else "-"
-            t.add_row(f"v{r['version']}", str(r["rows"]), str(r["active"]), parent, r["corpus"], str(r["params"]["min_count"]), ", ".join(r["tags"]))
-        _util.out.print(t)
+        _util.print_table(Table("version", "tokens", "active", "parent", "corpus", "min_count", "tags"), rows, lambda r: [
+            f"v{r['version']}", str(r["rows"]), str(r["active"]), f"v{r['parent']}" if r.get("parent") else "-", r["corpus"],
+            str(r["params"]["min_count"]), ", ".join(r["tags"])], label=lambda r: f"v{r['version']}")
 
     _util.emit(rows, as_json, human_versions)
 
@@ -248,7 +246,7 @@ def verify_cmd(
 
     def human(rows):
         for r in rows:
-            _util.out.print(f"v{r['version']}  {'ok' if r['ok'] else 'BAD'}  {r['path']}" + (f"  {r['problem']}" if r["problem"] else ""))
+            _util.out.print(f"v{r['version']}  {'ok' if r['ok'] else 'BAD'}  {r['path'] or '-'}" + (f"  {r['problem']}" if r["problem"] else ""))
 
     _util.emit(rows, as_json, human)
     bad = [r for r in rows if not r["ok"]]

@@ -388,3 +388,21 @@ def test_lookup_prints_one_line_per_word_whatever_it_holds(cli, golden):
     assert out.splitlines() == ["the\t0\t4\tactive", "'a\\tb'\t(unknown)\t0", "'x\\ny'\t(unknown)\t0", "new york\t(unknown)\t0", "café\t(unknown)\t0"]
     rows = json.loads(ok(cli("vocab", "lookup", "g", "a\tb", "--json")))["results"]
     assert rows == [{"token": "a\tb", "id": None, "count": 0, "active": None}]
+
+
+def test_list_and_verify_show_a_damaged_version_as_a_row_not_an_error(cli, golden):
+    """A version node changed outside nlpzk (not JSON) no longer hides the vocabulary's other
+    versions: `vocab list NAME` shows it as a damaged row with what is wrong and what to do, and
+    `vocab verify NAME` reports it broken (exit 7) next to the good ones."""
+    ok(cli("vocab", "build", "g", "--corpus", "golden"))
+    ok(cli("vocab", "build", "g", "--corpus", "golden", "--tag", "latest"))
+    golden.zk.set(paths.vocab_version("g", 1), b"{not json")
+    rows = json.loads(ok(cli("vocab", "list", "g", "--json")))
+    assert [(r["version"], r["state"]) for r in rows] == [(1, "damaged"), (2, "ok")]
+    assert "does not hold a valid JSON document" in rows[0]["damaged"] and rows[1]["damaged"] is None and rows[1]["tags"] == ["latest"]
+    human = ok(cli("vocab", "list", "g"))
+    assert "v1 (damaged)" in human and "v1: damaged: " in human and "v2" in human
+    res = cli("vocab", "verify", "g", "--json")
+    assert res.exit_code == 7, (res.stdout, res.stderr)
+    checked = json.loads(res.stdout)
+    assert [(r["version"], r["ok"]) for r in checked] == [(1, False), (2, True)] and "does not hold a valid JSON document" in checked[0]["problem"]

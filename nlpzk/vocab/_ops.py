@@ -31,24 +31,49 @@ def _version_arg(version: int | str) -> tuple[int | None, str | None]:
 
 
 def versions(cluster: Cluster, name: str) -> list[dict[str, Any]]:
-    """Every version of ``name`` (oldest first) with the tags pointing at it."""
+    """Every version of ``name`` (oldest first) with the tags pointing at it, ``state`` ``"ok"``.
+
+    A version whose node was changed outside nlpzk is a row too, as in ``vocab list``'s listing of
+    names (``registry.damaged_row``: ``state`` ``"damaged"``, ``damaged`` what is wrong and what to
+    do; ``name``, ``version``, ``version_name`` and ``tags`` known), not an error hiding the others.
+    """
     check_exists(cluster, name)
     base = paths.vocab(name)
     if registry.is_deleting(cluster.zk, base):  # `list NAME` and `verify` too (its files may be gone)
         raise registry.being_deleted(base)
     tags = versioned.tags(cluster.zk, base)
-    docs = dict(registry.list_versions(cluster.zk, base, required=VERSION_KEYS))
-    return [version_document(name, number, doc, [t for t, v in tags.items() if v == number], _unk_id(cluster, name, number, docs)) for number, doc in docs.items()]
+    docs: dict[int, dict[str, Any]] = {}
+    damaged: dict[int, IntegrityError] = {}
+    for vname in registry.children(cluster.zk, f"{base}/versions"):
+        number = paths.parse_version(vname)
+        try:
+            doc = registry.maybe_json(cluster.zk, f"{base}/versions/{vname}", required=VERSION_KEYS)
+        except IntegrityError as exc:
+            damaged[number] = exc
+            continue
+        if doc is not None:
+            docs[number] = doc
+    rows = []
+    for number in sorted({*docs, *damaged}):
+        on = sorted(t for t, v in tags.items() if v == number)
+        if number in damaged:
+            rows.append(registry.damaged_row(("path", "rows", "active", "parent", "corpus", "params", "tokens", "min_count", "unk_id"), damaged[number],
+                                             name=name, version=number, version_name=paths.version_name(number), tags=on))
+        else:
+            rows.append(version_document(name, number, docs[number], on, _unk_id(cluster, name, number, docs)))
+    return rows
 
 
 def version_document(name: str, number: int, doc: dict[str, Any], tags: list[str], unk_id: int | None) -> dict[str, Any]:
     """One version as ``vocab build``, ``vocab list NAME`` and ``vocab show`` print it (``--json``): its
     registry document (``rows``, ``active``, ``params``, ``path``, ``sha256``, ``size``, ``parent``, ...)
     with ``name``, ``version``, ``version_name`` (the znode's), ``tokens`` (= ``rows``), ``min_count``,
-    ``unk_id`` (the id of ``<unk>`` when it is a special, else -1) and ``tags`` (those on it, sorted)."""
+    ``unk_id`` (the id of ``<unk>`` when it is a special, else -1), ``tags`` (those on it, sorted), and
+    ``state`` ``"ok"`` / ``damaged`` None (the shape of ``vocab list NAME``'s rows, damaged ones too)."""
     return dict(
         doc, name=name, version=number, version_name=paths.version_name(number), tokens=int(doc["rows"]),
         min_count=int((doc.get("params") or {}).get("min_count", 1)), unk_id=unk_id, tags=sorted(tags),
+        state="ok", damaged=None,  # as a damaged version's row in vocab list NAME has them (see versions)
     )
 
 
@@ -98,6 +123,9 @@ def verify(cluster: Cluster, name: str) -> list[dict[str, Any]]:
     """Check every version's file: present, matching its sha256, a readable table with the registered row count."""
     out = []
     for row in versions(cluster, name):
+        if row["damaged"]:  # its node, not its file: the file cannot even be found
+            out.append({"version": row["version"], "path": None, "ok": False, "problem": row["damaged"]})
+            continue
         problem = None
         try:
             table = load_table(cluster, name, row["version"], row)
