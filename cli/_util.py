@@ -206,6 +206,12 @@ def human_bytes(n: float) -> str:
     return f"{n} B"
 
 
+def named(row: dict[str, Any]) -> str:
+    """A listing row's name, marked ``(being deleted)`` while a delete is under way (every other
+    command refuses it then)."""
+    return row["name"] + (" (being deleted)" if row.get("deleting") else "")
+
+
 def _name(row: dict[str, Any]) -> str:
     return str(row["name"])
 

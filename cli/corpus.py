@@ -140,7 +140,7 @@ def list_(ctx: typer.Context, as_json: bool = _util.JsonOption) -> None:
             _util.out.print("no corpora yet — try: nlpzk corpus ingest NAME PATH")
             return
         t = Table("corpus", "lang", "inputs", "shards", "documents", "sentences", "tokens", "size")
-        _util.print_table(t, rows, lambda r: [r["name"] + (" (being deleted)" if r.get("deleting") else ""), str(r["options"].get("lang", "")), str(r["inputs"]), str(r["shards"]),
+        _util.print_table(t, rows, lambda r: [_util.named(r), str(r["options"].get("lang", "")), str(r["inputs"]), str(r["shards"]),
                                               f"{r['documents']:,}", f"{r['sentences']:,}", f"{r['tokens']:,}", _util.human_bytes(r["bytes"])])
 
     _util.emit(rows, as_json, human)

@@ -48,7 +48,7 @@ def list_cmd(ctx: typer.Context, as_json: bool = _util.JsonOption) -> None:
             vocab = f"{r['vocab']['name']}@v{r['vocab']['version']}" if r["vocab"] else "-"
             tags = ", ".join(f"{t}->v{v}" for t, v in r["tags"].items())
             scores = _util.scores_cell(r["eval"], r.get("train_scores"))
-            return [r["name"] + (" (being deleted)" if r.get("deleting") else ""), str(r["versions"]), f"v{r['latest']}" if r["latest"] else "-", tags, vocab, _fmt(r["words"]), _fmt(r["dim"]), scores]
+            return [_util.named(r), str(r["versions"]), f"v{r['latest']}" if r["latest"] else "-", tags, vocab, _fmt(r["words"]), _fmt(r["dim"]), scores]
 
         _util.print_table(Table("model", "versions", "latest", "tags", "vocab", "words", "dim", "scores"), rows, cells)
 

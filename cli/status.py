@@ -52,11 +52,11 @@ def render(data: dict[str, Any], jobs_first: bool = False) -> Group:
     parts.append(t)
 
     t = Table("corpus", "shards", "sentences", "tokens", "size", title="corpora", title_justify="left")
-    _util.add_rows(t, data["corpora"], lambda c: [c["name"] + (" (being deleted)" if c.get("deleting") else ""), str(c["shards"]), _n(c["sentences"]), _n(c["tokens"]), _util.human_bytes(c["bytes"])])
+    _util.add_rows(t, data["corpora"], lambda c: [_util.named(c), str(c["shards"]), _n(c["sentences"]), _n(c["tokens"]), _util.human_bytes(c["bytes"])])
     parts.append(_with_damaged(t, "corpus", data["corpora"]) if data["corpora"] else Text("corpora: none (nlpzk corpus ingest NAME FILES...)"))
 
     t = Table("vocabulary", "versions", "latest", "tokens", "tags", title="vocabularies", title_justify="left")
-    _util.add_rows(t, data["vocabularies"], lambda v: [v["name"], str(v["versions"]), f"v{v['latest']}" if v["latest"] else "-", _n(v["tokens"]), _tags(v["tags"])])
+    _util.add_rows(t, data["vocabularies"], lambda v: [_util.named(v), str(v["versions"]), f"v{v['latest']}" if v["latest"] else "-", _n(v["tokens"]), _tags(v["tags"])])
     parts.append(_with_damaged(t, "vocabulary", data["vocabularies"]) if data["vocabularies"] else Text("vocabularies: none"))
 
     t = Table("job", "state", "round", "progress", "workers", "leases", "words/s", "vocab", title="jobs", title_justify="left")
@@ -75,7 +75,7 @@ def render(data: dict[str, Any], jobs_first: bool = False) -> Group:
 
     t = Table("model", "versions", "latest", "vocab", "tags", "scores", title="models", title_justify="left")
     # scores as model list shows them
-    _util.add_rows(t, data["models"], lambda m: [m["name"], str(m["versions"]), f"v{m['latest']}" if m["latest"] else "-", m["vocab"] or "-", _tags(m["tags"]),
+    _util.add_rows(t, data["models"], lambda m: [_util.named(m), str(m["versions"]), f"v{m['latest']}" if m["latest"] else "-", m["vocab"] or "-", _tags(m["tags"]),
                                                  _util.scores_cell(m["eval"], m.get("train_scores"))])
     parts.append(_with_damaged(t, "model", data["models"]) if data["models"] else Text("models: none"))
     return Group(*parts)

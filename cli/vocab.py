@@ -113,7 +113,7 @@ def list_cmd(
                 return
             # tag->v3, as model list and status print them
             _util.print_table(Table("name", "versions", "tags"), rows, lambda r: [
-                r["name"] + (" (being deleted)" if r.get("deleting") else ""), str(r["versions"]), ", ".join(f"{k}->v{v}" for k, v in sorted(r["tags"].items())) or "-"])
+                _util.named(r), str(r["versions"]), ", ".join(f"{k}->v{v}" for k, v in sorted(r["tags"].items())) or "-"])
 
         _util.emit(rows, as_json, human)
         return

@@ -158,3 +158,20 @@ def test_status_prints_every_count_in_one_format():
     console.print(render(data))
     cells = [[c.strip() for c in line.strip("│").split("│")] for line in console.export_text().splitlines() if line.startswith("│")]
     assert cells == [["small", "1", "999", "1.3k", "10 B"], ["big", "2", "1.5k", "10.3k", "10 B"]], cells
+
+
+def test_a_vocabulary_or_model_being_deleted_is_marked_as_model_list_marks_it(cluster, cli):
+    """status marked a corpus or job being deleted, but not a vocabulary or model (model list
+    marks them: every other command refuses them already)."""
+    from nlpzk.zk import versioned
+
+    view, kv = vocab_and_vectors(cluster)
+    register_model(cluster, "lee", kv, vocab_name="lee", vocab_version=view.version, job="j1")
+    shown = " ".join(cli("status").stdout.split())
+    assert "(being deleted)" not in shown
+    versioned.mark_deleting(cluster.zk, paths.vocab("lee"))
+    versioned.mark_deleting(cluster.zk, paths.model("lee"))
+    data = json.loads(cli("status", "--json").stdout)
+    assert data["vocabularies"][0]["deleting"] and data["models"][0]["deleting"]
+    shown = cli("status").stdout
+    assert [line.split()[1:4] for line in shown.splitlines() if "(being deleted)" in line] == [["lee", "(being", "deleted)"]] * 2, shown
