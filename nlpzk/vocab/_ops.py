@@ -42,17 +42,8 @@ def versions(cluster: Cluster, name: str) -> list[dict[str, Any]]:
     if registry.is_deleting(cluster.zk, base):  # `list NAME` and `verify` too (its files may be gone)
         raise registry.being_deleted(base)
     tags = versioned.tags(cluster.zk, base)
-    docs: dict[int, dict[str, Any]] = {}
-    damaged: dict[int, IntegrityError] = {}
-    for vname in registry.children(cluster.zk, f"{base}/versions"):
-        number = paths.parse_version(vname)
-        try:
-            doc = registry.maybe_json(cluster.zk, f"{base}/versions/{vname}", required=VERSION_KEYS)
-        except IntegrityError as exc:
-            damaged[number] = exc
-            continue
-        if doc is not None:
-            docs[number] = doc
+    damaged: dict[int, NlpzkError] = {}
+    docs = dict(registry.list_versions(cluster.zk, base, required=VERSION_KEYS, damaged=damaged))
     rows = []
     for number in sorted({*docs, *damaged}):
         on = sorted(t for t, v in tags.items() if v == number)

@@ -395,12 +395,19 @@ def move_tag(zk: KazooClient, base: str, tag: str, version: int) -> None:
         raise ConflictError(f"moving tag {tag!r} to {vname} failed (version missing or tag changed concurrently); try again")
 
 
-def list_versions(zk: KazooClient, base: str, *, required: tuple[str, ...] = ()) -> list[tuple[int, dict[str, Any]]]:
+def list_versions(zk: KazooClient, base: str, *, required: tuple[str, ...] = (), damaged: dict[int, NlpzkError] | None = None) -> list[tuple[int, dict[str, Any]]]:
     """Every registered version under ``base`` with its document, oldest first (``required`` as for
-    ``get_json``)."""
+    ``get_json``). A version whose node is damaged raises, or with ``damaged`` is left out and put
+    there (version number -> the error) for the caller to show as a row."""
     out = []
     for vname in children(zk, f"{base}/versions"):
-        doc = maybe_json(zk, f"{base}/versions/{vname}", required=required)
+        try:
+            doc = maybe_json(zk, f"{base}/versions/{vname}", required=required)
+        except IntegrityError as exc:
+            if damaged is None:
+                raise
+            damaged[paths.parse_version(vname)] = exc
+            continue
         if doc is not None:
             out.append((paths.parse_version(vname), doc))
     return out
