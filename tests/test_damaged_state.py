@@ -52,12 +52,25 @@ def test_a_znode_that_holds_no_json_document_is_one_error_line(world, cli, node)
         # (corpus list and nlpzk status: a row, see below)
         "corpus": [("corpus", "show", "c"), ("vocab", "build", "v2", "--corpus", "c")],
         "shard": [("corpus", "verify", "c"), ("vocab", "build", "v2", "--corpus", "c")],
-        "vocab-version": [("vocab", "list", "v"), ("vocab", "show", "v"), ("vocab", "lookup", "v", "the")],
+        # (vocab list v and vocab verify v: a row, see _version_listed_as_damaged)
+        "vocab-version": [("vocab", "show", "v"), ("vocab", "lookup", "v", "the")],
         "model-version": [("model", "show", "m"), ("model", "similar", "m", "cat")],
     }[node]
     for argv in commands:
         _fails_cleanly(cli(*argv), f"{path} does not hold a valid JSON document")
+    if node == "vocab-version":
+        _version_listed_as_damaged(cli, f"{path} does not hold a valid JSON document")
     assert zk.exists(paths.vocab_version("v2", 1)) is None  # nothing was registered
+
+
+def _version_listed_as_damaged(cli, needle):
+    """`vocab list v` shows the damaged version as a row (exit 0) with what is wrong; `vocab verify
+    v` reports it broken (exit 7) with the same line in its table."""
+    listed = cli("vocab", "list", "v")
+    assert listed.exit_code == 0 and "v1 (damaged)" in listed.stdout and needle in " ".join(listed.stdout.split()), listed.output
+    checked = cli("vocab", "verify", "v")
+    assert checked.exit_code == INTEGRITY and needle in " ".join(checked.stdout.split()), checked.output
+    assert "1 of 1 versions of 'v' are broken: v1" in one_line_error(checked.stderr)
 
 
 @pytest.mark.parametrize("key", ["path", "sha256", "tokens"])
@@ -263,13 +276,15 @@ def test_a_document_without_a_key_it_must_have_is_one_error_line(world, cli, nod
     del doc[key]
     zk.set(path, json.dumps(doc).encode())
     commands = {
-        "vocab-version": [("vocab", "list", "v"), ("vocab", "show", "v"), ("vocab", "lookup", "v", "the"), ("vocab", "verify", "v"),
+        "vocab-version": [("vocab", "show", "v"), ("vocab", "lookup", "v", "the"),
                           ("train", "run", "j2", "--corpus", "c", "--vocab", "v", "--workers", "0", "--no-wait")],
         "model-version": [("model", "show", "m"), ("model", "similar", "m", "cat"), ("model", "export", "m", "--out", "-")],
         "job": [("train", "status", "j"), ("train", "resume", "j", "--workers", "0")],
     }[node]
     for argv in commands:
         _fails_cleanly(cli(*argv), f"{path} lacks '{key}'")
+    if node == "vocab-version":
+        _version_listed_as_damaged(cli, f"{path} lacks '{key}'")
     assert zk.exists(paths.job("j2")) is None  # nothing was registered
 
 
