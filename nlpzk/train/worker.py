@@ -524,19 +524,13 @@ class Worker:
         a0 = _job.alpha_at(self.spec, words_before + claimed)
         a1 = _job.alpha_at(self.spec, words_before + claimed + words)
         eff, loss = 0, 0.0  # a pool's are tallied when the round's training is finished
-        if self.kernel != "gensim":
-            flat, offsets = np.concatenate(flats or [np.zeros(0, np.int32)]), np.concatenate(starts)
+        gensim = self.kernel == "gensim"
+        data = (sentences,) if gensim else (np.concatenate(flats or [np.zeros(0, np.int32)]), np.concatenate(starts))
         if pool is None:
-            if self.kernel == "gensim":
-                eff, _known, loss = _model.train_slice(self.model, sentences, known, a0, a1)
-            else:
-                eff, _known, loss = _model.train_ids(self.model, flat, offsets, known, a0, a1)
+            eff, _known, loss = (_model.train_slice if gensim else _model.train_ids)(self.model, *data, known, a0, a1)
             self.on_event("trained", {"round": r, "shards": [l.unit for l in batch], "words": words, "alpha": (a0, a1)})
         else:
-            if self.kernel == "gensim":
-                pool.submit(sentences, known, a0, a1)
-            else:
-                pool.submit_ids(flat, offsets, known, a0, a1)
+            (pool.submit if gensim else pool.submit_ids)(*data, known, a0, a1)
             self.on_event("queued", {"round": r, "shards": [l.unit for l in batch], "words": words, "alpha": (a0, a1)})
             # lease the next batch only when the threads are about to run out of work: leasing
             # far ahead would take units that another worker could train sooner
