@@ -214,6 +214,50 @@ def test_merge_rules_on_known_deltas(cluster):
         M.check_rule("median")
 
 
+def test_the_merge_reads_mapped_files_on_a_local_store_and_streams_elsewhere_with_the_same_result(cluster, tmp_path):
+    """On a local store the merge maps its inputs and reuses its block buffers across merges; on any
+    other pyarrow filesystem it reads rows with read_at into fresh buffers. Both give the same
+    bytes, for every rule, over several blocks, with a previous momentum step; the block momentum is
+    numpy's float32 expression bit for bit (the compiled step keeps its roundings)."""
+    from nlpzk.store import Store
+
+    rng = np.random.default_rng(3)
+    v, d = 37, 5
+    g4 = rng.standard_normal((4, v, d)).astype(np.float32)
+    deltas = [rng.standard_normal((2, v, d)).astype(np.float32) * s for s in (0.1, 0.01, 0.05)]
+    counts = [rng.integers(0, 3, v) for _ in deltas]
+    contribs = [_contrib(cluster, 0, f"c{i}", dl, n, 10 + i) for i, (dl, n) in enumerate(zip(deltas, counts))]
+    M.save_array(cluster.store, "g4.npy", g4)
+    streamed = Store(str(cluster.store.local_path("")))
+    streamed.local = False  # the generic path: read_at and pyarrow output streams on the same files
+    assert streamed.local_path("g4.npy") is None
+    for rule in M.RULES:
+        got = {}
+        for label, store in (("mapped", cluster.store), ("again", cluster.store), ("streamed", streamed)):
+            M.merge(store, "g4.npy", contribs, rule, f"{rule}-{label}.npy", rows=(3, 36), eta=0.7, block_rows=8)
+            got[label] = np.load(cluster.store.local_path(f"{rule}-{label}.npy"))
+        assert np.array_equal(got["mapped"], got["streamed"]) and np.array_equal(got["again"], got["mapped"]), rule
+    a, b = (np.load(cluster.store.local_path(f"{r}-mapped.npy")) for r in ("adasum", "nbmuf-adasum"))
+    g = a[:2] - g4[:2, 3:36]  # the combined delta of the rows, as adasum applied it
+    eta = np.float32(0.7)
+    step = np.multiply(g4[2:, 3:36], eta)
+    step += g
+    move = g + np.multiply(step, eta)
+    assert np.allclose(b[2:], step, rtol=1e-5, atol=1e-5) and np.allclose(b[:2], g4[:2, 3:36] + move, rtol=1e-5, atol=1e-5)
+    # bit for bit against numpy from the same combined delta (mean: computed here exactly as the merge does)
+    share = np.array([10, 11, 12], np.float64)
+    share = (share / share.sum()).astype(np.float32)
+    for rule in ("bmuf", "nbmuf"):
+        mean = np.zeros((2, 33, d), np.float32)
+        for sh, dl in zip(share, deltas):
+            mean += np.float32(sh) * dl[:, 3:36]
+        step = np.multiply(g4[2:, 3:36], eta)
+        step += mean
+        move = mean + np.multiply(step, eta) if rule == "nbmuf" else step
+        out = np.load(cluster.store.local_path(f"{rule}-mapped.npy"))
+        assert np.array_equal(out[2:], step) and np.array_equal(out[:2], move + g4[:2, 3:36]), rule
+
+
 def test_a_worker_a_round_behind_cannot_bump_the_fences_of_the_current_round(cluster):
     """Pruning a merged round deletes its nodes one by one; a worker still in that round must not
     lease a unit there (bumping the unit's fence) while the current round's holder relies on it."""
