@@ -30,6 +30,7 @@ def main() -> None:
     ap.add_argument("--shards", type=int, default=16)
     ap.add_argument("--rules", default="mean,wmean,sum,adasum,bmuf,bmuf-wmean,nbmuf,nbmuf-wmean,nbmuf-adasum")
     ap.add_argument("--eta", type=float, default=None)
+    ap.add_argument("--delta-dtypes", default="bfloat16", help="how the contributions store deltas, comma-separated for a run of each (bfloat16, float32)")
     ap.add_argument("--no-4x", dest="four_x", action="store_false")
     ap.add_argument("--syncs-4x", type=int, default=None, help="syncs per epoch of the 4x-epochs run (default: the first of --syncs)")
     ap.add_argument("--seeds", default="1,2", help="gensim anchor seeds; the anchor's scores are their mean (analogy accuracy moves by ~0.005 between seeds)")
@@ -51,8 +52,9 @@ def main() -> None:
         syncs = [int(x) for x in args.syncs.split(",")]
         for s in syncs:
             for rule in args.rules.split(","):
-                wall, st, kv = run_job(cluster, config, f"q-{rule}-{s}", args.workers, 1, epochs=args.epochs, syncs_per_epoch=s, merge=rule, eta=args.eta)
-                print(line(f"nlpzk {args.workers}w {rule} S={s}", scores(kv), base, f"{wall:.0f}s, sync share {sync_share(st):.0%}"), flush=True)
+                for dt in args.delta_dtypes.split(","):
+                    wall, st, kv = run_job(cluster, config, f"q-{rule}-{s}-{dt}", args.workers, 1, epochs=args.epochs, syncs_per_epoch=s, merge=rule, eta=args.eta, delta_dtype=dt)
+                    print(line(f"nlpzk {args.workers}w {rule} S={s} {dt}", scores(kv), base, f"{wall:.0f}s, sync share {sync_share(st):.0%}"), flush=True)
         if args.four_x:
             e4 = args.epochs * 4
             s4 = args.syncs_4x or syncs[0]

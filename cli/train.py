@@ -233,6 +233,7 @@ def run(
     merge: Optional[str] = typer.Option(None, "--merge", help="Merge rule: nbmuf-adasum (default), nbmuf, nbmuf-wmean, bmuf-adasum, bmuf, bmuf-wmean, adasum, wmean, mean, sum; see docs/benchmarks.md."),
     eta: Optional[float] = typer.Option(None, "--eta", help="Block momentum for *bmuf* rules (default, K = contributions: 0.8(1 - 1/K) over adasum, 1 - 0.6/K for nbmuf, 1 - 1/K for bmuf)."),
     kernel: Optional[str] = typer.Option(None, "--kernel", help="Training kernel: batched (default for skip-gram: nlpzk's, negatives shared by a window, ~3x gensim's speed per thread, same scores) or gensim (gensim's own, pair by pair; CBOW needs it); see docs/benchmarks.md."),
+    delta_dtype: Optional[str] = typer.Option(None, "--delta-dtype", help="How workers store a round's deltas for the merge: bfloat16 (default: half the bytes, each value within 2^-8) or float32 (exact); see docs/architecture.md."),
     lease_timeout: Optional[float] = typer.Option(None, "--lease-timeout", help="Seconds before a stuck worker's lease on a work unit is revoked (default 600)."),
     model: Optional[str] = typer.Option(None, "--model", help="Register the final vectors as the next version of this model (default: the job name)."),
     wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait for the job with a progress view."),
@@ -254,7 +255,8 @@ def run(
         raise InvalidInputError(f"job {job!r} does not exist yet: --corpus and --vocab are required to create it")
     hyper = dict(
         epochs=epochs, syncs_per_epoch=syncs_per_epoch, dim=dim, window=window, negative=negative, sg=sg, alpha=alpha,
-        min_alpha=min_alpha, sample=sample, seed=seed, merge=merge, eta=eta, kernel=kernel, lease_timeout=lease_timeout,
+        min_alpha=min_alpha, sample=sample, seed=seed, merge=merge, eta=eta, kernel=kernel, delta_dtype=delta_dtype,
+        lease_timeout=lease_timeout,
     )
     workers = (os.cpu_count() or 1) if workers is None else workers
     doc, warnings = train.create_job(cluster, job, corpus or "", vocab or "", model=model, workers=workers, **hyper)
@@ -343,7 +345,7 @@ def status(
         print(f"job {s['job']}: {state}, round {s['round']}/{s['rounds']}, {s['words']:,}/{s['total_words']:,} words")
         if idle:
             print(f"  start workers with: nlpzk train resume {s['job']} (here), or nlpzk train worker {s['job']} (on any machine)")
-        print(f"  corpus {spec['corpus']}  vocab {spec['vocab']}@v{spec['vocab_version']}  merge {spec['merge']}  kernel {train.kernel_of(spec)}  dim {spec['dim']}  epochs {spec['epochs']} x {spec['syncs_per_epoch']} syncs")
+        print(f"  corpus {spec['corpus']}  vocab {spec['vocab']}@v{spec['vocab_version']}  merge {spec['merge']}  kernel {train.kernel_of(spec)}  deltas {spec.get('delta_dtype') or 'float32'}  dim {spec['dim']}  epochs {spec['epochs']} x {spec['syncs_per_epoch']} syncs")
         for wid, w in s["workers"].items():
             print(f"  worker {wid}: round {w.get('round')}  {w.get('words_per_s', '-')} w/s  threads {w.get('threads')}")
         for unit, owner in s["leases"].items():

@@ -225,6 +225,7 @@ HYPER = [
     pytest.param(["--lease-timeout", "0"], "lease timeout must be positive", id="lease-timeout-0"),
     pytest.param(["--kernel", "fast"], "kernel must be one of batched, gensim, not 'fast'", id="kernel-unknown"),
     pytest.param(["--cbow", "--kernel", "batched"], "the batched kernel trains skip-gram only: CBOW needs --kernel gensim", id="kernel-batched-cbow"),
+    pytest.param(["--delta-dtype", "float16"], "delta dtype must be one of bfloat16, float32, not 'float16'", id="delta-dtype-unknown"),
     pytest.param(["--workers", "-1"], "--workers must be 0 or more, not -1", id="workers-negative"),
     pytest.param(["--workers", "0", "--threads", "0"], "--threads must be 1 or more, not 0", id="threads-0"),
     pytest.param(["--workers", "0", "--cache-mb", "-5"], "--cache-mb must be 0 or more, not -5", id="cache-negative"),

@@ -245,7 +245,7 @@ def test_train_run_numbers_rounds_as_train_status_does(cluster, cli):
     status = cli("train", "status", "jn").stdout
     merged = re.findall(r"^  round (\d+): ", status, flags=re.M)
     assert merged == ["0", "1"] and set(shown) <= set(merged), (shown, status)
-    assert "merge nbmuf-adasum  kernel batched  dim 8" in status  # the job's kernel is shown with its spec
+    assert "merge nbmuf-adasum  kernel batched  deltas bfloat16  dim 8" in status  # the job's kernel is shown with its spec
 
 
 def test_train_run_json_is_one_document_shape_with_or_without_waiting(cluster, cli):
@@ -487,6 +487,58 @@ def test_a_worker_refuses_a_job_whose_kernel_it_does_not_have(cluster):
     with pytest.raises(TrainingError, match="kernel 'fused-v2', which this nlpzk does not have"):
         w._setup()
     assert registry.children(cluster.zk, paths.job_workers("jk")) == []
+
+
+@pytest.mark.parametrize("delta_dtype", [None, "float32"])
+def test_a_contribution_stores_the_workers_delta_as_the_job_says(cluster, delta_dtype):
+    """A new job stores its deltas as bfloat16 (uint16 files: the rounded upper half of each float32
+    value), ``delta_dtype="float32"`` exactly; either way the file is the worker's own delta
+    (local - global, what the model moved in the round) and the job trains to the end."""
+    from nlpzk.train import Worker
+    from nlpzk.train import merge as M
+
+    shards = _setup(cluster)
+    job = f"jd-{delta_dtype}"
+    train.create_job(cluster, job, "lee", "lee", epochs=1, syncs_per_epoch=2, dim=8, delta_dtype=delta_dtype)
+    w = Worker(cluster, job, poll=0.2)
+    checked: list[int] = []
+
+    def on_event(kind, info):
+        if kind != "committed":
+            return
+        doc = next(d for d in w.barrier.contributions(info["round"]).values() if d["worker"] == w.id)
+        stored = M.load_array(cluster.store, doc["delta"])
+        exact = w._buf  # delta_into left local - global in the parameters' buffer
+        assert stored.shape == exact.shape == (2, len(w.vocab.tokens), 8)
+        if delta_dtype is None:
+            assert w.spec["delta_dtype"] == "bfloat16" and stored.dtype == np.uint16
+            assert np.array_equal(stored, M.to_bfloat16(exact, np.empty(exact.shape, np.uint16)))
+            wide = M.from_bfloat16(stored, np.empty(exact.shape, np.float32))
+            assert np.all(np.abs(wide - exact) <= np.abs(exact) * 2.0**-8)
+        else:
+            assert stored.dtype == np.float32 and np.array_equal(stored, exact)
+        assert np.abs(exact).max() > 0  # the round moved the model
+        checked.append(info["round"])
+
+    w.on_event = on_event
+    _run_to_end(w)
+    assert w.report.state == "done" and checked == [0, 1]
+    _assert_each_shard_once_per_round(cluster, job, shards)
+
+
+def test_a_worker_refuses_a_job_whose_delta_dtype_it_does_not_know(cluster):
+    from nlpzk.errors import TrainingError
+    from nlpzk.train import Worker
+    from nlpzk.zk import paths, registry
+
+    _setup(cluster)
+    train.create_job(cluster, "jdt", "lee", "lee", epochs=1, dim=8)
+    doc, stat = registry.get_json(cluster.zk, paths.job("jdt"))
+    doc["spec"]["delta_dtype"] = "float8"
+    cluster.zk.set(paths.job("jdt"), json.dumps(doc).encode(), version=stat.version)
+    with pytest.raises(TrainingError, match="stores its deltas as 'float8', which this nlpzk does not know"):
+        Worker(cluster, "jdt")._setup()
+    assert registry.children(cluster.zk, paths.job_workers("jdt")) == []
 
 
 def test_a_counting_rules_job_commits_the_per_word_counts_of_what_each_contribution_trained(cluster):

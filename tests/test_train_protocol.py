@@ -258,6 +258,59 @@ def test_the_merge_reads_mapped_files_on_a_local_store_and_streams_elsewhere_wit
         assert np.array_equal(out[2:], step) and np.array_equal(out[:2], move + g4[:2, 3:36]), rule
 
 
+def test_bfloat16_deltas_round_to_nearest_even_and_widen_exactly():
+    """A bfloat16 delta keeps float32's upper 16 bits, rounded to nearest with ties to even: within
+    a relative 2**-8 of every normal value; zeros, infinities and NaN stay what they are."""
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal(100_000) * 10.0 ** rng.uniform(-8, 2, 100_000)).astype(np.float32)
+    bits = M.to_bfloat16(x, np.empty(x.shape, np.uint16))
+    back = M.from_bfloat16(bits, np.empty(x.shape, np.float32))
+    # the reference: the nearest bfloat16 by arithmetic on the float64 values, ties to the even pattern
+    up = x.view(np.uint32) >> 16
+    lo, hi = (up << 16).view(np.float32).astype(np.float64), ((up + 1) << 16).view(np.float32).astype(np.float64)
+    dist_lo, dist_hi = np.abs(x - lo), np.abs(hi - x)
+    want = np.where(dist_lo < dist_hi, up, np.where(dist_hi < dist_lo, up + 1, np.where(up % 2 == 0, up, up + 1)))
+    assert np.array_equal(bits, want.astype(np.uint16))
+    assert np.all(np.abs(back - x) <= np.abs(x) * 2.0**-8)
+    special = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1.0 + 2**-8, 1.0 + 3 * 2**-8], np.float32)
+    got = M.from_bfloat16(M.to_bfloat16(special, np.empty(7, np.uint16)), np.empty(7, np.float32))
+    assert got[:4].tolist() == [0.0, -0.0, np.inf, -np.inf] and np.signbit(got[1]) and np.isnan(got[4])
+    assert got[5] == 1.0 and got[6] == 1.0 + 2**-6  # two ties: to the even neighbour each time
+
+
+def test_a_merge_of_bfloat16_deltas_is_the_merge_of_their_float32_values(cluster):
+    """Every rule merges bfloat16 contributions (and a mix with float32 ones, as a job whose workers
+    run different nlpzk versions may commit) exactly as it merges the same values in float32."""
+    rng = np.random.default_rng(11)
+    v, d = 29, 6
+    g4 = rng.standard_normal((4, v, d)).astype(np.float32)
+    M.save_array(cluster.store, "g4.npy", g4)
+    deltas = [(rng.standard_normal((2, v, d)) * 0.05).astype(np.float32) for _ in range(3)]
+    deltas[0][:, 4] = 0  # a row one contribution did not move
+    half = [M.to_bfloat16(dl, np.empty(dl.shape, np.uint16)) for dl in deltas]
+    wide = [M.from_bfloat16(h, np.empty(h.shape, np.float32)) for h in half]
+    counts = [rng.integers(0, 3, v) for _ in deltas]
+
+    def contribs(tag, arrays):
+        out = []
+        for i, (arr, n) in enumerate(zip(arrays, counts)):
+            rel, crel = naming.contribution_file("j", 0, f"{tag}{i}"), naming.contribution_counts("j", 0, f"{tag}{i}")
+            M.save_array(cluster.store, rel, arr)
+            M.save_array(cluster.store, crel, np.asarray(n, np.int32))
+            out.append(M.Contribution(rel, crel, 10 + i))
+        return out
+
+    sets = {"bf16": contribs("h", half), "f32": contribs("w", wide), "mixed": contribs("m", [half[0], wide[1], half[2]])}
+    assert M.load_array(cluster.store, sets["bf16"][0].delta).dtype == np.uint16
+    for rule in M.RULES:
+        for k in (2, 3):
+            got = {}
+            for tag, cs in sets.items():
+                M.merge(cluster.store, "g4.npy", cs[:k], rule, f"{rule}-{k}-{tag}.npy", eta=0.5, block_rows=7)
+                got[tag] = np.load(cluster.store.local_path(f"{rule}-{k}-{tag}.npy"))
+            assert np.array_equal(got["bf16"], got["f32"]) and np.array_equal(got["mixed"], got["f32"]), (rule, k)
+
+
 def test_a_worker_a_round_behind_cannot_bump_the_fences_of_the_current_round(cluster):
     """Pruning a merged round deletes its nodes one by one; a worker still in that round must not
     lease a unit there (bumping the unit's fence) while the current round's holder relies on it."""

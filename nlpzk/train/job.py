@@ -45,6 +45,7 @@ HYPER = {
     "merge": _merge.DEFAULT_RULE,
     "eta": None,
     "kernel": None,  # "batched" for skip-gram, "gensim" for CBOW: see _model.KERNELS
+    "delta_dtype": "bfloat16",  # how contributions store their deltas: see merge.DELTA_DTYPES
     "lease_timeout": 600.0,
 }
 
@@ -100,6 +101,7 @@ def check_hyper(hp: dict[str, Any], workers: int | None = None) -> dict[str, Any
         out["kernel"] = "batched" if out["sg"] else "gensim"
     need(out["kernel"] in KERNELS, f"kernel must be one of {', '.join(KERNELS)}, not {out['kernel']!r}")
     need(out["sg"] or out["kernel"] == "gensim", "the batched kernel trains skip-gram only: CBOW needs --kernel gensim")
+    need(out["delta_dtype"] in _merge.DELTA_DTYPES, f"delta dtype must be one of {', '.join(_merge.DELTA_DTYPES)}, not {out['delta_dtype']!r}")
     return out
 
 
@@ -161,7 +163,8 @@ def create_job(
         given = {k: v for k, v in hyper.items() if v is not None}
         if model is not None:
             given["model"] = model
-        had = dict(spec, kernel=kernel_of(spec))  # jobs created before the choice train with gensim's
+        # jobs created before these choices train with gensim's kernel and store float32 deltas
+        had = dict(spec, kernel=kernel_of(spec), delta_dtype=_merge.delta_dtype_of(spec))
         differ = [f"{k.replace('_', '-')} {had.get(k)!r} (not {v!r})" for k, v in sorted(given.items()) if k in had and had.get(k) != v]
         if differ:
             raise ConflictError(f"job {job!r} exists with {', '.join(differ)}: a job's parameters are fixed when it is created", hint=hint)

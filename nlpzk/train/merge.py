@@ -39,6 +39,14 @@ import numpy as np
 from ..errors import IntegrityError, InvalidInputError, NlpzkError, StoreError
 from ..store import Store
 
+#: how a contribution's delta is stored (the job spec's ``delta_dtype``): float32, or bfloat16 (the
+#: upper 16 bits of float32, rounded to nearest even; stored as uint16): half the bytes to write,
+#: sync and read per round, each value within a relative 2**-8 (what a round's step loses, not the
+#: parameters: the merge adds the step to the float32 global parameters). PyTorch's DDP offers the same
+#: compression for gradients (``bf16_compress_hook``). Jobs created before the choice store float32.
+DELTA_DTYPES = ("bfloat16", "float32")
+_STORED = {"float32": np.dtype(np.float32), "bfloat16": np.dtype(np.uint16)}
+
 RULES = ("mean", "wmean", "sum", "adasum", "bmuf", "bmuf-wmean", "bmuf-adasum", "nbmuf", "nbmuf-wmean", "nbmuf-adasum")
 DEFAULT_RULE = "nbmuf-adasum"
 BLOCK_ROWS = 16384
@@ -47,6 +55,30 @@ BLOCK_ROWS = 16384
 def needs_counts(rule: str) -> bool:
     """Whether the rule reads the contributions' per-word counts (only the ``*wmean`` rules do)."""
     return rule.endswith("wmean")
+
+
+def delta_dtype_of(spec: dict[str, Any]) -> str:
+    """How a job's contributions store their deltas (float32 for jobs created before the choice)."""
+    return str(spec.get("delta_dtype") or "float32")
+
+
+def stored_dtypes() -> tuple[np.dtype, ...]:
+    """The dtypes a contribution's delta file may hold (uint16: bfloat16)."""
+    return tuple(_STORED.values())
+
+
+def to_bfloat16(arr: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``arr`` (float32) as bfloat16 bits in ``out`` (uint16, same shape), rounded to nearest even."""
+    from ._model import compiled
+
+    compiled().bf16_encode(np.ascontiguousarray(arr).reshape(-1).view(np.uint32), out.reshape(-1))
+    return out
+
+
+def from_bfloat16(bits: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """bfloat16 ``bits`` (uint16) as float32 in ``out`` (same shape): exact, one pass."""
+    np.left_shift(bits, 16, out=out.view(np.uint32), dtype=np.uint32)
+    return out
 
 
 def check_rule(rule: str) -> str:
@@ -169,7 +201,8 @@ class ParamsReader:
 
 
 def readable(store: Store, rel: str, shape: tuple[int, ...], dtype: Any) -> bool:
-    """Whether ``rel`` is a complete ``.npy`` of ``shape`` and ``dtype`` (header and size only).
+    """Whether ``rel`` is a complete ``.npy`` of ``shape`` and ``dtype`` (one, or a tuple of those
+    allowed; header and size only).
 
     False only for what shows the file itself is bad: missing, not an ``.npy`` header, another
     shape, or fewer bytes than its header announces. An error reading it (permission denied, an
@@ -186,7 +219,8 @@ def readable(store: Store, rel: str, shape: tuple[int, ...], dtype: Any) -> bool
     except (NlpzkError, OSError) as exc:
         raise StoreError(f"store error while reading {rel}: {exc}") from None
     try:
-        return tuple(r.shape) == tuple(shape) and r.dtype == np.dtype(dtype) and r.complete()
+        dtypes = [np.dtype(t) for t in (dtype if isinstance(dtype, tuple) else (dtype,))]
+        return tuple(r.shape) == tuple(shape) and r.dtype in dtypes and r.complete()
     except OSError as exc:
         raise StoreError(f"store error while reading {rel}: {exc}") from None
     finally:
@@ -279,7 +313,11 @@ def merge(
             steps: list[np.ndarray] = []
             for m in (0, 1):
                 for a, b in _blocks(lo, hi, block_rows):
-                    g = _combine(rule, [r.rows(m, a, b) for r in deltas], [c.rows(None, a, b) for c in counts], wshare, scratch.get("g", (b - a, d)))
+                    # Adasum widens bfloat16 deltas as it reads them; the other rules first
+                    blocks = [r.rows(m, a, b) for r in deltas]
+                    if not rule.endswith("adasum"):
+                        blocks = [_as_float32(blk, scratch, f"delta{i}") for i, blk in enumerate(blocks)]
+                    g = _combine(rule, blocks, [c.rows(None, a, b) for c in counts], wshare, scratch.get("g", (b - a, d)))
                     if momentum:
                         # step = eta * prev + g; the parameters move by step (bmuf) or eta * step + g
                         # (nbmuf), in float32 with numpy's roundings, in one compiled pass
@@ -296,6 +334,15 @@ def merge(
     finally:
         for r in [glob, *deltas, *counts]:
             r.close()
+
+
+def _as_float32(block: np.ndarray, scratch: Any, name: str) -> np.ndarray:
+    """A contribution's block as float32: as it is, or decoded from bfloat16 into a scratch buffer."""
+    if block.dtype == np.float32:
+        return block
+    if block.dtype != np.uint16:
+        raise InvalidInputError(f"a contribution holds {block.dtype} deltas; expected float32 or bfloat16 (uint16)")
+    return from_bfloat16(block, scratch.get(name, block.shape))
 
 
 class _Scratch(threading.local):
@@ -332,20 +379,33 @@ def _adasum_pair(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) ->
     from ._model import compiled
 
     out = np.empty(a.shape, dtype=np.float32) if out is None else out
-    compiled().adasum_pair(np.ascontiguousarray(a), np.ascontiguousarray(b), out)
+    if a.dtype == b.dtype == np.uint16:  # two bfloat16 deltas: widened row by row in the kernel
+        compiled().adasum_pair_bf16(np.ascontiguousarray(a), np.ascontiguousarray(b), out)
+    else:
+        compiled().adasum_pair(_float32(a), _float32(b), out)
     return out
 
 
-def adasum(blocks: Sequence[np.ndarray], out: np.ndarray | None = None) -> np.ndarray:
-    """Per-row Adasum of ``blocks`` (each ``(rows, D)``), reduced as a balanced binary tree in the given order.
+def _float32(block: np.ndarray) -> np.ndarray:
+    """A float32 block as it is; a bfloat16 one (``uint16``) widened into a new array."""
+    if block.dtype == np.uint16:
+        return from_bfloat16(block, np.empty(block.shape, np.float32))
+    return np.ascontiguousarray(block, dtype=np.float32)
 
-    The result is ``out`` if given, else a new array (the caller may change it in place); never one of ``blocks``.
+
+def adasum(blocks: Sequence[np.ndarray], out: np.ndarray | None = None) -> np.ndarray:
+    """Per-row Adasum of ``blocks`` (each ``(rows, D)``, float32 or bfloat16 as ``uint16``), reduced
+    as a balanced binary tree in the given order.
+
+    The result (float32) is ``out`` if given, else a new array (the caller may change it in place);
+    never one of ``blocks``.
     """
-    xs = [np.asarray(b, dtype=np.float32) for b in blocks]
+    xs = list(blocks)
     if len(xs) == 1:
+        one = _float32(xs[0])
         if out is None:
-            return xs[0].copy()
-        out[...] = xs[0]
+            return one.copy() if one is xs[0] or np.shares_memory(one, xs[0]) else one
+        out[...] = one
         return out
     while len(xs) > 2:
         xs = [_adasum_pair(xs[i], xs[i + 1]) if i + 1 < len(xs) else xs[i] for i in range(0, len(xs), 2)]

@@ -155,6 +155,7 @@ class Worker:
         self._contribs: tuple[int, Any] | None = None  # see _round_contributions
         self._validated: int | None = None  # the round whose contribution files were found readable
         self._dropped = False
+        self._bf16: np.ndarray | None = None  # the bfloat16 delta's buffer, kept across rounds
 
     # -- setup ----------------------------------------------------------------------------------
 
@@ -179,6 +180,9 @@ class Worker:
         self.kernel = _model.kernel_of(self.spec)
         if self.kernel not in _model.KERNELS:  # a job created by a newer nlpzk
             raise TrainingError(f"job {self.job} trains with kernel {self.kernel!r}, which this nlpzk does not have (it has {', '.join(_model.KERNELS)})", hint="upgrade nlpzk where this worker runs")
+        self.delta_dtype = _merge.delta_dtype_of(self.spec)
+        if self.delta_dtype not in _merge.DELTA_DTYPES:
+            raise TrainingError(f"job {self.job} stores its deltas as {self.delta_dtype!r}, which this nlpzk does not know (it knows {', '.join(_merge.DELTA_DTYPES)})", hint="upgrade nlpzk where this worker runs")
         self.vocab = _job.load_vocab(self.cluster, self.spec["vocab"], self.spec["vocab_version"])
         want = self.spec.get("vocab_sha256")
         if want and (self.vocab.view.doc or {}).get("sha256") != want:
@@ -602,6 +606,10 @@ class Worker:
         # that buffer no longer holds round r: the next _global() reloads whatever round comes
         self._buf_round = None
         delta = _model.delta_into(self.model, params)
+        if self.delta_dtype == "bfloat16":
+            if self._bf16 is None or self._bf16.shape != delta.shape:
+                self._bf16 = np.empty(delta.shape, np.uint16)
+            delta = _merge.to_bfloat16(delta, self._bf16)
         try:
             _merge.save_array(self.cluster.store, delta_rel, delta, checksum=False)
             if self.needs_counts:
@@ -687,7 +695,7 @@ class Worker:
 
         def unreadable(name: str) -> bool:
             delta, counts = self._contribution_files(r, name)
-            return not _merge.readable(self.cluster.store, delta, shape, np.float32) or (
+            return not _merge.readable(self.cluster.store, delta, shape, _merge.stored_dtypes()) or (
                 self.needs_counts and not _merge.readable(self.cluster.store, counts, shape[1:2], np.int32)
             )
 
