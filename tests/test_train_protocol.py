@@ -63,6 +63,27 @@ def test_expired_holder_cannot_commit_after_release_and_reacquire(config, zk_ser
         bcl.close()
 
 
+def test_wait_returns_at_once_for_a_change_made_after_the_callers_read_and_before_its_watch(cluster, config):
+    """A worker reads the round (nothing free, not complete) and decides to wait; another worker's
+    commit completes the round in between. wait() sets its watches after that commit, so no watch
+    fires for it: it used to sleep until some other change or its timeout."""
+    b = _job(cluster)
+    other = testing.Cluster.connect(config)
+    try:
+        ob = rounds.RoundBarrier(other.zk, "j", UNITS)
+        held = [ob.lease_next(0, "B")[0] for _ in UNITS]
+        st = b.state(0, docs=False)
+        assert not st.complete and not st.free
+        ob.commit(0, held, {"worker": "B", "contrib": "c", "words": 3, "units": UNITS}, separate=True)
+        assert b.wait(0, 5.0)  # False would be its timeout
+        assert b.state(0, docs=False).complete
+        assert not b.wait(0, 0.5)  # nothing changed since this read: it waits, to its timeout
+        b.job_doc()
+        assert not b.wait(0, 0.5)
+    finally:
+        other.close()
+
+
 def test_stuck_lease_is_revoked_after_timeout_on_injected_clock(config):
     holder_cluster = testing.Cluster.connect(config)
     waiter_cluster = testing.Cluster.connect(config)

@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 import numpy as np
 import pyarrow as pa
-from kazoo.exceptions import ConnectionLoss
+from kazoo.exceptions import ConnectionLoss, NoNodeError
 
 from ..cluster import Cluster, public
 from ..corpus import ShardInfo, read_shard
@@ -37,7 +37,7 @@ from ..zk import paths, registry
 from ..zk.client import RECONNECT_LIMIT
 from ..zk import members as _members
 from ..zk.members import Member
-from ..zk.rounds import CONNECTION_ERRORS, RoundBarrier
+from ..zk.rounds import CONNECTION_ERRORS, RoundBarrier, RoundState
 from . import _model, job as _job, merge as _merge
 
 log = logging.getLogger("nlpzk.train")
@@ -156,6 +156,8 @@ class Worker:
         self._validated: int | None = None  # the round whose contribution files were found readable
         self._dropped = False
         self._bf16: np.ndarray | None = None  # the bfloat16 delta's buffer, kept across rounds
+        self._committed: int | None = None  # the round of this worker's last accepted commit
+        self._next: tuple[dict[str, Any], int] | None = None  # the job node as this worker just published it, and its version
 
     # -- setup ----------------------------------------------------------------------------------
 
@@ -307,7 +309,10 @@ class Worker:
         if not self.cluster.watch.connected.is_set():
             # a request made now would wait for the connection, deaf to stop: wait in run() instead
             raise ConnectionLoss("not connected")
-        doc, version = self.barrier.job_doc()
+        # right after its publish, a worker goes on from the job node it wrote (and the next round
+        # it created, see _publish): reading them back costs three round trips between two rounds
+        published, self._next = self._next, None
+        doc, version = published or self.barrier.job_doc()
         if doc.get("deleting"):  # nlpzk train delete (with --force, or this worker joined after it looked)
             raise ConflictError(f"job {self.job!r} is being deleted", hint="nothing to do: its files are going; train again under a new name")
         r = int(doc["round"])
@@ -318,16 +323,24 @@ class Worker:
             return True
         if self.member.ensure():
             self.on_event("rejoined", {"worker": self.id, "round": r})
-        st = self.barrier.state(r, docs=False)
-        if st.complete:
-            try:
-                self._merge_step(r, doc, version)
-            except IntegrityError:
-                self._past(r)  # a merge slept through: its round was published and tidied by others
-            return False
-        if not self._work_round(r, doc):
-            self.barrier.revoke_stale(r)
-            self.barrier.wait(r, self.poll)
+        # a round just published has nothing leased or done yet
+        st = RoundState(r, {}, {}, self.barrier.units) if published else self.barrier.state(r, docs=False)
+        if not st.complete:
+            if not self._work_round(r, doc, st):
+                self.barrier.revoke_stale(r)
+                self.barrier.wait(r, self.poll)
+                return False
+            if self._committed != r or self.stop.is_set():
+                return False  # fenced, dropped or slept through (read everything again), or leaving
+            # this worker's commit went through, so round r is still open and the job node unchanged
+            # (only r's publish moves it on): whether the commit completed the round is one read
+            st = self.barrier.state(r, docs=False)
+            if not st.complete:
+                return False
+        try:
+            self._merge_step(r, doc, version)
+        except IntegrityError:
+            self._past(r)  # a merge slept through: its round was published and tidied by others
         return False
 
     def _after_connection_loss(self, r: int) -> None:
@@ -360,6 +373,15 @@ class Worker:
 
     def _tidy(self, r: int) -> None:
         tidy_round(self.cluster, self.barrier, r)
+
+    def _round_doc_and_members(self, r: int) -> tuple[dict[str, Any], list[str]]:
+        """Round ``r``'s document (:meth:`_open_round_doc`) and the job's members, in one round trip."""
+        members = self.cluster.zk.get_children_async(paths.job_workers(self.job))
+        rd = self._open_round_doc(r)
+        try:
+            return rd, sorted(members.get())
+        except NoNodeError:
+            return rd, []
 
     def _open_round_doc(self, r: int) -> dict[str, Any]:
         """Round ``r``'s document while it is open, read once: it does not change until the
@@ -431,7 +453,7 @@ class Worker:
     def _estimate(self, unit: str) -> float:
         return self.units[unit].tokens / int(self.spec["syncs_per_epoch"])
 
-    def _work_round(self, r: int, doc: dict[str, Any]) -> bool:
+    def _work_round(self, r: int, doc: dict[str, Any], st: RoundState | None = None) -> bool:
         """Lease and train shards of round ``r`` until none is free, then commit. False if none was free.
 
         Shards are leased in batches trained by one gensim ``train()`` call each (a call costs
@@ -441,11 +463,10 @@ class Worker:
         """
         # every ZooKeeper read comes before the first lease: once shards are held, only leasing
         # more and the commit talk to ZooKeeper, so a connection error never strands held work
-        rd = self._open_round_doc(r)
+        rd, members = self._round_doc_and_members(r)
         words_before = int(rd.get("words_before", doc.get("words", 0)))
-        members = sorted(registry.children(self.cluster.zk, paths.job_workers(self.job)))
         prefer = self._preference(r, members)
-        lease, st = self.barrier.lease_next(r, self.id, prefer)
+        lease, st = self.barrier.lease_next(r, self.id, prefer, st)
         if lease is None:
             return False
         start = self.clock()
@@ -599,6 +620,7 @@ class Worker:
             return on_error
 
     def _commit(self, r, held, params, counts, raw, eff, loss, seconds, timing) -> None:
+        self._committed = None
         t_save = self.clock()
         name = f"{self.id}-{uuid.uuid4().hex[:8]}"
         delta_rel, counts_rel = self._contribution_files(r, name)
@@ -642,9 +664,10 @@ class Worker:
             self.report.fenced += 1
             self.on_event("fenced", {"round": r, "shards": [l.unit for l in held], "error": exc.line()})
             return
+        self._committed = r
         self.report.commits += 1
         self.report.words += raw
-        self.member.update(round=r, words_per_s=round(raw / max(seconds, 1e-6)), loss=round(loss / max(raw, 1), 4))
+        self.member.update_async(round=r, words_per_s=round(raw / max(seconds, 1e-6)), loss=round(loss / max(raw, 1), 4))
         self.on_event("committed", {"round": r, "shards": [l.unit for l in held], "words": raw, "seconds": seconds})
 
     # -- merging --------------------------------------------------------------------------------
@@ -736,9 +759,7 @@ class Worker:
         parts = len(bounds)
         done, free = self.barrier.merge_state(r, parts)
         if len(done) == parts:
-            if self.barrier.try_merge(r, self.id):
-                self._publish(r, doc, version, commits, by_name, done)
-            else:
+            if not self._publish_if_merged(r, doc, version, commits, by_name, parts, done):
                 self.barrier.wait(r, self.poll)
             return
         held = self.barrier.lease_merge_part(r, self.id, parts, free)
@@ -763,6 +784,21 @@ class Worker:
             self.on_event("fenced", {"round": r, "merge_part": held.unit, "error": exc.line()})
             return
         self.report.merges += 1
+        # the last part in: publish now, rather than after another pass reading the job and the round
+        if not self.stop.is_set():
+            self._publish_if_merged(r, doc, version, commits, by_name, parts)
+
+    def _publish_if_merged(self, r, doc, version, commits, by_name, parts: int, done=None) -> bool:
+        """Publish round ``r`` if every merge part is in and no other worker is publishing it; True if
+        this worker tried (the publish itself may still lose to another's, which then moved on)."""
+        if done is None:
+            done, _free = self.barrier.merge_state(r, parts)
+            if len(done) != parts:
+                return False
+        if not self.barrier.try_merge(r, self.id):
+            return False
+        self._publish(r, doc, version, commits, by_name, done)
+        return True
 
     def _publish(self, r: int, doc: dict[str, Any], version: int, commits: list[dict[str, str]], by_name: dict[str, dict[str, Any]], parts: dict[str, dict[str, Any]]) -> None:
         t0 = self.clock()
@@ -811,7 +847,11 @@ class Worker:
             alpha=round(_job.alpha_at(spec, int(rd.get("words_before", 0))), 6),
         )
         nxt = None if last else {"round": r + 1, "params": param_parts, "words_before": new_doc["words"], "opened": merged_at}
-        if self.barrier.publish(r, version, new_doc, summary, nxt):
+        new_version = self.barrier.publish(r, version, new_doc, summary, nxt)
+        if new_version is not None:
+            if nxt is not None:  # see _step: go on from what was just written
+                self._next = (new_doc, new_version)
+                self._rd = (r + 1, dict(nxt, contribs=True))
             # off the path every worker waits on: the next round is already open. The previous
             # round again too (a no-op when done): its publisher may have died before its tidy ran
             for old in (r - 1, r) if r > 0 else (r,):

@@ -65,6 +65,22 @@ class Member:
         except NoNodeError:
             self.ensure()
 
+    def update_async(self, **facts: Any) -> None:
+        """:meth:`update` without waiting for the reply: for facts shown to people (round, words/s),
+        sent from the path every worker of a round waits on. A node found gone is re-created by the
+        next :meth:`ensure`."""
+        self.info.update(facts)
+
+        def done(req: Any) -> None:
+            try:
+                req.get()
+            except NoNodeError:
+                self._session = None
+            except Exception:  # informational: the next update carries the facts again
+                pass
+
+        self.zk.set_async(self.path, registry.dumps(self.info)).rawlink(done)
+
     def leave(self) -> None:
         try:
             self.zk.delete(self.path)

@@ -110,11 +110,15 @@ class RoundBarrier:
         self._changed = threading.Event()
         self._first_seen: dict[tuple[str, int], float] = {}
         self._merge_fences = 0
+        # what this barrier last read of each folder a round waits on (its children) and of the
+        # job node (its version): wait() returns at once if they differ from what it reads
+        self._seen: dict[str, Any] = {}
 
     # -- reading --------------------------------------------------------------------------------
 
     def job_doc(self) -> tuple[dict[str, Any], int]:
         doc, stat = registry.get_json(self.zk, paths.job(self.job), what=f"job {self.job!r}")
+        self._seen[paths.job(self.job)] = stat.version
         return check_job(doc, registry.full_path(self.zk, paths.job(self.job))), stat.version
 
     def round_doc(self, r: int) -> dict[str, Any] | None:
@@ -135,6 +139,7 @@ class RoundBarrier:
         lease_dir, done_dir = paths.round_leases(self.job, r), paths.round_done(self.job, r)
         if not docs:
             leased_names, done_names = _lists(self.zk, lease_dir, done_dir)
+            self._seen.update({lease_dir: set(leased_names), done_dir: set(done_names)})
             return RoundState(r, {u: {} for u in done_names}, {u: (None, None) for u in leased_names}, self.units)
         names = registry.children(self.zk, lease_dir)
         leased = {}
@@ -142,6 +147,7 @@ class RoundBarrier:
             if got is not None:
                 leased[unit] = (_lease.owner_of(got[0]), got[1].czxid)
         done = _docs(self.zk, done_dir)
+        self._seen.update({lease_dir: set(names), done_dir: set(done)})
         return RoundState(r, done, leased, self.units)
 
     # -- working --------------------------------------------------------------------------------
@@ -150,12 +156,13 @@ class RoundBarrier:
         # a round node keeps version 0 while the round is open; publishing sets its summary
         return paths.job_round(self.job, r), 0
 
-    def lease_next(self, r: int, owner: str, prefer: Iterable[str] = ()) -> tuple[_lease.Lease | None, RoundState]:
+    def lease_next(self, r: int, owner: str, prefer: Iterable[str] = (), st: RoundState | None = None) -> tuple[_lease.Lease | None, RoundState]:
         """Lease a unit of round ``r`` that is neither done nor leased (``prefer``'s order first).
 
-        Returns the lease (None if no unit was free) and the round state seen just before.
+        Returns the lease (None if no unit was free) and the round state seen just before: ``st``
+        if the caller has just read it (a unit taken since is skipped: the acquire is atomic).
         """
-        st = self.state(r, docs=False)
+        st = self.state(r, docs=False) if st is None else st
         free = st.free
         prefer = [u for u in prefer if u in free]
         order = prefer + [u for u in free if u not in set(prefer)]
@@ -255,27 +262,34 @@ class RoundBarrier:
     def wait(self, r: int, timeout: float) -> bool:
         """Block until round ``r``'s leases, done units, merge parts, merge node or the job node change, or ``timeout``.
 
-        Returns True on a change. Watches are one-shot and deduplicated (same callback), so
-        waiting in a loop does not pile them up.
+        Returns True on a change, at once if what the watches are set with differs from what this
+        barrier last read of it (:meth:`state`, :meth:`merge_state`, :meth:`job_doc`): a caller
+        decides to wait on what it read before, and a change between that read and the watch
+        would otherwise be missed (another worker's commit completing the round, seen only at the
+        next change or the timeout: ~10 ms per round in bench/trace_train_round.py, up to the
+        poll interval when nothing else changes). Watches are one-shot and deduplicated (same
+        callback), so waiting in a loop does not pile them up.
         """
         self._changed.clear()
-        pending = [
-            self.zk.get_children_async(paths.round_done(self.job, r), watch=self._poke),
-            self.zk.get_children_async(paths.round_leases(self.job, r), watch=self._poke),
-            self.zk.get_children_async(paths.round_merge_done(self.job, r), watch=self._poke),
-            self.zk.get_children_async(paths.round_merge_leases(self.job, r), watch=self._poke),
+        folders = [paths.round_done(self.job, r), paths.round_leases(self.job, r), paths.round_merge_done(self.job, r), paths.round_merge_leases(self.job, r)]
+        pending = [self.zk.get_children_async(f, watch=self._poke) for f in folders] + [
             self.zk.get_async(paths.job(self.job), watch=self._poke),
             self.zk.exists_async(paths.round_merge(self.job, r), watch=self._poke),
         ]
+        got: list[Any] = []
         pruned = False
         for req in pending:  # all sent at once (one round trip), each answer checked
             try:
-                req.get()
+                got.append(req.get())
             except NoNodeError:
                 pruned = True
         if pruned:
             return True  # the round was pruned: it has been merged, so things did change
-        return self._changed.wait(timeout)
+        now = {f: set(names) for f, names in zip(folders, got)}
+        now[paths.job(self.job)] = got[4][1].version
+        moved = any(key in self._seen and self._seen[key] != value for key, value in now.items())
+        self._seen = now  # a caller that waits again without reading waits for the next change
+        return True if moved else self._changed.wait(timeout)
 
     def _poke(self, _event: Any) -> None:
         self._changed.set()
@@ -292,6 +306,7 @@ class RoundBarrier:
         Two round trips: both lists (leases first, as in :meth:`state`), then the done documents."""
         mdone = paths.round_merge_done(self.job, r)
         leased_names, done_names = _lists(self.zk, paths.round_merge_leases(self.job, r), mdone)
+        self._seen.update({paths.round_merge_leases(self.job, r): set(leased_names), mdone: set(done_names)})
         leased = set(leased_names)
         done = {n: doc for n, doc in zip(done_names, registry.many_json(self.zk, [f"{mdone}/{n}" for n in done_names])) if doc is not None}
         free = [self.part_name(i) for i in range(parts) if self.part_name(i) not in done and self.part_name(i) not in leased]
@@ -387,9 +402,10 @@ class RoundBarrier:
         job_doc: dict[str, Any],
         round_summary: dict[str, Any],
         next_round: dict[str, Any] | None,
-    ) -> bool:
+    ) -> int | None:
         """Atomically: job node -> ``job_doc`` (if still at ``job_version``), round ``r`` -> its summary,
-        and (unless the job ends) round ``r + 1`` created with ``next_round``. False if someone else won."""
+        and (unless the job ends) round ``r + 1`` created with ``next_round``. Returns the job node's
+        new version (>= 1); None if someone else won."""
         tx = self.zk.transaction()
         tx.set_data(paths.job(self.job), registry.dumps(job_doc), version=job_version)
         tx.set_data(paths.job_round(self.job, r), registry.dumps(round_summary))
@@ -401,9 +417,9 @@ class RoundBarrier:
         results = tx.commit()
         bad = [x for x in results if isinstance(x, Exception)]
         if not bad:
-            return True
+            return int(results[0].version)
         if any(isinstance(x, (BadVersionError, NodeExistsError)) for x in bad):
-            return False
+            return None
         registry.raise_if_refused(results)
         raise registry.first_error(results)
 
