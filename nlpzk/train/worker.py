@@ -37,7 +37,7 @@ from ..zk import paths, registry
 from ..zk.client import RECONNECT_LIMIT
 from ..zk import members as _members
 from ..zk.members import Member
-from ..zk.rounds import CONNECTION_ERRORS, RoundBarrier, RoundState
+from ..zk.rounds import CONNECTION_ERRORS, RoundBarrier, RoundOverview, RoundState
 from . import _model, job as _job, merge as _merge
 
 log = logging.getLogger("nlpzk.train")
@@ -323,22 +323,24 @@ class Worker:
             return True
         if self.member.ensure():
             self.on_event("rejoined", {"worker": self.id, "round": r})
-        # a round just published has nothing leased or done yet
-        st = RoundState(r, {}, {}, self.barrier.units) if published else self.barrier.state(r, docs=False)
-        if not st.complete:
-            if not self._work_round(r, doc, st):
+        # a round just published has nothing leased or done yet; else one read says what is left
+        # to train, and what a merge starts from (the contributions, the merge parts)
+        seen = None if published else self.barrier.overview(r)
+        if seen is None or not seen.state.complete:
+            if not self._work_round(r, doc, RoundState(r, {}, {}, self.barrier.units) if seen is None else seen.state):
                 self.barrier.revoke_stale(r)
                 self.barrier.wait(r, self.poll)
                 return False
             if self._committed != r or self.stop.is_set():
                 return False  # fenced, dropped or slept through (read everything again), or leaving
             # this worker's commit went through, so round r is still open and the job node unchanged
-            # (only r's publish moves it on): whether the commit completed the round is one read
-            st = self.barrier.state(r, docs=False)
-            if not st.complete:
+            # (only r's publish moves it on): whether the commit completed the round, and what the
+            # merge starts from, is one read
+            seen = self.barrier.overview(r)
+            if not seen.state.complete:
                 return False
         try:
-            self._merge_step(r, doc, version)
+            self._merge_step(r, doc, version, seen)
         except IntegrityError:
             self._past(r)  # a merge slept through: its round was published and tidied by others
         return False
@@ -680,7 +682,7 @@ class Worker:
         """Whether round ``r`` keeps one node per contribution (rounds created before that do not)."""
         return bool(self._open_round_doc(r).get("contribs"))
 
-    def _round_contributions(self, r: int) -> tuple[dict[str, dict[str, Any]], list[dict[str, str]]] | None:
+    def _round_contributions(self, r: int, names: list[str] | None = None) -> tuple[dict[str, dict[str, Any]], list[dict[str, str]]] | None:
         """A complete round's contributions ``{name: doc}`` and its commits ``[{shard, worker, contrib}]``.
 
         Read once per round: once every unit is done nothing more can commit in it. Rounds with a
@@ -691,7 +693,7 @@ class Worker:
             return self._contribs[1]
         by_name: dict[str, dict[str, Any]] = {}
         if self._separate(r):
-            by_name = self.barrier.contributions(r)
+            by_name = self.barrier.contributions(r, names)
             commits = [{"shard": u, "worker": d["worker"], "contrib": n} for n, d in by_name.items() for u in d.get("units", [])]
         else:
             st = self.barrier.state(r)
@@ -744,9 +746,11 @@ class Worker:
                         r, self.job, len(bad), ", ".join(bad), sum(map(len, units.values())))
         return True
 
-    def _merge_step(self, r: int, doc: dict[str, Any], version: int) -> None:
-        """Reduce a free row range of the round's merge, or publish once every range is reduced."""
-        got = self._round_contributions(r)
+    def _merge_step(self, r: int, doc: dict[str, Any], version: int, seen: RoundOverview | None = None) -> None:
+        """Reduce a free row range of the round's merge, or publish once every range is reduced.
+
+        ``seen``: the round's lists as just read (:meth:`RoundBarrier.overview`), saving two reads."""
+        got = self._round_contributions(r, None if seen is None else seen.contribs)
         if got is None:
             self.barrier.wait(r, self.poll)
             return
@@ -757,7 +761,7 @@ class Worker:
         parts = max(1, len(by_name))
         bounds = _merge.part_bounds(len(self.vocab.tokens), parts)
         parts = len(bounds)
-        done, free = self.barrier.merge_state(r, parts)
+        done, free = self.barrier.merge_state(r, parts, None if seen is None else seen.merge_lists)
         if len(done) == parts:
             if not self._publish_if_merged(r, doc, version, commits, by_name, parts, done):
                 self.barrier.wait(r, self.poll)

@@ -90,6 +90,13 @@ class RoundState:
         return [u for u in self.units if u not in self.done and u not in self.leased]
 
 
+@dataclasses.dataclass(frozen=True)
+class RoundOverview:
+    state: RoundState
+    contribs: list[str]
+    merge_lists: tuple[list[str], list[str]]
+
+
 class RoundBarrier:
     """Coordinates the rounds of one job over a fixed list of units (shard ids)."""
 
@@ -233,9 +240,27 @@ class RoundBarrier:
             tx.set_data(f"{paths.job_merge_fences(self.job)}/{part}", b"dropped")
         return not any(isinstance(x, Exception) for x in tx.commit())
 
-    def contributions(self, r: int) -> dict[str, dict[str, Any]]:
-        """Round ``r``'s committed contributions ``{name: doc}`` (rounds with a ``contribs`` folder)."""
-        return _docs(self.zk, paths.round_contribs(self.job, r))
+    def contributions(self, r: int, names: list[str] | None = None) -> dict[str, dict[str, Any]]:
+        """Round ``r``'s committed contributions ``{name: doc}`` (rounds with a ``contribs`` folder);
+        ``names``: their names as just listed (:meth:`overview`), saving that read."""
+        if names is None:
+            return _docs(self.zk, paths.round_contribs(self.job, r))
+        folder = paths.round_contribs(self.job, r)
+        return {n: doc for n, doc in zip(names, registry.many_json(self.zk, [f"{folder}/{n}" for n in names])) if doc is not None}
+
+    def overview(self, r: int) -> RoundOverview:
+        """Round ``r``'s lists, in one round trip: :meth:`state` ``(docs=False)``, the contributions'
+        names, and the merge parts leased and done (the lists :meth:`merge_state` starts from).
+
+        What a worker reads when its commit may have completed the round, before it merges
+        (three reads otherwise). Leases before done markers before contributions, as in
+        :meth:`state`: a commit seen in the done list is in the contributions listed after it."""
+        dirs = [paths.round_leases(self.job, r), paths.round_done(self.job, r), paths.round_contribs(self.job, r), paths.round_merge_leases(self.job, r), paths.round_merge_done(self.job, r)]
+        lists = _lists(self.zk, *dirs)
+        self._seen.update({d: set(names) for d, names in zip(dirs, lists) if d != dirs[2]})
+        leased, done, contribs, mleased, mdone = lists
+        st = RoundState(r, {u: {} for u in done}, {u: (None, None) for u in leased}, self.units)
+        return RoundOverview(st, contribs, (mleased, mdone))
 
     def revoke_stale(self, r: int) -> list[str]:
         """Revoke leases held longer than ``lease_timeout`` (as seen from here). Returns the units.
@@ -300,13 +325,16 @@ class RoundBarrier:
     def part_name(i: int) -> str:
         return f"p{i:04d}"
 
-    def merge_state(self, r: int, parts: int) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    def merge_state(self, r: int, parts: int, lists: tuple[list[str], list[str]] | None = None) -> tuple[dict[str, dict[str, Any]], list[str]]:
         """Round ``r``'s merged parts ``{part: doc}`` and the parts neither merged nor leased.
 
-        Two round trips: both lists (leases first, as in :meth:`state`), then the done documents."""
+        Two round trips: both lists (leases first, as in :meth:`state`), then the done documents;
+        one with ``lists`` (leased, done) as :meth:`overview` just read them."""
         mdone = paths.round_merge_done(self.job, r)
-        leased_names, done_names = _lists(self.zk, paths.round_merge_leases(self.job, r), mdone)
-        self._seen.update({paths.round_merge_leases(self.job, r): set(leased_names), mdone: set(done_names)})
+        if lists is None:
+            lists = _lists(self.zk, paths.round_merge_leases(self.job, r), mdone)
+            self._seen.update({paths.round_merge_leases(self.job, r): set(lists[0]), mdone: set(lists[1])})
+        leased_names, done_names = lists
         leased = set(leased_names)
         done = {n: doc for n, doc in zip(done_names, registry.many_json(self.zk, [f"{mdone}/{n}" for n in done_names])) if doc is not None}
         free = [self.part_name(i) for i in range(parts) if self.part_name(i) not in done and self.part_name(i) not in leased]
