@@ -312,7 +312,7 @@ class Worker:
         # right after its publish, a worker goes on from the job node it wrote (and the next round
         # it created, see _publish): reading them back costs three round trips between two rounds
         published, self._next = self._next, None
-        doc, version = published or self.barrier.job_doc()
+        doc, version = published or self.barrier.fresh_job_doc() or self.barrier.job_doc()
         if doc.get("deleting"):  # nlpzk train delete (with --force, or this worker joined after it looked)
             raise ConflictError(f"job {self.job!r} is being deleted", hint="nothing to do: its files are going; train again under a new name")
         r = int(doc["round"])
@@ -325,9 +325,10 @@ class Worker:
             self.on_event("rejoined", {"worker": self.id, "round": r})
         # a round just published has nothing leased or done yet; else one read says what is left
         # to train, and what a merge starts from (the contributions, the merge parts)
+        ahead = self._read_ahead(r)  # sent before the overview: its answers come in the same round trip
         seen = None if published else self.barrier.overview(r)
         if seen is None or not seen.state.complete:
-            if not self._work_round(r, doc, RoundState(r, {}, {}, self.barrier.units) if seen is None else seen.state):
+            if not self._work_round(r, doc, RoundState(r, {}, {}, self.barrier.units) if seen is None else seen.state, ahead):
                 self.barrier.revoke_stale(r)
                 self.barrier.wait(r, self.poll)
                 return False
@@ -376,9 +377,23 @@ class Worker:
     def _tidy(self, r: int) -> None:
         tidy_round(self.cluster, self.barrier, r)
 
-    def _round_doc_and_members(self, r: int) -> tuple[dict[str, Any], list[str]]:
-        """Round ``r``'s document (:meth:`_open_round_doc`) and the job's members, in one round trip."""
-        members = self.cluster.zk.get_children_async(paths.job_workers(self.job))
+    def _read_ahead(self, r: int) -> tuple[Any, Any]:
+        """Send the reads of round ``r``'s document (unless known) and of the job's members without
+        waiting for them (:meth:`_round_doc_and_members` takes the answers)."""
+        zk = self.cluster.zk
+        known = self._rd is not None and self._rd[0] == r
+        return (None if known else zk.get_async(paths.job_round(self.job, r))), zk.get_children_async(paths.job_workers(self.job))
+
+    def _round_doc_and_members(self, r: int, ahead: tuple[Any, Any] | None = None) -> tuple[dict[str, Any], list[str]]:
+        """Round ``r``'s document (:meth:`_open_round_doc`) and the job's members, in one round trip
+        (none when ``ahead``, :meth:`_read_ahead`'s requests, went out with an earlier read)."""
+        rd_req, members = ahead or self._read_ahead(r)
+        if rd_req is not None:
+            try:
+                data, _stat = rd_req.get()
+                self._rd = (r, registry.loads(data, registry.full_path(self.cluster.zk, paths.job_round(self.job, r))))
+            except NoNodeError:
+                pass
         rd = self._open_round_doc(r)
         try:
             return rd, sorted(members.get())
@@ -455,7 +470,7 @@ class Worker:
     def _estimate(self, unit: str) -> float:
         return self.units[unit].tokens / int(self.spec["syncs_per_epoch"])
 
-    def _work_round(self, r: int, doc: dict[str, Any], st: RoundState | None = None) -> bool:
+    def _work_round(self, r: int, doc: dict[str, Any], st: RoundState | None = None, ahead: Any = None) -> bool:
         """Lease and train shards of round ``r`` until none is free, then commit. False if none was free.
 
         Shards are leased in batches trained by one gensim ``train()`` call each (a call costs
@@ -465,7 +480,7 @@ class Worker:
         """
         # every ZooKeeper read comes before the first lease: once shards are held, only leasing
         # more and the commit talk to ZooKeeper, so a connection error never strands held work
-        rd, members = self._round_doc_and_members(r)
+        rd, members = self._round_doc_and_members(r, ahead)
         words_before = int(rd.get("words_before", doc.get("words", 0)))
         prefer = self._preference(r, members)
         lease, st = self.barrier.lease_next(r, self.id, prefer, st)

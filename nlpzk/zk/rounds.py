@@ -120,6 +120,7 @@ class RoundBarrier:
         # what this barrier last read of each folder a round waits on (its children) and of the
         # job node (its version): wait() returns at once if they differ from what it reads
         self._seen: dict[str, Any] = {}
+        self._fresh_job: tuple[bytes, Any] | None = None  # see fresh_job_doc
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -296,6 +297,7 @@ class RoundBarrier:
         callback), so waiting in a loop does not pile them up.
         """
         self._changed.clear()
+        self._fresh_job = None
         folders = [paths.round_done(self.job, r), paths.round_leases(self.job, r), paths.round_merge_done(self.job, r), paths.round_merge_leases(self.job, r)]
         pending = [self.zk.get_children_async(f, watch=self._poke) for f in folders] + [
             self.zk.get_async(paths.job(self.job), watch=self._poke),
@@ -314,7 +316,19 @@ class RoundBarrier:
         now[paths.job(self.job)] = got[4][1].version
         moved = any(key in self._seen and self._seen[key] != value for key, value in now.items())
         self._seen = now  # a caller that waits again without reading waits for the next change
-        return True if moved else self._changed.wait(timeout)
+        if moved:
+            self._fresh_job = got[4]
+            return True
+        return self._changed.wait(timeout)
+
+    def fresh_job_doc(self) -> tuple[dict[str, Any], int] | None:
+        """The job node as :meth:`wait` read it when it returned at once (a change it saw), once; else
+        None. A caller that loops on wait() saves reading it again (another round trip)."""
+        got, self._fresh_job = self._fresh_job, None
+        if got is None:
+            return None
+        where = registry.full_path(self.zk, paths.job(self.job))
+        return check_job(registry.loads(got[0], where), where), got[1].version
 
     def _poke(self, _event: Any) -> None:
         self._changed.set()
