@@ -5,7 +5,7 @@ A diagnostic, not a benchmark with a target: the calls are timed by wrapping the
 processes (``Worker`` methods, ``RoundBarrier``'s ZooKeeper calls, ``merge``, ``save_array``, the
 kernel), so the figures include the wrapping's few microseconds.
 
-    .venv/bin/python bench/trace_train_round.py [--rounds 4,5] [--kernel batched]
+    .venv/bin/python bench/trace_train_round.py [--rounds 4,5] [--kernel batched] [--summary]
 """
 
 from __future__ import annotations

@@ -221,7 +221,7 @@ def run(
     threads: int = typer.Option(1, "--threads", "-t", help="Threads per worker, training its one model copy together."),
     cache_mb: Optional[int] = _CACHE_MB,
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Passes over the corpus (default 5)."),
-    syncs_per_epoch: Optional[int] = typer.Option(None, "--syncs-per-epoch", help="Merges per epoch (default: 4 with 1-2 workers, 16 with more or with --workers 0: a merge of more deltas needs more syncs to score like one gensim process; each sync costs ~0.2 s, so on a small corpus 16 is slower)."),
+    syncs_per_epoch: Optional[int] = typer.Option(None, "--syncs-per-epoch", help="Merges per epoch (default: 4 with 1-2 workers, 16 with more or with --workers 0: a merge of more deltas needs more syncs to score like one gensim process; each sync costs ~0.1 s with two workers, more with more, so on a small corpus 16 is slower)."),
     dim: Optional[int] = typer.Option(None, "--dim", help="Vector size (default 100)."),
     window: Optional[int] = typer.Option(None, "--window", help="Context window (default 5)."),
     negative: Optional[int] = typer.Option(None, "--negative", help="Negative samples (default 5)."),

@@ -57,7 +57,7 @@ def default_syncs(workers: int | None) -> int:
     (docs/benchmarks.md) 2 workers at 4 syncs score 1.10-1.16x / 1.11-1.19x / 0.90-1.08x of one
     gensim process (WS353 / SimLex / analogies), 4 workers at 4 syncs only 0.80-0.95x on analogies
     and at 16 syncs 0.94-1.17x (mean 1.03x); 3 workers: 0.95x at 4 and 8, 1.02x at 16. More syncs cost a fixed
-    ~0.2 s per round here, which a larger corpus spreads over more words.
+    ~0.1 s per round here with two workers (more with more), which a larger corpus spreads over more words.
     """
     return 4 if workers is not None and 1 <= workers <= 2 else 16
 
