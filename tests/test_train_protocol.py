@@ -279,6 +279,25 @@ def test_the_merge_reads_mapped_files_on_a_local_store_and_streams_elsewhere_wit
         assert np.array_equal(out[2:], step) and np.array_equal(out[:2], move + g4[:2, 3:36]), rule
 
 
+def test_the_merges_kept_buffers_stay_under_their_limit_and_change_nothing(cluster, monkeypatch):
+    """A merge keeps its block buffers for the next one up to _Scratch.LIMIT bytes; past it (a
+    very large model's part) it allocates afresh, with the same result."""
+    rng = np.random.default_rng(4)
+    g4 = rng.standard_normal((4, 40, 6)).astype(np.float32)
+    M.save_array(cluster.store, "g4.npy", g4)
+    contribs = [_contrib(cluster, 0, f"k{i}", rng.standard_normal((2, 40, 6)) * 0.1, [1] * 40, 5) for i in range(2)]
+    scratch = M._Scratch()
+    monkeypatch.setattr(M, "_SCRATCH", scratch)
+    M.merge(cluster.store, "g4.npy", contribs, "nbmuf-adasum", "big.npy", eta=0.5, block_rows=8)
+    kept = sum(b.nbytes for b in scratch.buffers.values())
+    assert kept == (1 + 2 * 5) * 8 * 6 * 4  # the block, and every momentum step of the 40 rows
+    monkeypatch.setattr(scratch, "LIMIT", 3 * 8 * 6 * 4)
+    scratch.buffers.clear()
+    M.merge(cluster.store, "g4.npy", contribs, "nbmuf-adasum", "small.npy", eta=0.5, block_rows=8)
+    assert 0 < sum(b.nbytes for b in scratch.buffers.values()) <= scratch.LIMIT
+    assert np.array_equal(np.load(cluster.store.local_path("big.npy")), np.load(cluster.store.local_path("small.npy")))
+
+
 def test_bfloat16_deltas_round_to_nearest_even_and_widen_exactly():
     """A bfloat16 delta keeps float32's upper 16 bits, rounded to nearest with ties to even: within
     a relative 2**-8 of every normal value; zeros, infinities and NaN stay what they are."""

@@ -346,15 +346,24 @@ def _as_float32(block: np.ndarray, scratch: Any, name: str) -> np.ndarray:
 
 
 class _Scratch(threading.local):
-    """Buffers a thread's merges reuse, by name (the last shape asked for under each name)."""
+    """Buffers a thread's merges reuse, by name (the last shape asked for under each name).
+
+    At most ``LIMIT`` bytes are kept between merges (a part's momentum steps are held until its
+    parameters are written: for a very large model they are allocated afresh each merge instead)."""
+
+    LIMIT = 256 << 20
 
     def __init__(self) -> None:
         self.buffers: dict[str, np.ndarray] = {}
 
     def get(self, name: str, shape: tuple[int, int]) -> np.ndarray:
         buf = self.buffers.get(name)
-        if buf is None or buf.shape != shape:
-            buf = self.buffers[name] = np.empty(shape, np.float32)
+        if buf is not None and buf.shape == shape:
+            return buf
+        self.buffers.pop(name, None)
+        buf = np.empty(shape, np.float32)
+        if sum(b.nbytes for b in self.buffers.values()) + buf.nbytes <= self.LIMIT:
+            self.buffers[name] = buf
         return buf
 
 
