@@ -311,8 +311,11 @@ class Worker:
             raise ConnectionLoss("not connected")
         # right after its publish, a worker goes on from the job node it wrote (and the next round
         # it created, see _publish): reading them back costs three round trips between two rounds
+        # (or from the job node wait() read when it returned at once on a change; taken either way,
+        # so it never outlives the step after that wait)
         published, self._next = self._next, None
-        doc, version = published or self.barrier.fresh_job_doc() or self.barrier.job_doc()
+        fresh = self.barrier.fresh_job_doc()
+        doc, version = published or fresh or self.barrier.job_doc()
         if doc.get("deleting"):  # nlpzk train delete (with --force, or this worker joined after it looked)
             raise ConflictError(f"job {self.job!r} is being deleted", hint="nothing to do: its files are going; train again under a new name")
         r = int(doc["round"])

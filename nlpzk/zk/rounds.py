@@ -289,7 +289,7 @@ class RoundBarrier:
         """Block until round ``r``'s leases, done units, merge parts, merge node or the job node change, or ``timeout``.
 
         Returns True on a change, at once if what the watches are set with differs from what this
-        barrier last read of it (:meth:`state`, :meth:`merge_state`, :meth:`job_doc`): a caller
+        barrier last read of it (:meth:`state`, :meth:`overview`, :meth:`merge_state`, :meth:`job_doc`): a caller
         decides to wait on what it read before, and a change between that read and the watch
         would otherwise be missed (another worker's commit completing the round, seen only at the
         next change or the timeout: ~10 ms per round in bench/trace_train_round.py, up to the
