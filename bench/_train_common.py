@@ -79,7 +79,9 @@ def run_job(cluster, config, job: str, workers: int, threads: int = 1, **hyper):
 
 
 def sync_share(st, steady: bool = False) -> float:
-    """Share of round wall time not spent training (sync, barrier wait for the slowest, merge, load).
+    """Share of round wall time not spent training (sync, barrier wait for the slowest, merge, and
+    loading the round's parameters into the model: the slowest worker's ``train_s - load_s``
+    trains; rounds merged before ``load_s`` was recorded count the load as training).
 
     The final evaluation is not counted. ``steady`` leaves out round 0 (worker start-up: imports,
     vocabulary and shard loading) and the last round.
@@ -88,7 +90,7 @@ def sync_share(st, steady: bool = False) -> float:
     if steady and len(rounds) > 2:
         rounds = rounds[1:-1]
     wall = sum(h["wall_s"] - (h.get("eval_s") or 0) for h in rounds)
-    train_s = sum(h["train_s"] for h in rounds)
+    train_s = sum(h["train_s"] - (h.get("load_s") or 0) for h in rounds)
     return max(0.0, (wall - train_s) / wall) if wall else 0.0
 
 

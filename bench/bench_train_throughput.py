@@ -112,9 +112,9 @@ def summarize(cluster, run, g_rate: float) -> None:
     s_rate = sum(h["words"] for h in steady) / sum(h["wall_s"] for h in steady)
     print(f"steady state (rounds 1..{len(rounds) - 2}: no start-up, no final evaluation): {s_rate:,.0f} words/s, ratio {s_rate / g_rate:.3f}")
     print(f"sync+merge share of round time: all rounds {sync_share(st):.1%}, steady state {sync_share(st, steady=True):.1%}  (target <= 10%)")
-    per = sorted(1000 * (h["wall_s"] - h["train_s"]) for h in steady)
+    per = sorted(1000 * (h["wall_s"] - h["train_s"] + (h.get("load_s") or 0)) for h in steady)
     if per:
-        print(f"  a steady round's sync+merge, ms: min {per[0]:.0f}  median {per[len(per) // 2]:.0f}  mean {sum(per) / len(per):.0f}  max {per[-1]:.0f}")
+        print(f"  a steady round's sync+merge (with loading its parameters), ms: min {per[0]:.0f}  median {per[len(per) // 2]:.0f}  mean {sum(per) / len(per):.0f}  max {per[-1]:.0f}")
     eval_s = sum(h.get("eval_s") or 0 for h in rounds)
     print(f"merge alone {sum(h['merge_s'] for h in rounds):.1f}s, final evaluation {eval_s:.1f}s, of {wall:.1f}s", flush=True)
     t_rate = st["words"] / (wall - eval_s)

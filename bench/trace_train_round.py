@@ -51,6 +51,7 @@ def _worker(config, job: str, out: str) -> None:
     _wrap(_model, "train_ids", log, "train (batched kernel)")
     _wrap(_model, "train_slice", log, "train (gensim kernel)")
     _wrap(_model, "delta_into", log, "delta_into")
+    _wrap(_model, "set_params", log, "set_params")
     cluster = testing.Cluster.connect(config)
     worker.Worker(cluster, job).run()
     with open(out, "w") as fh:
@@ -93,10 +94,11 @@ def main() -> None:
 
 def summary(history: dict, logs: list) -> None:
     """Per steady round, in ms: the round's critical path as the sync share counts it (round wall
-    time minus the slowest worker's span from its first lease to the end of its training), cut
+    time minus the slowest worker's span from its first lease to the end of its training, less
+    its loading of the round's parameters), cut
     where the slowest worker's calls end; "merge" runs from the first worker's merge start to the
     last one's end, "(each)" is one worker's merge call."""
-    cols = ("to lease", "delta", "save", "commit", "to merge", "merge", "(each)", "to publish", "publish", "sync", "wall")
+    cols = ("to lease", "load", "delta", "save", "commit", "to merge", "merge", "(each)", "to publish", "publish", "sync", "wall")
     rows = []
     for r in sorted(history)[1:-1]:
         t0, t1 = history[r]["opened"], history[r]["merged_at"]
@@ -117,9 +119,10 @@ def summary(history: dict, logs: list) -> None:
         wall = 1000 * (t1 - t0)
         start = first("zk.lease_next")[2]  # a commit's seconds count from its first lease on
         each = sum(e[2] - e[1] for e in merges) / len(merges)
-        rows.append([1000 * x for x in (start, delta[2] - delta[1], save[2] - save[1], commit[2] - save[2], m0 - commit[2], m1 - m0, each, publish[1] - m1, publish[2] - publish[1])]
-                    + [1000 * start + wall - 1000 * (publish[2] - end_train) * 0 - 1000 * (end_train - start), wall])
-        rows[-1][-2] = wall - 1000 * (end_train - start)
+        # loading the round's parameters (after the first lease) is sync too, not training
+        load = sum(e[2] - e[1] for e in w if e[0] in ("_global", "set_params") and start <= e[1] < end_train)
+        rows.append([1000 * x for x in (start, load, delta[2] - delta[1], save[2] - save[1], commit[2] - save[2], m0 - commit[2], m1 - m0, each, publish[1] - m1, publish[2] - publish[1])]
+                    + [wall - 1000 * (end_train - start - load), wall])
     print("round  " + "  ".join(f"{c:>10}" for c in cols))
     for r, row in zip(sorted(history)[1:-1], rows):
         print(f"{r:5d}  " + "  ".join(f"{x:10.1f}" for x in row))

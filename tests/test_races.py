@@ -179,14 +179,15 @@ def test_a_merge_part_whose_commit_landed_before_the_reply_was_lost_is_not_fence
     assert held is not None
     real, fired = _lease.commit, []
 
-    def commit(zk, leases, build, what):
-        real(zk, leases, build, what)
+    def commit(zk, leases, build, what, **kw):
+        real(zk, leases, build, what, **kw)
         if not fired:
             fired.append(what)
             raise ConnectionLoss()  # the commit was applied; its reply never came
 
     monkeypatch.setattr(_lease, "commit", commit)
-    barrier.commit_merge_part(0, held, {"worker": "w1", "path": "jobs/mj/part-0", "rows": [0, 1]})  # before the fix: FencedError
+    # as a worker calls it (the parts merged come back with the commit: not when its reply is lost)
+    assert barrier.commit_merge_part(0, held, {"worker": "w1", "path": "jobs/mj/part-0", "rows": [0, 1]}, 1) is None  # before the fix: FencedError
     assert fired
     assert registry.maybe_json(cluster.zk, f"{paths.round_merge_done('mj', 0)}/p0000")["path"] == "jobs/mj/part-0"
 

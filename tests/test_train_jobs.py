@@ -402,6 +402,52 @@ def _run_to_end(worker, timeout: float = 150) -> None:
     assert not t.is_alive(), f"worker still running after {timeout:g}s"
 
 
+def test_a_round_log_its_publisher_never_wrote_is_written_from_the_rounds_nodes_before_they_go(cluster):
+    """A round's log (who trained which unit) is written after the publish, off the path the workers
+    wait on; a publisher that dies before writing it would lose the round's record. The tidy that
+    prunes the round's nodes writes it from them first, the same document the publisher had."""
+    from nlpzk.train import Worker
+
+    shards = _setup(cluster)
+    train.create_job(cluster, "jl", "lee", "lee", epochs=2, syncs_per_epoch=2, dim=8)
+    w = Worker(cluster, "jl", poll=0.2)
+    unwritten: dict[str, bytes] = {}
+    w._write_quietly = lambda rel, data: unwritten.__setitem__(rel, data)  # as if it died first
+    _run_to_end(w)
+    assert w.report.state == "done"
+    rounds = train.status(cluster, "jl")["rounds"]
+    # every round but the last (written before its publish) left its log to the tidy
+    assert sorted(unwritten) == [naming.round_log("jl", r) for r in range(rounds - 1)]
+    for rel, data in unwritten.items():
+        assert json.loads(cluster.store.read_bytes(rel)) == json.loads(data)
+    _assert_each_shard_once_per_round(cluster, "jl", shards)
+
+
+def test_a_worker_commits_right_after_a_batch_that_left_nothing_free(cluster):
+    """When leasing a batch left no unit free, the worker commits once it is trained instead of
+    first asking ZooKeeper for another unit (a round trip between the round's last training and
+    its commit, on the path every worker waits on): with one worker, no lease attempt comes back
+    empty, and every unit is still trained once per round."""
+    from nlpzk.train import Worker
+
+    shards = _setup(cluster, shards=6)
+    train.create_job(cluster, "jn", "lee", "lee", epochs=2, syncs_per_epoch=2, dim=8)
+    w = Worker(cluster, "jn", poll=0.2)
+    tries: list[bool] = []
+    lease_more = w._lease_more
+
+    def counted(r, prefer):
+        got = lease_more(r, prefer)
+        tries.append(got[0] is not None)
+        return got
+
+    w._lease_more = counted
+    _run_to_end(w)
+    assert w.report.state == "done"
+    assert tries and all(tries), tries  # before: one empty attempt per round
+    _assert_each_shard_once_per_round(cluster, "jn", shards)
+
+
 def test_a_workers_shard_cache_holds_in_vocabulary_tokens_as_the_models_own_keys(cluster):
     from nlpzk.corpus import read_shard
     from nlpzk.train import Worker

@@ -126,6 +126,41 @@ def test_publish_advances_the_round_exactly_once(cluster):
     assert b.wait(1, 0.05) is False  # nothing happens in round 1: the wait times out
 
 
+def test_a_publish_without_the_merge_node_never_publishes_over_its_holder(cluster, config):
+    """Right after the last merge part a worker publishes without taking the round's merge node
+    first (a round trip less): the transaction checks that nobody holds it, so a worker that does
+    (publishing, or about to) is never published over, and the node is not taken by it."""
+    b = _job(cluster)
+    for unit in UNITS:
+        l, _ = b.lease_next(0, "A")
+        b.commit(0, [l], {"worker": "A", "contrib": "c"})
+    doc, version = b.job_doc()
+    other = testing.Cluster.connect(config)
+    try:
+        assert rounds.RoundBarrier(other.zk, "j", UNITS).try_merge(0, "B")
+        assert b.publish(0, version, dict(doc, round=1), {"state": "merged"}, {"round": 1, "params": "p1"}, unclaimed=True) is None
+        assert b.job_doc()[0]["round"] == 0 and b.round_doc(1) is None
+    finally:
+        other.close()  # B's session ends: its merge node goes with it
+    got = b.publish(0, version, dict(doc, round=1), {"state": "merged"}, {"round": 1, "params": "p1"}, unclaimed=True)
+    assert got == b.job_doc()[1] and b.job_doc()[0]["round"] == 1 and b.round_doc(1)["params"] == "p1"
+    assert cluster.zk.exists(paths.round_merge("j", 0)) is None
+
+
+def test_a_merge_part_commit_returns_the_parts_merged_as_it_lands(cluster):
+    """The commit of a merge part reads every part's document in its own round trip: the worker whose
+    part lands last sees all of them and publishes without another read."""
+    b = _job(cluster)
+    for unit in UNITS:
+        l, _ = b.lease_next(0, "A")
+        b.commit(0, [l], {"worker": "A", "contrib": "c"})
+    p0, p1 = b.lease_merge_part(0, "A", 2), b.lease_merge_part(0, "B", 2)
+    assert {p0.unit, p1.unit} == {"p0000", "p0001"}
+    assert b.commit_merge_part(0, p0, {"worker": "A", "path": "x0"}, 2) == {p0.unit: {"worker": "A", "path": "x0"}}
+    assert b.commit_merge_part(0, p1, {"worker": "B", "path": "x1"}, 2) == {p0.unit: {"worker": "A", "path": "x0"}, p1.unit: {"worker": "B", "path": "x1"}}
+    assert b.merge_state(0, 2) == ({p0.unit: {"worker": "A", "path": "x0"}, p1.unit: {"worker": "B", "path": "x1"}}, [])
+
+
 def test_a_commit_writes_one_contribution_node_and_small_done_markers(cluster):
     """The merge reads one node per commit (``contribs/<name>``), not one per unit; a fenced commit
     leaves none; publishing gives the next round the folder and pruning removes it."""

@@ -456,7 +456,7 @@ def status(cluster: Cluster, job: str) -> dict[str, Any]:
     rounds_out = []
     for name in registry.children(zk, paths.job_rounds(job)):
         rd = registry.maybe_json(zk, f"{paths.job_rounds(job)}/{name}") or {}
-        rounds_out.append({k: rd.get(k) for k in ("round", "state", "words_before", "words", "loss", "commits", "workers", "wall_s", "train_s", "merge_s", "eval_s", "alpha", "opened", "merged_at")})
+        rounds_out.append({k: rd.get(k) for k in ("round", "state", "words_before", "words", "loss", "commits", "workers", "wall_s", "train_s", "load_s", "merge_s", "eval_s", "alpha", "opened", "merged_at")})
     cur = doc["round"]
     leases = {}
     done = []

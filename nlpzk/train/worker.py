@@ -44,6 +44,11 @@ log = logging.getLogger("nlpzk.train")
 
 Event = Callable[[str, dict[str, Any]], None]
 
+#: Seconds a worker that finds every merge part of a round in leaves its publish to the worker
+#: whose part landed last (which publishes in the same breath, normally within milliseconds)
+#: before publishing it itself: what a publisher that died between the two costs the round.
+PUBLISH_GRACE = 0.5
+
 
 @dataclasses.dataclass
 class _Shard:
@@ -158,6 +163,7 @@ class Worker:
         self._bf16: np.ndarray | None = None  # the bfloat16 delta's buffer, kept across rounds
         self._committed: int | None = None  # the round of this worker's last accepted commit
         self._next: tuple[dict[str, Any], int] | None = None  # the job node as this worker just published it, and its version
+        self._all_merged: tuple[int, float] | None = None  # (round, when this worker first saw all its merge parts in)
 
     # -- setup ----------------------------------------------------------------------------------
 
@@ -377,6 +383,12 @@ class Worker:
         except Exception as exc:  # idempotent: the next publisher's or a reconnect's tidy, or nlpzk gc, finishes it
             log.warning("tidying round %d of %s failed: %r", r, self.job, exc)
 
+    def _write_quietly(self, rel: str, data: bytes) -> None:
+        try:
+            self.cluster.store.write_bytes(rel, data)
+        except Exception as exc:  # the round's tidy writes it again before pruning what it is made from
+            log.warning("writing %s of %s failed: %r", rel, self.job, exc)
+
     def _tidy(self, r: int) -> None:
         tidy_round(self.cluster, self.barrier, r)
 
@@ -550,6 +562,10 @@ class Worker:
                 break
             batch.append(more)
             free = set(fresh.free)
+        # nothing else was free when this batch was leased: no lease after it (a round trip between
+        # the round's last training and its commit). Units free only again when a lease is lost
+        # (expired, revoked, released), and the loop leases those after the commit
+        rest = free - {l.unit for l in batch}
         sentences: list[list[str]] = []
         flats, starts = [], [np.zeros(1, np.int64)]  # the batched kernel's: ids, and sentence ends
         words = known = 0  # all tokens (the global schedule counts these), in-vocabulary ones
@@ -581,7 +597,7 @@ class Worker:
             # far ahead would take units that another worker could train sooner
             pool.wait_below(self.threads + 1)
         trained = (batch, words, eff, loss)
-        if self.stop.is_set():
+        if self.stop.is_set() or not rest:
             return None, st, trained
         lease, st = self._lease_more(r, prefer)
         return lease, st, trained
@@ -781,8 +797,13 @@ class Worker:
         parts = len(bounds)
         done, free = self.barrier.merge_state(r, parts, None if seen is None else seen.merge_lists)
         if len(done) == parts:
-            if not self._publish_if_merged(r, doc, version, commits, by_name, parts, done):
-                self.barrier.wait(r, self.poll)
+            # the worker whose part landed last is publishing right after its commit (see below):
+            # give it PUBLISH_GRACE before publishing in its place (it may have died), rather than
+            # race it (a duplicate publish that fails, ~5 round trips of this worker's own, late
+            # for the next round)
+            left = self._publish_grace(r, done)
+            if left > 0 or not self._publish_if_merged(r, doc, version, commits, by_name, parts, done):
+                self.barrier.wait(r, left if left > 0 else self.poll)
             return
         held = self.barrier.lease_merge_part(r, self.id, parts, free)
         if held is None:
@@ -799,30 +820,46 @@ class Worker:
             self._drop_offline(out_rel)
             return
         try:
-            self.barrier.commit_merge_part(r, held, {"worker": self.id, "path": out_rel, "rows": list(bounds[i]), "seconds": round(self.clock() - t0, 3), "started_at": started_at, "done_at": registry.now()})
+            # the parts merged so far come back in the commit's round trip
+            merged = self.barrier.commit_merge_part(r, held, {"worker": self.id, "path": out_rel, "rows": list(bounds[i]), "seconds": round(self.clock() - t0, 3), "started_at": started_at, "done_at": registry.now()}, parts)
         except FencedError as exc:
             self.cluster.store.delete(out_rel)
             self.report.fenced += 1
             self.on_event("fenced", {"round": r, "merge_part": held.unit, "error": exc.line()})
             return
         self.report.merges += 1
-        # the last part in: publish now, rather than after another pass reading the job and the round
-        if not self.stop.is_set():
-            self._publish_if_merged(r, doc, version, commits, by_name, parts)
+        # the last part in: publish now, rather than after another pass reading the job and the round.
+        # Without taking the merge node first (another round trip) unless the job ends: the publish
+        # transaction checks that nobody holds it, and the job node's version, so if two workers'
+        # last parts land together and both publish, one wins and the other's fails harmlessly (the
+        # last round's evaluation, seconds long, is still done once, under the merge node).
+        if not self.stop.is_set() and (merged is None or len(merged) == parts):
+            self._publish_if_merged(r, doc, version, commits, by_name, parts, merged, lock=r + 1 >= int(self.spec["rounds"]))
 
-    def _publish_if_merged(self, r, doc, version, commits, by_name, parts: int, done=None) -> bool:
-        """Publish round ``r`` if every merge part is in and no other worker is publishing it; True if
-        this worker tried (the publish itself may still lose to another's, which then moved on)."""
+    def _publish_grace(self, r: int, done: dict[str, dict[str, Any]]) -> float:
+        """Seconds this worker still leaves round ``r``'s publish to the worker that merged its last
+        part, counted on this worker's clock from when it first saw every part in; 0 when every
+        part is its own (a publish of its own that did not happen: nobody else would)."""
+        if all(d.get("worker") == self.id for d in done.values()):
+            return 0.0
+        if self._all_merged is None or self._all_merged[0] != r:
+            self._all_merged = (r, self.clock())
+        return max(0.0, PUBLISH_GRACE - (self.clock() - self._all_merged[1]))
+
+    def _publish_if_merged(self, r, doc, version, commits, by_name, parts: int, done=None, lock: bool = True) -> bool:
+        """Publish round ``r`` if every merge part is in and (``lock``) no other worker is publishing
+        it; True if this worker tried (the publish itself may still lose to another's, which then
+        moved on)."""
         if done is None:
             done, _free = self.barrier.merge_state(r, parts)
-            if len(done) != parts:
-                return False
-        if not self.barrier.try_merge(r, self.id):
+        if len(done) != parts:
             return False
-        self._publish(r, doc, version, commits, by_name, done)
+        if lock and not self.barrier.try_merge(r, self.id):
+            return False
+        self._publish(r, doc, version, commits, by_name, done, locked=lock)
         return True
 
-    def _publish(self, r: int, doc: dict[str, Any], version: int, commits: list[dict[str, str]], by_name: dict[str, dict[str, Any]], parts: dict[str, dict[str, Any]]) -> None:
+    def _publish(self, r: int, doc: dict[str, Any], version: int, commits: list[dict[str, str]], by_name: dict[str, dict[str, Any]], parts: dict[str, dict[str, Any]], locked: bool = True) -> None:
         t0 = self.clock()
         spec = self.spec
         rd = self._open_round_doc(r)
@@ -832,16 +869,15 @@ class Worker:
         last = r + 1 >= int(spec["rounds"])
         new_doc = dict(doc, round=r + 1, words=int(doc.get("words", 0)) + words)
         train_s: dict[str, float] = {}
+        load_s: dict[str, float] = {}  # of train_s: loading the round's parameters into the model
         for d in by_name.values():
             train_s[d["worker"]] = train_s.get(d["worker"], 0.0) + float(d.get("seconds", 0))
+            load_s[d["worker"]] = load_s.get(d["worker"], 0.0) + float(d.get("load_s", 0))
+        slowest = max(train_s, key=train_s.__getitem__, default=None)
         log_rel = naming.round_log(self.job, r)
-        log_doc = {
-            "round": r,
-            "commits": commits,
-            "contributions": list(by_name.values()),
-            "merge_parts": [dict(parts[name], part=name) for name in sorted(parts)],
-        }
-        self.cluster.store.write_bytes(log_rel, registry.dumps(log_doc))
+        log_data = registry.dumps(round_log_doc(r, commits, by_name, parts))
+        if last:
+            self.cluster.store.write_bytes(log_rel, log_data)
         eval_s = 0.0
         if last:
             t_eval = self.clock()
@@ -860,6 +896,7 @@ class Worker:
             shards=len(commits),
             workers=len(train_s),
             train_s=round(max(train_s.values(), default=0.0), 3),
+            load_s=round(load_s.get(slowest, 0.0), 3),  # the slowest worker's (part of its train_s)
             merge_s=round(max((float(p.get("seconds", 0)) for p in parts.values()), default=0.0) + self.clock() - t0 - eval_s, 3),
             merge_parts=len(parts),
             eval_s=round(eval_s, 3),
@@ -869,19 +906,23 @@ class Worker:
             alpha=round(_job.alpha_at(spec, int(rd.get("words_before", 0))), 6),
         )
         nxt = None if last else {"round": r + 1, "params": param_parts, "words_before": new_doc["words"], "opened": merged_at}
-        new_version = self.barrier.publish(r, version, new_doc, summary, nxt)
+        new_version = self.barrier.publish(r, version, new_doc, summary, nxt, unclaimed=not locked)
         if new_version is not None:
             if nxt is not None:  # see _step: go on from what was just written
                 self._next = (new_doc, new_version)
                 self._rd = (r + 1, dict(nxt, contribs=True))
-            # off the path every worker waits on: the next round is already open. The previous
-            # round again too (a no-op when done): its publisher may have died before its tidy ran
+            # off the path every worker waits on: the next round is already open. The round's log
+            # (two fsyncs, ~9 ms here) before its tidy; should this worker die first, the tidy that
+            # prunes the round writes it from the round's nodes (tidy_round). The previous round
+            # again too (a no-op when done): its publisher may have died before its tidy ran
+            if not last:
+                self._tidier.submit(self._write_quietly, log_rel, log_data)
             for old in (r - 1, r) if r > 0 else (r,):
                 self._tidier.submit(self._tidy_quietly, old)
             self.on_event("merged", {"round": r, "words": words, "loss": loss, "parts": len(parts), "final": new_doc.get("final")})
             if last:
                 self._register_model()
-        else:
+        elif locked:  # the merge node is this worker's: let another try
             self.barrier.release_merge(r)
 
 
@@ -907,10 +948,44 @@ def tidy_round(cluster: Cluster, barrier: RoundBarrier, r: int) -> None:
     Files first, nodes last: the round's ``done`` folder still there means "not tidied yet", which
     is what :func:`tidy_finished` looks at."""
     rd = barrier.round_doc(r) or {}
+    _ensure_round_log(cluster, barrier, r, rd)
     cluster.store.delete_dir(posixpath.dirname(naming.contribution_file(barrier.job, r, "x")))
     for old in _params_list(rd):
         cluster.store.delete(old)
     barrier.prune(r)
+
+
+def round_log_doc(r: int, commits: list[dict[str, str]], by_name: dict[str, dict[str, Any]], parts: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """What a merged round's log file holds: who trained which unit, the contributions (sorted
+    by name) and the merge parts."""
+    return {
+        "round": r,
+        "commits": commits,
+        "contributions": [by_name[n] for n in sorted(by_name)],
+        "merge_parts": [dict(parts[name], part=name) for name in sorted(parts)],
+    }
+
+
+def _ensure_round_log(cluster: Cluster, barrier: RoundBarrier, r: int, rd: dict[str, Any]) -> None:
+    """Write merged round ``r``'s log from its nodes if its publisher did not (it writes it after
+    the publish, and may die first): before the tidy prunes the nodes it is made from."""
+    rel = rd.get("log")
+    if rd.get("state") != "merged" or not rel or cluster.store.exists(rel):
+        return
+    if rd.get("contribs"):
+        by_name = barrier.contributions(r)
+        commits = [{"shard": u, "worker": d["worker"], "contrib": n} for n, d in by_name.items() for u in d.get("units", [])]
+    else:
+        by_name = {}
+        st = barrier.state(r)
+        for _unit, d in sorted(st.done.items()):
+            by_name.setdefault(d["contrib"], d)
+        commits = [{"shard": u, "worker": d["worker"], "contrib": d["contrib"]} for u, d in st.done.items()]
+    parts, _free = barrier.merge_state(r, int(rd.get("merge_parts", 0)))
+    if not commits or not parts:
+        return  # pruned already: nothing left to write it from
+    commits.sort(key=lambda c: c["shard"])
+    cluster.store.write_bytes(rel, registry.dumps(round_log_doc(r, commits, by_name, parts)))
 
 
 def tidy_finished(cluster: Cluster, job: str) -> list[int]:

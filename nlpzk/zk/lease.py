@@ -19,13 +19,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from typing import Callable, Iterable
+from typing import Callable, Iterable, TypeVar
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError, RolledBackError
 
 from ..errors import FencedError
 from . import registry
+
+T = TypeVar("T")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,16 +113,22 @@ def add_commit_ops(tx, leases: Iterable[Lease]) -> None:
         tx.delete(lease.path)
 
 
-def commit(zk: KazooClient, leases: list[Lease], build: Callable[[object], None], what: str) -> None:
+def commit(zk: KazooClient, leases: list[Lease], build: Callable[[object], None], what: str, then: Callable[[], T] | None = None) -> T | None:
     """Commit work done under ``leases``: ``build(tx)`` adds the payload operations.
 
     Raises :class:`FencedError` if any lease was lost (its session expired, or it was revoked and
     perhaps re-leased): the whole transaction, payload included, is then rejected.
+
+    ``then``: sends requests right behind the transaction, without waiting for its answer (reads
+    that see its effect: ZooKeeper answers one session's requests in order); returned as it
+    returns them, once the commit went through.
     """
     tx = zk.transaction()
     add_commit_ops(tx, leases)
     build(tx)
-    results = tx.commit()
+    pending = tx.commit_async()
+    follow = then() if then is not None else None
+    results = pending.get()
     real = [r for r in results if isinstance(r, Exception) and not isinstance(r, RolledBackError)]
     if real:
         ops = list(zip(results[0::2], results[1::2]))[: len(leases)]
@@ -131,6 +139,7 @@ def commit(zk: KazooClient, leases: list[Lease], build: Callable[[object], None]
             f"{what} rejected: lease(s) on {', '.join(lost)} no longer held",
             hint="its session expired or the lease was revoked; the work is dropped and the unit re-leased",
         )
+    return follow
 
 
 def release(zk: KazooClient, leases: Iterable[Lease]) -> None:

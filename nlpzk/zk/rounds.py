@@ -373,25 +373,46 @@ class RoundBarrier:
                 return got
         return None
 
-    def commit_merge_part(self, r: int, held: _lease.Lease, doc: dict[str, Any]) -> None:
+    def commit_merge_part(self, r: int, held: _lease.Lease, doc: dict[str, Any], parts: int | None = None) -> dict[str, dict[str, Any]] | None:
         """Record a reduced part (fenced, like a shard commit).
+
+        With ``parts``, the merged parts ``{part: doc}`` (of the round's ``parts``) as they stand
+        right after this commit, read in the same round trip (the merge parts' documents are sent
+        behind the transaction): whoever sees every part in is the first that can publish. None
+        without ``parts``, or when the commit's reply was lost and a retry found it done.
 
         As in :meth:`commit`, a retry after a commit whose reply was lost finds the lease released;
         the part's node, naming ``doc["path"]`` (unique per attempt), tells it from a real fence."""
         data = registry.dumps(doc)
-        done = f"{paths.round_merge_done(self.job, r)}/{held.unit}"
+        mdone = paths.round_merge_done(self.job, r)
+        done = f"{mdone}/{held.unit}"
+        names = [self.part_name(i) for i in range(parts or 0)]
 
         def build(tx) -> None:
             tx.check(*self._open(r))
             tx.create(done, data)
 
+        def then() -> list[Any]:
+            return [self.zk.get_async(f"{mdone}/{n}") for n in names]
+
         try:
-            self.zk.retry(_lease.commit, self.zk, [held], build, f"merge part {held.unit} of round {r}")
+            pending = self.zk.retry(_lease.commit, self.zk, [held], build, f"merge part {held.unit} of round {r}", **({"then": then} if names else {}))
         except FencedError:
             mine = self.zk.retry(registry.maybe_json, self.zk, done)
             if mine is None or doc.get("path") is None or mine.get("path") != doc["path"]:
                 _lease.release(self.zk, [held])
                 raise
+            return None
+        if not names:
+            return None
+        merged = {}
+        for n, req in zip(names, pending):
+            try:
+                merged[n] = registry.loads(req.get()[0], registry.full_path(self.zk, f"{mdone}/{n}"))
+            except NoNodeError:
+                pass
+        self._seen[mdone] = set(merged)
+        return merged
 
     def try_merge(self, r: int, owner: str) -> bool:
         """Become the merger of round ``r`` (ephemeral node); False if another worker is merging."""
@@ -444,11 +465,20 @@ class RoundBarrier:
         job_doc: dict[str, Any],
         round_summary: dict[str, Any],
         next_round: dict[str, Any] | None,
+        *,
+        unclaimed: bool = False,
     ) -> int | None:
         """Atomically: job node -> ``job_doc`` (if still at ``job_version``), round ``r`` -> its summary,
         and (unless the job ends) round ``r + 1`` created with ``next_round``. Returns the job node's
-        new version (>= 1); None if someone else won."""
+        new version (>= 1); None if someone else won.
+
+        ``unclaimed``: for a caller that did not take the round's merge node (:meth:`try_merge`):
+        the transaction also checks that nobody holds it (creating and deleting it: ZooKeeper has
+        no "check absent"), so a worker that holds it is never published over (None then)."""
         tx = self.zk.transaction()
+        if unclaimed:
+            tx.create(paths.round_merge(self.job, r), b"")
+            tx.delete(paths.round_merge(self.job, r))
         tx.set_data(paths.job(self.job), registry.dumps(job_doc), version=job_version)
         tx.set_data(paths.job_round(self.job, r), registry.dumps(round_summary))
         if next_round is not None:
@@ -459,7 +489,7 @@ class RoundBarrier:
         results = tx.commit()
         bad = [x for x in results if isinstance(x, Exception)]
         if not bad:
-            return int(results[0].version)
+            return int(results[2 if unclaimed else 0].version)
         if any(isinstance(x, (BadVersionError, NodeExistsError)) for x in bad):
             return None
         registry.raise_if_refused(results)

@@ -171,6 +171,27 @@ def test_a_done_job_whose_publisher_died_before_its_tidy_is_tidied_by_the_next_w
     assert left == [] and [f for f in cluster.store.list("jobs/j") if "/contrib/" in f] == []
 
 
+@pytest.mark.parametrize("point", ["nlpzk.train.worker:Worker._publish", "nlpzk.train.worker:Worker._write_quietly"])
+def test_a_publisher_killed_after_its_last_merge_part_or_before_writing_the_round_log(cluster, cli_env, tmp_path, point):
+    """The worker whose merge part lands last publishes at once, without the merge node; killed
+    there (every part merged, nothing published), the next worker publishes the round in its
+    place once PUBLISH_GRACE is over. Killed after the publish, before writing the round's log (it
+    goes out after the publish), the tidy that prunes the round writes it from the round's nodes:
+    either way the job ends with every round's log naming each unit once."""
+    assert _run(cli_env, "corpus", "ingest", "c", SAMPLE).returncode == 0
+    assert _run(cli_env, "vocab", "build", "v", "--corpus", "c", "--min-count", "2").returncode == 0
+    res = _run(cli_env, "train", "run", "j", "--corpus", "c", "--vocab", "v", "--workers", "0", "--no-wait", "--epochs", "1", "--syncs-per-epoch", "3", "--dim", "16")
+    assert res.returncode == 0, res.stderr
+    _kill_at(cli_env, point, "train", "worker", "j", log=tmp_path / "worker.log")
+    doc = registry.maybe_json(cluster.zk, paths.job("j"))
+    assert doc["round"] == (0 if point.endswith("_publish") else 1), doc
+    assert registry.children(cluster.zk, paths.round_merge_done("j", 0))  # its part is in
+    res = _run(cli_env, "train", "run", "j", "--workers", "1", "--json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["state"] == "done"
+    assert job_problems(cluster, "j") == []
+
+
 def test_a_publisher_killed_inside_its_final_tidy_after_the_prune_leaves_no_files(cluster, cli_env, tmp_path):
     """tidy_round pruned the round's nodes first, then deleted its files, and tidy_finished looks at
     the nodes (round_done exists): killed between the two, nobody deleted the last round's parameter
