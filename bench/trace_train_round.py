@@ -50,7 +50,7 @@ def _worker(config, job: str, out: str) -> None:
     _wrap(merge, "save_array", log, "save_array")
     _wrap(_model, "train_ids", log, "train (batched kernel)")
     _wrap(_model, "train_slice", log, "train (gensim kernel)")
-    _wrap(_model, "delta_into", log, "delta_into")
+    _wrap(_model, "delta_to", log, "delta")
     _wrap(_model, "set_params", log, "set_params")
     cluster = testing.Cluster.connect(config)
     worker.Worker(cluster, job).run()
@@ -111,7 +111,7 @@ def summary(history: dict, logs: list) -> None:
             return next(e for e in w if e[0] == name and e[1] >= after)
 
         end_train = trains[slow][-1][2]
-        delta, save, commit = first("delta_into", end_train), first("save_array", end_train), first("zk.commit", end_train)
+        delta, save, commit = first("delta", end_train), first("save_array", end_train), first("zk.commit", end_train)
         merges = [e for x in ev for e in x if e[0] == "merge"]
         publish = max((e for x in ev for e in x if e[0] == "_publish"), key=lambda e: e[2])
         m0 = min(e[1] for e in merges)

@@ -540,7 +540,7 @@ def test_a_contribution_stores_the_workers_delta_as_the_job_says(cluster, delta_
     """A new job stores its deltas as bfloat16 (uint16 files: the rounded upper half of each float32
     value), ``delta_dtype="float32"`` exactly; either way the file is the worker's own delta
     (local - global, what the model moved in the round) and the job trains to the end."""
-    from nlpzk.train import Worker
+    from nlpzk.train import Worker, _model
     from nlpzk.train import merge as M
 
     shards = _setup(cluster)
@@ -554,7 +554,8 @@ def test_a_contribution_stores_the_workers_delta_as_the_job_says(cluster, delta_
             return
         doc = next(d for d in w.barrier.contributions(info["round"]).values() if d["worker"] == w.id)
         stored = M.load_array(cluster.store, doc["delta"])
-        exact = w._buf  # delta_into left local - global in the parameters' buffer
+        params = w.barrier.round_doc(info["round"])["params"]  # the round's global parameters
+        exact = _model.get_params(w.model) - M.load_params(cluster.store, [params] if isinstance(params, str) else params)
         assert stored.shape == exact.shape == (2, len(w.vocab.tokens), 8)
         if delta_dtype is None:
             assert w.spec["delta_dtype"] == "bfloat16" and stored.dtype == np.uint16

@@ -333,6 +333,31 @@ def test_the_merges_kept_buffers_stay_under_their_limit_and_change_nothing(clust
     assert np.array_equal(np.load(cluster.store.local_path("big.npy")), np.load(cluster.store.local_path("small.npy")))
 
 
+@pytest.mark.parametrize("dtype", [np.uint16, np.float32])
+def test_a_model_loads_from_and_takes_its_delta_against_parameter_parts(dtype):
+    """A worker loads the round's parameters straight from their row-range parts (memory-mapped
+    files) into the model and takes its delta against them, blockwise: the same bits as the delta
+    of the whole arrays (rounded to bfloat16, or exact), over several blocks and uneven parts."""
+    from gensim.models import Word2Vec
+
+    from nlpzk.train import _model
+
+    model = Word2Vec(vector_size=8, negative=5, min_count=1)
+    model.build_vocab_from_freq({f"w{i}": 10 + i for i in range(2 * _model.DELTA_BLOCK + 123)})
+    rng = np.random.default_rng(3)
+    v = len(model.wv.index_to_key)
+    glob = rng.standard_normal((4, v, 8)).astype(np.float32)  # with the momentum rows, as stored
+    parts = [glob[:, :1000], glob[:, 1000:v - 7], glob[:, v - 7:]]
+    _model.set_params(model, parts)
+    assert np.array_equal(_model.get_params(model), glob[:2])
+    model.wv.vectors += rng.standard_normal((v, 8)).astype(np.float32) * 1e-2  # "training"
+    model.syn1neg -= rng.standard_normal((v, 8)).astype(np.float32) * 1e-3
+    exact = _model.get_params(model) - glob[:2]
+    got = _model.delta_to(model, parts, np.empty((2, v, 8), dtype))
+    want = M.to_bfloat16(exact, np.empty(exact.shape, np.uint16)) if dtype == np.uint16 else exact
+    assert got.dtype == dtype and np.array_equal(got, want)
+
+
 def test_bfloat16_deltas_round_to_nearest_even_and_widen_exactly():
     """A bfloat16 delta keeps float32's upper 16 bits, rounded to nearest with ties to even: within
     a relative 2**-8 of every normal value; zeros, infinities and NaN stay what they are."""

@@ -240,20 +240,28 @@ def load_params(store: Store, parts: Sequence[str], out: np.ndarray | None = Non
     ``(2, V, D)`` float32 array, as a worker keeps across rounds) the parts are copied straight
     into it, with no intermediate concatenation.
     """
-    arrays = [load_array(store, p) for p in parts]
     if out is None:
-        arrays = [np.asarray(a[:2]) for a in arrays]
+        arrays = [np.asarray(load_array(store, p)[:2]) for p in parts]
         return arrays[0] if len(arrays) == 1 else np.concatenate(arrays, axis=1)
     at = 0
-    for rel, a in zip(parts, arrays):
-        if a.ndim != 3 or a.shape[0] < 2 or a.shape[2] != out.shape[2] or a.dtype != np.float32:
-            raise IntegrityError(f"store file {rel} holds a {a.dtype} array of shape {a.shape}, not the job's float32 (2+, rows, {out.shape[2]}) parameters", hint="the job's files were damaged; train the job again under a new name")
+    for a in param_parts(store, parts, out.shape[1], out.shape[2]):
         n = a.shape[1]
         out[:, at : at + n] = a[:2]
         at += n
-    if at != out.shape[1]:
-        raise InvalidInputError(f"parameter parts hold {at} rows; the model has {out.shape[1]}")
     return out
+
+
+def param_parts(store: Store, parts: Sequence[str], rows: int, dim: int) -> list[np.ndarray]:
+    """The parts of a round's global parameters as arrays (each ``(M >= 2, rows, dim)`` float32,
+    memory-mapped on a local store), checked to be float32 and to cover ``rows`` rows together."""
+    arrays = [load_array(store, p) for p in parts]
+    for rel, a in zip(parts, arrays):
+        if a.ndim != 3 or a.shape[0] < 2 or a.shape[2] != dim or a.dtype != np.float32:
+            raise IntegrityError(f"store file {rel} holds a {a.dtype} array of shape {a.shape}, not the job's float32 (2+, rows, {dim}) parameters", hint="the job's files were damaged; train the job again under a new name")
+    got = sum(a.shape[1] for a in arrays)
+    if got != rows:
+        raise InvalidInputError(f"parameter parts hold {got} rows; the model has {rows}")
+    return arrays
 
 
 @dataclasses.dataclass(frozen=True)
