@@ -692,10 +692,13 @@ def _committed_round_1_alone(cluster, wc, job):
     return name, doc
 
 
-def test_an_unreadable_contribution_is_dropped_and_its_units_trained_again(cluster, config):
-    """A committed delta that was truncated before its round's merge (a disk error, a crash on a
-    store without fsync, a file deleted by hand) would stop every worker at that merge, on every
-    resume. The workers un-commit it instead and train its units again in the same round."""
+@pytest.mark.parametrize("damage", ["truncated", "stale page"])
+def test_an_unreadable_contribution_is_dropped_and_its_units_trained_again(cluster, config, damage):
+    """A committed delta that was truncated before its round's merge (a disk error, a file deleted by
+    hand) would stop every worker at that merge, on every resume; one whose pages an OS crash left
+    zero or stale (deltas are not fsynced: same size, other bytes) would be merged as such. The
+    workers un-commit it instead (its size, or its sum recorded in its node) and train its units
+    again in the same round."""
     from nlpzk import testing
     from nlpzk.train import Worker
 
@@ -704,7 +707,11 @@ def test_an_unreadable_contribution_is_dropped_and_its_units_trained_again(clust
     try:
         broken, doc = _committed_round_1_alone(cluster, wc, "jd")
         with open(cluster.store.local_path(doc["delta"]), "r+b") as fh:
-            fh.truncate(1000)
+            if damage == "truncated":
+                fh.truncate(1000)
+            else:  # a page of zeros, as if it never reached the disk
+                fh.seek(4096)
+                fh.write(bytes(4096))
         events = []
         second = Worker(wc, "jd", poll=0.2, on_event=lambda kind, info: events.append((kind, info)))
         _run_to_end(second)
@@ -716,6 +723,31 @@ def test_an_unreadable_contribution_is_dropped_and_its_units_trained_again(clust
         assert not cluster.store.exists(doc["delta"])
     finally:
         wc.close()
+
+
+def test_contributions_are_not_fsynced_and_the_merged_parameters_are(cluster, monkeypatch):
+    """A round's deltas go to the page cache only (an intermediate: a process that dies loses
+    nothing, an OS crash is caught by their sums); the merged parameters, the checkpoint a resume
+    starts from, are fsynced before they are published."""
+    import os
+
+    from nlpzk.train import Worker
+
+    _setup(cluster)
+    train.create_job(cluster, "jf", "lee", "lee", epochs=1, syncs_per_epoch=2, dim=8)
+    synced: list[str] = []
+    real = os.fsync
+
+    def fsync(fd):
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        return real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    w = Worker(cluster, "jf", poll=0.2)
+    _run_to_end(w)
+    assert w.report.state == "done"
+    assert not [p for p in synced if "/contrib" in p], synced  # neither the files nor their folder
+    assert len([p for p in synced if "params-" in os.path.basename(p)]) == 2, synced  # each round's merged part
 
 
 def test_default_syncs_per_epoch_follow_the_expected_workers(cluster):

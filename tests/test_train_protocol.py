@@ -358,6 +358,19 @@ def test_a_model_loads_from_and_takes_its_delta_against_parameter_parts(dtype):
     assert got.dtype == dtype and np.array_equal(got, want)
 
 
+def test_a_word_sum_changes_with_any_page_and_reads_the_npy_it_names(cluster):
+    arr = np.random.default_rng(5).integers(0, 2**16, size=(2, 1001, 7), dtype=np.uint16)  # bytes not a multiple of 8
+    M.save_array(cluster.store, "ws.npy", arr)
+    got = M.data_sum(cluster.store, "ws.npy")
+    assert got == M.word_sum(arr) and len(got) == 16
+    flat = arr.reshape(-1).view(np.uint8)
+    assert int(got, 16) == (sum(int.from_bytes(flat[i : i + 8].tobytes(), "little") for i in range(0, len(flat), 8))) % 2**64
+    for at in (0, 4096, len(flat) - 1):  # a zeroed page, or the last partial word, changes it
+        changed = flat.copy()
+        changed[at : at + 4096] = 0 if at < len(flat) - 1 else changed[at : at + 4096] ^ 1
+        assert M.word_sum(changed) != got
+
+
 def test_bfloat16_deltas_round_to_nearest_even_and_widen_exactly():
     """A bfloat16 delta keeps float32's upper 16 bits, rounded to nearest with ties to even: within
     a relative 2**-8 of every normal value; zeros, infinities and NaN stay what they are."""

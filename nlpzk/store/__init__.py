@@ -179,11 +179,15 @@ class Store:
     # -- writing ------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def atomic_output(self, rel: str, *, checksum: bool = True) -> Iterator[HashingWriter]:
+    def atomic_output(self, rel: str, *, checksum: bool = True, durable: bool = True) -> Iterator[HashingWriter]:
         """Write ``rel`` atomically; the yielded writer reports ``sha256`` and ``bytes`` afterwards.
 
         ``checksum=False`` skips the sha256 for bulk files nobody verifies by hash (a training
         round's deltas and parameters: a few hundred MB per round on a large model).
+        ``durable=False`` (local stores): no fsync of the file or its folder and no write-behind,
+        for intermediates whose readers detect a file an OS crash cut or left stale and can make
+        it again (a training round's contributions): still renamed into place complete, and a
+        process that dies loses nothing (the page cache keeps what it wrote).
         """
         target = self.full(rel)
         parent = posixpath.dirname(target)
@@ -196,16 +200,17 @@ class Store:
         try:
             if self.local:
                 with open(tmp, "wb") as raw:
-                    writer = HashingWriter(raw, checksum, write_behind=WRITE_BEHIND)
+                    writer = HashingWriter(raw, checksum, write_behind=WRITE_BEHIND if durable else 0)
                     yield writer
                     raw.flush()
-                    os.fsync(raw.fileno())
+                    if durable:
+                        os.fsync(raw.fileno())
             else:
                 with self.fs.open_output_stream(tmp) as raw:
                     writer = HashingWriter(raw, checksum)
                     yield writer
             self.fs.move(tmp, target)
-            if self.local:
+            if self.local and durable:
                 _fsync_dir(parent)
             ok = True
         except OSError as exc:

@@ -227,6 +227,25 @@ def readable(store: Store, rel: str, shape: tuple[int, ...], dtype: Any) -> bool
         r.close()
 
 
+def word_sum(arr: np.ndarray) -> str:
+    """A quick checksum of an array's bytes: their sum as little-endian 64-bit words, modulo 2**64
+    (the last partial word as one), in hex. ~10 GB/s here, a pass numpy does without a copy.
+
+    Not a hash against tampering: it tells a file whose pages an OS crash left zero or stale
+    (written, never flushed) from the one that was written (a changed page changes the sum
+    unless its words' sum happens to be 0 modulo 2**64)."""
+    b = np.ascontiguousarray(arr).reshape(-1).view(np.uint8)
+    n8 = len(b) // 8 * 8
+    total = int(np.add.reduce(b[:n8].view(np.uint64), dtype=np.uint64)) if n8 else 0
+    total += int.from_bytes(b[n8:].tobytes(), "little")
+    return f"{total % 2**64:016x}"
+
+
+def data_sum(store: Store, rel: str) -> str:
+    """:func:`word_sum` of the array in ``.npy`` file ``rel`` (memory-mapped on a local store)."""
+    return word_sum(load_array(store, rel))
+
+
 def part_bounds(v: int, parts: int) -> list[tuple[int, int]]:
     """Split ``v`` rows into ``parts`` contiguous ranges of (nearly) equal size."""
     parts = max(1, min(parts, v))
@@ -456,13 +475,13 @@ def _combine(rule: str, blocks: list[np.ndarray], counts: list[np.ndarray], wsha
     return np.where(seen[:, None], weighted, mean)
 
 
-def save_array(store: Store, rel: str, arr: np.ndarray, *, checksum: bool = True) -> tuple[str | None, int]:
-    """Write ``arr`` as ``.npy`` through the store (atomic).
+def save_array(store: Store, rel: str, arr: np.ndarray, *, checksum: bool = True, durable: bool = True) -> tuple[str | None, int]:
+    """Write ``arr`` as ``.npy`` through the store (atomic; ``durable`` as ``Store.atomic_output``).
 
     The array's buffer goes to the file as it is (``np.save`` would copy it into chunks first).
     """
     arr = np.ascontiguousarray(arr)
-    with store.atomic_output(rel, checksum=checksum) as out:
+    with store.atomic_output(rel, checksum=checksum, durable=durable) as out:
         np.lib.format.write_array_header_1_0(out, np.lib.format.header_data_from_array_1_0(arr))
         out.write(arr.reshape(-1).view(np.uint8))
     return out.sha256, out.bytes

@@ -163,6 +163,8 @@ class Worker:
         self._committed: int | None = None  # the round of this worker's last accepted commit
         self._next: tuple[dict[str, Any], int] | None = None  # the job node as this worker just published it, and its version
         self._all_merged: tuple[int, float] | None = None  # (round, when this worker first saw all its merge parts in)
+        self._written: set[str] = set()  # the contributions this process committed in round _written_round
+        self._written_round: int | None = None
 
     # -- setup ----------------------------------------------------------------------------------
 
@@ -666,8 +668,14 @@ class Worker:
         if self._delta is None or self._delta.shape != shape or self._delta.dtype != dtype:
             self._delta = np.empty(shape, dtype)
         delta = _model.delta_to(self.model, params, self._delta)
+        # not fsynced (the round's critical path waited ~10-25 ms here for 17 MB to reach the disk,
+        # which then had the merges' writes queued behind it): a contribution is an intermediate of
+        # the open round. A process that dies loses nothing; a file an OS crash cut or left stale
+        # fails the size check or its sum (in the contribution's node) at the merge, and is dropped
+        # and trained again in the round (_drop_unreadable). The merged parameters are fsynced.
+        delta_sum = _merge.word_sum(delta)
         try:
-            _merge.save_array(self.cluster.store, delta_rel, delta, checksum=False)
+            _merge.save_array(self.cluster.store, delta_rel, delta, checksum=False, durable=False)
             if self.needs_counts:
                 _merge.save_array(self.cluster.store, counts_rel, counts.astype(np.int32))
         except StoreError:
@@ -684,7 +692,7 @@ class Worker:
         # the store paths are in the document so that nlpzk gc sees the files as registered: a
         # stopped job's open round keeps its committed contributions until it is resumed
         doc = {"worker": self.id, "contrib": name, "words": raw, "effective": eff, "loss": round(loss, 3), "seconds": round(seconds, 3), "shards": len(held),
-               "units": sorted(l.unit for l in held), "delta": delta_rel, "save_s": round(self.clock() - t_save, 3), "committed_at": registry.now(), **timing}
+               "units": sorted(l.unit for l in held), "delta": delta_rel, "delta_sum": delta_sum, "save_s": round(self.clock() - t_save, 3), "committed_at": registry.now(), **timing}
         if self.needs_counts:
             doc["counts"] = counts_rel
         if self._offline():
@@ -699,6 +707,9 @@ class Worker:
             self.on_event("fenced", {"round": r, "shards": [l.unit for l in held], "error": exc.line()})
             return
         self._committed = r
+        self._written = self._written if self._written_round == r else set()
+        self._written_round = r
+        self._written.add(name)
         self.report.commits += 1
         self.report.words += raw
         self.member.update_async(round=r, words_per_s=round(raw / max(seconds, 1e-6)), loss=round(loss / max(raw, 1), 4))
@@ -741,10 +752,11 @@ class Worker:
     def _drop_unreadable(self, r: int, by_name: dict[str, dict[str, Any]], commits: list[dict[str, str]]) -> bool:
         """Un-commit the round's contributions whose files are missing or incomplete; True if any.
 
-        Checked once per round (headers and sizes only) before any merge work: a contribution that
-        cannot be read (deleted by hand or by an old nlpzk gc, a disk error, a crash on a store
-        without fsync) would otherwise stop every worker at this merge, on every resume. Its units
-        are trained again in this round instead.
+        Checked once per round before any merge work (headers, sizes, and the sum of each other
+        worker's delta its node records, see _commit): a contribution that cannot be read (deleted
+        by hand or by an old nlpzk gc, a disk error, an OS crash before the file reached the disk)
+        would otherwise stop every worker at this merge, on every resume, or be merged as the zero
+        or stale pages the crash left. Its units are trained again in this round instead.
         """
         if self._validated == r:
             return False
@@ -752,9 +764,16 @@ class Worker:
 
         def unreadable(name: str) -> bool:
             delta, counts = self._contribution_files(r, name)
-            return not _merge.readable(self.cluster.store, delta, shape, _merge.stored_dtypes()) or (
+            if not _merge.readable(self.cluster.store, delta, shape, _merge.stored_dtypes()) or (
                 self.needs_counts and not _merge.readable(self.cluster.store, counts, shape[1:2], np.int32)
-            )
+            ):
+                return True
+            # one this process wrote is in its page cache as written; on an object store a file is
+            # there whole or not at all; contributions of older nlpzk carry no sum
+            want = by_name[name].get("delta_sum")
+            if not want or name in self._written or not self.cluster.store.local:
+                return False
+            return _merge.data_sum(self.cluster.store, delta) != want
 
         bad = [n for n in sorted(by_name) if unreadable(n)]
         if not bad:
