@@ -215,7 +215,7 @@ def test_an_npy_file_with_an_odd_header_is_an_integrity_error(tmp_path, case):
         merge.load_array(store, "odd.npy")
     except errors.IntegrityError as exc:
         assert "store file odd.npy is not a readable parameter array" in exc.line()
-    # (else numpy read it as some array: load_params checks its shape and dtype)
+    # (else numpy read it as some array: param_parts, which a worker loads with, checks its shape and dtype)
 
 
 @pytest.mark.parametrize("damage", ["truncated", "other-schema"])

@@ -252,22 +252,11 @@ def part_bounds(v: int, parts: int) -> list[tuple[int, int]]:
     return [(i * v // parts, (i + 1) * v // parts) for i in range(parts)]
 
 
-def load_params(store: Store, parts: Sequence[str], out: np.ndarray | None = None) -> np.ndarray:
-    """The model's matrices ``(2, V, D)`` from the parts (momentum left out).
-
-    Without ``out`` a single local part comes back memory-mapped; with ``out`` (a preallocated
-    ``(2, V, D)`` float32 array, as a worker keeps across rounds) the parts are copied straight
-    into it, with no intermediate concatenation.
-    """
-    if out is None:
-        arrays = [np.asarray(load_array(store, p)[:2]) for p in parts]
-        return arrays[0] if len(arrays) == 1 else np.concatenate(arrays, axis=1)
-    at = 0
-    for a in param_parts(store, parts, out.shape[1], out.shape[2]):
-        n = a.shape[1]
-        out[:, at : at + n] = a[:2]
-        at += n
-    return out
+def load_params(store: Store, parts: Sequence[str]) -> np.ndarray:
+    """The model's matrices ``(2, V, D)`` from the parts (momentum left out); a single local part
+    comes back memory-mapped. (A worker loads its model from :func:`param_parts` directly.)"""
+    arrays = [np.asarray(load_array(store, p)[:2]) for p in parts]
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays, axis=1)
 
 
 def param_parts(store: Store, parts: Sequence[str], rows: int, dim: int) -> list[np.ndarray]:

@@ -750,7 +750,8 @@ class Worker:
         return by_name, commits
 
     def _drop_unreadable(self, r: int, by_name: dict[str, dict[str, Any]], commits: list[dict[str, str]]) -> bool:
-        """Un-commit the round's contributions whose files are missing or incomplete; True if any.
+        """Un-commit the round's contributions whose files are missing, incomplete or not what was
+        written; True if any.
 
         Checked once per round before any merge work (headers, sizes, and the sum of each other
         worker's delta its node records, see _commit): a contribution that cannot be read (deleted
