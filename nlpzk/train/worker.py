@@ -163,8 +163,7 @@ class Worker:
         self._committed: int | None = None  # the round of this worker's last accepted commit
         self._next: tuple[dict[str, Any], int] | None = None  # the job node as this worker just published it, and its version
         self._all_merged: tuple[int, float] | None = None  # (round, when this worker first saw all its merge parts in)
-        self._written: set[str] = set()  # the contributions this process committed in round _written_round
-        self._written_round: int | None = None
+        self._written: tuple[int, set[str]] = (-1, set())  # (round, the contributions this process committed in it)
 
     # -- setup ----------------------------------------------------------------------------------
 
@@ -707,9 +706,9 @@ class Worker:
             self.on_event("fenced", {"round": r, "shards": [l.unit for l in held], "error": exc.line()})
             return
         self._committed = r
-        self._written = self._written if self._written_round == r else set()
-        self._written_round = r
-        self._written.add(name)
+        if self._written[0] != r:
+            self._written = (r, set())
+        self._written[1].add(name)
         self.report.commits += 1
         self.report.words += raw
         self.member.update_async(round=r, words_per_s=round(raw / max(seconds, 1e-6)), loss=round(loss / max(raw, 1), 4))
@@ -734,16 +733,7 @@ class Worker:
         """
         if self._contribs is not None and self._contribs[0] == r:
             return self._contribs[1]
-        by_name: dict[str, dict[str, Any]] = {}
-        if self._separate(r):
-            by_name = self.barrier.contributions(r, names)
-            commits = [{"shard": u, "worker": d["worker"], "contrib": n} for n, d in by_name.items() for u in d.get("units", [])]
-        else:
-            st = self.barrier.state(r)
-            for _unit, d in sorted(st.done.items()):
-                by_name.setdefault(d["contrib"], d)
-            commits = [{"shard": u, "worker": d["worker"], "contrib": d["contrib"]} for u, d in st.done.items()]
-        commits.sort(key=lambda c: c["shard"])
+        by_name, commits = read_contributions(self.barrier, r, self._separate(r), names)
         if [c["shard"] for c in commits] != sorted(self.units):
             return None  # the round was merged and pruned under us: nothing cached, the caller re-reads the job node
         self._contribs = (r, (by_name, commits))
@@ -772,7 +762,7 @@ class Worker:
             # one this process wrote is in its page cache as written; on an object store a file is
             # there whole or not at all; contributions of older nlpzk carry no sum
             want = by_name[name].get("delta_sum")
-            if not want or name in self._written or not self.cluster.store.local:
+            if not want or (self._written[0] == r and name in self._written[1]) or not self.cluster.store.local:
                 return False
             return _merge.data_sum(self.cluster.store, delta) != want
 
@@ -990,20 +980,28 @@ def _ensure_round_log(cluster: Cluster, barrier: RoundBarrier, r: int, rd: dict[
     rel = rd.get("log")
     if rd.get("state") != "merged" or not rel or cluster.store.exists(rel):
         return
-    if rd.get("contribs"):
-        by_name = barrier.contributions(r)
+    by_name, commits = read_contributions(barrier, r, bool(rd.get("contribs")))
+    parts, _free = barrier.merge_state(r, int(rd.get("merge_parts", 0)))
+    if not commits or not parts:
+        return  # pruned already: nothing left to write it from
+    cluster.store.write_bytes(rel, registry.dumps(round_log_doc(r, commits, by_name, parts)))
+
+
+def read_contributions(barrier: RoundBarrier, r: int, separate: bool, names: list[str] | None = None) -> tuple[dict[str, dict[str, Any]], list[dict[str, str]]]:
+    """Round ``r``'s contributions ``{name: doc}`` and its commits ``[{shard, worker, contrib}]``
+    sorted by unit, as its nodes hold them: one node per commit (``separate``: rounds with a
+    ``contribs`` folder; ``names``, their names as just listed), else every unit's done marker."""
+    by_name: dict[str, dict[str, Any]] = {}
+    if separate:
+        by_name = barrier.contributions(r, names)
         commits = [{"shard": u, "worker": d["worker"], "contrib": n} for n, d in by_name.items() for u in d.get("units", [])]
     else:
-        by_name = {}
         st = barrier.state(r)
         for _unit, d in sorted(st.done.items()):
             by_name.setdefault(d["contrib"], d)
         commits = [{"shard": u, "worker": d["worker"], "contrib": d["contrib"]} for u, d in st.done.items()]
-    parts, _free = barrier.merge_state(r, int(rd.get("merge_parts", 0)))
-    if not commits or not parts:
-        return  # pruned already: nothing left to write it from
     commits.sort(key=lambda c: c["shard"])
-    cluster.store.write_bytes(rel, registry.dumps(round_log_doc(r, commits, by_name, parts)))
+    return by_name, commits
 
 
 def tidy_finished(cluster: Cluster, job: str) -> list[int]:
