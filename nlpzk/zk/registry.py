@@ -104,9 +104,11 @@ def children(zk: KazooClient, path: str) -> list[str]:
         return []
 
 
-def get_many(zk: KazooClient, node_paths: list[str]) -> list[tuple[bytes, Any] | None]:
-    """``(data, stat)`` of many nodes with pipelined requests (one round trip for all, not one each); None if gone."""
-    pending = [zk.get_async(p) for p in node_paths]
+def get_many(zk: KazooClient, node_paths: list[str], pending: list[Any] | None = None) -> list[tuple[bytes, Any] | None]:
+    """``(data, stat)`` of many nodes with pipelined requests (one round trip for all, not one each); None if gone.
+
+    ``pending``: their ``get_async`` requests if already sent (behind a transaction, say)."""
+    pending = [zk.get_async(p) for p in node_paths] if pending is None else pending
     out: list[tuple[bytes, Any] | None] = []
     for req in pending:
         try:
@@ -116,9 +118,10 @@ def get_many(zk: KazooClient, node_paths: list[str]) -> list[tuple[bytes, Any] |
     return out
 
 
-def many_json(zk: KazooClient, node_paths: list[str]) -> list[Any | None]:
-    """Read many documents with pipelined requests (one round trip for all, not one each); None if gone."""
-    return [None if got is None else loads(got[0], full_path(zk, p)) for p, got in zip(node_paths, get_many(zk, node_paths))]
+def many_json(zk: KazooClient, node_paths: list[str], pending: list[Any] | None = None) -> list[Any | None]:
+    """Read many documents with pipelined requests (one round trip for all, not one each); None if
+    gone. ``pending`` as :func:`get_many` takes it."""
+    return [None if got is None else loads(got[0], full_path(zk, p)) for p, got in zip(node_paths, get_many(zk, node_paths, pending))]
 
 
 def delete_tree(zk: KazooClient, path: str, attempts: int = 20) -> bool:

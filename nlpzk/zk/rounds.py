@@ -387,13 +387,14 @@ class RoundBarrier:
         mdone = paths.round_merge_done(self.job, r)
         done = f"{mdone}/{held.unit}"
         names = [self.part_name(i) for i in range(parts or 0)]
+        part_paths = [f"{mdone}/{n}" for n in names]
 
         def build(tx) -> None:
             tx.check(*self._open(r))
             tx.create(done, data)
 
         def then() -> list[Any]:
-            return [self.zk.get_async(f"{mdone}/{n}") for n in names]
+            return [self.zk.get_async(p) for p in part_paths]
 
         try:
             pending = self.zk.retry(_lease.commit, self.zk, [held], build, f"merge part {held.unit} of round {r}", **({"then": then} if names else {}))
@@ -405,12 +406,7 @@ class RoundBarrier:
             return None
         if not names:
             return None
-        merged = {}
-        for n, req in zip(names, pending):
-            try:
-                merged[n] = registry.loads(req.get()[0], registry.full_path(self.zk, f"{mdone}/{n}"))
-            except NoNodeError:
-                pass
+        merged = {n: d for n, d in zip(names, registry.many_json(self.zk, part_paths, pending)) if d is not None}
         self._seen[mdone] = set(merged)
         return merged
 
