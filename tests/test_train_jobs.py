@@ -725,29 +725,176 @@ def test_an_unreadable_contribution_is_dropped_and_its_units_trained_again(clust
         wc.close()
 
 
-def test_contributions_are_not_fsynced_and_the_merged_parameters_are(cluster, monkeypatch):
+def test_only_the_checkpoint_is_fsynced_and_off_the_rounds_path(cluster, monkeypatch):
     """A round's deltas go to the page cache only (an intermediate: a process that dies loses
-    nothing, an OS crash is caught by their sums); the merged parameters, the checkpoint a resume
-    starts from, are fsynced before they are published."""
+    nothing, an OS crash is caught by their sums). So do its merged parameters, published at once;
+    they are fsynced after the publish and before the parameters they were made from are deleted
+    (an OS crash costs the newest round, never the one before it). The last round's, the job's
+    final parameters, are fsynced before they are published."""
     import os
 
+    from nlpzk.store import Store
     from nlpzk.train import Worker
+    from nlpzk.zk.rounds import RoundBarrier
 
     _setup(cluster)
-    train.create_job(cluster, "jf", "lee", "lee", epochs=1, syncs_per_epoch=2, dim=8)
-    synced: list[str] = []
-    real = os.fsync
+    train.create_job(cluster, "jf", "lee", "lee", epochs=1, syncs_per_epoch=3, dim=8)
+    seen: list[tuple[str, object]] = []
+    real_fsync, real_delete, real_publish = os.fsync, Store.delete, RoundBarrier.publish
 
     def fsync(fd):
-        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
-        return real(fd)
+        seen.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        return real_fsync(fd)
+
+    def delete(store, rel):
+        seen.append(("delete", rel))
+        return real_delete(store, rel)
+
+    def publish(barrier, r, *args, **kwargs):
+        got = real_publish(barrier, r, *args, **kwargs)
+        seen.append(("publish", r))
+        return got
 
     monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(Store, "delete", delete)
+    monkeypatch.setattr(RoundBarrier, "publish", publish)
     w = Worker(cluster, "jf", poll=0.2)
     _run_to_end(w)
     assert w.report.state == "done"
-    assert not [p for p in synced if "/contrib" in p], synced  # neither the files nor their folder
-    assert len([p for p in synced if "params-" in os.path.basename(p)]) == 2, synced  # each round's merged part
+    assert not [p for kind, p in seen if kind == "fsync" and "/contrib" in p], seen  # neither the files nor their folder
+    logs = _round_logs(cluster, "jf", 3)
+    outputs = [[p["path"] for p in log["merge_parts"]] for log in logs]
+    inputs = [None, *outputs[:-1]]  # round r's input parameters (round 0's are the initial ones)
+
+    def first(kind, match):
+        return next((i for i, (k, v) in enumerate(seen) if k == kind and match(v)), None)
+
+    for r, parts in enumerate(outputs):
+        for rel in parts:
+            synced = first("fsync", lambda p: p.endswith(os.path.basename(rel)))
+            published = first("publish", lambda v: v == r)
+            assert synced is not None and published is not None, (rel, seen)
+            if r < 2:
+                assert published < synced, (r, seen)  # not on the path every worker waits on
+                for old in inputs[r] or []:  # round r's input goes only once its output is on the disk
+                    assert synced < first("delete", lambda v: v == old), (r, seen)
+            else:
+                assert synced < published, seen  # the final parameters: durable before the job is done
+
+
+def test_word_sums_fed_in_pieces_and_a_merged_parts_sum(cluster):
+    """The sum a merge records for its part (taken block by block as it writes) is the sum of the
+    file's data, whatever the blocks' sizes (word boundaries fall inside blocks)."""
+    from nlpzk.train import merge as M
+
+    rng = np.random.default_rng(3)
+    data = rng.integers(0, 256, 1000, dtype=np.uint8)
+    for cuts in ([], [1], [3, 4, 5, 13], [7, 8, 9, 500, 997], list(range(1, 40))):
+        acc = M.WordSum()
+        for a, b in zip([0, *cuts], [*cuts, len(data)]):
+            acc.update(data[a:b])
+        assert acc.hexdigest() == M.word_sum(data), cuts
+    # a merge of uneven blocks (odd row counts x odd dim: most blocks end inside a word)
+    v, d = 37, 3
+    M.save_array(cluster.store, "g.npy", rng.standard_normal((4, v, d)).astype(np.float32))
+    cs = []
+    for i in range(2):
+        M.save_array(cluster.store, f"d{i}.npy", rng.standard_normal((2, v, d)).astype(np.float32))
+        cs.append(M.Contribution(f"d{i}.npy", "", 10))
+    _sha, _n, got = M.merge(cluster.store, "g.npy", cs, "nbmuf", "out.npy", rows=(2, 33), eta=0.5, block_rows=5)
+    assert got == M.data_sum(cluster.store, "out.npy") != M.word_sum(np.zeros((4, 31, d), np.float32))
+
+
+def _crashed_before_round_1s_tidy(cluster, wc, job, monkeypatch):
+    """Run ``job`` (4 rounds) with one in-process worker on ``wc`` until round 1 is published, its
+    background tidy (the fsync of round 1's output, then the deletion of its input) never run:
+    the state an OS crash right after that publish leaves. The job's document at that point."""
+    from nlpzk.train import Worker
+
+    train.create_job(cluster, job, "lee", "lee", epochs=2, syncs_per_epoch=2, dim=16)
+    with monkeypatch.context() as m:
+        m.setattr(Worker, "_tidy", lambda self, r: None)
+        first = Worker(wc, job, poll=0.2)
+        first.on_event = lambda kind, info: first.stop.set() if kind == "merged" and info["round"] == 1 else None
+        _run_to_end(first)
+    assert first.report.state == "stopped"
+    return train.status(cluster, job)
+
+
+def _zero_a_page(cluster, rel):
+    with open(cluster.store.local_path(rel), "r+b") as fh:
+        fh.seek(8192)
+        fh.write(bytes(4096))  # as if it never reached the disk
+
+
+def test_a_round_whose_parameters_an_os_crash_cost_is_merged_again(cluster, config, monkeypatch):
+    """Merged parameters are published before they reach the disk. After an OS crash, a worker that
+    starts finds the round it would start from damaged (the sums its node records): it takes the
+    job back to the round before, still whole, and merges it again (one of whose deltas the crash
+    cost too: dropped and trained again). The job ends with every round, each unit trained once per
+    round, and its word count right."""
+    from nlpzk import testing
+    from nlpzk.train import Worker
+    from nlpzk.zk import rounds
+
+    shards = _setup(cluster)
+    wc = testing.Cluster.connect(config)
+    try:
+        st = _crashed_before_round_1s_tidy(cluster, wc, "jr", monkeypatch)
+        assert st["round"] == 2
+        barrier = rounds.RoundBarrier(cluster.zk, "jr", [])
+        rd2, rd1 = barrier.round_doc(2), barrier.round_doc(1)
+        assert len(rd2["sums"]) == len(rd2["params"]) == 1
+        damaged = rd2["params"][0]
+        _zero_a_page(cluster, damaged)
+        (lost_name, lost), *_ = sorted(barrier.contributions(1).items())
+        _zero_a_page(cluster, lost["delta"])
+        events = []
+        second = Worker(wc, "jr", poll=0.2, on_event=lambda kind, info: events.append((kind, info)))
+        _run_to_end(second)
+        assert second.report.state == "done"
+        assert [info for kind, info in events if kind == "rolled_back"] == [{"round": 2, "to": 1, "damaged": [damaged]}]
+        assert [info["round"] for kind, info in events if kind == "dropped"] == [1]
+        logs = _assert_each_shard_once_per_round(cluster, "jr", shards)
+        assert lost_name not in {c["contrib"] for c in logs[1]["commits"]}
+        assert damaged not in {p["path"] for log in logs for p in log["merge_parts"]}
+        assert not cluster.store.exists(damaged) and not cluster.store.exists(rd1["params"][0])
+        st = train.status(cluster, "jr")
+        assert st["words"] == sum(c["words"] for log in logs for c in log["contributions"])
+        hist = {h["round"]: h for h in st["history"]}
+        for r, log in enumerate(logs[:-1]):  # the schedule's word count went back with the round
+            assert hist[r + 1]["words_before"] == hist[r]["words_before"] + sum(c["words"] for c in log["contributions"])
+    finally:
+        wc.close()
+
+
+def test_damaged_parameters_with_no_round_to_go_back_to_stop_the_worker_with_one_line(cluster, config, cli, monkeypatch):
+    from nlpzk import testing
+    from nlpzk.errors import IntegrityError
+    from nlpzk.train import Worker
+    from nlpzk.train.worker import tidy_round
+    from nlpzk.zk import rounds
+
+    _setup(cluster)
+    wc = testing.Cluster.connect(config)
+    try:
+        _crashed_before_round_1s_tidy(cluster, wc, "jn2", monkeypatch)
+        barrier = rounds.RoundBarrier(cluster.zk, "jn2", [])
+        for r in (0, 1):
+            tidy_round(cluster, barrier, r)  # the tidy ran: round 1's input is gone
+        _zero_a_page(cluster, barrier.round_doc(2)["params"][0])
+        w = Worker(wc, "jn2", poll=0.2)
+        with pytest.raises(IntegrityError, match="round 2 of job jn2 cannot start: its parameters .* no earlier round is left"):
+            w.run()
+        res = cli.run_process("train", "worker", "jn2", timeout=120)
+        assert res.returncode != 0
+        # the worker's log ("joined: ...") and then one error line, no traceback
+        assert "Traceback" not in res.stderr, res.stderr
+        last = res.stderr.strip().splitlines()[-1]
+        assert last.startswith("error: round 2 of job jn2 cannot start") and "no earlier round is left to go back to" in last, res.stderr
+        assert train.status(cluster, "jn2")["round"] == 2
+    finally:
+        wc.close()
 
 
 def test_default_syncs_per_epoch_follow_the_expected_workers(cluster):

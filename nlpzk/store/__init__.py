@@ -220,6 +220,29 @@ class Store:
                 with contextlib.suppress(OSError):
                     self.fs.delete_file(tmp)
 
+    def sync(self, rel: str) -> bool:
+        """Make a file written with ``atomic_output(durable=False)`` durable after all: fsync it and
+        its folder (any process of the machine can: the dirty pages are the file's, not the
+        writer's). A no-op on object stores (an object is durable once written). False if the file
+        is gone."""
+        if not self.local:
+            return self.exists(rel)
+        path = self.full(rel)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise _os_error(exc, f"syncing {rel}") from None
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            raise _os_error(exc, f"syncing {rel}") from None
+        finally:
+            os.close(fd)
+        _fsync_dir(posixpath.dirname(path))
+        return True
+
     def write_bytes(self, rel: str, data: bytes) -> tuple[str, int]:
         with self.atomic_output(rel) as out:
             out.write(data)

@@ -241,6 +241,35 @@ def word_sum(arr: np.ndarray) -> str:
     return f"{total % 2**64:016x}"
 
 
+class WordSum:
+    """:func:`word_sum` of a sequence of arrays' bytes, fed one at a time (``update``): equal to
+    ``word_sum`` of their concatenation, whatever their sizes (bytes left over from a block that
+    does not end on a word boundary start the next one's first word)."""
+
+    def __init__(self) -> None:
+        self._total = 0
+        self._carry = b""  # the bytes of a word still being filled, < 8
+
+    def update(self, arr: np.ndarray) -> None:
+        b = np.ascontiguousarray(arr).reshape(-1).view(np.uint8)
+        at = 0
+        if self._carry:
+            at = min(len(b), 8 - len(self._carry))
+            word = self._carry + b[:at].tobytes()
+            if len(word) < 8:
+                self._carry = word
+                return
+            self._total += int.from_bytes(word, "little")
+            self._carry = b""
+        n8 = (len(b) - at) // 8 * 8
+        if n8:
+            self._total += int(np.add.reduce(b[at:at + n8].view(np.uint64), dtype=np.uint64))
+        self._carry = b[at + n8:].tobytes()
+
+    def hexdigest(self) -> str:
+        return f"{(self._total + int.from_bytes(self._carry, 'little')) % 2**64:016x}"
+
+
 def data_sum(store: Store, rel: str) -> str:
     """:func:`word_sum` of the array in ``.npy`` file ``rel`` (memory-mapped on a local store)."""
     return word_sum(load_array(store, rel))
@@ -295,11 +324,14 @@ def merge(
     eta: float | None = None,
     block_rows: int = BLOCK_ROWS,
     checksum: bool = True,
-) -> tuple[str | None, int]:
+    durable: bool = True,
+) -> tuple[str | None, int, str]:
     """Write rows ``rows`` (default: all) of the next global parameters to ``out_path``.
 
-    Returns ``(sha256, bytes)``. Each worker can reduce its own row range (reduce-scatter): the
-    output is one part of the next parameters, read back with :class:`ParamsReader`.
+    Returns ``(sha256, bytes, sum)``: ``sum`` is :func:`word_sum` of the array's data, taken as it
+    is written (what :func:`data_sum` of the file gives while it is intact). Each worker can reduce
+    its own row range (reduce-scatter): the output is one part of the next parameters, read back
+    with :class:`ParamsReader`. ``durable``: as :meth:`Store.atomic_output`.
     """
     check_rule(rule)
     if not contributions:
@@ -321,7 +353,8 @@ def merge(
         m_out = 4 if momentum else 2
         header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False, "shape": (m_out, v, d)}
         scratch = _SCRATCH if store.local else _Fresh()
-        with store.atomic_output(out_path, checksum=checksum) as out:
+        total = WordSum()
+        with store.atomic_output(out_path, checksum=checksum, durable=durable) as out:
             np.lib.format.write_array_header_1_0(out, header)
             # the (M, V, D) file is written matrix by matrix; each block needs every contribution's
             # rows. On a local store the blocks' buffers are kept for the next merge (same shapes
@@ -344,9 +377,11 @@ def merge(
                     else:
                         g += glob.rows(m, a, b)
                     out.write(g)
+                    total.update(g)
             for step in steps:
                 out.write(step)
-        return out.sha256, out.bytes
+                total.update(step)
+        return out.sha256, out.bytes, total.hexdigest()
     finally:
         for r in [glob, *deltas, *counts]:
             r.close()

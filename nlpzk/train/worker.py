@@ -38,7 +38,7 @@ from ..zk.client import RECONNECT_LIMIT
 from ..zk import members as _members
 from ..zk.members import Member
 from ..zk.rounds import CONNECTION_ERRORS, RoundBarrier, RoundOverview, RoundState
-from . import _model, job as _job, merge as _merge
+from . import _model, job as _job, merge as _merge, recover
 
 log = logging.getLogger("nlpzk.train")
 
@@ -164,6 +164,7 @@ class Worker:
         self._next: tuple[dict[str, Any], int] | None = None  # the job node as this worker just published it, and its version
         self._all_merged: tuple[int, float] | None = None  # (round, when this worker first saw all its merge parts in)
         self._written: tuple[int, set[str]] = (-1, set())  # (round, the contributions this process committed in it)
+        self._checked = False  # whether the parameters this process started from were checked (see _rolled_back)
 
     # -- setup ----------------------------------------------------------------------------------
 
@@ -330,6 +331,8 @@ class Worker:
         if doc.get("state") == "done":
             self._tidy_after_done()
             return True
+        if not self._checked and self._rolled_back(r):
+            return False
         if self.member.ensure():
             self.on_event("rejoined", {"worker": self.id, "round": r})
         # a round just published has nothing leased or done yet; else one read says what is left
@@ -354,6 +357,21 @@ class Worker:
         except IntegrityError:
             self._past(r)  # a merge slept through: its round was published and tidied by others
         return False
+
+    def _rolled_back(self, r: int) -> bool:
+        """Once per process, before its first work: check the parameters round ``r`` starts from
+        (an OS crash may have cost them, see recover.py); if they are damaged, take the job back
+        to the newest round still whole. True if the job moved (the caller reads it again)."""
+        bad = recover.damaged(self.cluster, self._open_round_doc(r))
+        if not bad:
+            self._checked = True
+            return False
+        to = recover.roll_back(self.cluster, self.barrier, r, bad)
+        self._rd = self._glob = self._contribs = None
+        self._validated = None
+        if to is not None:
+            self.on_event("rolled_back", {"round": r, "to": to, "damaged": bad})
+        return True
 
     def _after_connection_loss(self, r: int) -> None:
         """Undo what a call whose reply was lost may have left behind (the session survived).
@@ -823,13 +841,18 @@ class Worker:
         rd = self._open_round_doc(r)
         out_rel = naming.round_params_part(self.job, r + 1, i, uuid.uuid4().hex[:12])
         eta = self.spec.get("eta")
-        _merge.merge(self.cluster.store, _params_list(rd), contribs, self.spec["merge"], out_rel, rows=bounds[i], eta=None if eta is None else float(eta), checksum=False)
+        # to the page cache only, with the sum of what was written: the next round starts from it
+        # at once, and it reaches the disk in the background, before this round's input is
+        # deleted (tidy_round; an OS crash in between costs the round, see recover.py). The last
+        # round's, the job's final parameters, is fsynced before it is published.
+        last = r + 1 >= int(self.spec["rounds"])
+        _sha, _n, part_sum = _merge.merge(self.cluster.store, _params_list(rd), contribs, self.spec["merge"], out_rel, rows=bounds[i], eta=None if eta is None else float(eta), checksum=False, durable=last)
         if self._offline():
             self._drop_offline(out_rel)
             return
         try:
             # the parts merged so far come back in the commit's round trip
-            merged = self.barrier.commit_merge_part(r, held, {"worker": self.id, "path": out_rel, "rows": list(bounds[i]), "seconds": round(self.clock() - t0, 3), "started_at": started_at, "done_at": registry.now()}, parts)
+            merged = self.barrier.commit_merge_part(r, held, {"worker": self.id, "path": out_rel, "rows": list(bounds[i]), "sum": part_sum, "seconds": round(self.clock() - t0, 3), "started_at": started_at, "done_at": registry.now()}, parts)
         except FencedError as exc:
             self.cluster.store.delete(out_rel)
             self.report.fenced += 1
@@ -914,6 +937,9 @@ class Worker:
             alpha=round(_job.alpha_at(spec, int(rd.get("words_before", 0))), 6),
         )
         nxt = None if last else {"round": r + 1, "params": param_parts, "words_before": new_doc["words"], "opened": merged_at}
+        sums = [parts[name].get("sum") for name in sorted(parts)]
+        if nxt is not None and all(sums):
+            nxt["sums"] = sums  # what a worker that starts from this round checks (recover.py)
         new_version = self.barrier.publish(r, version, new_doc, summary, nxt, unclaimed=not locked)
         if new_version is not None:
             if nxt is not None:  # see _step: go on from what was just written
@@ -951,12 +977,21 @@ class Worker:
 
 
 def tidy_round(cluster: Cluster, barrier: RoundBarrier, r: int) -> None:
-    """Drop merged round ``r``'s contributions, input parameters and per-unit nodes (idempotent).
+    """Drop merged round ``r``'s contributions, input parameters and per-unit nodes (idempotent),
+    once the parameters merged from them are on the disk (fsynced).
 
     Files first, nodes last: the round's ``done`` folder still there means "not tidied yet", which
     is what :func:`tidy_finished` looks at."""
     rd = barrier.round_doc(r) or {}
+    if rd and rd.get("state") != "merged":
+        return  # open (again: recover.roll_back): nothing of it may go
     _ensure_round_log(cluster, barrier, r, rd)
+    # the parameters merged from this round reach the disk before anything they were made from is
+    # deleted: an OS crash can then cost the newest round, never the one before it (recover.py)
+    mdone = paths.round_merge_done(barrier.job, r)
+    for d in registry.many_json(cluster.zk, [f"{mdone}/{n}" for n in registry.children(cluster.zk, mdone)]):
+        if isinstance(d, dict) and d.get("path"):
+            cluster.store.sync(d["path"])
     cluster.store.delete_dir(posixpath.dirname(naming.contribution_file(barrier.job, r, "x")))
     for old in _params_list(rd):
         cluster.store.delete(old)

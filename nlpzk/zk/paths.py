@@ -16,11 +16,11 @@ node's document::
     /jobs/<job>/workers/<worker-id>              ephemeral membership
     /jobs/<job>/fences/<shard>                   fence counter per shard (its znode version)
     /jobs/<job>/mfences/<part>                   fence counter per merge part
-    /jobs/<job>/rounds/<r>                       {params, words_before, opened; when merged: words, loss, ...}
+    /jobs/<job>/rounds/<r>                       {params, sums, words_before, opened; when merged: words, loss, ...}
     /jobs/<job>/rounds/<r>/leases/<shard>        ephemeral lease
     /jobs/<job>/rounds/<r>/done/<shard>          {worker, contrib, words, loss}
     /jobs/<job>/rounds/<r>/mleases/<part>        ephemeral lease of a merge row range
-    /jobs/<job>/rounds/<r>/mdone/<part>          {worker, path, rows}
+    /jobs/<job>/rounds/<r>/mdone/<part>          {worker, path, rows, sum}
     /jobs/<job>/rounds/<r>/merge                 ephemeral: the worker publishing round r
     /models/<name>                               {next_version[, deleting]}
     /models/<name>/versions/vNNNNNNNNNN          {path, sha256, vocab, job, spec, eval}

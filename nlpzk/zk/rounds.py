@@ -49,6 +49,10 @@ from . import paths, registry
 #: round created before it has none, and its round document no ``"contribs"`` flag.
 ROUND_FOLDERS = (paths.round_leases, paths.round_done, paths.round_merge_leases, paths.round_merge_done, paths.round_contribs)
 
+#: What an open round's document holds (a merged round's adds its summary to them):
+#: :meth:`RoundBarrier.reopen` keeps these.
+OPEN_ROUND_KEYS = ("round", "params", "sums", "words_before", "opened", "contribs")
+
 #: Keys every job document has from its creation (:func:`create_job`): one without them was
 #: changed outside nlpzk, and reading it as round 0 / no words would train or report the wrong thing.
 JOB_KEYS = ("spec", "state", "round", "words")
@@ -488,6 +492,48 @@ class RoundBarrier:
             return int(results[2 if unclaimed else 0].version)
         if any(isinstance(x, (BadVersionError, NodeExistsError)) for x in bad):
             return None
+        registry.raise_if_refused(results)
+        raise registry.first_error(results)
+
+    def reopen(self, k: int, job_version: int, job_doc: dict[str, Any], round_doc: dict[str, Any]) -> bool:
+        """Atomically take the job back to merged round ``k`` (see ``nlpzk.train.recover``): the job
+        node -> ``job_doc`` (if still at ``job_version``), round ``k`` open again with ``round_doc``
+        and its done markers and contributions (its merge parts, leases and merge node dropped),
+        and every later round's nodes deleted. False if the job node moved meanwhile (or a node
+        appeared under what is deleted: a worker still at work; the caller reads the job again).
+
+        Round ``k``'s node is deleted and created again with the children it keeps: an open
+        round's node is at version 0, which every commit checks (:meth:`_open`)."""
+        rounds = [k]
+        while self.zk.exists(paths.job_round(self.job, rounds[-1] + 1)) is not None:
+            rounds.append(rounds[-1] + 1)
+        subs = [sub(self.job, j) for j in rounds for sub in ROUND_FOLDERS]
+        lists = _lists(self.zk, *subs)
+        kept_dirs = (paths.round_done(self.job, k), paths.round_contribs(self.job, k))
+        kept = {d: dict(zip(names, registry.get_many(self.zk, [f"{d}/{n}" for n in names]))) for d, names in zip(subs, lists) if d in kept_dirs}
+        tx = self.zk.transaction()
+        tx.set_data(paths.job(self.job), registry.dumps(job_doc), version=job_version)
+        for sub, names in zip(subs, lists):
+            for c in names:
+                tx.delete(f"{sub}/{c}")
+            tx.delete(sub)
+        for j in rounds:
+            if self.zk.exists(paths.round_merge(self.job, j)) is not None:
+                tx.delete(paths.round_merge(self.job, j))
+            tx.delete(paths.job_round(self.job, j))
+        tx.create(paths.job_round(self.job, k), registry.dumps(round_doc))
+        for sub in ROUND_FOLDERS:
+            tx.create(sub(self.job, k), b"")
+        for d, children in kept.items():
+            for name, got in children.items():
+                if got is not None:
+                    tx.create(f"{d}/{name}", got[0])
+        results = tx.commit()
+        bad = [x for x in results if isinstance(x, Exception)]
+        if not bad:
+            return True
+        if any(isinstance(x, (BadVersionError, NoNodeError, NotEmptyError, NodeExistsError)) for x in bad):
+            return False
         registry.raise_if_refused(results)
         raise registry.first_error(results)
 
