@@ -782,6 +782,43 @@ def test_only_the_checkpoint_is_fsynced_and_off_the_rounds_path(cluster, monkeyp
                 assert synced < published, seen  # the final parameters: durable before the job is done
 
 
+def test_round_files_written_over_tidied_ones_train_the_same_vectors(cluster, monkeypatch):
+    """A tidied round's files are kept as spares and the next rounds' deltas and merged parts are
+    written over them (their page-cache pages): the same job trains the same vectors with and
+    without that, the spares are used in every round after the first tidies, and none is left once
+    the job is done."""
+    from nlpzk.store import Store
+    from nlpzk.train import Worker, spares, worker as worker_mod
+
+    _setup(cluster)
+    claimed = []
+    real_claim = Store._claim
+
+    def claim(store, rels, tmp):
+        got = real_claim(store, rels, tmp)
+        claimed.append(got)
+        return got
+
+    monkeypatch.setattr(Store, "_claim", claim)
+    vectors = {}
+    for recycle in (True, False):
+        monkeypatch.setattr(worker_mod, "RECYCLE", recycle)
+        job = f"jrc{int(recycle)}"
+        train.create_job(cluster, job, "lee", "lee", epochs=2, syncs_per_epoch=3, dim=16, seed=5)
+        claimed.clear()
+        w = Worker(cluster, job, poll=0.2, worker_id="same-seed")
+        _run_to_end(w)
+        assert w.report.state == "done"
+        vectors[recycle] = train.final_vectors(cluster, job)[0].vectors
+        assert not cluster.store.list(spares.folder(job))
+        if recycle:
+            # a delta and a merged part each of rounds 1-5 (the first spares come from round 0's tidy)
+            assert claimed.count(True) >= 8, claimed
+        else:
+            assert not any(claimed), claimed
+    assert np.array_equal(vectors[True], vectors[False])
+
+
 def test_word_sums_fed_in_pieces_and_a_merged_parts_sum(cluster):
     """The sum a merge records for its part (taken block by block as it writes) is the sum of the
     file's data, whatever the blocks' sizes (word boundaries fall inside blocks)."""

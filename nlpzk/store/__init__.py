@@ -17,7 +17,7 @@ import hashlib
 import os
 import posixpath
 import uuid
-from typing import IO, Iterator
+from typing import IO, Iterator, Sequence
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -179,7 +179,7 @@ class Store:
     # -- writing ------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def atomic_output(self, rel: str, *, checksum: bool = True, durable: bool = True) -> Iterator[HashingWriter]:
+    def atomic_output(self, rel: str, *, checksum: bool = True, durable: bool = True, reuse: Sequence[str] = ()) -> Iterator[HashingWriter]:
         """Write ``rel`` atomically; the yielded writer reports ``sha256`` and ``bytes`` afterwards.
 
         ``checksum=False`` skips the sha256 for bulk files nobody verifies by hash (a training
@@ -188,6 +188,11 @@ class Store:
         for intermediates whose readers detect a file an OS crash cut or left stale and can make
         it again (a training round's contributions): still renamed into place complete, and a
         process that dies loses nothing (the page cache keeps what it wrote).
+        ``reuse`` (local stores): files nobody reads any more (a job's spares, see
+        ``naming.job_spare``); the first that can be claimed (renamed to the temporary name: two
+        writers never get the same one) is written over in place and cut to size, so the write
+        lands in pages the page cache already holds. Allocating fresh ones cost up to ten times
+        the copy here (``bench/diag_page_cache_writes.py``). None left: a new file as usual.
         """
         target = self.full(rel)
         parent = posixpath.dirname(target)
@@ -199,9 +204,12 @@ class Store:
         ok = False
         try:
             if self.local:
-                with open(tmp, "wb") as raw:
+                reused = self._claim(reuse, tmp)
+                with open(tmp, "r+b" if reused else "wb") as raw:
                     writer = HashingWriter(raw, checksum, write_behind=WRITE_BEHIND if durable else 0)
                     yield writer
+                    if reused:
+                        raw.truncate()  # at the end of what was written: a longer file's tail goes
                     raw.flush()
                     if durable:
                         os.fsync(raw.fileno())
@@ -242,6 +250,17 @@ class Store:
             os.close(fd)
         _fsync_dir(posixpath.dirname(path))
         return True
+
+    def _claim(self, spares: Sequence[str], tmp: str) -> bool:
+        for rel in spares:
+            try:
+                os.rename(self.full(rel), tmp)
+            except OSError:
+                continue  # taken by another writer, or gone
+            with contextlib.suppress(OSError):
+                os.utime(tmp)  # fresh for nlpzk gc: it is being written, not an old leftover
+            return True
+        return False
 
     def write_bytes(self, rel: str, data: bytes) -> tuple[str, int]:
         with self.atomic_output(rel) as out:

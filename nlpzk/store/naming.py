@@ -60,6 +60,12 @@ def contribution_counts(job: str, r: int, name: str) -> str:
     return f"{job_dir(job)}/rounds/{r:08d}/contrib/{name}.counts.npy"
 
 
+def job_spare(job: str, name: str) -> str:
+    """A tidied round file kept for its page-cache pages: the job's workers write their next round
+    files over it (``Store.atomic_output(reuse=)``) instead of into freshly allocated pages."""
+    return f"{job_dir(job)}/spare/{name}"
+
+
 def contribution_file(job: str, r: int, name: str) -> str:
     return f"{job_dir(job)}/rounds/{r:08d}/contrib/{name}.npy"
 

@@ -325,13 +325,14 @@ def merge(
     block_rows: int = BLOCK_ROWS,
     checksum: bool = True,
     durable: bool = True,
+    reuse: Sequence[str] = (),
 ) -> tuple[str | None, int, str]:
     """Write rows ``rows`` (default: all) of the next global parameters to ``out_path``.
 
     Returns ``(sha256, bytes, sum)``: ``sum`` is :func:`word_sum` of the array's data, taken as it
     is written (what :func:`data_sum` of the file gives while it is intact). Each worker can reduce
     its own row range (reduce-scatter): the output is one part of the next parameters, read back
-    with :class:`ParamsReader`. ``durable``: as :meth:`Store.atomic_output`.
+    with :class:`ParamsReader`. ``durable``, ``reuse``: as :meth:`Store.atomic_output`.
     """
     check_rule(rule)
     if not contributions:
@@ -354,7 +355,7 @@ def merge(
         header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False, "shape": (m_out, v, d)}
         scratch = _SCRATCH if store.local else _Fresh()
         total = WordSum()
-        with store.atomic_output(out_path, checksum=checksum, durable=durable) as out:
+        with store.atomic_output(out_path, checksum=checksum, durable=durable, reuse=reuse) as out:
             np.lib.format.write_array_header_1_0(out, header)
             # the (M, V, D) file is written matrix by matrix; each block needs every contribution's
             # rows. On a local store the blocks' buffers are kept for the next merge (same shapes
@@ -499,13 +500,13 @@ def _combine(rule: str, blocks: list[np.ndarray], counts: list[np.ndarray], wsha
     return np.where(seen[:, None], weighted, mean)
 
 
-def save_array(store: Store, rel: str, arr: np.ndarray, *, checksum: bool = True, durable: bool = True) -> tuple[str | None, int]:
-    """Write ``arr`` as ``.npy`` through the store (atomic; ``durable`` as ``Store.atomic_output``).
+def save_array(store: Store, rel: str, arr: np.ndarray, *, checksum: bool = True, durable: bool = True, reuse: Sequence[str] = ()) -> tuple[str | None, int]:
+    """Write ``arr`` as ``.npy`` through the store (atomic; ``durable``, ``reuse`` as ``Store.atomic_output``).
 
     The array's buffer goes to the file as it is (``np.save`` would copy it into chunks first).
     """
     arr = np.ascontiguousarray(arr)
-    with store.atomic_output(rel, checksum=checksum, durable=durable) as out:
+    with store.atomic_output(rel, checksum=checksum, durable=durable, reuse=reuse) as out:
         np.lib.format.write_array_header_1_0(out, np.lib.format.header_data_from_array_1_0(arr))
         out.write(arr.reshape(-1).view(np.uint8))
     return out.sha256, out.bytes

@@ -32,13 +32,13 @@ from kazoo.exceptions import ConnectionLoss, NoNodeError
 from ..cluster import Cluster, public
 from ..corpus import ShardInfo, read_shard
 from ..errors import ConflictError, FencedError, IntegrityError, StoreError, TrainingError, WrongStoreError, ZkUnavailableError
-from ..store import naming
+from ..store import is_tmp, naming
 from ..zk import paths, registry
 from ..zk.client import RECONNECT_LIMIT
 from ..zk import members as _members
 from ..zk.members import Member
 from ..zk.rounds import CONNECTION_ERRORS, RoundBarrier, RoundOverview, RoundState
-from . import _model, job as _job, merge as _merge, recover
+from . import _model, job as _job, merge as _merge, recover, spares
 
 log = logging.getLogger("nlpzk.train")
 
@@ -48,6 +48,10 @@ Event = Callable[[str, dict[str, Any]], None]
 #: whose part landed last (which publishes in the same breath, normally within milliseconds)
 #: before publishing it itself: what a publisher that died between the two costs the round.
 PUBLISH_GRACE = 0.5
+
+#: Tidied round files kept as spares for the next rounds' writes (spares.py); tests turn it off
+#: to compare.
+RECYCLE = True
 
 
 @dataclasses.dataclass
@@ -408,7 +412,11 @@ class Worker:
             log.warning("writing %s of %s failed: %r", rel, self.job, exc)
 
     def _tidy(self, r: int) -> None:
-        tidy_round(self.cluster, self.barrier, r)
+        tidy_round(self.cluster, self.barrier, r, recycle=RECYCLE)
+
+    def _spares(self, nbytes: int) -> list[str]:
+        """Spare files to write a round file of ``nbytes`` (plus its header) over (spares.py)."""
+        return spares.candidates(self.cluster.store, self.job, nbytes + 128) if RECYCLE else []
 
     def _read_ahead(self, r: int) -> tuple[Any, Any]:
         """Send the reads of round ``r``'s document (unless known) and of the job's members without
@@ -692,7 +700,7 @@ class Worker:
         # and trained again in the round (_drop_unreadable). The merged parameters are fsynced.
         delta_sum = _merge.word_sum(delta)
         try:
-            _merge.save_array(self.cluster.store, delta_rel, delta, checksum=False, durable=False)
+            _merge.save_array(self.cluster.store, delta_rel, delta, checksum=False, durable=False, reuse=self._spares(delta.nbytes))
             if self.needs_counts:
                 _merge.save_array(self.cluster.store, counts_rel, counts.astype(np.int32))
         except StoreError:
@@ -846,7 +854,9 @@ class Worker:
         # deleted (tidy_round; an OS crash in between costs the round, see recover.py). The last
         # round's, the job's final parameters, is fsynced before it is published.
         last = r + 1 >= int(self.spec["rounds"])
-        _sha, _n, part_sum = _merge.merge(self.cluster.store, _params_list(rd), contribs, self.spec["merge"], out_rel, rows=bounds[i], eta=None if eta is None else float(eta), checksum=False, durable=last)
+        nbytes = (4 if "bmuf" in self.spec["merge"] else 2) * (bounds[i][1] - bounds[i][0]) * int(self.spec["dim"]) * 4
+        _sha, _n, part_sum = _merge.merge(self.cluster.store, _params_list(rd), contribs, self.spec["merge"], out_rel, rows=bounds[i], eta=None if eta is None else float(eta),
+                                          checksum=False, durable=last, reuse=self._spares(nbytes))
         if self._offline():
             self._drop_offline(out_rel)
             return
@@ -976,7 +986,7 @@ class Worker:
             self.on_event("register_failed", {"error": exc.line()})
 
 
-def tidy_round(cluster: Cluster, barrier: RoundBarrier, r: int) -> None:
+def tidy_round(cluster: Cluster, barrier: RoundBarrier, r: int, *, recycle: bool = False) -> None:
     """Drop merged round ``r``'s contributions, input parameters and per-unit nodes (idempotent),
     once the parameters merged from them are on the disk (fsynced).
 
@@ -992,7 +1002,10 @@ def tidy_round(cluster: Cluster, barrier: RoundBarrier, r: int) -> None:
     for d in registry.many_json(cluster.zk, [f"{mdone}/{n}" for n in registry.children(cluster.zk, mdone)]):
         if isinstance(d, dict) and d.get("path"):
             cluster.store.sync(d["path"])
-    cluster.store.delete_dir(posixpath.dirname(naming.contribution_file(barrier.job, r, "x")))
+    contrib_dir = posixpath.dirname(naming.contribution_file(barrier.job, r, "x"))
+    if recycle:  # kept for their pages: the next rounds' files are written over them (spares.py)
+        spares.retire(cluster.store, barrier.job, [f for f in cluster.store.list(contrib_dir) if not is_tmp(f)] + _params_list(rd))
+    cluster.store.delete_dir(contrib_dir)
     for old in _params_list(rd):
         cluster.store.delete(old)
     barrier.prune(r)
@@ -1050,6 +1063,7 @@ def tidy_finished(cluster: Cluster, job: str) -> list[int]:
     if doc.get("state") != "done":
         return []
     cluster.store.delete_dir(posixpath.dirname(naming.job_probe(job, "x")))  # no worker has any use for them now
+    cluster.store.delete_dir(spares.folder(job))
     last = int(doc["spec"]["rounds"]) - 1
     barrier = RoundBarrier(cluster.zk, job, [])
     tidied = []
