@@ -507,7 +507,9 @@ class RoundBarrier:
         rounds = [k]
         while self.zk.exists(paths.job_round(self.job, rounds[-1] + 1)) is not None:
             rounds.append(rounds[-1] + 1)
-        subs = [sub(self.job, j) for j in rounds for sub in ROUND_FOLDERS]
+        # only the folders there: a round created by an older nlpzk has no contribs folder, and a
+        # delete of it would fail this transaction every time
+        subs = [sub for sub in (f(self.job, j) for j in rounds for f in ROUND_FOLDERS) if self.zk.exists(sub) is not None]
         lists = _lists(self.zk, *subs)
         kept_dirs = (paths.round_done(self.job, k), paths.round_contribs(self.job, k))
         kept = {d: dict(zip(names, registry.get_many(self.zk, [f"{d}/{n}" for n in names]))) for d, names in zip(subs, lists) if d in kept_dirs}
