@@ -25,7 +25,7 @@ from typing import Any
 from ..cluster import Cluster
 from ..errors import IntegrityError
 from ..store import naming
-from ..zk import paths, registry
+from ..zk import paths
 from ..zk.rounds import OPEN_ROUND_KEYS, RoundBarrier
 from . import merge as _merge
 
@@ -82,7 +82,7 @@ def roll_back(cluster: Cluster, barrier: RoundBarrier, r: int, bad: list[str]) -
         )
     rd_k = docs[target]
     later = [barrier.round_doc(j) or {} for j in range(target + 1, r + 1)]
-    merged_since = [d.get("path") for j in range(target + 1, r + 1) for d in _docs(cluster, paths.round_merge_done(job, j))]
+    merged_since = [d.get("path") for j in range(target + 1, r + 1) for d in barrier.merged_parts(j).values()]
     reopened = {key: rd_k[key] for key in OPEN_ROUND_KEYS if key in rd_k}
     if not barrier.reopen(target, version, dict(doc, round=target, words=int(rd_k.get("words_before", 0))), reopened):
         return None
@@ -101,11 +101,6 @@ def roll_back(cluster: Cluster, barrier: RoundBarrier, r: int, bad: list[str]) -
         cluster.store.delete(naming.round_log(job, j))
     log.warning("job %s: round %d's parameters were damaged (%s); went back to round %d, which is merged again", job, r, ", ".join(bad), target)
     return target
-
-
-def _docs(cluster: Cluster, folder: str) -> list[dict[str, Any]]:
-    names = registry.children(cluster.zk, folder)
-    return [d for d in registry.many_json(cluster.zk, [f"{folder}/{n}" for n in names]) if isinstance(d, dict)]
 
 
 def _merge_inputs(rd: dict[str, Any]) -> list[str]:

@@ -998,9 +998,8 @@ def tidy_round(cluster: Cluster, barrier: RoundBarrier, r: int, *, recycle: bool
     _ensure_round_log(cluster, barrier, r, rd)
     # the parameters merged from this round reach the disk before anything they were made from is
     # deleted: an OS crash can then cost the newest round, never the one before it (recover.py)
-    mdone = paths.round_merge_done(barrier.job, r)
-    for d in registry.many_json(cluster.zk, [f"{mdone}/{n}" for n in registry.children(cluster.zk, mdone)]):
-        if isinstance(d, dict) and d.get("path"):
+    for d in barrier.merged_parts(r).values():
+        if d.get("path"):
             cluster.store.sync(d["path"])
     contrib_dir = posixpath.dirname(naming.contribution_file(barrier.job, r, "x"))
     if recycle:  # kept for their pages: the next rounds' files are written over them (spares.py)

@@ -358,6 +358,11 @@ class RoundBarrier:
         free = [self.part_name(i) for i in range(parts) if self.part_name(i) not in done and self.part_name(i) not in leased]
         return done, free
 
+    def merged_parts(self, r: int) -> dict[str, dict[str, Any]]:
+        """Round ``r``'s merged parts ``{part: doc}`` as they are now (two round trips; unlike
+        :meth:`merge_state`, not remembered for :meth:`wait`: for the tidy and recovery)."""
+        return _docs(self.zk, paths.round_merge_done(self.job, r))
+
     def lease_merge_part(self, r: int, owner: str, parts: int, free: list[str] | None = None) -> _lease.Lease | None:
         """Lease a row range of round ``r``'s merge (reduce-scatter: every worker reduces some rows).
 
