@@ -995,10 +995,11 @@ def tidy_round(cluster: Cluster, barrier: RoundBarrier, r: int, *, recycle: bool
     rd = barrier.round_doc(r) or {}
     if rd and rd.get("state") != "merged":
         return  # open (again: recover.roll_back): nothing of it may go
-    _ensure_round_log(cluster, barrier, r, rd)
+    parts = barrier.merged_parts(r)
+    _ensure_round_log(cluster, barrier, r, rd, parts)
     # the parameters merged from this round reach the disk before anything they were made from is
     # deleted: an OS crash can then cost the newest round, never the one before it (recover.py)
-    for d in barrier.merged_parts(r).values():
+    for d in parts.values():
         if d.get("path"):
             cluster.store.sync(d["path"])
     contrib_dir = posixpath.dirname(naming.contribution_file(barrier.job, r, "x"))
@@ -1021,14 +1022,14 @@ def round_log_doc(r: int, commits: list[dict[str, str]], by_name: dict[str, dict
     }
 
 
-def _ensure_round_log(cluster: Cluster, barrier: RoundBarrier, r: int, rd: dict[str, Any]) -> None:
-    """Write merged round ``r``'s log from its nodes if its publisher did not (it writes it after
-    the publish, and may die first): before the tidy prunes the nodes it is made from."""
+def _ensure_round_log(cluster: Cluster, barrier: RoundBarrier, r: int, rd: dict[str, Any], parts: dict[str, dict[str, Any]]) -> None:
+    """Write merged round ``r``'s log from its nodes (``parts``: its merged parts, as
+    :meth:`RoundBarrier.merged_parts` read them) if its publisher did not (it writes it after the
+    publish, and may die first): before the tidy prunes the nodes it is made from."""
     rel = rd.get("log")
     if rd.get("state") != "merged" or not rel or cluster.store.exists(rel):
         return
     by_name, commits = read_contributions(barrier, r, bool(rd.get("contribs")))
-    parts, _free = barrier.merge_state(r, int(rd.get("merge_parts", 0)))
     if not commits or not parts:
         return  # pruned already: nothing left to write it from
     cluster.store.write_bytes(rel, registry.dumps(round_log_doc(r, commits, by_name, parts)))
